@@ -1,0 +1,277 @@
+//! The controller process: telemetry, the metrics and health endpoint, and the kube-runtime
+//! Controller wired to the reconciler.
+
+use crate::backoff::BackoffPolicy;
+use crate::cli::{LogFormat, RunArgs};
+use crate::controller::{error_policy, reconcile, Context, Settings, MANAGER};
+use crate::crd::ModelImport;
+use crate::metrics::Metrics;
+use crate::modelstudio::{ApiKey, HttpClient, HttpClientConfig};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tracing::{error, info, warn};
+
+/// Why the controller could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("could not read the API key file {path}: {source}")]
+    ApiKeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to Kubernetes (check the kubeconfig or in-cluster config): {0}")]
+    Kube(#[source] kube::Error),
+    #[error("could not serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Installs the log subscriber. RUST_LOG filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The default API key: the file named by --api-key-file, else DASHSCOPE_API_KEY.
+fn default_api_key(args: &RunArgs) -> Result<Option<ApiKey>, StartError> {
+    if let Some(path) = &args.api_key_file {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::ApiKeyFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return ApiKey::new(text).map(Some).ok_or_else(|| {
+            StartError::Config(format!("the API key file {} is empty", path.display()))
+        });
+    }
+    Ok(std::env::var("DASHSCOPE_API_KEY")
+        .ok()
+        .and_then(ApiKey::new))
+}
+
+/// Checks the flags that clap cannot.
+fn settings(args: &RunArgs) -> Result<Settings, StartError> {
+    if args.poll_interval.is_zero() {
+        return Err(StartError::Config(
+            "--poll-interval must be more than 0s".into(),
+        ));
+    }
+    if args.concurrency == 0 {
+        return Err(StartError::Config(
+            "--concurrency must be at least 1".into(),
+        ));
+    }
+    if args.backoff_base.is_zero() || args.backoff_max < args.backoff_base {
+        return Err(StartError::Config(
+            "--backoff-base must be more than 0s and at most --backoff-max".into(),
+        ));
+    }
+    Ok(Settings {
+        poll_interval: args.poll_interval,
+        resync_interval: args.resync_interval,
+        backoff: BackoffPolicy {
+            base: args.backoff_base,
+            cap: args.backoff_max,
+        },
+        default_api_key: default_api_key(args)?,
+    })
+}
+
+/// The /metrics, /healthz and /readyz endpoints.
+pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "waiting for the first list of ModelImports",
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        )
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), StartError> {
+    let settings = settings(&args)?;
+    let jobs = HttpClient::new(HttpClientConfig {
+        endpoint: args.endpoint.clone(),
+        timeout: args.request_timeout,
+        user_agent: format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
+    })
+    .map_err(StartError::Config)?;
+    let client = Client::try_default().await.map_err(StartError::Kube)?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| StartError::Metrics {
+            addr: args.metrics_addr,
+            source,
+        })?;
+    let router = health_router(metrics.clone(), ready.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!(error = %e, "metrics server stopped");
+        }
+    });
+
+    let api: Api<ModelImport> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let ctx = Arc::new(Context::new(client, Arc::new(jobs), metrics, settings));
+    info!(
+        endpoint = %args.endpoint,
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        poll_interval = ?args.poll_interval,
+        "starting controller"
+    );
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(args.concurrency));
+    let store = controller.store();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+        }
+    });
+    controller
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    controller::Error::ObjectNotFound(_) => {}
+                    e => warn!(error = %e, "controller event"),
+                }
+            }
+        })
+        .await;
+    info!("controller stopped");
+    Ok(())
+}
+
+/// Serves the Model Studio simulator until Ctrl-C or SIGTERM.
+pub async fn serve_simulator(args: crate::cli::SimulatorArgs) -> Result<(), std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    info!(addr = %listener.local_addr()?, "Model Studio simulator listening");
+    let simulator = modelstudio_simulator::Simulator::new(args.config);
+    modelstudio_simulator::serve(listener, simulator, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["modelstudio-controller", "run"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_bad_values_are_refused() {
+        let a = run_args(&["--poll-interval", "10s", "--resync-interval", "2m"]);
+        assert_eq!(a.poll_interval, std::time::Duration::from_secs(10));
+        assert_eq!(a.resync_interval, std::time::Duration::from_secs(120));
+        let e = Cli::try_parse_from(["x", "run", "--poll-interval", "ten"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10s"), "{e}");
+        assert!(settings(&run_args(&["--poll-interval", "0s"])).is_err());
+        assert!(settings(&run_args(&["--concurrency", "0"])).is_err());
+        assert!(settings(&run_args(&["--backoff-base", "10m", "--backoff-max", "1m"])).is_err());
+    }
+
+    #[test]
+    fn api_key_file_is_read_and_trimmed() {
+        let dir = std::env::temp_dir().join(format!("msc-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "sk-from-file\n").unwrap();
+        let a = run_args(&["--api-key-file", path.to_str().unwrap()]);
+        assert_eq!(
+            settings(&a).unwrap().default_api_key.unwrap().expose(),
+            "sk-from-file"
+        );
+        std::fs::write(&path, "\n").unwrap();
+        assert!(settings(&a).unwrap_err().to_string().contains("empty"));
+        let a = run_args(&["--api-key-file", dir.join("missing").to_str().unwrap()]);
+        assert!(settings(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("could not read"));
+    }
+}

@@ -1,0 +1,101 @@
+//! Command-line interface. Every flag can also be set from an environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "modelstudio-controller",
+    version,
+    about = "Manage Alibaba Cloud Model Studio model imports from Kubernetes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller against the cluster of the kubeconfig (or in-cluster config).
+    Run(RunArgs),
+    /// Print the ModelImport CustomResourceDefinition as YAML.
+    Crd,
+    /// Serve the Model Studio simulator.
+    Simulator(SimulatorArgs),
+}
+
+/// Log output format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write a duration like 10s, 2m or 500ms"))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Model Studio base URL: https://dashscope-intl.aliyuncs.com (Singapore),
+    /// https://dashscope.aliyuncs.com (Beijing), or a simulator such as http://127.0.0.1:8089.
+    #[arg(
+        long,
+        env = "MODELSTUDIO_ENDPOINT",
+        default_value = "https://dashscope-intl.aliyuncs.com"
+    )]
+    pub endpoint: String,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "MODELSTUDIO_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// How many ModelImports are reconciled at once.
+    #[arg(long, env = "MODELSTUDIO_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+
+    /// How often a job in progress, or a blocked deletion, is checked.
+    #[arg(long, env = "MODELSTUDIO_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// How often a finished job is checked again (0s: never).
+    #[arg(long, env = "MODELSTUDIO_RESYNC_INTERVAL", default_value = "30m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// Time allowed for one request to Model Studio.
+    #[arg(long, env = "MODELSTUDIO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// First retry delay after a failure; it doubles up to --backoff-max.
+    #[arg(long, env = "MODELSTUDIO_BACKOFF_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+
+    /// Longest retry delay after failures.
+    #[arg(long, env = "MODELSTUDIO_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "MODELSTUDIO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "MODELSTUDIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// File holding the default API key, used by ModelImports without spec.apiKeySecretRef.
+    /// The environment variable DASHSCOPE_API_KEY can hold it instead.
+    #[arg(long, env = "MODELSTUDIO_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulatorArgs {
+    /// Address to serve on.
+    #[arg(long, env = "SIMULATOR_ADDR", default_value = "127.0.0.1:8089")]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub config: modelstudio_simulator::SimulatorConfig,
+}

@@ -1,0 +1,616 @@
+//! The reconciler: observe the resource, decide with [`crate::decision`], act on Model Studio and
+//! the Kubernetes API, record the status. IO lives here; the decisions do not.
+
+use crate::backoff::{BackoffPolicy, FailureCounts};
+use crate::crd::{ModelImport, ModelImportStatus, Phase, FINALIZER};
+use crate::decision::{
+    self, DeletionOutcome, ErrorOutcome, Health, Operation, Plan, ReleaseReason, Requeue, Snapshot,
+};
+use crate::metrics::{ApiLabels, Metrics, ReconcileLabels};
+use crate::modelstudio::{ApiError, ApiKey, CreateJob, ImportJob, ImportJobs, StorageInfo};
+use crate::status::{self, Update};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// The name this controller writes with and reports events as.
+pub const MANAGER: &str = "modelstudio-controller";
+
+/// Errors of the Kubernetes side of a reconcile, one variant per operation. Remote API errors are
+/// not here: they become conditions, not reconcile failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not add the finalizer: {0}")]
+    AddFinalizer(#[source] kube::Error),
+    #[error("could not remove the finalizer: {0}")]
+    RemoveFinalizer(#[source] kube::Error),
+    #[error("could not write the status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("could not read the API key Secret: {0}")]
+    ReadSecret(#[source] kube::Error),
+}
+
+impl Error {
+    /// A static name of the variant, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::AddFinalizer(_) => "AddFinalizer",
+            Error::RemoveFinalizer(_) => "RemoveFinalizer",
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::ReadSecret(_) => "ReadSecret",
+        }
+    }
+}
+
+/// Timing and credentials of the reconciler.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often a job in progress (or a blocked deletion) is looked at.
+    pub poll_interval: Duration,
+    /// How often a finished job is checked again; zero turns it off.
+    pub resync_interval: Duration,
+    /// Backoff after failures.
+    pub backoff: BackoffPolicy,
+    /// The key used when a resource names no Secret.
+    pub default_api_key: Option<ApiKey>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            poll_interval: Duration::from_secs(30),
+            resync_interval: Duration::from_secs(1800),
+            backoff: BackoffPolicy::default(),
+            default_api_key: None,
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub jobs: Arc<dyn ImportJobs>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    pub failures: FailureCounts,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        jobs: Arc<dyn ImportJobs>,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
+        let reporter = kube::runtime::events::Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            jobs,
+            metrics,
+            settings,
+            failures: FailureCounts::default(),
+        }
+    }
+
+    /// Calls the API and counts the call by operation and result.
+    async fn call<T, F>(&self, operation: &'static str, f: F) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        let start = Instant::now();
+        let result = f.await;
+        let labels = ApiLabels {
+            operation,
+            result: match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
+        };
+        self.metrics.api_requests.get_or_create(&labels).inc();
+        self.metrics
+            .api_request_duration
+            .get_or_create(&labels)
+            .observe(start.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn publish(
+        &self,
+        obj: &ModelImport,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        match self.recorder.publish(&event, &obj.object_ref(&())).await {
+            Ok(()) => {
+                self.metrics.events_published.inc();
+            }
+            Err(e) => warn!(error = %e, reason, "could not publish an event"),
+        }
+    }
+
+    /// The action for a requeue decision; backoff grows with consecutive failures of `key`.
+    fn action(&self, key: &str, requeue: Requeue) -> Action {
+        if !matches!(requeue, Requeue::Backoff { .. }) {
+            self.failures.succeeded(key);
+        }
+        match requeue {
+            Requeue::Poll => Action::requeue(self.settings.poll_interval),
+            Requeue::Resync if self.settings.resync_interval.is_zero() => Action::await_change(),
+            Requeue::Resync => Action::requeue(self.settings.resync_interval),
+            Requeue::Never => Action::await_change(),
+            Requeue::Backoff { min } => {
+                let attempt = self.failures.failed(key);
+                let jitter: f64 = rand::random();
+                Action::requeue(self.settings.backoff.delay(attempt, jitter, min))
+            }
+        }
+    }
+}
+
+/// Reads what the decision needs from the resource.
+pub fn snapshot(obj: &ModelImport) -> Snapshot {
+    let status = obj.status.clone().unwrap_or_default();
+    Snapshot {
+        generation: obj.metadata.generation,
+        deleting: obj.metadata.deletion_timestamp.is_some(),
+        has_finalizer: obj.finalizers().iter().any(|f| f == FINALIZER),
+        deletion_policy: obj.spec.deletion_policy,
+        spec_job_id: obj.spec.job_id.clone(),
+        status_job_id: status.job_id.clone(),
+        stalled_generation: status::stalled_generation(&status),
+    }
+}
+
+fn step_name(plan: &Plan) -> &'static str {
+    match plan {
+        Plan::AddFinalizer => "add_finalizer",
+        Plan::Create => "create",
+        Plan::Adopt { .. } => "adopt",
+        Plan::Poll { .. } => "poll",
+        Plan::JobIdConflict { .. } => "job_id_conflict",
+        Plan::WaitForSpecChange => "wait_for_spec_change",
+        Plan::Delete { .. } => "delete",
+        Plan::Release { .. } => "release",
+        Plan::Nothing => "nothing",
+    }
+}
+
+/// Reconciles one ModelImport.
+pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<ModelImport> = Api::namespaced(ctx.client.clone(), &namespace);
+    let key = obj
+        .uid()
+        .unwrap_or_else(|| format!("{namespace}/{}", obj.name_any()));
+    let plan = decision::plan(&snapshot(&obj));
+    let step = step_name(&plan);
+    let r = Reconcile {
+        obj: &obj,
+        ctx: &ctx,
+        api: &api,
+        key: &key,
+    };
+    let result = match plan {
+        Plan::AddFinalizer => r.add_finalizer().await,
+        Plan::Create => r.create().await,
+        Plan::Adopt { job_id } => r.read_job(&job_id, Operation::Adopt).await,
+        Plan::Poll { job_id } => r.read_job(&job_id, Operation::Poll).await,
+        Plan::JobIdConflict { spec, status } => {
+            let outcome = ErrorOutcome {
+                health: Health::Stalled {
+                    reason: "JobIdConflict",
+                    message: format!(
+                        "spec.jobId {spec} names another job than the one this resource already tracks ({status}); \
+                         create a new ModelImport to adopt {spec}"
+                    ),
+                },
+                requeue: Requeue::Never,
+            };
+            r.record_outcome(outcome, None).await
+        }
+        Plan::WaitForSpecChange | Plan::Nothing => Ok(Action::await_change()),
+        Plan::Delete { job_id } => r.delete(&job_id).await,
+        Plan::Release { reason } => r.release(reason).await,
+    };
+    ctx.metrics
+        .reconciliations
+        .get_or_create(&ReconcileLabels {
+            step,
+            result: match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
+        })
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .observe(start.elapsed().as_secs_f64());
+    result
+}
+
+/// Requeue after a Kubernetes-side failure, with the same backoff as remote failures.
+pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(name = %obj.name_any(), namespace = ?obj.namespace(), error = %error, "reconcile failed");
+    let key = obj.uid().unwrap_or_else(|| obj.name_any());
+    ctx.action(&key, Requeue::Backoff { min: None })
+}
+
+struct Reconcile<'a> {
+    obj: &'a ModelImport,
+    ctx: &'a Context,
+    api: &'a Api<ModelImport>,
+    key: &'a str,
+}
+
+impl Reconcile<'_> {
+    fn name(&self) -> String {
+        self.obj.name_any()
+    }
+
+    async fn add_finalizer(&self) -> Result<Action, Error> {
+        let patch = match &self.obj.metadata.finalizers {
+            None => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+            ]),
+            Some(list) => json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": list},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+            ]),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(patch)
+            .map_err(|e| Error::AddFinalizer(kube::Error::SerdeError(e)))?;
+        self.api
+            .patch(
+                &self.name(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+            .map_err(Error::AddFinalizer)?;
+        // The patch itself triggers the next reconcile.
+        Ok(Action::await_change())
+    }
+
+    async fn remove_finalizer(&self) -> Result<(), Error> {
+        let Some(index) = self.obj.finalizers().iter().position(|f| f == FINALIZER) else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": path, "value": FINALIZER},
+            {"op": "remove", "path": path},
+        ]))
+        .map_err(|e| Error::RemoveFinalizer(kube::Error::SerdeError(e)))?;
+        match self
+            .api
+            .patch(
+                &self.name(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already gone: nothing left to release.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::RemoveFinalizer(e)),
+        }
+    }
+
+    /// Writes the status if it differs from the current one.
+    async fn record(&self, update: &Update) -> Result<(), Error> {
+        let current = self.obj.status.clone().unwrap_or_default();
+        let next = status::next_status(
+            &current,
+            update,
+            self.obj.metadata.generation,
+            Timestamp::now(),
+        );
+        if next == current {
+            return Ok(());
+        }
+        self.write_status(&next).await
+    }
+
+    async fn write_status(&self, next: &ModelImportStatus) -> Result<(), Error> {
+        let patch = json!({ "status": next });
+        match self
+            .api
+            .patch_status(&self.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                self.ctx.metrics.status_writes.inc();
+                Ok(())
+            }
+            Err(e) => Err(Error::WriteStatus(e)),
+        }
+    }
+
+    async fn record_outcome(
+        &self,
+        outcome: ErrorOutcome,
+        phase: Option<Phase>,
+    ) -> Result<Action, Error> {
+        self.record(&Update {
+            health: Some(outcome.health),
+            phase,
+            ..Default::default()
+        })
+        .await?;
+        Ok(self.ctx.action(self.key, outcome.requeue))
+    }
+
+    /// The API key from the resource's Secret, or the controller's default.
+    async fn api_key(&self) -> Result<Result<ApiKey, decision::CredentialProblem>, Error> {
+        use decision::CredentialProblem as P;
+        let Some(reference) = &self.obj.spec.api_key_secret_ref else {
+            return Ok(self
+                .ctx
+                .settings
+                .default_api_key
+                .clone()
+                .ok_or(P::NoSecretRefAndNoDefault));
+        };
+        let secrets: Api<Secret> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.obj.namespace().unwrap_or_default(),
+        );
+        let secret = secrets
+            .get_opt(&reference.name)
+            .await
+            .map_err(Error::ReadSecret)?;
+        let Some(secret) = secret else {
+            return Ok(Err(P::SecretNotFound {
+                name: reference.name.clone(),
+            }));
+        };
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&reference.key)) else {
+            return Ok(Err(P::KeyMissing {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            }));
+        };
+        Ok(std::str::from_utf8(&bytes.0)
+            .ok()
+            .and_then(ApiKey::new)
+            .ok_or(P::KeyEmpty {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            }))
+    }
+
+    /// The key, or the outcome of not having one (recorded in status).
+    async fn key_or_outcome(&self, phase: Option<Phase>) -> Result<Result<ApiKey, Action>, Error> {
+        match self.api_key().await? {
+            Ok(key) => Ok(Ok(key)),
+            Err(problem) => {
+                let outcome = decision::on_credentials(&problem);
+                Ok(Err(self.record_outcome(outcome, phase).await?))
+            }
+        }
+    }
+
+    async fn create(&self) -> Result<Action, Error> {
+        let key = match self.key_or_outcome(None).await? {
+            Ok(key) => key,
+            Err(action) => return Ok(action),
+        };
+        let spec = &self.obj.spec;
+        let request = CreateJob {
+            model_name: spec.base_model.clone(),
+            display_name: spec.display_name.clone(),
+            source: spec.source.as_api_str().into(),
+            weight_type: spec.weight_type.as_api_str().into(),
+            storage_info: StorageInfo {
+                bucket_name: spec.storage.bucket_name.clone(),
+                object_key: spec.storage.object_key.clone(),
+            },
+        };
+        match self
+            .ctx
+            .call("create", self.ctx.jobs.create(&key, &request))
+            .await
+        {
+            Ok(job) => {
+                info!(name = %self.name(), job_id = %job.job_id, "created import job");
+                let view = decision::observe_job(&job);
+                // Record the job ID before anything else can fail.
+                self.record(&Update {
+                    health: Some(view.health.clone()),
+                    job: Some(view.clone()),
+                    ..Default::default()
+                })
+                .await?;
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Normal,
+                        "Created",
+                        "CreateImportJob",
+                        format!(
+                            "Created import job {} for model {}",
+                            job.job_id, spec.base_model
+                        ),
+                    )
+                    .await;
+                Ok(self.ctx.action(self.key, view.requeue))
+            }
+            Err(e) => {
+                let outcome = decision::on_api_error(Operation::Create, &e);
+                if outcome.requeue == Requeue::Never {
+                    self.ctx
+                        .publish(
+                            self.obj,
+                            EventType::Warning,
+                            outcome.health.reason(),
+                            "CreateImportJob",
+                            outcome.health.message().to_string(),
+                        )
+                        .await;
+                }
+                self.record_outcome(outcome, None).await
+            }
+        }
+    }
+
+    async fn read_job(&self, job_id: &str, op: Operation) -> Result<Action, Error> {
+        let key = match self.key_or_outcome(None).await? {
+            Ok(key) => key,
+            Err(action) => return Ok(action),
+        };
+        match self.ctx.call("get", self.ctx.jobs.get(&key, job_id)).await {
+            Ok(job) => self.mirror(&job, op).await,
+            Err(e) => {
+                let outcome = decision::on_api_error(op, &e);
+                self.record_outcome(outcome, None).await
+            }
+        }
+    }
+
+    async fn mirror(&self, job: &ImportJob, op: Operation) -> Result<Action, Error> {
+        let view = decision::observe_job(job);
+        let before = self.obj.status.as_ref().and_then(|s| s.phase);
+        self.record(&Update {
+            health: Some(view.health.clone()),
+            job: Some(view.clone()),
+            ..Default::default()
+        })
+        .await?;
+        if op == Operation::Adopt {
+            self.ctx
+                .publish(
+                    self.obj,
+                    EventType::Normal,
+                    "Adopted",
+                    "AdoptImportJob",
+                    format!("Adopted existing import job {}", job.job_id),
+                )
+                .await;
+        }
+        if before != Some(view.phase) {
+            match view.phase {
+                Phase::Succeeded => {
+                    self.ctx
+                        .publish(
+                            self.obj,
+                            EventType::Normal,
+                            "Succeeded",
+                            "PollImportJob",
+                            view.health.message().into(),
+                        )
+                        .await
+                }
+                Phase::Failed => {
+                    self.ctx
+                        .publish(
+                            self.obj,
+                            EventType::Warning,
+                            "Failed",
+                            "PollImportJob",
+                            view.health.message().into(),
+                        )
+                        .await
+                }
+                _ => {}
+            }
+        }
+        Ok(self.ctx.action(self.key, view.requeue))
+    }
+
+    async fn delete(&self, job_id: &str) -> Result<Action, Error> {
+        let key = match self.key_or_outcome(Some(Phase::Deleting)).await? {
+            Ok(key) => key,
+            Err(action) => return Ok(action),
+        };
+        let result = self
+            .ctx
+            .call("delete", self.ctx.jobs.delete(&key, job_id))
+            .await;
+        match decision::on_delete(&result) {
+            DeletionOutcome::Released { already_gone } => {
+                self.remove_finalizer().await?;
+                self.ctx.failures.succeeded(self.key);
+                let note = if already_gone {
+                    format!("Import job {job_id} was already gone from Model Studio")
+                } else {
+                    format!("Deleted import job {job_id} and its imported model")
+                };
+                info!(name = %self.name(), job_id, already_gone, "released after remote delete");
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Normal,
+                        "Deleted",
+                        "DeleteImportJob",
+                        note,
+                    )
+                    .await;
+                Ok(Action::await_change())
+            }
+            DeletionOutcome::Retry(outcome) => {
+                if outcome.health.reason() == "DeletionBlocked" {
+                    self.ctx
+                        .publish(
+                            self.obj,
+                            EventType::Warning,
+                            "DeletionBlocked",
+                            "DeleteImportJob",
+                            outcome.health.message().to_string(),
+                        )
+                        .await;
+                }
+                self.record_outcome(outcome, Some(Phase::Deleting)).await
+            }
+        }
+    }
+
+    async fn release(&self, reason: ReleaseReason) -> Result<Action, Error> {
+        self.remove_finalizer().await?;
+        self.ctx.failures.succeeded(self.key);
+        if reason == ReleaseReason::Orphan {
+            let job = self
+                .obj
+                .status
+                .as_ref()
+                .and_then(|s| s.job_id.clone())
+                .or_else(|| self.obj.spec.job_id.clone());
+            if let Some(job) = job {
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Normal,
+                        "Orphaned",
+                        "DeleteImportJob",
+                        format!("Left import job {job} in Model Studio (deletionPolicy: Orphan)"),
+                    )
+                    .await;
+            }
+        }
+        Ok(Action::await_change())
+    }
+}

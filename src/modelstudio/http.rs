@@ -1,0 +1,229 @@
+//! The reqwest (rustls) implementation of [`ImportJobs`].
+
+use super::error::{classify, error_code_in_success, excerpt};
+use super::{ApiError, ApiKey, CreateJob, ImportJob, ImportJobs, JobPage, ListQuery};
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::time::Duration;
+
+const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
+
+/// How the client reaches Model Studio.
+#[derive(Debug, Clone)]
+pub struct HttpClientConfig {
+    /// Base URL, such as `https://dashscope-intl.aliyuncs.com` (Singapore) or
+    /// `https://dashscope.aliyuncs.com` (Beijing), or a simulator's `http://127.0.0.1:8089`.
+    pub endpoint: String,
+    /// Time allowed for one whole request.
+    pub timeout: Duration,
+    /// Sent as `User-Agent`.
+    pub user_agent: String,
+}
+
+/// Calls the import API over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    output: Option<T>,
+    request_id: Option<String>,
+}
+
+impl HttpClient {
+    /// Builds a client; fails on an endpoint that is not an http(s) URL.
+    pub fn new(config: HttpClientConfig) -> Result<Self, String> {
+        let base = Url::parse(&config.endpoint)
+            .map_err(|e| format!("endpoint {:?} is not a URL: {e}", config.endpoint))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(format!(
+                "endpoint {:?} must be an http:// or https:// URL",
+                config.endpoint
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(config.user_agent)
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
+        Ok(HttpClient {
+            http,
+            base,
+            timeout: config.timeout,
+        })
+    }
+
+    fn url(&self, job_id: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(IMPORT_PATH);
+            if let Some(id) = job_id {
+                // push() percent-encodes, so an odd job ID cannot change the path.
+                segments.push(id);
+            }
+        }
+        url
+    }
+
+    fn headers(key: &ApiKey) -> Result<HeaderMap, ApiError> {
+        let mut headers = HeaderMap::new();
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                ApiError::InvalidApiKey(super::RemoteError {
+                    code: "InvalidApiKey".into(),
+                    message: "the API key contains characters that cannot be sent in a header"
+                        .into(),
+                    request_id: None,
+                    http_status: 0,
+                })
+            })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(headers)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        key: &ApiKey,
+        method: Method,
+        url: Url,
+        body: Option<&CreateJob>,
+    ) -> Result<T, ApiError> {
+        let mut request = self.http.request(method, url).headers(Self::headers(key)?);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if !(200..300).contains(&status) || error_code_in_success(&bytes) {
+            return Err(classify(status, &bytes, retry_after));
+        }
+        let envelope: Envelope<T> =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedResponse {
+                status,
+                detail: format!("{e}; body starts {}", excerpt(&bytes)),
+                request_id: None,
+            })?;
+        envelope.output.ok_or_else(|| ApiError::MalformedResponse {
+            status,
+            detail: "the answer has no `output`".into(),
+            request_id: envelope.request_id,
+        })
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> ApiError {
+        if e.is_timeout() {
+            ApiError::Timeout(self.timeout)
+        } else if e.is_connect() {
+            ApiError::Connect(e)
+        } else {
+            ApiError::Transport(e)
+        }
+    }
+}
+
+#[async_trait]
+impl ImportJobs for HttpClient {
+    async fn create(&self, key: &ApiKey, job: &CreateJob) -> Result<ImportJob, ApiError> {
+        self.send(key, Method::POST, self.url(None), Some(job))
+            .await
+    }
+
+    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<ImportJob, ApiError> {
+        self.send(key, Method::GET, self.url(Some(job_id)), None)
+            .await
+    }
+
+    async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
+        let mut url = self.url(None);
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(n) = query.page_no {
+                pairs.append_pair("page_no", &n.to_string());
+            }
+            if let Some(n) = query.page_size {
+                pairs.append_pair("page_size", &n.to_string());
+            }
+            if let Some(s) = query.status.as_deref().filter(|s| !s.is_empty()) {
+                pairs.append_pair("status", s);
+            }
+            if let Some(m) = query.model_name.as_deref().filter(|s| !s.is_empty()) {
+                pairs.append_pair("model_name", m);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        self.send(key, Method::GET, url, None).await
+    }
+
+    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<ImportJob, ApiError> {
+        self.send(key, Method::DELETE, self.url(Some(job_id)), None)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(endpoint: &str) -> HttpClient {
+        HttpClient::new(HttpClientConfig {
+            endpoint: endpoint.into(),
+            timeout: Duration::from_secs(5),
+            user_agent: "test".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_are_built_from_the_endpoint() {
+        let c = client("https://dashscope-intl.aliyuncs.com");
+        assert_eq!(
+            c.url(None).as_str(),
+            "https://dashscope-intl.aliyuncs.com/api/v1/custom_models/import"
+        );
+        let c = client("http://127.0.0.1:8089/");
+        assert_eq!(
+            c.url(Some("a/b?c")).as_str(),
+            "http://127.0.0.1:8089/api/v1/custom_models/import/a%2Fb%3Fc"
+        );
+    }
+
+    #[test]
+    fn bad_endpoints_are_refused_with_a_reason() {
+        let e = HttpClient::new(HttpClientConfig {
+            endpoint: "dashscope.aliyuncs.com".into(),
+            timeout: Duration::from_secs(1),
+            user_agent: "t".into(),
+        })
+        .unwrap_err();
+        assert!(e.contains("not a URL"), "{e}");
+        let e = HttpClient::new(HttpClientConfig {
+            endpoint: "ftp://x".into(),
+            timeout: Duration::from_secs(1),
+            user_agent: "t".into(),
+        })
+        .unwrap_err();
+        assert!(e.contains("http://"), "{e}");
+    }
+}
