@@ -1,6 +1,9 @@
 //! The `ModelImport` custom resource. Doc comments here become the CRD's field descriptions
 //! (`kubectl explain modelimport.spec`), and `crds/modelimport.yaml` is generated from these types.
 
+// kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -1,1 +1,317 @@
+//! A local simulator of the Alibaba Cloud Model Studio (DashScope) custom model import API,
+//! faithful to `model-studio-import-api.md` (sections 2 to 6 and the checklist of section 12).
+//!
+//! # Simulated API (Bearer auth)
+//!
+//! | Method + path | Answer |
+//! |---|---|
+//! | `POST /api/v1/custom_models/import` | create a job (`weight_type` only in this answer) |
+//! | `GET /api/v1/custom_models/import` | list: `page_no` (≥1, default 1), `page_size` (1..=100, default 10), `status`, `model_name` |
+//! | `GET /api/v1/custom_models/import/{job_id}` | one job |
+//! | `DELETE /api/v1/custom_models/import/{job_id}` | delete a SUCCESSED/FAILED job |
+//!
+//! Success: HTTP 200 `{"request_id", "output"}` (no `code`). Error: `{"request_id", "code", "message"}`.
+//! Every API key is its own workspace. Status is computed from the time since creation:
+//! `PENDING` → `RUNNING` → `SUCCESSED` (or `SUCCEEDED`, see config) | `FAILED`.
+//! A job fails when its `object_key` contains the fail marker, or when told so (below).
+//!
+//! # Control API (`/_simulator/`, no auth, never subject to faults, never counted)
+//!
+//! | Method + path | Body / answer |
+//! |---|---|
+//! | `GET /_simulator/stats` | [`Stats`]: per endpoint `total`, `by_status`, `by_code`; `lost_creates`, `uptime_ms` |
+//! | `GET /_simulator/requests[?since=SEQ]` | `[RequestRecord]`, the last [`REQUEST_LOG_CAPACITY`] API calls |
+//! | `GET /_simulator/jobs` | `[JobRecord]`, every job of every workspace, deleted ones included |
+//! | `GET /_simulator/faults` | [`Faults`] |
+//! | `PUT /_simulator/faults` | [`Faults`] replaces the settings (missing fields = no fault); answers the new settings |
+//! | `POST /_simulator/jobs/{job_id}/outcome` | [`OutcomeRequest`], e.g. `{"status":"FAILED","error_code":"..."}`, `{"status":"SUCCESSED"}`, `{"finish_now":true}`; answers the [`JobRecord`]; 409 if the job already finished or was deleted |
+//! | `POST /_simulator/reset` | 204; forgets jobs, workspaces, counters and records, restores the configured faults and seed |
+//!
+//! Requests may carry `X-Simulator-Client: <name>` so that records say which client called.
+//! API keys are never logged nor returned: workspaces are shown as `llm-simNNNN`.
+
 #![forbid(unsafe_code)]
+
+mod api;
+mod calls;
+pub mod config;
+pub mod control;
+mod faults;
+pub mod jobs;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::Router;
+use rand::rngs::StdRng;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use calls::REQUEST_LOG_CAPACITY;
+pub use config::SimulatorConfig;
+pub use control::{
+    Endpoint, EndpointStats, Faults, JobRecord, OutcomeRequest, RequestRecord, Stats, StorageInfo,
+};
+pub use jobs::OutcomeError;
+
+use calls::CallLog;
+use jobs::{JobStore, Lifecycle, Outcome};
+
+/// The simulator: configuration plus shared in-memory state. Clones share the state.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: SimulatorConfig,
+    lifecycle: Lifecycle,
+    denied_status: StatusCode,
+    base_models: HashSet<String>,
+    state: Mutex<State>,
+}
+
+pub(crate) struct State {
+    store: JobStore,
+    /// API key → workspace id. Keys stay here, in memory only.
+    workspaces: HashMap<String, String>,
+    faults: Faults,
+    fault_rng: StdRng,
+    id_rng: StdRng,
+    calls: CallLog,
+}
+
+impl State {
+    fn fresh(config: &SimulatorConfig) -> Self {
+        Self {
+            store: JobStore::new(),
+            workspaces: HashMap::new(),
+            faults: faults_from_config(config),
+            fault_rng: faults::fault_rng(config.seed),
+            id_rng: faults::id_rng(config.seed),
+            calls: CallLog::new(Instant::now(), REQUEST_LOG_CAPACITY),
+        }
+    }
+}
+
+fn faults_from_config(config: &SimulatorConfig) -> Faults {
+    Faults {
+        latency_ms: u64::try_from(config.latency.as_millis()).unwrap_or(u64::MAX),
+        throttle_rate: config.throttle_rate,
+        retry_after_seconds: config.retry_after_seconds,
+        error_rate: config.error_rate,
+        lost_create_rate: config.lost_create_rate,
+        seed: None,
+    }
+    .sanitized()
+}
+
+impl Simulator {
+    pub fn new(config: SimulatorConfig) -> Self {
+        let success_status = if config
+            .success_spelling
+            .eq_ignore_ascii_case(config::SUCCEEDED)
+        {
+            config::SUCCEEDED
+        } else {
+            if !config
+                .success_spelling
+                .eq_ignore_ascii_case(config::SUCCESSED)
+            {
+                tracing::warn!(
+                    spelling = %config.success_spelling,
+                    "unknown success spelling, using SUCCESSED"
+                );
+            }
+            config::SUCCESSED
+        };
+        let denied_status = StatusCode::from_u16(config.operation_denied_status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or_else(|| {
+                tracing::warn!(
+                    status = config.operation_denied_status,
+                    "invalid OperationDenied status, using 400"
+                );
+                StatusCode::BAD_REQUEST
+            });
+        let lifecycle = Lifecycle {
+            pending: config.pending_duration,
+            running: config.running_duration,
+            success_status: success_status.to_owned(),
+            fail_marker: config.fail_marker.clone(),
+            failure_message: config.failure_message.clone(),
+        };
+        let state = Mutex::new(State::fresh(&config));
+        Self {
+            inner: Arc::new(Inner {
+                base_models: config.base_models.iter().cloned().collect(),
+                lifecycle,
+                denied_status,
+                state,
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.inner.config
+    }
+
+    /// The HTTP routes: the import API, the control API and JSON 404/405 fallbacks.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .merge(api::routes())
+            .merge(control::routes())
+            .fallback(api::unknown_route)
+            .method_not_allowed_fallback(api::wrong_method)
+            .with_state(self.clone())
+    }
+
+    // A panic elsewhere must not turn every later call into a panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().calls.stats(Instant::now())
+    }
+
+    /// The request ring, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().calls.records()
+    }
+
+    /// Every job of every workspace, deleted ones included, oldest first.
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        let state = self.lock();
+        let now = Instant::now();
+        state
+            .store
+            .all()
+            .iter()
+            .map(|job| job.record(&self.inner.lifecycle, now))
+            .collect()
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    /// Replaces the fault settings (probabilities are clamped into 0..=1).
+    /// A `seed` re-seeds the fault generator.
+    pub fn set_faults(&self, faults: Faults) {
+        let faults = faults.sanitized();
+        let mut state = self.lock();
+        if let Some(seed) = faults.seed {
+            state.fault_rng = faults::fault_rng(Some(seed));
+        }
+        state.faults = faults;
+    }
+
+    /// Forces the final outcome of an unfinished job, and optionally ends it now.
+    pub fn set_outcome(
+        &self,
+        job_id: &str,
+        request: OutcomeRequest,
+    ) -> Result<JobRecord, OutcomeError> {
+        let lc = &self.inner.lifecycle;
+        let outcome = match request.status.as_deref() {
+            None => None,
+            Some(s) if s == config::SUCCESSED || s == config::SUCCEEDED => Some(Outcome::Success),
+            Some(jobs::FAILED) => Some(Outcome::Failed(
+                request
+                    .error_code
+                    .clone()
+                    .unwrap_or_else(|| lc.failure_message.clone()),
+            )),
+            Some(other) => return Err(OutcomeError::InvalidStatus(other.to_owned())),
+        };
+        let now = Instant::now();
+        let mut state = self.lock();
+        let job = state
+            .store
+            .set_outcome(job_id, outcome, request.finish_now, lc, now)?;
+        Ok(job.record(lc, now))
+    }
+
+    /// Back to the initial state: no jobs, workspaces, counters or records; configured faults.
+    pub fn reset(&self) {
+        *self.lock() = State::fresh(&self.inner.config);
+    }
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    sim: Simulator,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator served on `127.0.0.1` at a free port, for tests. Dropping it also stops the server.
+pub struct RunningSimulator {
+    pub addr: SocketAddr,
+    pub simulator: Simulator,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSimulator {
+    pub async fn start(config: SimulatorConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let simulator = Simulator::new(config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, simulator.clone(), async move {
+            // Also fires when the sender is dropped.
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            simulator,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for open ones to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "simulator server failed"),
+            Err(e) => tracing::warn!(error = %e, "simulator server task failed"),
+        }
+    }
+}
+
+impl fmt::Debug for RunningSimulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningSimulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}

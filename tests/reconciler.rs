@@ -1,0 +1,670 @@
+//! The reconciler against a mocked Kubernetes API (tower-test) and the Model Studio simulator.
+//!
+//! The mock keeps one ModelImport and the Secrets in memory and answers the requests the
+//! reconciler makes (finalizer JSON patches, status merge patches, Secret reads, Events), so each
+//! test drives `reconcile` step by step as the controller loop would, and asserts on the object,
+//! the events and the simulator's call counters.
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use modelstudio_controller::backoff::BackoffPolicy;
+use modelstudio_controller::controller::{reconcile, Context, Settings};
+use modelstudio_controller::crd::{DeletionPolicy, ModelImport, Phase, FINALIZER};
+use modelstudio_controller::metrics::Metrics;
+use modelstudio_controller::modelstudio::{ApiKey, HttpClient, HttpClientConfig, ImportJobs};
+use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sk-reconciler-test";
+const NS: &str = "team-a";
+const NAME: &str = "lora-1";
+
+#[derive(Default)]
+struct KubeState {
+    object: Option<Value>,
+    secrets: BTreeMap<String, Value>,
+    events: Vec<Value>,
+    requests: Vec<(Method, String)>,
+    resource_version: u64,
+}
+
+type Shared = Arc<Mutex<KubeState>>;
+
+fn status_error(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message, "code": code}),
+    )
+}
+
+fn answer(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let mut s = state.lock().unwrap();
+    s.requests.push((method.clone(), path.to_string()));
+    let object_path = format!("/apis/modelstudio.io/v1alpha1/namespaces/{NS}/modelimports/{NAME}");
+    let body_json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if path.starts_with(&format!("/api/v1/namespaces/{NS}/secrets/")) && method == Method::GET {
+        let name = path.rsplit('/').next().unwrap();
+        return match s.secrets.get(name) {
+            Some(secret) => (StatusCode::OK, secret.clone()),
+            None => status_error(404, "NotFound", &format!("secrets \"{name}\" not found")),
+        };
+    }
+    if path.starts_with("/apis/events.k8s.io/v1/namespaces/") {
+        if method == Method::POST {
+            s.events.push(body_json.clone());
+        }
+        return (StatusCode::OK, body_json);
+    }
+    if path == object_path && method == Method::PATCH {
+        let Some(mut object) = s.object.clone() else {
+            return status_error(404, "NotFound", "not found");
+        };
+        assert_eq!(
+            content_type, "application/json-patch+json",
+            "finalizers change by JSON patch"
+        );
+        let patch: json_patch::Patch = serde_json::from_value(body_json).unwrap();
+        // kube-apiserver's JSON patch treats `test` of null on a missing path as a match.
+        let mut ops = vec![];
+        for op in patch.0 {
+            match &op {
+                json_patch::PatchOperation::Test(t) if t.value.is_null() => {
+                    if !object.pointer(t.path.as_str()).is_none_or(Value::is_null) {
+                        return status_error(422, "Invalid", "test failed");
+                    }
+                }
+                _ => ops.push(op),
+            }
+        }
+        if let Err(e) = json_patch::patch(&mut object, &ops) {
+            return status_error(422, "Invalid", &e.to_string());
+        }
+        s.resource_version += 1;
+        object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+        let releasing = object["metadata"]["deletionTimestamp"].is_string()
+            && object["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty());
+        s.object = if releasing {
+            None
+        } else {
+            Some(object.clone())
+        };
+        return (StatusCode::OK, object);
+    }
+    if path == format!("{object_path}/status") && method == Method::PATCH {
+        let Some(mut object) = s.object.clone() else {
+            return status_error(404, "NotFound", "not found");
+        };
+        assert_eq!(content_type, "application/merge-patch+json");
+        json_patch::merge(&mut object["status"], &body_json["status"]);
+        s.resource_version += 1;
+        object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+        s.object = Some(object.clone());
+        return (StatusCode::OK, object);
+    }
+    status_error(
+        404,
+        "NotFound",
+        &format!("the mock does not serve {method} {path}"),
+    )
+}
+
+struct Harness {
+    sim: RunningSimulator,
+    ctx: Arc<Context>,
+    kube: Shared,
+    jobs: HttpClient,
+}
+
+impl Harness {
+    async fn new(settings: Settings) -> Harness {
+        Self::with_simulator(
+            SimulatorConfig {
+                pending_duration: Duration::from_millis(150),
+                running_duration: Duration::from_millis(300),
+                api_keys: vec![KEY.into()],
+                ..Default::default()
+            },
+            settings,
+        )
+        .await
+    }
+
+    async fn with_simulator(config: SimulatorConfig, settings: Settings) -> Harness {
+        let sim = RunningSimulator::start(config).await.unwrap();
+        let jobs = HttpClient::new(HttpClientConfig {
+            endpoint: sim.base_url(),
+            timeout: Duration::from_secs(5),
+            user_agent: "reconciler-test".into(),
+        })
+        .unwrap();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let kube: Shared = Arc::default();
+        let state = kube.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().clone();
+                let path = request.uri().path().to_string();
+                let content_type = request
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = request.into_body().collect_bytes().await.unwrap();
+                let (status, value) = answer(&state, &method, &path, &content_type, &body);
+                send.send_response(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&value).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        let client = Client::new(service, NS);
+        let ctx = Arc::new(Context::new(
+            client,
+            Arc::new(jobs.clone()),
+            Arc::new(Metrics::default()),
+            settings,
+        ));
+        Harness {
+            sim,
+            ctx,
+            kube,
+            jobs,
+        }
+    }
+
+    fn put(&self, object: Value) {
+        self.kube.lock().unwrap().object = Some(object);
+    }
+
+    fn put_secret(&self, name: &str, key: &str, value: &str) {
+        use base64_encode as b64;
+        self.kube.lock().unwrap().secrets.insert(
+            name.into(),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+                   "data": {key: b64(value.as_bytes())}}),
+        );
+    }
+
+    fn object(&self) -> Option<ModelImport> {
+        let value = self.kube.lock().unwrap().object.clone()?;
+        Some(serde_json::from_value(value).unwrap())
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut s = self.kube.lock().unwrap();
+        let object = s.object.as_mut().expect("object exists");
+        f(object);
+    }
+
+    fn mark_deleted(&self) {
+        self.edit(|o| o["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z"));
+    }
+
+    fn event_reasons(&self) -> Vec<String> {
+        self.kube
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn kube_requests(&self, method: Method, suffix: &str) -> usize {
+        self.kube
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(m, p)| *m == method && p.ends_with(suffix))
+            .count()
+    }
+
+    /// One reconcile of the object as it is now.
+    async fn step(&self) -> Action {
+        let object = self.object().expect("object exists");
+        reconcile(Arc::new(object), self.ctx.clone())
+            .await
+            .expect("reconcile succeeds")
+    }
+
+    /// Reconciles until `done` holds, as the controller loop would; bounded in count and time.
+    async fn until(&self, what: &str, done: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..200 {
+            if done(self) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if self.object().is_some() {
+                self.step().await;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        panic!("{what} did not happen within 200 steps");
+    }
+
+    fn condition(&self, type_: &str) -> Option<(String, String, String)> {
+        let o = self.object()?;
+        let c = o
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)?;
+        Some((c.status, c.reason, c.message))
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn fast_settings() -> Settings {
+    Settings {
+        poll_interval: Duration::from_millis(100),
+        resync_interval: Duration::from_secs(600),
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(1),
+        },
+        default_api_key: None,
+    }
+}
+
+fn manifest(object_key: &str, policy: &str) -> Value {
+    json!({
+        "apiVersion": "modelstudio.io/v1alpha1",
+        "kind": "ModelImport",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "uid-1", "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "baseModel": "qwen3-32b",
+            "weightType": "lora",
+            "source": "oss",
+            "storage": {"bucketName": "bucket", "objectKey": object_key},
+            "apiKeySecretRef": {"name": "dashscope", "key": "api-key"},
+            "deletionPolicy": policy,
+        }
+    })
+}
+
+async fn ready_import(h: &Harness) {
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creates_once_and_becomes_ready() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+
+    // The finalizer comes first, before anything remote.
+    assert_eq!(h.step().await, Action::await_change());
+    assert_eq!(h.object().unwrap().finalizers(), [FINALIZER]);
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
+
+    // Then one create, whose job ID is recorded at once.
+    assert_eq!(h.step().await, Action::requeue(Duration::from_millis(100)));
+    let status = h.object().unwrap().status.unwrap();
+    let job_id = status.job_id.clone().expect("jobId recorded");
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(h.condition("Reconciling").unwrap().0, "True");
+
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let o = h.object().unwrap();
+    let status = o.status.unwrap();
+    assert_eq!(status.job_id.as_deref(), Some(job_id.as_str()));
+    assert!(status.model_name.unwrap().starts_with("qwen3-32b-offline-"));
+    assert_eq!(status.remote_status.as_deref(), Some("SUCCESSED"));
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(status.created_at.is_some());
+    assert_eq!(h.condition("Stalled").unwrap().0, "False");
+    assert_eq!(
+        h.sim.simulator.stats().create.total,
+        1,
+        "exactly one create"
+    );
+    assert_eq!(h.event_reasons(), ["Created", "Succeeded"]);
+
+    // A finished job is only resynced slowly, and an unchanged status is not written again.
+    let writes = h.kube_requests(Method::PATCH, "/status");
+    assert_eq!(h.step().await, Action::requeue(Duration::from_secs(600)));
+    assert_eq!(h.kube_requests(Method::PATCH, "/status"), writes);
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
+}
+
+#[tokio::test]
+async fn failed_job_stalls_with_its_reason() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/simulate-failure/", "Delete"));
+    h.until("Stalled", |h| {
+        h.condition("Stalled").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let (_, reason, message) = h.condition("Stalled").unwrap();
+    assert_eq!(reason, "JobFailed");
+    assert!(
+        message.contains("Failed to get files from OSS"),
+        "{message}"
+    );
+    let status = h.object().unwrap().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert!(status.error_code.unwrap().contains("OSS"));
+    assert_eq!(h.condition("Ready").unwrap().0, "False");
+    assert!(h.event_reasons().contains(&"Failed".to_string()));
+}
+
+#[tokio::test]
+async fn delete_while_running_is_blocked_then_released_after_one_successful_delete() {
+    let mut settings = fast_settings();
+    settings.poll_interval = Duration::from_millis(100);
+    let h = Harness::with_simulator(
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(100),
+            running_duration: Duration::from_secs(60),
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        },
+        settings,
+    )
+    .await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    h.step().await;
+    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+
+    h.mark_deleted();
+    assert_eq!(h.step().await, Action::requeue(Duration::from_millis(100)));
+    let o = h.object().expect("kept while the job runs");
+    assert_eq!(o.finalizers(), [FINALIZER]);
+    assert_eq!(o.status.as_ref().unwrap().phase, Some(Phase::Deleting));
+    let (_, reason, _) = h.condition("Reconciling").unwrap();
+    assert_eq!(reason, "DeletionBlocked");
+    assert!(h.event_reasons().contains(&"DeletionBlocked".to_string()));
+    h.step().await;
+    assert!(h.object().is_some());
+
+    // The job finishes; the next attempt deletes it and releases the resource.
+    h.sim
+        .simulator
+        .set_outcome(
+            &job_id,
+            OutcomeRequest {
+                status: Some("SUCCESSED".into()),
+                error_code: None,
+                finish_now: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(h.step().await, Action::await_change());
+    assert!(h.object().is_none(), "released");
+    let stats = h.sim.simulator.stats();
+    assert_eq!(stats.delete.status(200), 1, "exactly one successful DELETE");
+    assert!(stats.delete.code("OperationDenied") >= 2);
+    assert_eq!(
+        h.event_reasons().last().map(String::as_str),
+        Some("Deleted")
+    );
+    assert!(h.sim.simulator.jobs().iter().all(|j| j.deleted));
+}
+
+#[tokio::test]
+async fn delete_after_success_and_when_already_gone() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    h.mark_deleted();
+    assert_eq!(h.step().await, Action::await_change());
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.simulator.stats().delete.status(200), 1);
+
+    // A job deleted out of band answers NotFound, which also releases the resource.
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+    h.jobs
+        .delete(&ApiKey::new(KEY).unwrap(), &job_id)
+        .await
+        .unwrap();
+    h.mark_deleted();
+    h.step().await;
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.simulator.stats().delete.code("NotFound"), 1);
+}
+
+#[tokio::test]
+async fn orphan_releases_without_a_call() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    h.edit(|o| o["spec"]["deletionPolicy"] = json!("Orphan"));
+    assert_eq!(
+        h.object().unwrap().spec.deletion_policy,
+        DeletionPolicy::Orphan
+    );
+    h.mark_deleted();
+    h.step().await;
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.simulator.stats().delete.total, 0);
+    assert!(h.sim.simulator.jobs().iter().all(|j| !j.deleted));
+    assert!(h.event_reasons().contains(&"Orphaned".to_string()));
+}
+
+#[tokio::test]
+async fn never_created_releases_without_a_call() {
+    let h = Harness::new(fast_settings()).await;
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await; // finalizer
+    h.mark_deleted();
+    h.step().await;
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.simulator.stats().delete.total, 0);
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
+}
+
+#[tokio::test]
+async fn adopts_an_existing_job_and_stalls_on_a_missing_one() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let existing = h
+        .jobs
+        .create(
+            &ApiKey::new(KEY).unwrap(),
+            &modelstudio_controller::modelstudio::CreateJob {
+                model_name: "qwen3-8b".into(),
+                display_name: None,
+                source: "oss".into(),
+                weight_type: "lora".into(),
+                storage_info: modelstudio_controller::modelstudio::StorageInfo {
+                    bucket_name: "bucket".into(),
+                    object_key: "models/existing/".into(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let mut m = manifest("models/existing/", "Delete");
+    m["spec"]["jobId"] = json!(existing.job_id);
+    h.put(m);
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(
+        h.object().unwrap().status.unwrap().job_id.as_deref(),
+        Some(existing.job_id.as_str())
+    );
+    assert_eq!(
+        h.sim.simulator.stats().create.total,
+        1,
+        "adoption creates nothing"
+    );
+    assert!(h.event_reasons().contains(&"Adopted".to_string()));
+
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = manifest("models/existing/", "Delete");
+    m["spec"]["jobId"] = json!("00000000-0000-4000-8000-000000000000");
+    h.put(m);
+    h.until("Stalled", |h| {
+        h.condition("Stalled").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(h.condition("Stalled").unwrap().1, "JobNotFound");
+    assert_eq!(
+        h.step().await,
+        Action::await_change(),
+        "no retry until the spec changes"
+    );
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
+}
+
+#[tokio::test]
+async fn invalid_create_stalls_until_the_spec_changes() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["spec"]["baseModel"] = json!("not-importable");
+    h.put(m);
+    h.step().await;
+    assert_eq!(h.step().await, Action::await_change());
+    let (status, reason, message) = h.condition("Stalled").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "BaseModelNotFound")
+    );
+    assert!(
+        message.contains("request"),
+        "the request ID is kept: {message}"
+    );
+    h.step().await;
+    h.step().await;
+    assert_eq!(
+        h.sim.simulator.stats().create.total,
+        1,
+        "not retried on the same generation"
+    );
+
+    // A new generation (the Secret reference changed) is tried again.
+    h.edit(|o| o["metadata"]["generation"] = json!(2));
+    h.step().await;
+    assert_eq!(h.sim.simulator.stats().create.total, 2);
+}
+
+#[tokio::test]
+async fn missing_credentials_make_no_remote_call() {
+    let h = Harness::new(fast_settings()).await;
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    let action = h.step().await;
+    assert_ne!(action, Action::await_change(), "retried with backoff");
+    let (status, reason, message) = h.condition("Ready").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CredentialsMissing")
+    );
+    assert!(message.contains("dashscope"), "{message}");
+    h.put_secret("dashscope", "other-key", KEY);
+    h.step().await;
+    assert!(h.condition("Ready").unwrap().2.contains("api-key"));
+    let stats = h.sim.simulator.stats();
+    assert_eq!(
+        stats.create.total + stats.get.total + stats.list.total + stats.delete.total,
+        0
+    );
+
+    // Once the key is there the import proceeds.
+    h.put_secret("dashscope", "api-key", KEY);
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_api_key_is_retried_with_growing_backoff_and_never_shown() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", "sk-canary-0123456789");
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    let mut delays = vec![];
+    for _ in 0..4 {
+        let action = h.step().await;
+        delays.push(format!("{action:?}"));
+    }
+    let (status, reason, message) = h.condition("Ready").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidApiKey")
+    );
+    assert!(!message.contains("sk-canary"));
+    let all = {
+        let kube = h.kube.lock().unwrap();
+        serde_json::to_string(&kube.object).unwrap() + &serde_json::to_string(&kube.events).unwrap()
+    };
+    assert!(
+        !all.contains("sk-canary"),
+        "the key leaked into status or events"
+    );
+    assert_eq!(h.sim.simulator.stats().create.code("InvalidApiKey"), 4);
+    assert!(
+        delays.iter().all(|d| d.contains("requeue_after: Some")),
+        "{delays:?}"
+    );
+}
+
+#[tokio::test]
+async fn default_key_is_used_without_a_secret_ref() {
+    let mut settings = fast_settings();
+    settings.default_api_key = ApiKey::new(KEY);
+    let h = Harness::new(settings).await;
+    let mut m = manifest("models/a/", "Delete");
+    m["spec"].as_object_mut().unwrap().remove("apiKeySecretRef");
+    h.put(m);
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(h.kube_requests(Method::GET, "/secrets/dashscope"), 0);
+}
