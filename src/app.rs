@@ -135,8 +135,19 @@ pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
         )
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the controller with the kubeconfig or in-cluster config until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), StartError> {
+    let client = Client::try_default().await.map_err(StartError::Kube)?;
+    run_with_client(client, args, shutdown_signal()).await
+}
+
+/// Runs the controller with `client` until `shutdown` resolves. The sandbox calls this with the
+/// embedded API server's client.
+pub async fn run_with_client(
+    client: Client,
+    args: RunArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
     let settings = settings(&args)?;
     let jobs = HttpClient::new(HttpClientConfig {
         endpoint: args.endpoint.clone(),
@@ -144,7 +155,6 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         user_agent: format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
     })
     .map_err(StartError::Config)?;
-    let client = Client::try_default().await.map_err(StartError::Kube)?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -154,8 +164,9 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
             addr: args.metrics_addr,
             source,
         })?;
+    info!(addr = %listener.local_addr().map_err(|source| StartError::Metrics { addr: args.metrics_addr, source })?, "serving /metrics, /healthz and /readyz");
     let router = health_router(metrics.clone(), ready.clone());
-    tokio::spawn(async move {
+    let metrics_server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             error!(error = %e, "metrics server stopped");
         }
@@ -181,7 +192,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
         }
     });
     controller
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -192,6 +203,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
             }
         })
         .await;
+    metrics_server.abort();
     info!("controller stopped");
     Ok(())
 }

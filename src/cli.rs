@@ -84,6 +84,31 @@ pub struct RunArgs {
     #[arg(long, env = "MODELSTUDIO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Elect a leader through a Lease so that only one replica reconciles at a time.
+    #[arg(long, env = "MODELSTUDIO_LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "MODELSTUDIO_LEASE_NAME",
+        default_value = "modelstudio-controller"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the leader-election Lease (default: the pod's namespace from POD_NAMESPACE,
+    /// else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Steady rate of requests to Model Studio per second, for the whole controller.
+    #[arg(long, env = "MODELSTUDIO_QPS", default_value_t = 5.0)]
+    pub qps: f64,
+
+    /// Requests to Model Studio that may be sent at once above the steady rate.
+    #[arg(long, env = "MODELSTUDIO_BURST", default_value_t = 10)]
+    pub burst: u32,
+
     /// File holding the default API key, used by ModelImports without spec.apiKeySecretRef.
     /// The environment variable DASHSCOPE_API_KEY can hold it instead.
     #[arg(long, env = "MODELSTUDIO_API_KEY_FILE")]
