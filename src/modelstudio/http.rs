@@ -114,20 +114,7 @@ impl HttpClient {
             .bytes()
             .await
             .map_err(|e| self.transport_error(e))?;
-        if !(200..300).contains(&status) || error_code_in_success(&bytes) {
-            return Err(classify(status, &bytes, retry_after));
-        }
-        let envelope: Envelope<T> =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedResponse {
-                status,
-                detail: format!("{e}; body starts {}", excerpt(&bytes)),
-                request_id: None,
-            })?;
-        envelope.output.ok_or_else(|| ApiError::MalformedResponse {
-            status,
-            detail: "the answer has no `output`".into(),
-            request_id: envelope.request_id,
-        })
+        decode_response(status, retry_after, &bytes)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ApiError {
@@ -139,6 +126,29 @@ impl HttpClient {
             ApiError::Transport(e)
         }
     }
+}
+
+/// Turns an answer into the `output` it carries or the error it reports. Pure, so that any bytes a
+/// server may send are tested (and fuzzed) without a server; it never panics.
+pub fn decode_response<T: DeserializeOwned>(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if !(200..300).contains(&status) || error_code_in_success(bytes) {
+        return Err(classify(status, bytes, retry_after));
+    }
+    let envelope: Envelope<T> =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedResponse {
+            status,
+            detail: format!("{e}; body starts {}", excerpt(bytes)),
+            request_id: None,
+        })?;
+    envelope.output.ok_or_else(|| ApiError::MalformedResponse {
+        status,
+        detail: "the answer has no `output`".into(),
+        request_id: envelope.request_id,
+    })
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@ mod http;
 mod types;
 
 pub use error::{ApiError, RemoteError};
-pub use http::{HttpClient, HttpClientConfig};
+pub use http::{decode_response, HttpClient, HttpClientConfig};
 pub use types::{CreateJob, ImportJob, JobPage, ListQuery, RemoteStatus, StorageInfo};
 
 use async_trait::async_trait;
