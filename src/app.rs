@@ -5,6 +5,7 @@ use crate::backoff::BackoffPolicy;
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{error_policy, reconcile, Context, Settings, MANAGER};
 use crate::crd::ModelImport;
+use crate::leader::{self, Elector};
 use crate::metrics::Metrics;
 use crate::modelstudio::{ApiKey, HttpClient, HttpClientConfig};
 use axum::http::{header, StatusCode};
@@ -32,6 +33,8 @@ pub enum StartError {
     },
     #[error("could not connect to Kubernetes (check the kubeconfig or in-cluster config): {0}")]
     Kube(#[source] kube::Error),
+    #[error("lost the leader lease: stopping so that only the new leader acts")]
+    LostLeadership,
     #[error("could not serve metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -76,6 +79,12 @@ fn settings(args: &RunArgs) -> Result<Settings, StartError> {
             "--poll-interval must be more than 0s".into(),
         ));
     }
+    if !(args.qps.is_finite() && args.qps > 0.0) {
+        return Err(StartError::Config("--qps must be a number above 0".into()));
+    }
+    if args.burst == 0 {
+        return Err(StartError::Config("--burst must be at least 1".into()));
+    }
     if args.concurrency == 0 {
         return Err(StartError::Config(
             "--concurrency must be at least 1".into(),
@@ -94,6 +103,8 @@ fn settings(args: &RunArgs) -> Result<Settings, StartError> {
             cap: args.backoff_max,
         },
         default_api_key: default_api_key(args)?,
+        qps: args.qps,
+        burst: args.burst,
     })
 }
 
@@ -183,6 +194,42 @@ pub async fn run_with_client(
         poll_interval = ?args.poll_interval,
         "starting controller"
     );
+    // One shutdown signal, awaited in several places.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut elector = args.leader_election.then(|| {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{MANAGER}-{}", uuid::Uuid::new_v4().simple()));
+        Elector::new(
+            ctx.client.clone(),
+            &namespace,
+            &args.lease_name,
+            &identity,
+            leader::Timing::default(),
+        )
+    });
+    if let Some(elector) = elector.as_mut() {
+        info!(identity = elector.identity(), lease = %args.lease_name, "waiting to become the leader");
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stopped() => return Ok(()),
+        }
+    }
+
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(controller::Config::default().concurrency(args.concurrency));
     let store = controller.store();
@@ -191,8 +238,8 @@ pub async fn run_with_client(
             ready.store(true, Ordering::Relaxed);
         }
     });
-    controller
-        .graceful_shutdown_on(shutdown)
+    let running = controller
+        .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -201,11 +248,34 @@ pub async fn run_with_client(
                     e => warn!(error = %e, "controller event"),
                 }
             }
-        })
-        .await;
+        });
+    // After the signal, in-flight reconciles get `shutdown_timeout` to finish.
+    let deadline = async {
+        stopped().await;
+        tokio::time::sleep(args.shutdown_timeout).await;
+    };
+    let lost_leadership = async {
+        match elector.as_mut() {
+            Some(elector) => elector.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        _ = running => Ok(()),
+        _ = deadline => {
+            warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline; stopping them");
+            Ok(())
+        }
+        _ = lost_leadership => Err(StartError::LostLeadership),
+    };
+    if outcome.is_ok() {
+        if let Some(elector) = &elector {
+            elector.release().await;
+        }
+    }
     metrics_server.abort();
     info!("controller stopped");
-    Ok(())
+    outcome
 }
 
 /// Serves the Model Studio simulator until Ctrl-C or SIGTERM.

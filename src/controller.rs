@@ -2,13 +2,17 @@
 //! the Kubernetes API, record the status. IO lives here; the decisions do not.
 
 use crate::backoff::{BackoffPolicy, FailureCounts};
+use crate::correlation::{self, Expected, Recovery};
 use crate::crd::{ModelImport, ModelImportStatus, Phase, FINALIZER};
 use crate::decision::{
     self, DeletionOutcome, ErrorOutcome, Health, Operation, Plan, ReleaseReason, Requeue, Snapshot,
 };
 use crate::metrics::{ApiLabels, Metrics, ReconcileLabels};
-use crate::modelstudio::{ApiError, ApiKey, CreateJob, ImportJob, ImportJobs, StorageInfo};
+use crate::modelstudio::{
+    ApiError, ApiKey, CreateJob, ImportJob, ImportJobs, ListQuery, StorageInfo,
+};
 use crate::status::{self, Update};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -17,9 +21,13 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+
+/// Pages of 100 jobs read at most when looking for a lost job (100,000 jobs).
+const MAX_RECOVERY_PAGES: u32 = 1000;
 
 /// The name this controller writes with and reports events as.
 pub const MANAGER: &str = "modelstudio-controller";
@@ -36,6 +44,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("could not read the API key Secret: {0}")]
     ReadSecret(#[source] kube::Error),
+    #[error("could not read the ModelImport: {0}")]
+    ReadResource(#[source] kube::Error),
 }
 
 impl Error {
@@ -46,6 +56,7 @@ impl Error {
             Error::RemoveFinalizer(_) => "RemoveFinalizer",
             Error::WriteStatus(_) => "WriteStatus",
             Error::ReadSecret(_) => "ReadSecret",
+            Error::ReadResource(_) => "ReadResource",
         }
     }
 }
@@ -61,6 +72,10 @@ pub struct Settings {
     pub backoff: BackoffPolicy,
     /// The key used when a resource names no Secret.
     pub default_api_key: Option<ApiKey>,
+    /// Steady requests per second to Model Studio, for the whole controller.
+    pub qps: f64,
+    /// Requests that may go at once above the steady rate.
+    pub burst: u32,
 }
 
 impl Default for Settings {
@@ -70,6 +85,8 @@ impl Default for Settings {
             resync_interval: Duration::from_secs(1800),
             backoff: BackoffPolicy::default(),
             default_api_key: None,
+            qps: 5.0,
+            burst: 10,
         }
     }
 }
@@ -82,6 +99,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub failures: FailureCounts,
+    limiter: DefaultDirectRateLimiter,
 }
 
 impl Context {
@@ -96,6 +114,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Context {
+            limiter: rate_limiter(settings.qps, settings.burst),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             jobs,
@@ -110,6 +129,12 @@ impl Context {
     where
         F: Future<Output = Result<T, ApiError>>,
     {
+        // The account's quota is shared by every resource: wait for a token before each call.
+        let waited = Instant::now();
+        self.limiter.until_ready().await;
+        self.metrics
+            .api_rate_limit_wait
+            .observe(waited.elapsed().as_secs_f64());
         let start = Instant::now();
         let result = f.await;
         let labels = ApiLabels {
@@ -169,6 +194,21 @@ impl Context {
     }
 }
 
+/// A token bucket of `qps` per second holding `burst` tokens (both at least a minimal value).
+pub fn rate_limiter(qps: f64, burst: u32) -> DefaultDirectRateLimiter {
+    let qps = if qps.is_finite() && qps > 0.0 {
+        qps
+    } else {
+        1.0
+    };
+    let period = Duration::from_secs_f64(1.0 / qps).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    RateLimiter::direct(quota)
+}
+
 /// Reads what the decision needs from the resource.
 pub fn snapshot(obj: &ModelImport) -> Snapshot {
     let status = obj.status.clone().unwrap_or_default();
@@ -180,6 +220,7 @@ pub fn snapshot(obj: &ModelImport) -> Snapshot {
         spec_job_id: obj.spec.job_id.clone(),
         status_job_id: status.job_id.clone(),
         stalled_generation: status::stalled_generation(&status),
+        create_attempted: status.create_attempted_at.is_some() && status.job_id.is_none(),
     }
 }
 
@@ -187,6 +228,7 @@ fn step_name(plan: &Plan) -> &'static str {
     match plan {
         Plan::AddFinalizer => "add_finalizer",
         Plan::Create => "create",
+        Plan::Recover => "recover",
         Plan::Adopt { .. } => "adopt",
         Plan::Poll { .. } => "poll",
         Plan::JobIdConflict { .. } => "job_id_conflict",
@@ -216,6 +258,7 @@ pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Actio
     let result = match plan {
         Plan::AddFinalizer => r.add_finalizer().await,
         Plan::Create => r.create().await,
+        Plan::Recover => r.recover().await,
         Plan::Adopt { job_id } => r.read_job(&job_id, Operation::Adopt).await,
         Plan::Poll { job_id } => r.read_job(&job_id, Operation::Poll).await,
         Plan::JobIdConflict { spec, status } => {
@@ -258,6 +301,7 @@ pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<Context>) -> 
     ctx.action(&key, Requeue::Backoff { min: None })
 }
 
+#[derive(Clone, Copy)]
 struct Reconcile<'a> {
     obj: &'a ModelImport,
     ctx: &'a Context,
@@ -337,7 +381,19 @@ impl Reconcile<'_> {
     }
 
     async fn write_status(&self, next: &ModelImportStatus) -> Result<(), Error> {
-        let patch = json!({ "status": next });
+        let current = serde_json::to_value(self.obj.status.clone().unwrap_or_default())
+            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
+        let mut status = serde_json::to_value(next)
+            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
+        // A merge patch keeps fields it does not mention: name the removed ones as null.
+        if let (Some(current), Some(status)) = (current.as_object(), status.as_object_mut()) {
+            for field in current.keys() {
+                status
+                    .entry(field.clone())
+                    .or_insert(serde_json::Value::Null);
+            }
+        }
+        let patch = json!({ "status": status });
         match self
             .api
             .patch_status(&self.name(), &PatchParams::default(), &Patch::Merge(&patch))
@@ -415,31 +471,76 @@ impl Reconcile<'_> {
         }
     }
 
+    /// What a create for this resource sends, and how its job is recognised afterwards.
+    fn expected(&self) -> Expected {
+        let spec = &self.obj.spec;
+        let display_name = self
+            .obj
+            .status
+            .as_ref()
+            .and_then(|s| s.display_name.clone())
+            .unwrap_or_else(|| {
+                let name = spec.display_name.clone().unwrap_or_else(|| self.name());
+                correlation::display_name(&name, self.key)
+            });
+        Expected {
+            display_name,
+            base_model: spec.base_model.clone(),
+            storage: StorageInfo {
+                bucket_name: spec.storage.bucket_name.clone(),
+                object_key: spec.storage.object_key.clone(),
+            },
+        }
+    }
+
     async fn create(&self) -> Result<Action, Error> {
         let key = match self.key_or_outcome(None).await? {
             Ok(key) => key,
             Err(action) => return Ok(action),
         };
+        // The cache may lag behind our own last write: decide on a fresh read, so a job recorded
+        // a moment ago is never created again.
+        let fresh = self
+            .api
+            .get_status(&self.name())
+            .await
+            .map_err(Error::ReadResource)?;
+        let fresh_status = fresh.status.clone().unwrap_or_default();
+        if fresh_status.job_id.is_some() || fresh_status.create_attempted_at.is_some() {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let expected = self.expected();
+        // Record the intent before sending, so a restart looks for the job before creating again.
+        let mut intent = fresh_status;
+        intent.display_name = Some(expected.display_name.clone());
+        intent.create_attempted_at = Some(Timestamp::now().to_string());
+        intent.phase.get_or_insert(Phase::Pending);
+        self.write_status(&intent).await?;
+        let obj = ModelImport {
+            status: Some(intent),
+            ..fresh
+        };
+        let after_intent = Reconcile { obj: &obj, ..*self };
+        after_intent.send_create(&key, expected).await
+    }
+
+    async fn send_create(&self, key: &ApiKey, expected: Expected) -> Result<Action, Error> {
         let spec = &self.obj.spec;
         let request = CreateJob {
             model_name: spec.base_model.clone(),
-            display_name: spec.display_name.clone(),
+            display_name: Some(expected.display_name),
             source: spec.source.as_api_str().into(),
             weight_type: spec.weight_type.as_api_str().into(),
-            storage_info: StorageInfo {
-                bucket_name: spec.storage.bucket_name.clone(),
-                object_key: spec.storage.object_key.clone(),
-            },
+            storage_info: expected.storage,
         };
         match self
             .ctx
-            .call("create", self.ctx.jobs.create(&key, &request))
+            .call("create", self.ctx.jobs.create(key, &request))
             .await
         {
             Ok(job) => {
                 info!(name = %self.name(), job_id = %job.job_id, "created import job");
                 let view = decision::observe_job(&job);
-                // Record the job ID before anything else can fail.
                 self.record(&Update {
                     health: Some(view.health.clone()),
                     job: Some(view.clone()),
@@ -473,6 +574,93 @@ impl Reconcile<'_> {
                         )
                         .await;
                 }
+                self.record(&Update {
+                    health: Some(outcome.health),
+                    create_not_applied: e.create_certainly_not_applied(),
+                    ..Default::default()
+                })
+                .await?;
+                Ok(self.ctx.action(self.key, outcome.requeue))
+            }
+        }
+    }
+
+    /// Looks for the job of an earlier create whose answer never got recorded.
+    async fn recover(&self) -> Result<Action, Error> {
+        let key = match self.key_or_outcome(None).await? {
+            Ok(key) => key,
+            Err(action) => return Ok(action),
+        };
+        let expected = self.expected();
+        let mut jobs = Vec::new();
+        for page_no in 1..=MAX_RECOVERY_PAGES {
+            let query = ListQuery {
+                page_no: Some(page_no),
+                page_size: Some(100),
+                ..Default::default()
+            };
+            match self
+                .ctx
+                .call("list", self.ctx.jobs.list(&key, &query))
+                .await
+            {
+                Ok(page) => {
+                    let more = page.has_more() && !page.list.is_empty();
+                    jobs.extend(page.list);
+                    if !more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let outcome = decision::on_api_error(Operation::Recover, &e);
+                    return self.record_outcome(outcome, None).await;
+                }
+            }
+        }
+        match correlation::recover(&jobs, &expected) {
+            Recovery::Found(job) => {
+                info!(name = %self.name(), job_id = %job.job_id, "found the job of an earlier create");
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Normal,
+                        "Recovered",
+                        "RecoverImportJob",
+                        format!(
+                            "Found import job {} made by an earlier create whose answer was not recorded; not creating another",
+                            job.job_id
+                        ),
+                    )
+                    .await;
+                self.mirror(&job, Operation::Recover).await
+            }
+            Recovery::NotCreated if self.obj.metadata.deletion_timestamp.is_some() => {
+                self.release(ReleaseReason::NeverCreated).await
+            }
+            Recovery::NotCreated => self.send_create(&key, expected).await,
+            Recovery::Ambiguous(ids) => {
+                let outcome = ErrorOutcome {
+                    health: Health::Stalled {
+                        reason: "CreateAmbiguous",
+                        message: format!(
+                            "{} import jobs carry this resource's display name {:?}: {}. Keep one by setting \
+                             spec.jobId to it, and delete the others in Model Studio",
+                            ids.len(),
+                            expected.display_name,
+                            ids.join(", ")
+                        ),
+                    },
+                    requeue: Requeue::Never,
+                };
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Warning,
+                        "CreateAmbiguous",
+                        "RecoverImportJob",
+                        outcome.health.message().to_string(),
+                    )
+                    .await;
                 self.record_outcome(outcome, None).await
             }
         }
@@ -612,5 +800,21 @@ impl Reconcile<'_> {
             }
         }
         Ok(Action::await_change())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_the_burst_then_holds_back() {
+        let limiter = rate_limiter(1.0, 3);
+        assert!((0..3).all(|_| limiter.check().is_ok()));
+        assert!(limiter.check().is_err());
+        // Nonsense settings still give a working limiter.
+        let limiter = rate_limiter(f64::NAN, 0);
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
     }
 }

@@ -67,7 +67,10 @@ pub struct ModelImportSpec {
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     pub base_model: String,
 
-    /// Name shown in the Model Studio console, at most 50 characters. Defaults to the base model.
+    /// Name shown in the Model Studio console, at most 50 characters; defaults to the resource's
+    /// name. The controller appends `-` and 8 characters derived from the resource's UID (cutting
+    /// the name to 41 characters first), so that it can find its job again if it was stopped
+    /// between creating the job and recording it; `status.displayName` shows the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 50))]
     pub display_name: Option<String>,
@@ -192,6 +195,16 @@ pub struct ModelImportStatus {
     /// ID of the remote import job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+
+    /// The display name sent to Model Studio: the spec's (or the resource's) name with a suffix
+    /// derived from the resource's UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+
+    /// Set when a create request was about to be sent and no job ID is recorded yet: after a
+    /// restart the controller then looks for the job by its display name before creating again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_attempted_at: Option<String>,
 
     /// Name Model Studio generated for the imported model; use it to deploy the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]

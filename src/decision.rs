@@ -15,6 +15,8 @@ pub struct Snapshot {
     pub status_job_id: Option<String>,
     /// The generation at which the resource stalled waiting for a spec change, if it did.
     pub stalled_generation: Option<i64>,
+    /// A create was attempted and its job is not recorded: it may exist.
+    pub create_attempted: bool,
 }
 
 /// The next step for a resource.
@@ -24,6 +26,8 @@ pub enum Plan {
     AddFinalizer,
     /// Create the remote job.
     Create,
+    /// A create may have taken effect without its job being recorded: look for the job first.
+    Recover,
     /// Check that `spec.jobId` exists and take it over.
     Adopt { job_id: String },
     /// Read the job and mirror it.
@@ -60,6 +64,8 @@ pub fn plan(s: &Snapshot) -> Plan {
             (DeletionPolicy::Orphan, _) => Plan::Release {
                 reason: ReleaseReason::Orphan,
             },
+            // A create may have made a job that is not recorded: find it before letting go.
+            (DeletionPolicy::Delete, None) if s.create_attempted => Plan::Recover,
             (DeletionPolicy::Delete, None) => Plan::Release {
                 reason: ReleaseReason::NeverCreated,
             },
@@ -83,6 +89,7 @@ pub fn plan(s: &Snapshot) -> Plan {
         (Some(spec), None) => Plan::Adopt {
             job_id: spec.clone(),
         },
+        (None, None) if s.create_attempted => Plan::Recover,
         (None, None) => Plan::Create,
     }
 }
@@ -246,6 +253,8 @@ pub fn observe_job(job: &ImportJob) -> JobView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Create,
+    /// Listing jobs to find the job of a lost create.
+    Recover,
     Adopt,
     Poll,
     Delete,
@@ -296,12 +305,12 @@ pub fn on_api_error(op: Operation, err: &ApiError) -> ErrorOutcome {
         },
         (_, ApiError::InvalidApiKey(_)) => retry("InvalidApiKey", text),
         (_, ApiError::AccessDenied(_)) => retry("AccessDenied", text),
-        (Operation::Create, e) if !e.create_certainly_not_applied() => stalled(
-            "CreateAmbiguous",
+        // The job may exist: the next attempt looks for it before creating again.
+        (Operation::Create, e) if !e.create_certainly_not_applied() => retry(
+            "CreateUnconfirmed",
             format!(
-                "The create request may have reached Model Studio but its answer was lost ({text}). \
-                 Check the import jobs in Model Studio: set spec.jobId to the job to adopt it, \
-                 or delete it there and recreate this ModelImport"
+                "The create request may have reached Model Studio but no answer came back ({text}); \
+                 looking for the job before trying again"
             ),
         ),
         (_, e) if e.is_transient() => retry(
@@ -437,6 +446,17 @@ mod tests {
         };
         assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
         let s = Snapshot {
+            create_attempted: true,
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Recover);
+        let s = Snapshot {
+            create_attempted: true,
+            status_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        let s = Snapshot {
             spec_job_id: Some("j".into()),
             status_job_id: Some("j".into()),
             ..snap()
@@ -503,6 +523,16 @@ mod tests {
         );
         assert_eq!(
             plan(&deleting(Orphan, None, None)),
+            Plan::Release {
+                reason: ReleaseReason::Orphan
+            }
+        );
+        let mut s = deleting(Delete, None, None);
+        s.create_attempted = true;
+        assert_eq!(plan(&s), Plan::Recover);
+        s.deletion_policy = Orphan;
+        assert_eq!(
+            plan(&s),
             Plan::Release {
                 reason: ReleaseReason::Orphan
             }
@@ -595,7 +625,7 @@ mod tests {
                 min: Some(Duration::from_secs(7))
             }
         );
-        // A 5xx or a lost answer may have made the job: never retried blindly.
+        // A 5xx or a lost answer may have made the job: the retry looks for it first.
         for e in [
             ApiError::Server(remote("InternalError", 500)),
             ApiError::Timeout(Duration::from_secs(30)),
@@ -606,9 +636,8 @@ mod tests {
             },
         ] {
             let o = on_api_error(Operation::Create, &e);
-            assert_eq!(o.health.reason(), "CreateAmbiguous", "{e}");
-            assert_eq!(o.requeue, Requeue::Never);
-            assert!(o.health.message().contains("spec.jobId"));
+            assert_eq!(o.health.reason(), "CreateUnconfirmed", "{e}");
+            assert_eq!(o.requeue, Requeue::Backoff { min: None });
         }
         let o = on_api_error(Operation::Create, &ApiError::Unknown(remote("Weird", 400)));
         assert_eq!(o.health.reason(), "RemoteError");

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub api_request_duration: Family<ApiLabels, Histogram>,
     pub status_writes: Counter,
     pub events_published: Counter,
+    pub api_rate_limit_wait: Histogram,
 }
 
 impl Default for Metrics {
@@ -45,6 +46,12 @@ impl Default for Metrics {
         });
         let status_writes = Counter::default();
         let events_published = Counter::default();
+        let api_rate_limit_wait = Histogram::new(exponential_buckets(0.001, 4.0, 10));
+        registry.register(
+            "api_rate_limit_wait_seconds",
+            "Time a request to Model Studio waited for the client-side rate limiter",
+            api_rate_limit_wait.clone(),
+        );
         registry.register(
             "reconciliations",
             "Reconciliations of ModelImports, by step and result",
@@ -83,6 +90,7 @@ impl Default for Metrics {
             api_request_duration,
             status_writes,
             events_published,
+            api_rate_limit_wait,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Update {
     pub phase: Option<Phase>,
     /// The health to show in the conditions.
     pub health: Option<Health>,
+    /// The last create attempt certainly made no job: forget it.
+    pub create_not_applied: bool,
 }
 
 /// The status after `update`, with `observedGeneration` set to `generation`.
@@ -52,6 +54,10 @@ pub fn next_status(
     }
     if let Some(phase) = update.phase {
         next.phase = Some(phase);
+    }
+    // Once a job is recorded, or the attempt certainly failed, there is nothing to recover.
+    if next.job_id.is_some() || update.create_not_applied {
+        next.create_attempted_at = None;
     }
     if next.phase.is_none() {
         next.phase = Some(Phase::Pending);

@@ -66,6 +66,12 @@ fn answer(
         }
         return (StatusCode::OK, body_json);
     }
+    if (path == object_path || path == format!("{object_path}/status")) && method == Method::GET {
+        return match &s.object {
+            Some(object) => (StatusCode::OK, object.clone()),
+            None => status_error(404, "NotFound", "not found"),
+        };
+    }
     if path == object_path && method == Method::PATCH {
         let Some(mut object) = s.object.clone() else {
             return status_error(404, "NotFound", "not found");
@@ -301,6 +307,8 @@ fn fast_settings() -> Settings {
             cap: Duration::from_secs(1),
         },
         default_api_key: None,
+        qps: 1000.0,
+        burst: 100,
     }
 }
 
@@ -667,4 +675,214 @@ async fn default_key_is_used_without_a_secret_ref() {
     })
     .await;
     assert_eq!(h.kube_requests(Method::GET, "/secrets/dashscope"), 0);
+}
+
+fn expected_display_name() -> String {
+    modelstudio_controller::correlation::display_name(NAME, "uid-1")
+}
+
+fn create_request(display_name: &str) -> modelstudio_controller::modelstudio::CreateJob {
+    modelstudio_controller::modelstudio::CreateJob {
+        model_name: "qwen3-32b".into(),
+        display_name: Some(display_name.into()),
+        source: "oss".into(),
+        weight_type: "lora".into(),
+        storage_info: modelstudio_controller::modelstudio::StorageInfo {
+            bucket_name: "bucket".into(),
+            object_key: "models/a/".into(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn lost_create_answer_is_recovered_without_a_second_job() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    h.sim.simulator.set_faults(modelstudio_simulator::Faults {
+        lost_create_rate: 1.0,
+        ..Default::default()
+    });
+    let action = h.step().await;
+    assert_ne!(action, Action::await_change());
+    let status = h.object().unwrap().status.unwrap();
+    assert!(status.job_id.is_none());
+    assert!(
+        status.create_attempted_at.is_some(),
+        "the intent stays until the job is found"
+    );
+    assert_eq!(
+        status.display_name.as_deref(),
+        Some(expected_display_name().as_str())
+    );
+    assert_eq!(h.condition("Ready").unwrap().1, "CreateUnconfirmed");
+    assert_eq!(
+        h.sim.simulator.jobs().len(),
+        1,
+        "the job was made although the answer was lost"
+    );
+
+    h.sim
+        .simulator
+        .set_faults(modelstudio_simulator::Faults::default());
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let jobs = h.sim.simulator.jobs();
+    assert_eq!(jobs.len(), 1, "no duplicate");
+    let status = h.object().unwrap().status.unwrap();
+    assert_eq!(status.job_id.as_deref(), Some(jobs[0].job_id.as_str()));
+    assert!(status.create_attempted_at.is_none());
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
+    assert!(h.sim.simulator.stats().list.total >= 1);
+    assert!(h.event_reasons().contains(&"Recovered".to_string()));
+}
+
+#[tokio::test]
+async fn restart_between_create_and_record_adopts_the_job() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    // The state a controller killed right after its POST leaves behind.
+    let job = h
+        .jobs
+        .create(
+            &ApiKey::new(KEY).unwrap(),
+            &create_request(&expected_display_name()),
+        )
+        .await
+        .unwrap();
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    h.put(m);
+    h.step().await;
+    let status = h.object().unwrap().status.unwrap();
+    assert_eq!(status.job_id.as_deref(), Some(job.job_id.as_str()));
+    assert_eq!(h.sim.simulator.stats().create.total, 1, "no second create");
+}
+
+#[tokio::test]
+async fn restart_between_intent_and_create_creates_once() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    h.put(m);
+    h.step().await;
+    assert!(h.object().unwrap().status.unwrap().job_id.is_some());
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
+    assert_eq!(h.sim.simulator.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn two_jobs_with_our_token_stall_as_ambiguous() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let key = ApiKey::new(KEY).unwrap();
+    let a = h
+        .jobs
+        .create(&key, &create_request(&expected_display_name()))
+        .await
+        .unwrap();
+    let b = h
+        .jobs
+        .create(&key, &create_request(&expected_display_name()))
+        .await
+        .unwrap();
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    h.put(m);
+    assert_eq!(h.step().await, Action::await_change());
+    let (status, reason, message) = h.condition("Stalled").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "CreateAmbiguous")
+    );
+    assert!(
+        message.contains(&a.job_id) && message.contains(&b.job_id),
+        "{message}"
+    );
+    assert!(message.contains("spec.jobId"));
+    assert_eq!(
+        h.sim.simulator.stats().create.total,
+        2,
+        "nothing more created"
+    );
+
+    // A person picks one with spec.jobId: a new generation adopts it.
+    h.edit(|o| {
+        o["spec"]["jobId"] = json!(a.job_id);
+        o["metadata"]["generation"] = json!(2);
+    });
+    h.step().await;
+    assert_eq!(
+        h.object().unwrap().status.unwrap().job_id.as_deref(),
+        Some(a.job_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn deleting_with_an_unrecorded_job_deletes_it_instead_of_leaking_it() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let job = h
+        .jobs
+        .create(
+            &ApiKey::new(KEY).unwrap(),
+            &create_request(&expected_display_name()),
+        )
+        .await
+        .unwrap();
+    h.sim
+        .simulator
+        .set_outcome(
+            &job.job_id,
+            OutcomeRequest {
+                status: None,
+                error_code: None,
+                finish_now: true,
+            },
+        )
+        .unwrap();
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    h.put(m);
+    h.until("released", |h| h.object().is_none()).await;
+    assert!(
+        h.sim.simulator.jobs().iter().all(|j| j.deleted),
+        "no leaked job"
+    );
+    assert_eq!(h.sim.simulator.stats().delete.status(200), 1);
+
+    // Without a job to find, deletion lets go after looking.
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    h.put(m);
+    h.step().await;
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
+}
+
+#[tokio::test]
+async fn a_stale_cached_object_never_creates_twice() {
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    let stale = h.object().unwrap();
+    h.step().await;
+    assert!(h.object().unwrap().status.unwrap().job_id.is_some());
+    // The cache still shows the object before the job was recorded.
+    reconcile(Arc::new(stale), h.ctx.clone()).await.unwrap();
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
 }
