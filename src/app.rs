@@ -163,7 +163,11 @@ pub async fn run_with_client(
     let jobs = HttpClient::new(HttpClientConfig {
         endpoint: args.endpoint.clone(),
         timeout: args.request_timeout,
-        user_agent: format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
+        // The replica's name tells Model Studio's logs (and the simulator) who called.
+        user_agent: match std::env::var("POD_NAME") {
+            Ok(pod) if !pod.is_empty() => format!("{MANAGER}/{} ({pod})", env!("CARGO_PKG_VERSION")),
+            _ => format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
+        },
     })
     .map_err(StartError::Config)?;
     let metrics = Arc::new(Metrics::default());

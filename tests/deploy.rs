@@ -1,0 +1,62 @@
+//! The manifests in deploy/ render with kustomize (kubectl's) and keep their hardening and
+//! least-privilege RBAC.
+
+use serde_json::Value;
+use std::process::Command;
+
+fn rendered() -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
+        .output()
+        .expect("kubectl is on PATH (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("valid YAML"))
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+#[test]
+fn deployment_is_hardened_and_probed() {
+    let docs = rendered();
+    let deployment = find(&docs, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let env: Vec<&str> = c["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(env.contains(&"MODELSTUDIO_LEADER_ELECTION"));
+    assert_eq!(deployment["metadata"]["namespace"], "modelstudio-system");
+}
+
+#[test]
+fn rbac_is_least_privilege() {
+    let docs = rendered();
+    let role = find(&docs, "ClusterRole")[0];
+    let rules = role["rules"].as_array().unwrap();
+    let verbs = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r["resources"].as_array().unwrap().iter().any(|x| x == resource))
+            .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(verbs("secrets"), ["get"]);
+    assert!(verbs("modelimports/status").contains(&"patch".to_string()));
+    assert!(verbs("modelimports/finalizers").contains(&"update".to_string()));
+    assert_eq!(verbs("events"), ["create", "patch"]);
+    assert!(!rules.iter().any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
+    assert!(!rules.iter().any(|r| r["resources"].as_array().unwrap().iter().any(|v| v == "*")));
+    // Leases only in the controller's namespace.
+    let lease_role = find(&docs, "Role")[0];
+    assert_eq!(lease_role["metadata"]["namespace"], "modelstudio-system");
+    assert_eq!(lease_role["rules"][0]["resources"][0], "leases");
+}
