@@ -341,6 +341,30 @@ mod tests {
         assert!(settings(&run_args(&["--backoff-base", "10m", "--backoff-max", "1m"])).is_err());
     }
 
+    #[tokio::test]
+    async fn health_endpoints_and_metrics() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.status_writes.inc();
+        let ready = Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = health_router(metrics, ready.clone());
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let get = |path: &'static str| async move {
+            let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        assert_eq!(get("/healthz").await.0, 200);
+        assert_eq!(get("/readyz").await.0, 503);
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get("/readyz").await.0, 200);
+        let (status, body) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("modelstudio_status_writes_total 1"), "{body}");
+        assert!(body.contains("# EOF"));
+        server.abort();
+    }
+
     #[test]
     fn api_key_file_is_read_and_trimmed() {
         let dir = std::env::temp_dir().join(format!("msc-key-{}", std::process::id()));
