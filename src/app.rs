@@ -165,7 +165,9 @@ pub async fn run_with_client(
         timeout: args.request_timeout,
         // The replica's name tells Model Studio's logs (and the simulator) who called.
         user_agent: match std::env::var("POD_NAME") {
-            Ok(pod) if !pod.is_empty() => format!("{MANAGER}/{} ({pod})", env!("CARGO_PKG_VERSION")),
+            Ok(pod) if !pod.is_empty() => {
+                format!("{MANAGER}/{} ({pod})", env!("CARGO_PKG_VERSION"))
+            }
             _ => format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
         },
     })

@@ -591,6 +591,15 @@ impl Reconcile<'_> {
             Ok(key) => key,
             Err(action) => return Ok(action),
         };
+        // Listing every job is costly; a cache that lags behind our own last write is not a reason.
+        let fresh = self
+            .api
+            .get_status(&self.name())
+            .await
+            .map_err(Error::ReadResource)?;
+        if fresh.status.as_ref().is_some_and(|s| s.job_id.is_some()) {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         let expected = self.expected();
         let mut jobs = Vec::new();
         for page_no in 1..=MAX_RECOVERY_PAGES {

@@ -53,7 +53,7 @@ pub enum Recovery {
     /// No such job: the create never took effect, so creating is safe.
     NotCreated,
     /// Exactly one: adopt it.
-    Found(ImportJob),
+    Found(Box<ImportJob>),
     /// More than one: a person has to choose.
     Ambiguous(Vec<String>),
 }
@@ -83,7 +83,7 @@ pub fn recover(jobs: &[ImportJob], expected: &Expected) -> Recovery {
         .collect();
     match found.as_slice() {
         [] => Recovery::NotCreated,
-        [one] => Recovery::Found((*one).clone()),
+        [one] => Recovery::Found(Box::new((*one).clone())),
         many => Recovery::Ambiguous(many.iter().map(|j| j.job_id.clone()).collect()),
     }
 }
@@ -156,7 +156,7 @@ mod tests {
         let other_path = job("j3", "a-12345678", "n/");
         assert_eq!(
             recover(&[other_name.clone(), ours.clone(), other_path.clone()], &e),
-            Recovery::Found(ours.clone())
+            Recovery::Found(Box::new(ours.clone()))
         );
         let mut other_base = ours.clone();
         other_base.job_id = "j4".into();
@@ -171,7 +171,7 @@ mod tests {
         // The same job seen twice (a page boundary moved while listing) is one job.
         assert_eq!(
             recover(&[ours.clone(), ours.clone()], &e),
-            Recovery::Found(ours)
+            Recovery::Found(Box::new(ours))
         );
     }
 }

@@ -217,7 +217,10 @@ pub fn observe_job(job: &ImportJob) -> JobView {
                 message: format!(
                     "Import job {} failed: {}. Fix the files in OSS, then create a new ModelImport",
                     job.job_id,
-                    job.error_code.as_deref().unwrap_or("Model Studio gave no reason")
+                    job.error_code
+                        .as_deref()
+                        .map(|e| e.trim().trim_end_matches('.'))
+                        .unwrap_or("Model Studio gave no reason")
                 ),
             },
             Requeue::Resync,

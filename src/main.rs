@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 use clap::Parser;
-use modelstudio_controller::app;
 use modelstudio_controller::cli::{Cli, Command, LogFormat};
+use modelstudio_controller::{app, sandbox};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -25,6 +25,26 @@ async fn main() -> ExitCode {
         Command::Simulator(args) => {
             app::init_logging(LogFormat::Text);
             match app::serve_simulator(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sandbox(args) => {
+            sandbox::init_logging();
+            match sandbox::sandbox(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Apiserver(args) => {
+            app::init_logging(LogFormat::Text);
+            match sandbox::apiserver(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

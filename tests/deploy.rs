@@ -9,7 +9,11 @@ fn rendered() -> Vec<Value> {
         .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
         .output()
         .expect("kubectl is on PATH (scripts/test.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     text.split("\n---\n")
         .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("valid YAML"))
@@ -32,7 +36,12 @@ fn deployment_is_hardened_and_probed() {
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let env: Vec<&str> = c["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert!(env.contains(&"MODELSTUDIO_LEADER_ELECTION"));
     assert_eq!(deployment["metadata"]["namespace"], "modelstudio-system");
 }
@@ -45,16 +54,32 @@ fn rbac_is_least_privilege() {
     let verbs = |resource: &str| -> Vec<String> {
         rules
             .iter()
-            .filter(|r| r["resources"].as_array().unwrap().iter().any(|x| x == resource))
-            .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == resource)
+            })
+            .flat_map(|r| {
+                r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+            })
             .collect()
     };
     assert_eq!(verbs("secrets"), ["get"]);
     assert!(verbs("modelimports/status").contains(&"patch".to_string()));
     assert!(verbs("modelimports/finalizers").contains(&"update".to_string()));
     assert_eq!(verbs("events"), ["create", "patch"]);
-    assert!(!rules.iter().any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
-    assert!(!rules.iter().any(|r| r["resources"].as_array().unwrap().iter().any(|v| v == "*")));
+    assert!(!rules
+        .iter()
+        .any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
+    assert!(!rules
+        .iter()
+        .any(|r| r["resources"].as_array().unwrap().iter().any(|v| v == "*")));
     // Leases only in the controller's namespace.
     let lease_role = find(&docs, "Role")[0];
     assert_eq!(lease_role["metadata"]["namespace"], "modelstudio-system");

@@ -132,6 +132,55 @@ impl ApiError {
         }
     }
 
+    /// Blanks out `secret` wherever the service echoed it back (some gateways repeat the
+    /// Authorization header in their error text), so it cannot reach a log, event or status.
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let clean = |text: String| text.replace(secret, "<redacted>");
+        let remote = |r: RemoteError| RemoteError {
+            message: clean(r.message),
+            code: clean(r.code),
+            ..r
+        };
+        match self {
+            ApiError::InvalidParameter(r) => ApiError::InvalidParameter(remote(r)),
+            ApiError::NotFound(r) => ApiError::NotFound(remote(r)),
+            ApiError::OperationDenied(r) => ApiError::OperationDenied(remote(r)),
+            ApiError::InvalidApiKey(r) => ApiError::InvalidApiKey(remote(r)),
+            ApiError::AccessDenied(r) => ApiError::AccessDenied(remote(r)),
+            ApiError::Server(r) => ApiError::Server(remote(r)),
+            ApiError::Unknown(r) => ApiError::Unknown(remote(r)),
+            ApiError::Throttled {
+                remote: r,
+                retry_after,
+            } => ApiError::Throttled {
+                remote: remote(r),
+                retry_after,
+            },
+            ApiError::UnexpectedBody {
+                status,
+                excerpt,
+                retry_after,
+            } => ApiError::UnexpectedBody {
+                status,
+                excerpt: clean(excerpt),
+                retry_after,
+            },
+            ApiError::MalformedResponse {
+                status,
+                detail,
+                request_id,
+            } => ApiError::MalformedResponse {
+                status,
+                detail: clean(detail),
+                request_id,
+            },
+            other => other,
+        }
+    }
+
     /// How long the service asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -200,6 +249,14 @@ struct NestedError {
 /// present and neither "200" nor "Success" is an error too (as the official CLI treats it).
 pub(crate) fn error_code_in_success(body: &[u8]) -> bool {
     match serde_json::from_slice::<ErrorBody>(body) {
+        // A nested error object is an error whatever the status.
+        Ok(b)
+            if b.error
+                .as_ref()
+                .is_some_and(|e| e.code.is_some() || e.type_.is_some()) =>
+        {
+            true
+        }
         Ok(b) => match b.code {
             None | Some(serde_json::Value::Null) => false,
             Some(serde_json::Value::String(c)) => c != "200" && c != "Success" && !c.is_empty(),
@@ -380,6 +437,30 @@ mod tests {
         ));
         assert!(!error_code_in_success(br#"{"code":"200","output":{}}"#));
         assert!(!error_code_in_success(br#"{"request_id":"r","output":{}}"#));
+    }
+
+    #[test]
+    fn an_echoed_key_is_blanked_out() {
+        let body =
+            br#"{"code":"InvalidApiKey","message":"Invalid API-key provided: Bearer sk-canary-1"}"#;
+        let e = classify(401, body, None).redact("sk-canary-1");
+        assert!(!format!("{e} {e:?}").contains("sk-canary-1"));
+        assert!(e.to_string().contains("<redacted>"));
+        let e = classify(502, b"<html>sk-canary-1</html>", None).redact("sk-canary-1");
+        assert!(!e.to_string().contains("sk-canary-1"));
+    }
+
+    #[test]
+    fn nested_error_in_a_success_status_is_an_error() {
+        assert!(error_code_in_success(
+            br#"{"error":{"code":"InvalidParameter","message":"bad"}}"#
+        ));
+        let e = classify(
+            200,
+            br#"{"error":{"code":"InvalidParameter","message":"bad"}}"#,
+            None,
+        );
+        assert!(matches!(e, ApiError::InvalidParameter(_)));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl HttpClient {
             .bytes()
             .await
             .map_err(|e| self.transport_error(e))?;
-        decode_response(status, retry_after, &bytes)
+        decode_response(status, retry_after, &bytes).map_err(|e| e.redact(key.expose()))
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ApiError {

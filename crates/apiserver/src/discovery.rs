@@ -45,7 +45,12 @@ impl ResourceInfo {
         }
     }
 
+    /// Where the objects are stored. events.k8s.io events share the core events store
+    /// (see [`crate::events`]).
     pub fn gr(&self) -> crate::store::GroupResource {
+        if crate::events::is_events_v1(self) {
+            return crate::store::gr("", "events");
+        }
         (self.group.clone(), self.plural.clone())
     }
 

@@ -12,12 +12,13 @@ use axum::routing::{any, get};
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::discovery::ResourceInfo;
 use crate::ops::{self, DeleteOpts, FieldValidation, Target, WriteOpts};
 use crate::patch::PatchKind;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::status::ApiError;
 use crate::store::{WatchMsg, WatchStart};
-use crate::{discovery, openapi, table, ApiServer};
+use crate::{discovery, events, openapi, protobuf, table, ApiServer};
 
 pub fn router(server: ApiServer) -> Router {
     Router::new()
@@ -161,11 +162,19 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
     q.get(k).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+fn selectors(res: &ResourceInfo, q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
-        .map_err(ApiError::bad_request)?;
+    let extra: &[&str] = if events::is_events(res) {
+        events::FIELDS
+    } else {
+        &[]
+    };
+    let fields = FieldSelector::parse_with(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        extra,
+    )
+    .map_err(ApiError::bad_request)?;
     Ok(Selectors { labels, fields })
 }
 
@@ -338,9 +347,20 @@ fn route(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    // Only JSON/YAML bodies are understood; 415 makes client-go retry the request as JSON.
-    if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
+    // JSON and YAML bodies, and protobuf for the built-in kinds kubectl's typed clients send
+    // (see `protobuf`). CBOR answers 415, after which client-go switches to JSON.
+    if !body.is_empty() && content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(&content_type));
+    }
+    // Responses are JSON only: a client that accepts nothing else gets 406.
+    if !accepts_json(&acc) {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: application/json (Accept: {acc:?})"
+            ),
+        ));
     }
     let opts = WriteOpts {
         field_validation: FieldValidation::parse(
@@ -388,12 +408,12 @@ fn route(
             Ok(json_response(200, &obj, &[]))
         }
         (Method::POST, false) => {
-            let body = crate::patch::parse_body(body, content_type.contains("yaml"))?;
+            let body = request_body(body, &content_type)?;
             let w = ops::create(&mut server.lock(), &target, body, &opts)?;
             Ok(json_response(w.code, &w.object, &w.warnings))
         }
         (Method::PUT, true) => {
-            let body = crate::patch::parse_body(body, content_type.contains("yaml"))?;
+            let body = request_body(body, &content_type)?;
             let w = ops::update(&mut server.lock(), &target, body, &opts)?;
             Ok(json_response(w.code, &w.object, &w.warnings))
         }
@@ -404,13 +424,13 @@ fn route(
             Ok(json_response(w.code, &w.object, &w.warnings))
         }
         (Method::DELETE, true) => {
-            let mut d = delete_opts(body)?;
+            let mut d = delete_opts(body, &content_type)?;
             d.dry_run |= opts.dry_run;
             let w = ops::delete(&mut server.lock(), &target, &d)?;
             Ok(json_response(w.code, &w.object, &w.warnings))
         }
         (Method::DELETE, false) => {
-            let sel = selectors(&q)?;
+            let sel = selectors(&target.res, &q)?;
             let mut st = server.lock();
             let items = ops::delete_collection(&mut st, &target, &sel);
             let rv = st.store.current_rv().to_string();
@@ -423,12 +443,36 @@ fn route(
     }
 }
 
-fn delete_opts(body: &Bytes) -> Result<DeleteOpts, ApiError> {
+/// A POST/PUT body as JSON: JSON, YAML, or a Kubernetes protobuf envelope.
+fn request_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(content_type) {
+        return protobuf::decode(body);
+    }
+    crate::patch::parse_body(body, content_type.contains("yaml"))
+}
+
+/// Whether the Accept header allows a JSON answer (absent, `*/*`, `application/*` or JSON).
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|part| {
+            let base = part.split(';').next().unwrap_or("").trim();
+            matches!(
+                base,
+                "*/*" | "application/*" | "application/json" | "application/yaml" | "*"
+            )
+        })
+}
+
+fn delete_opts(body: &Bytes, content_type: &str) -> Result<DeleteOpts, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(DeleteOpts::default());
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+    let v: Value = if protobuf::is_protobuf(content_type) {
+        protobuf::decode(body)?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
     Ok(DeleteOpts::from_body(&v))
 }
 
@@ -463,7 +507,7 @@ fn list(
     as_table: bool,
     include: &str,
 ) -> Result<Response, ApiError> {
-    let sel = selectors(q)?;
+    let sel = selectors(&t.res, q)?;
     let st = server.lock();
     let g = t.res.gr();
     let ns = if t.res.namespaced {
@@ -554,7 +598,7 @@ fn watch(
     q: &HashMap<String, String>,
     as_table: bool,
 ) -> Result<Response, ApiError> {
-    let sel = selectors(q)?;
+    let sel = selectors(&t.res, q)?;
     let bookmarks = truthy(q, "allowWatchBookmarks");
     let rv = q.get("resourceVersion").map(String::as_str).unwrap_or("");
     let send_initial = q.get("sendInitialEvents").map(String::as_str);

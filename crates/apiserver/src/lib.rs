@@ -7,10 +7,12 @@
 
 pub mod crd;
 pub mod discovery;
+pub mod events;
 pub mod http;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod selector;
 pub mod status;
 pub mod store;

@@ -157,13 +157,37 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Present an object at the requested version (no conversion: only apiVersion changes).
+/// Present a stored object at the requested version (only events are converted, see
+/// [`crate::events`]; for everything else only apiVersion changes).
 pub fn output(res: &ResourceInfo, version: &str, mut obj: Value) -> Value {
+    if crate::events::is_events_v1(res) {
+        return crate::events::core_to_v1(obj);
+    }
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(res.api_version(version)));
         o.insert("kind".into(), json!(res.kind));
     }
     obj
+}
+
+/// A request body (in the requested version's shape) in the stored shape.
+pub fn to_storage(res: &ResourceInfo, version: &str, obj: Value) -> Value {
+    if crate::events::is_events_v1(res) {
+        return crate::events::v1_to_core(obj);
+    }
+    output(res, version, obj)
+}
+
+/// Stamp the stored apiVersion/kind on an object already in the stored shape.
+fn stored_type(res: &ResourceInfo, version: &str, mut obj: Value) -> Value {
+    if crate::events::is_events_v1(res) {
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("apiVersion".into(), json!("v1"));
+            o.insert("kind".into(), json!("Event"));
+        }
+        return obj;
+    }
+    output(res, version, obj)
 }
 
 fn dns_label(s: &str) -> bool {
@@ -207,7 +231,8 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (Secret `data`).
+pub fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
@@ -384,7 +409,7 @@ pub fn create(
             )));
         }
     }
-    obj = output(&res, &t.version, obj);
+    obj = to_storage(&res, &t.version, obj);
     let meta = meta_mut(&mut obj);
     if meta
         .get("name")
@@ -470,7 +495,7 @@ pub fn create(
     if opts.dry_run {
         return Ok(Written {
             code: 201,
-            object: obj,
+            object: output(&res, &t.version, obj),
             warnings,
         });
     }
@@ -554,6 +579,7 @@ fn update_from(
             "the object provided is not a JSON object",
         ));
     }
+    let new = to_storage(&res, &t.version, new);
     let name = t.name().to_string();
     if let Some(n) = meta_str(&new, "name") {
         if n != name {
@@ -637,9 +663,9 @@ fn update_from(
         }
         o
     };
-    obj = output(&res, &t.version, obj);
+    obj = stored_type(&res, &t.version, obj);
     meta_mut(&mut obj).insert("resourceVersion".into(), json!(old_rv.to_string()));
-    let old_at_version = output(&res, &t.version, old.clone());
+    let old_at_version = stored_type(&res, &t.version, old.clone());
     let warnings = admit(state, t, &mut obj, Some(&old_at_version), opts)?;
     if res.has_generation && spec_part(&res, &obj) != spec_part(&res, &old) {
         let g = old

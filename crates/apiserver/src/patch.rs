@@ -105,6 +105,28 @@ pub fn parse_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
     }
 }
 
+/// RFC 6902 as kube-apiserver applies it (evanphx/json-patch): a `test` op whose value is
+/// `null` also succeeds when the path does not exist (kube-rs's finalizer helper relies on
+/// it: `test /metadata/finalizers == null` then `add`). Ops apply in order, so a `test`
+/// sees the document as earlier ops left it.
+fn json_patch_evanphx(
+    doc: &mut Value,
+    p: &json_patch::Patch,
+) -> Result<(), json_patch::PatchError> {
+    for op in p.iter() {
+        if let json_patch::PatchOperation::Test(t) = op {
+            let path = t.path.as_str();
+            let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+            // As in evanphx, the parent must exist; only the last segment may be missing.
+            if t.value.is_null() && doc.pointer(path).is_none() && doc.pointer(parent).is_some() {
+                continue;
+            }
+        }
+        json_patch::patch(doc, std::slice::from_ref(op))?;
+    }
+    Ok(())
+}
+
 /// Apply a non-apply patch to `current`, returning the patched object.
 pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Value, ApiError> {
     let mut doc = current.clone();
@@ -112,7 +134,7 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Valu
         PatchKind::Json => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &p).map_err(|e| {
+            json_patch_evanphx(&mut doc, &p).map_err(|e| {
                 ApiError::new(
                     422,
                     "Invalid",
@@ -170,6 +192,30 @@ mod tests {
             PatchKind::Json,
             &cur,
             br#"[{"op":"test","path":"/spec/a","value":5}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 422);
+        // evanphx/json-patch: testing for null succeeds on a missing path (not on a present one).
+        let with_meta = json!({"metadata": {"name": "a"}});
+        let ok = apply_patch(
+            PatchKind::Json,
+            &with_meta,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["x"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(ok["metadata"]["finalizers"], json!(["x"]));
+        let err = apply_patch(
+            PatchKind::Json,
+            &ok,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 422);
+        // A missing parent still fails.
+        let err = apply_patch(
+            PatchKind::Json,
+            &cur,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null}]"#,
         )
         .unwrap_err();
         assert_eq!(err.code, 422);

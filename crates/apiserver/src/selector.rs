@@ -1,5 +1,5 @@
 //! Label selectors (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`) and the
-//! `metadata.name` / `metadata.namespace` field selectors.
+//! `metadata.name` / `metadata.namespace` field selectors (plus the event fields on events).
 
 use serde_json::Value;
 
@@ -134,16 +134,61 @@ impl LabelSelector {
     }
 }
 
-/// Field selector limited to `metadata.name` and `metadata.namespace` (`=`, `==`, `!=`).
+/// Field selector (`=`, `==`, `!=`) on `metadata.name`, `metadata.namespace` and, where a
+/// resource offers more (events: see [`crate::events::FIELDS`]), those fields.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector {
     reqs: Vec<(String, bool, String)>,
 }
 
+/// Split on commas not escaped with a backslash (`fields.EscapeValue` escapes `\`, `,`, `=`).
+fn split_escaped(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut esc = false;
+    for ch in s.chars() {
+        match ch {
+            _ if esc => {
+                cur.push('\\');
+                cur.push(ch);
+                esc = false;
+            }
+            '\\' => esc = true,
+            ',' => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for ch in v.chars() {
+        if esc || ch != '\\' {
+            out.push(ch);
+            esc = false;
+        } else {
+            esc = true;
+        }
+    }
+    out
+}
+
 impl FieldSelector {
+    /// Parse a selector over `metadata.name` and `metadata.namespace` only.
     pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_with(s, &[])
+    }
+
+    /// Parse a selector that may also use the `extra` field names.
+    pub fn parse_with(s: &str, extra: &[&str]) -> Result<Self, String> {
         let mut reqs = Vec::new();
-        for part in split_top(s) {
+        for part in split_escaped(s) {
             let (field, eq, value) = if let Some((k, v)) = part.split_once("!=") {
                 (k, false, v)
             } else if let Some((k, v)) = part.split_once("==") {
@@ -156,10 +201,11 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" {
+            if field != "metadata.name" && field != "metadata.namespace" && !extra.contains(&field)
+            {
                 return Err(format!("field label not supported: {field}"));
             }
-            reqs.push((field.to_string(), eq, value.trim().to_string()));
+            reqs.push((field.to_string(), eq, unescape(value.trim())));
         }
         Ok(FieldSelector { reqs })
     }
@@ -171,12 +217,14 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(field, eq, value)| {
             let actual = match field.as_str() {
-                "metadata.name" => obj.pointer("/metadata/name"),
-                _ => obj.pointer("/metadata/namespace"),
-            }
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-            (actual == value) == *eq
+                "metadata.name" | "metadata.namespace" => obj
+                    .pointer(&format!("/{}", field.replace('.', "/")))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                other => crate::events::field_value(obj, other),
+            };
+            (actual == *value) == *eq
         })
     }
 }
@@ -250,5 +298,17 @@ mod tests {
                 .unwrap()
                 .matches(&o)
         );
+        let ev = json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "ModelImport", "name": "a,b"}, "source": {"component": "c"}});
+        let extra = crate::events::FIELDS;
+        assert!(FieldSelector::parse("involvedObject.kind=ModelImport").is_err());
+        let sel = FieldSelector::parse_with(
+            "involvedObject.kind=ModelImport,involvedObject.name=a\\,b,source=c,type!=Warning",
+            extra,
+        )
+        .unwrap();
+        assert!(sel.matches(&ev));
+        assert!(!FieldSelector::parse_with("involvedObject.uid=x", extra)
+            .unwrap()
+            .matches(&ev));
     }
 }

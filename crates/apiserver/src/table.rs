@@ -184,6 +184,9 @@ fn cell(col_type: &str, v: Option<Value>) -> Value {
 
 /// Column definitions for a resource at a version.
 pub fn columns(res: &ResourceInfo, version: &str) -> Vec<Value> {
+    if crate::events::is_events(res) {
+        return crate::events::columns();
+    }
     let mut cols = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically.", "priority": 0}),
     ];
@@ -210,11 +213,14 @@ pub fn row(res: &ResourceInfo, version: &str, obj: &Value, include: &str) -> Val
         .cloned()
         .unwrap_or(Value::Null);
     let mut cells = vec![name];
+    if crate::events::is_events(res) {
+        cells = crate::events::cells(obj);
+    }
     let printer = res
         .version(version)
         .map(|v| v.printer_columns.clone())
         .unwrap_or_default();
-    if printer.is_empty() {
+    if printer.is_empty() && !crate::events::is_events(res) {
         cells.push(cell(
             "date",
             obj.pointer("/metadata/creationTimestamp").cloned(),

@@ -326,6 +326,42 @@ async fn finalizers_and_namespace_deletion() {
     s.shutdown().await;
 }
 
+/// kube-rs's finalizer helper (and the controller) add the first finalizer with a JSON patch
+/// whose `test` of a missing path against `null` must succeed, as in kube-apiserver.
+#[tokio::test]
+async fn json_patch_test_null_on_missing_finalizers() {
+    let s = start().await;
+    let b = s.base_url();
+    install_crd(&b).await;
+    let c = http();
+    let (code, _) = send(
+        c.post(format!("{b}{MI}"))
+            .json(&fixture("modelimport.yaml")),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let patch = r#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["x"]}]"#;
+    let (code, v) = send(
+        c.patch(format!("{b}{MI}/qwen-lora"))
+            .header("content-type", "application/json-patch+json")
+            .body(patch),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["metadata"]["finalizers"], json!(["x"]));
+    // The same patch again: the path now exists, so the test fails with 422.
+    let (code, v) = send(
+        c.patch(format!("{b}{MI}/qwen-lora"))
+            .header("content-type", "application/json-patch+json")
+            .body(patch),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    let (_, v) = send(c.get(format!("{b}{MI}/qwen-lora"))).await;
+    assert_eq!(v["metadata"]["finalizers"], json!(["x"]));
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn list_selectors_resource_versions_and_tables() {
     let s = start().await;
@@ -572,5 +608,87 @@ async fn restart_keeps_state_and_port() {
     s.resume().await.unwrap();
     let (code, _) = send(http().get(format!("{b}/version"))).await;
     assert_eq!(code, 200);
+    s.shutdown().await;
+}
+
+/// core/v1 and events.k8s.io/v1 events are one store: a watch on one view sees writes made
+/// through the other, converted; both serve the event printer's Table.
+#[tokio::test]
+async fn events_are_one_store_in_two_shapes() {
+    let s = start().await;
+    let b = s.base_url();
+    let c = http();
+    let core = format!("{b}/api/v1/namespaces/default/events");
+    let new = format!("{b}/apis/events.k8s.io/v1/namespaces/default/events");
+    let watch = c
+        .get(format!(
+            "{new}?watch=true&fieldSelector=regarding.name%3Dmi"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (code, v) = send(c.post(&core).json(&json!({
+        "metadata": {"name": "mi.1"}, "type": "Warning", "reason": "Failed", "message": "boom",
+        "involvedObject": {"kind": "ModelImport", "name": "mi", "namespace": "default"},
+        "source": {"component": "ctl"}, "count": 4,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"
+    })))
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["apiVersion"], "v1");
+    let (code, _) = send(c.post(&core).json(&json!({
+        "metadata": {"name": "unrelated.1"}, "involvedObject": {"kind": "Pod", "name": "p"}
+    })))
+    .await;
+    assert_eq!(code, 201);
+    let lines = read_lines(watch, 1).await;
+    let e = &lines[0]["object"];
+    assert_eq!(lines[0]["type"], "ADDED");
+    assert_eq!(e["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(e["note"], "boom");
+    assert_eq!(e["regarding"]["name"], "mi");
+    assert_eq!(e["deprecatedCount"], 4);
+    assert_eq!(e["deprecatedSource"]["component"], "ctl");
+    // A merge patch through the new view (what kube-rs's Recorder sends for a repeat).
+    let (code, v) = send(
+        c.patch(format!("{new}/mi.1"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"series":{"count":5,"lastObservedTime":"2026-01-01T00:05:00.000000Z"}}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = send(c.get(format!("{core}/mi.1"))).await;
+    assert_eq!(
+        (v["count"].as_i64(), v["message"].as_str()),
+        (Some(5), Some("boom"))
+    );
+    let (code, v) = send(c.get(format!(
+        "{core}?fieldSelector=involvedObject.kind%3DModelImport%2Ctype%3DWarning"
+    )))
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (code, _) = send(c.get(format!("{core}?fieldSelector=spec.x%3D1"))).await;
+    assert_eq!(code, 400);
+    let (_, t) = send(
+        c.get(&new)
+            .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+    )
+    .await;
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&cols[..4], ["Last Seen", "Type", "Reason", "Object"]);
+    let row = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cells"][9] == "mi.1")
+        .unwrap();
+    assert_eq!(row["cells"][3], "modelimport/mi");
+    assert_eq!(row["cells"][8], 5);
     s.shutdown().await;
 }

@@ -247,3 +247,96 @@ async fn reflector_store_follows_changes() {
     task.abort();
     s.shutdown().await;
 }
+
+/// kube-rs's `Recorder` writes events.k8s.io/v1 events; they show up converted in the core/v1
+/// events API (what `kubectl get events` and `kubectl describe` read), selectable by the
+/// involved object, and a repeat becomes a series with a count.
+#[tokio::test]
+async fn recorder_events_are_core_events() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    use kube::api::ListParams;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    use kube::Resource;
+
+    let s = common::start().await;
+    let c = client(&s).await;
+    install_crd(&c).await;
+    let mis: Api<DynamicObject> = Api::default_namespaced_with(c.clone(), &mi_resource());
+    let mi: DynamicObject = serde_json::from_value(common::fixture("modelimport.yaml")).unwrap();
+    let mi = mis.create(&PostParams::default(), &mi).await.unwrap();
+    let reference = mi.object_ref(&mi_resource());
+    let recorder = Recorder::new(
+        c.clone(),
+        Reporter {
+            controller: "modelstudio-controller".into(),
+            instance: Some("ctl-0".into()),
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Submitted".into(),
+        note: Some("import job submitted".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::default_namespaced(c.clone());
+    let uid = mi.metadata.uid.clone().unwrap();
+    let selected = core
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.uid={uid},involvedObject.name=qwen-lora,involvedObject.namespace=default,involvedObject.kind=ModelImport"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(selected.items.len(), 1);
+    let e = &selected.items[0];
+    assert_eq!(e.message.as_deref(), Some("import job submitted"));
+    assert_eq!(e.reason.as_deref(), Some("Submitted"));
+    assert_eq!(e.type_.as_deref(), Some("Normal"));
+    assert_eq!(e.action.as_deref(), Some("Reconcile"));
+    assert_eq!(e.involved_object.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(
+        e.reporting_component.as_deref(),
+        Some("modelstudio-controller")
+    );
+    assert_eq!(
+        e.source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("modelstudio-controller")
+    );
+    assert_eq!(e.count, Some(2));
+    assert_eq!(e.series.as_ref().and_then(|s| s.count), Some(2));
+    assert!(e.event_time.is_some());
+    let other = core
+        .list(&ListParams::default().fields("involvedObject.uid=nope"))
+        .await
+        .unwrap();
+    assert!(other.items.is_empty());
+    // The same object through events.k8s.io/v1.
+    let new: Api<NewEvent> = Api::default_namespaced(c.clone());
+    let listed = new.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let n = &listed.items[0];
+    assert_eq!(n.note.as_deref(), Some("import job submitted"));
+    assert_eq!(
+        n.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("qwen-lora")
+    );
+    assert!(n.deprecated_source.is_none() && n.deprecated_count.is_none());
+    // Deleting through one view deletes from the other.
+    core.delete(
+        e.metadata.name.as_deref().unwrap(),
+        &DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    assert!(new
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    s.shutdown().await;
+}

@@ -1,0 +1,893 @@
+//! Fault injection: the real controller binary, killed with SIGKILL at random points, against a
+//! faulty Model Studio simulator, an API server whose watches are cut and which restarts, and two
+//! replicas with leader election. Each test asserts the outcome (no duplicate, no leak, every
+//! resource converged, the request rate under the limit, one writer at a time) and records its
+//! figures; `scripts/reliability.sh` runs them and writes `docs/reliability.md`.
+//!
+//! Every server listens on 127.0.0.1 on a free port; every loop is bounded in count and time.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use modelstudio_controller::correlation;
+use modelstudio_controller::crd::ModelImport;
+use modelstudio_simulator::{Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig};
+use rand::{Rng, SeedableRng};
+use sandbox_apiserver::RunningApiServer;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
+const KEY: &str = "sk-reliability-0000";
+const NS: &str = "default";
+
+/// A test bed: the API server, the simulator, a kube client, and a directory for logs.
+struct Bed {
+    apiserver: RunningApiServer,
+    sim: RunningSimulator,
+    client: Client,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Bed {
+    async fn new(name: &str, sim: SimulatorConfig) -> Bed {
+        let dir =
+            std::env::temp_dir().join(format!("msc-reliability-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let apiserver = RunningApiServer::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        apiserver.write_kubeconfig(&kubeconfig, NS).await.unwrap();
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let client = Client::try_from(config).unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.patch(
+            "modelimports.modelstudio.io",
+            &PatchParams::apply("reliability-test").force(),
+            &Patch::Apply(ModelImport::crd()),
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            await_condition(
+                crds,
+                "modelimports.modelstudio.io",
+                conditions::is_crd_established(),
+            ),
+        )
+        .await
+        .expect("CRD established in time")
+        .unwrap();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "dashscope"},
+            "stringData": {"api-key": KEY}
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let sim = RunningSimulator::start(sim).await.unwrap();
+        Bed {
+            apiserver,
+            sim,
+            client,
+            kubeconfig,
+            dir,
+        }
+    }
+
+    fn imports(&self) -> Api<ModelImport> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    /// Starts the controller binary; its logs go to `<dir>/<log>.log`.
+    fn controller(&self, log: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{log}.log")))
+            .unwrap();
+        // Defaults for a fast test; `extra` overrides a flag by repeating it.
+        let mut args: Vec<(String, Option<String>)> = [
+            ("--endpoint", Some(self.sim.base_url())),
+            ("--metrics-addr", Some("127.0.0.1:0".to_string())),
+            ("--poll-interval", Some("200ms".into())),
+            ("--backoff-base", Some("100ms".into())),
+            ("--backoff-max", Some("2s".into())),
+            ("--qps", Some("100".into())),
+            ("--burst", Some("50".into())),
+            ("--request-timeout", Some("5s".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut rest = extra.iter().peekable();
+        while let Some(flag) = rest.next() {
+            let value = rest
+                .next_if(|v| !v.starts_with("--"))
+                .map(|v| v.to_string());
+            match args.iter_mut().find(|(k, _)| k == flag) {
+                Some(slot) => slot.1 = value,
+                None => args.push((flag.to_string(), value)),
+            }
+        }
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run");
+        for (flag, value) in &args {
+            cmd.arg(flag);
+            if let Some(v) = value {
+                cmd.arg(v);
+            }
+        }
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("DASHSCOPE_API_KEY")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("the controller binary starts")
+    }
+
+    async fn create_imports(&self, names: &[String]) {
+        for name in names {
+            let mi: ModelImport = serde_json::from_value(json!({
+                "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
+                "metadata": {"name": name},
+                "spec": {
+                    "baseModel": "qwen3-32b", "weightType": "lora",
+                    "storage": {"bucketName": "bucket", "objectKey": format!("models/{name}/")},
+                    "apiKeySecretRef": {"name": "dashscope"}
+                }
+            }))
+            .unwrap();
+            self.imports()
+                .create(&PostParams::default(), &mi)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn delete_imports(&self, names: &[String]) {
+        for name in names {
+            self.imports()
+                .delete(name, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Waits until every name in `live` is Ready and every name in `gone` no longer exists.
+    async fn converge(&self, live: &[String], gone: &[String], limit: Duration) -> Duration {
+        let start = Instant::now();
+        for _ in 0..(limit.as_millis() / 200 + 1) {
+            let list = self.imports().list(&Default::default()).await.unwrap();
+            let by_name: HashMap<String, &ModelImport> =
+                list.items.iter().map(|m| (m.name_any(), m)).collect();
+            let ready = live
+                .iter()
+                .all(|n| by_name.get(n).is_some_and(|m| is_ready(m)));
+            let deleted = gone.iter().all(|n| !by_name.contains_key(n));
+            if ready && deleted {
+                return start.elapsed();
+            }
+            if start.elapsed() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let list = self.imports().list(&Default::default()).await.unwrap();
+        let states: Vec<String> = list
+            .items
+            .iter()
+            .map(|m| {
+                let s = m.status.clone().unwrap_or_default();
+                format!(
+                    "{} phase={:?} conditions={:?}",
+                    m.name_any(),
+                    s.phase,
+                    s.conditions
+                        .iter()
+                        .map(|c| (&c.type_, &c.status, &c.reason))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        panic!(
+            "not converged within {limit:?}; logs in {}:\n{}",
+            self.dir.display(),
+            states.join("\n")
+        );
+    }
+
+    /// The UID of each resource, for telling which jobs are whose.
+    async fn uids(&self) -> HashMap<String, String> {
+        let list = self.imports().list(&Default::default()).await.unwrap();
+        list.items
+            .iter()
+            .map(|m| (m.name_any(), m.uid().unwrap()))
+            .collect()
+    }
+}
+
+fn is_ready(m: &ModelImport) -> bool {
+    m.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:02}")).collect()
+}
+
+/// Duplicates and leaks among the simulator's jobs, given every resource's UID and which are live.
+struct Audit {
+    jobs: usize,
+    duplicates: usize,
+    leaks: usize,
+    unreleased: usize,
+}
+
+fn audit(
+    jobs: &[JobRecord],
+    uids: &HashMap<String, String>,
+    live: &HashMap<String, Option<String>>,
+) -> Audit {
+    let mut per_resource: BTreeMap<&str, Vec<&JobRecord>> = BTreeMap::new();
+    for (name, uid) in uids {
+        let display = correlation::display_name(name, uid);
+        per_resource.insert(
+            name,
+            jobs.iter().filter(|j| j.display_name == display).collect(),
+        );
+    }
+    let duplicates = per_resource
+        .values()
+        .map(|js| js.len().saturating_sub(1))
+        .sum();
+    let mut leaks = 0;
+    let mut unreleased = 0;
+    for (name, js) in &per_resource {
+        match live.get(*name) {
+            // A live resource's only job is the one it records; any other undeleted job leaks.
+            Some(recorded) => {
+                leaks += js
+                    .iter()
+                    .filter(|j| !j.deleted && Some(&j.job_id) != recorded.as_ref())
+                    .count();
+            }
+            // A deleted resource's jobs must all be deleted.
+            None => unreleased += js.iter().filter(|j| !j.deleted).count(),
+        }
+    }
+    // A job that belongs to no resource at all is a leak too.
+    let owned: usize = per_resource.values().map(Vec::len).sum();
+    leaks += jobs.len() - owned;
+    Audit {
+        jobs: jobs.len(),
+        duplicates,
+        leaks,
+        unreleased,
+    }
+}
+
+async fn live_jobs(bed: &Bed) -> HashMap<String, Option<String>> {
+    let list = bed.imports().list(&Default::default()).await.unwrap();
+    list.items
+        .iter()
+        .map(|m| {
+            (
+                m.name_any(),
+                m.status.as_ref().and_then(|s| s.job_id.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Writes a section of the reliability report when RELIABILITY_REPORT_DIR is set.
+fn report(name: &str, text: &str) {
+    println!("{text}");
+    if let Ok(dir) = std::env::var("RELIABILITY_REPORT_DIR") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(PathBuf::from(dir).join(format!("{name}.md")), text);
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
+    let seed: u64 = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261130);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let bed = Bed::new(
+        "sigkill",
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(300),
+            running_duration: Duration::from_millis(1500),
+            api_keys: vec![KEY.into()],
+            // Latency widens the window between sending a create and recording its answer.
+            latency: Duration::from_millis(40),
+            seed: Some(seed),
+            ..Default::default()
+        },
+    )
+    .await;
+    let all = names("kill", 30);
+    bed.create_imports(&all).await;
+    let uids = bed.uids().await;
+    let (to_delete, to_keep) = all.split_at(15);
+    let start = Instant::now();
+    let kills = 60;
+    for k in 0..kills {
+        if k == 20 {
+            bed.delete_imports(to_delete).await;
+        }
+        let mut child = bed.controller("sigkill", &[], &[]);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(150..900))).await;
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let kill_phase = start.elapsed();
+    let child = bed.controller("sigkill", &[], &[]);
+    let converge = bed
+        .converge(to_keep, to_delete, Duration::from_secs(120))
+        .await;
+    stop(child);
+
+    let a = audit(&bed.sim.simulator.jobs(), &uids, &live_jobs(&bed).await);
+    let stats = bed.sim.simulator.stats();
+    let mut text = String::new();
+    writeln!(text, "## SIGKILL during creates and deletes\n").unwrap();
+    writeln!(text, "| figure | value |\n|---|---|").unwrap();
+    writeln!(
+        text,
+        "| ModelImports | {} (15 deleted after the 20th kill) |",
+        all.len()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| SIGKILLs survived | {kills} (random points, 150–900 ms after start; seed {seed}) |"
+    )
+    .unwrap();
+    writeln!(text, "| kill phase | {:.1} s |", kill_phase.as_secs_f64()).unwrap();
+    writeln!(
+        text,
+        "| converged after the last start | {:.1} s |",
+        converge.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(text, "| remote jobs made | {} |", a.jobs).unwrap();
+    writeln!(
+        text,
+        "| create calls (incl. refused) | {} |",
+        stats.create.total
+    )
+    .unwrap();
+    writeln!(text, "| list calls (recovery) | {} |", stats.list.total).unwrap();
+    writeln!(text, "| duplicate jobs | {} |", a.duplicates).unwrap();
+    writeln!(text, "| leaked jobs | {} |", a.leaks).unwrap();
+    writeln!(
+        text,
+        "| jobs of deleted resources not deleted | {} |",
+        a.unreleased
+    )
+    .unwrap();
+    report("1-sigkill", &text);
+    assert!(kills >= 50);
+    assert_eq!(a.duplicates, 0, "duplicate jobs");
+    assert_eq!(a.leaks, 0, "leaked jobs");
+    assert_eq!(
+        a.unreleased, 0,
+        "deleted resources whose job was not deleted"
+    );
+    assert_eq!(a.jobs, all.len(), "one job per resource");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_remote_converges_under_the_rate_limit() {
+    let bed = Bed::new(
+        "faults",
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(300),
+            running_duration: Duration::from_millis(800),
+            api_keys: vec![KEY.into()],
+            seed: Some(7),
+            ..Default::default()
+        },
+    )
+    .await;
+    bed.sim.simulator.set_faults(Faults {
+        latency_ms: 30,
+        throttle_rate: 0.10,
+        retry_after_seconds: 1,
+        error_rate: 0.20,
+        lost_create_rate: 0.10,
+        seed: Some(7),
+    });
+    let (qps, burst) = (10u32, 5u32);
+    let all = names("fault", 20);
+    let uids = {
+        bed.create_imports(&all).await;
+        bed.uids().await
+    };
+    let child = bed.controller(
+        "faults",
+        &[
+            "--qps",
+            &qps.to_string(),
+            "--burst",
+            &burst.to_string(),
+            "--poll-interval",
+            "300ms",
+        ],
+        &[],
+    );
+    let converge = bed.converge(&all, &[], Duration::from_secs(150)).await;
+    let (to_delete, to_keep) = all.split_at(10);
+    bed.delete_imports(to_delete).await;
+    let release = bed
+        .converge(to_keep, to_delete, Duration::from_secs(120))
+        .await;
+    stop(child);
+
+    let requests = bed.sim.simulator.requests();
+    let api: Vec<_> = requests
+        .iter()
+        .filter(|r| r.endpoint != Endpoint::Other)
+        .collect();
+    let times: Vec<u64> = api.iter().map(|r| r.at_ms).collect();
+    // The busiest 1-second window; answers are stamped after the injected latency, so allow it.
+    let mut peak = 0;
+    for (i, t) in times.iter().enumerate() {
+        let n = times[i..].iter().take_while(|u| **u < t + 1000).count();
+        peak = peak.max(n);
+    }
+    let span_s =
+        (times.last().copied().unwrap_or(0) - times.first().copied().unwrap_or(0)) as f64 / 1000.0;
+    let throttled = api.iter().filter(|r| r.status == 429).count();
+    let server_errors = api.iter().filter(|r| r.status >= 500).count();
+    let a = audit(&bed.sim.simulator.jobs(), &uids, &live_jobs(&bed).await);
+    let mut text = String::new();
+    writeln!(
+        text,
+        "## Faulty Model Studio: 20% 5xx, 10% 429, 10% lost create answers, 30 ms latency\n"
+    )
+    .unwrap();
+    writeln!(text, "| figure | value |\n|---|---|").unwrap();
+    writeln!(
+        text,
+        "| ModelImports | {} (10 deleted once Ready) |",
+        all.len()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| all Ready after | {:.1} s |",
+        converge.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| deletions released after | {:.1} s |",
+        release.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| requests to Model Studio | {} over {:.1} s ({:.1}/s on average) |",
+        api.len(),
+        span_s,
+        api.len() as f64 / span_s.max(0.001)
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| peak requests in any 1 s | {peak} (limit: --qps {qps} --burst {burst} = {}) |",
+        qps + burst
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| answered 429 / 5xx | {throttled} / {server_errors} |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| duplicate jobs / leaked jobs | {} / {} |",
+        a.duplicates, a.leaks
+    )
+    .unwrap();
+    report("2-faults", &text);
+    assert!(
+        peak as u32 <= qps + burst,
+        "peak {peak} requests in 1 s is above the limit"
+    );
+    assert_eq!((a.duplicates, a.leaks, a.unreleased), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cuts_and_apiserver_restart_lose_no_event() {
+    let mut bed = Bed::new(
+        "watch",
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(200),
+            running_duration: Duration::from_millis(500),
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let child = bed.controller("watch", &[], &[]);
+    let first = names("watch-a", 5);
+    bed.create_imports(&first).await;
+    bed.converge(&first, &[], Duration::from_secs(60)).await;
+
+    bed.apiserver.drop_watches();
+    let second = names("watch-b", 3);
+    bed.create_imports(&second).await;
+    bed.apiserver.restart().await.unwrap();
+    let gone = first[..2].to_vec();
+    bed.delete_imports(&gone).await;
+    // Old resourceVersions expire: the watcher must relist (410 Gone) and still see everything.
+    bed.apiserver.compact();
+    bed.apiserver.drop_watches();
+    let third = names("watch-c", 2);
+    bed.create_imports(&third).await;
+    let mut live: Vec<String> = first[2..].to_vec();
+    live.extend(second.clone());
+    live.extend(third.clone());
+    let converge = bed.converge(&live, &gone, Duration::from_secs(90)).await;
+    stop(child);
+    let jobs = bed.sim.simulator.jobs();
+    let deleted = jobs.iter().filter(|j| j.deleted).count();
+    let mut text = String::new();
+    writeln!(
+        text,
+        "## Watch cut, API server restart, history compacted (410 Gone)\n"
+    )
+    .unwrap();
+    writeln!(text, "| figure | value |\n|---|---|").unwrap();
+    writeln!(
+        text,
+        "| changes made around the faults | {} creates, {} deletes |",
+        second.len() + third.len(),
+        gone.len()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| all handled after | {:.1} s |",
+        converge.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| jobs made / deleted | {} / {} |",
+        jobs.len(),
+        deleted
+    )
+    .unwrap();
+    report("3-watch", &text);
+    assert_eq!(jobs.len(), 10);
+    assert_eq!(deleted, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_write_one_at_a_time_and_fail_over() {
+    let bed = Bed::new(
+        "leader",
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(200),
+            running_duration: Duration::from_millis(600),
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let args = ["--leader-election", "--lease-namespace", NS];
+    let mut replicas: HashMap<&str, Child> = HashMap::new();
+    replicas.insert(
+        "replica-a",
+        bed.controller("replica-a", &args, &[("POD_NAME", "replica-a")]),
+    );
+    replicas.insert(
+        "replica-b",
+        bed.controller("replica-b", &args, &[("POD_NAME", "replica-b")]),
+    );
+    let first = names("lead-a", 6);
+    bed.create_imports(&first).await;
+    bed.converge(&first, &[], Duration::from_secs(60)).await;
+
+    let leases: Api<Lease> = Api::namespaced(bed.client.clone(), NS);
+    let holder = || async {
+        leases
+            .get_opt("modelstudio-controller")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+    };
+    let leader = holder().await.expect("a leader holds the lease");
+    let standby = if leader == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    let callers_before: Vec<String> = bed
+        .sim
+        .simulator
+        .requests()
+        .iter()
+        .filter_map(|r| r.user_agent.clone())
+        .collect();
+    assert!(
+        callers_before.iter().all(|ua| ua.contains(&leader)),
+        "only the leader calls Model Studio"
+    );
+
+    // Kill the leader without a chance to release the lease.
+    let killed_at_ms = bed.sim.simulator.stats().uptime_ms;
+    let t0 = Instant::now();
+    stop(replicas.remove(leader.as_str()).unwrap());
+    let mut failover = None;
+    for _ in 0..300 {
+        if holder().await.as_deref() == Some(standby) {
+            failover = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failover = failover.expect("the standby took over within 30 s");
+    let second = names("lead-b", 4);
+    bed.create_imports(&second).await;
+    bed.converge(&second, &[], Duration::from_secs(60)).await;
+
+    // A graceful stop releases the lease: the restarted replica takes over at once.
+    let mut survivor = replicas.remove(standby).unwrap();
+    let restarted = bed.controller(&leader, &args, &[("POD_NAME", leader.as_str())]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t1 = Instant::now();
+    sigterm(&survivor);
+    let exit = wait_exit(&mut survivor, Duration::from_secs(25));
+    let mut handover = None;
+    for _ in 0..300 {
+        if holder().await.as_deref() == Some(leader.as_str()) {
+            handover = Some(t1.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let handover = handover.expect("the restarted replica took over");
+    stop(restarted);
+
+    // Writes (creates and deletes) by caller, in time order: never two writers at once.
+    let writes: Vec<(u64, String)> = bed
+        .sim
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.endpoint, Endpoint::Create | Endpoint::Delete))
+        .map(|r| (r.at_ms, r.user_agent.clone().unwrap_or_default()))
+        .collect();
+    let switches = writes.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    let standby_writes_before_kill = writes
+        .iter()
+        .filter(|(at, ua)| *at < killed_at_ms && ua.contains(standby))
+        .count();
+    let mut text = String::new();
+    writeln!(text, "## Two replicas with leader election\n").unwrap();
+    writeln!(text, "| figure | value |\n|---|---|").unwrap();
+    writeln!(
+        text,
+        "| writes by the standby while the leader lived | {standby_writes_before_kill} |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| changes of writer over the run | {switches} (one per leadership change) |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| failover after SIGKILL of the leader | {:.1} s (lease 15 s) |",
+        failover.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| handover after SIGTERM (lease released) | {:.1} s |",
+        handover.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(text, "| exit after SIGTERM | {exit:?} |").unwrap();
+    report("4-leader", &text);
+    assert_eq!(standby_writes_before_kill, 0);
+    assert!(switches <= 2, "writers alternated {switches} times");
+    assert!(
+        failover <= Duration::from_secs(20),
+        "failover took {failover:?}"
+    );
+    assert!(exit.is_some_and(|s| s.success()), "graceful exit: {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
+    const CANARY: &str = "sk-canary-7f3a9c2e5b1d";
+    let bed = Bed::new(
+        "sigterm",
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(200),
+            running_duration: Duration::from_millis(400),
+            // The canary is not accepted: every call fails with InvalidApiKey and is retried.
+            api_keys: vec![KEY.into()],
+            latency: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(bed.client.clone(), NS);
+    let canary: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "canary"},
+        "stringData": {"api-key": CANARY}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &canary)
+        .await
+        .unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut child = bed.controller(
+        "sigterm",
+        &["--metrics-addr", &metrics_addr, "--shutdown-timeout", "5s"],
+        &[("RUST_LOG", "trace"), ("DASHSCOPE_API_KEY", CANARY)],
+    );
+    let names_ok = names("term", 4);
+    bed.create_imports(&names_ok).await;
+    let mut bad: ModelImport = serde_json::from_value(json!({
+        "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
+        "metadata": {"name": "canary-import"},
+        "spec": {"baseModel": "qwen3-32b", "weightType": "lora",
+                 "storage": {"bucketName": "bucket", "objectKey": "models/c/"},
+                 "apiKeySecretRef": {"name": "canary"}}
+    }))
+    .unwrap();
+    bad = bed
+        .imports()
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap();
+    bed.converge(&names_ok, &[], Duration::from_secs(60)).await;
+    // Let the canary import fail a few times with the key in every request.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let t0 = Instant::now();
+    sigterm(&child);
+    let exit = wait_exit(&mut child, Duration::from_secs(15));
+    let stopped_after = t0.elapsed();
+    let term_at = bed.sim.simulator.stats().uptime_ms - stopped_after.as_millis() as u64;
+
+    let logs = std::fs::read_to_string(bed.dir.join("sigterm.log")).unwrap();
+    let status = serde_json::to_string(&bed.imports().get(&bad.name_any()).await.unwrap()).unwrap();
+    let events = bed
+        .client
+        .request_text(
+            http::Request::get("/apis/events.k8s.io/v1/namespaces/default/events")
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let failures = bed.sim.simulator.stats().get.code("InvalidApiKey")
+        + bed.sim.simulator.stats().create.code("InvalidApiKey");
+    let late_writes = bed
+        .sim
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.at_ms > term_at + 1000 && matches!(r.endpoint, Endpoint::Create | Endpoint::Delete)
+        })
+        .count();
+    let mut text = String::new();
+    writeln!(text, "## SIGTERM and the API key\n").unwrap();
+    writeln!(text, "| figure | value |\n|---|---|").unwrap();
+    writeln!(
+        text,
+        "| exit after SIGTERM | {exit:?} in {:.2} s (deadline 5 s) |",
+        stopped_after.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| writes starting more than 1 s after SIGTERM | {late_writes} |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| calls made with a canary key (refused) | {failures} |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| canary found in trace logs ({} bytes), events, status, metrics | {} |",
+        logs.len(),
+        [&logs, &status, &events, &metrics]
+            .iter()
+            .filter(|t| t.contains(CANARY))
+            .count()
+    )
+    .unwrap();
+    report("5-sigterm", &text);
+    assert!(exit.is_some_and(|s| s.success()), "exit {exit:?}");
+    assert!(stopped_after < Duration::from_secs(8));
+    assert_eq!(late_writes, 0);
+    assert!(failures > 0, "the canary key was used");
+    assert!(!logs.is_empty());
+    for (what, text) in [
+        ("logs", &logs),
+        ("status", &status),
+        ("events", &events),
+        ("metrics", &metrics),
+    ] {
+        assert!(!text.contains(CANARY), "the API key appears in the {what}");
+    }
+}
