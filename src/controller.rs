@@ -29,6 +29,9 @@ use tracing::{info, warn};
 /// Pages of 100 jobs read at most when looking for a lost job (100,000 jobs).
 const MAX_RECOVERY_PAGES: u32 = 1000;
 
+/// When the cache lagged behind the API server, look again after this long.
+const STALE_RETRY: Duration = Duration::from_millis(500);
+
 /// The name this controller writes with and reports events as.
 pub const MANAGER: &str = "modelstudio-controller";
 
@@ -471,6 +474,16 @@ impl Reconcile<'_> {
         }
     }
 
+    /// Re-reads the resource; `None` when the fresh copy calls for another step than `step`.
+    async fn fresh_if_still(&self, step: &Plan) -> Result<Option<ModelImport>, Error> {
+        let fresh = self
+            .api
+            .get_status(&self.name())
+            .await
+            .map_err(Error::ReadResource)?;
+        Ok((decision::plan(&snapshot(&fresh)) == *step).then_some(fresh))
+    }
+
     /// What a create for this resource sends, and how its job is recognised afterwards.
     fn expected(&self) -> Expected {
         let spec = &self.obj.spec;
@@ -500,15 +513,10 @@ impl Reconcile<'_> {
         };
         // The cache may lag behind our own last write: decide on a fresh read, so a job recorded
         // a moment ago is never created again.
-        let fresh = self
-            .api
-            .get_status(&self.name())
-            .await
-            .map_err(Error::ReadResource)?;
+        let Some(fresh) = self.fresh_if_still(&Plan::Create).await? else {
+            return Ok(Action::requeue(STALE_RETRY));
+        };
         let fresh_status = fresh.status.clone().unwrap_or_default();
-        if fresh_status.job_id.is_some() || fresh_status.create_attempted_at.is_some() {
-            return Ok(Action::requeue(Duration::from_secs(1)));
-        }
         let expected = self.expected();
         // Record the intent before sending, so a restart looks for the job before creating again.
         let mut intent = fresh_status;
@@ -591,14 +599,9 @@ impl Reconcile<'_> {
             Ok(key) => key,
             Err(action) => return Ok(action),
         };
-        // Listing every job is costly; a cache that lags behind our own last write is not a reason.
-        let fresh = self
-            .api
-            .get_status(&self.name())
-            .await
-            .map_err(Error::ReadResource)?;
-        if fresh.status.as_ref().is_some_and(|s| s.job_id.is_some()) {
-            return Ok(Action::requeue(Duration::from_secs(1)));
+        // Listing every job is costly; a cache that lags behind our own last write is no reason.
+        if self.fresh_if_still(&Plan::Recover).await?.is_none() {
+            return Ok(Action::requeue(STALE_RETRY));
         }
         let expected = self.expected();
         let mut jobs = Vec::new();

@@ -353,24 +353,28 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
             running_duration: Duration::from_millis(1500),
             api_keys: vec![KEY.into()],
             // Latency widens the window between sending a create and recording its answer.
-            latency: Duration::from_millis(40),
+            latency: Duration::from_millis(250),
             seed: Some(seed),
             ..Default::default()
         },
     )
     .await;
+    // Resources arrive and leave while the controller is being killed, so that kills land
+    // between deciding to create and recording the job, and during deletes.
     let all = names("kill", 30);
-    bed.create_imports(&all).await;
-    let uids = bed.uids().await;
     let (to_delete, to_keep) = all.split_at(15);
+    let mut uids = HashMap::new();
     let start = Instant::now();
     let kills = 60;
     for k in 0..kills {
-        if k == 20 {
-            bed.delete_imports(to_delete).await;
+        if k < 30 {
+            bed.create_imports(&all[k..=k]).await;
+            uids.extend(bed.uids().await);
+        } else if k < 45 {
+            bed.delete_imports(&to_delete[k - 30..=k - 30]).await;
         }
         let mut child = bed.controller("sigkill", &[], &[]);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(150..900))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
@@ -388,19 +392,19 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
     writeln!(text, "| figure | value |\n|---|---|").unwrap();
     writeln!(
         text,
-        "| ModelImports | {} (15 deleted after the 20th kill) |",
+        "| ModelImports | {} (one created before each of the first 30 kills, 15 deleted before kills 31–45) |",
         all.len()
     )
     .unwrap();
     writeln!(
         text,
-        "| SIGKILLs survived | {kills} (random points, 150–900 ms after start; seed {seed}) |"
+        "| SIGKILLs survived | {kills} (random points, 100–800 ms after start; seed {seed}; every call to Model Studio takes 250 ms) |"
     )
     .unwrap();
     writeln!(text, "| kill phase | {:.1} s |", kill_phase.as_secs_f64()).unwrap();
     writeln!(
         text,
-        "| converged after the last start | {:.1} s |",
+        "| converged after the last (61st) start | {:.1} s |",
         converge.as_secs_f64()
     )
     .unwrap();
@@ -836,8 +840,24 @@ async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
         )
         .await
         .unwrap();
-    let failures = bed.sim.simulator.stats().get.code("InvalidApiKey")
-        + bed.sim.simulator.stats().create.code("InvalidApiKey");
+    let stats = bed.sim.simulator.stats();
+    let failures: u64 = [&stats.create, &stats.get, &stats.list, &stats.delete]
+        .iter()
+        .map(|e| e.code("InvalidApiKey"))
+        .sum();
+    // Under a persistent error the resource is retried with a growing backoff, not in a loop.
+    let canary_calls: Vec<u64> = bed
+        .sim
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| r.code.as_deref() == Some("InvalidApiKey"))
+        .map(|r| r.at_ms)
+        .collect();
+    let canary_span_s = match (canary_calls.first(), canary_calls.last()) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64 / 1000.0,
+        _ => 0.0,
+    };
     let late_writes = bed
         .sim
         .simulator
@@ -863,7 +883,13 @@ async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
     .unwrap();
     writeln!(
         text,
-        "| calls made with a canary key (refused) | {failures} |"
+        "| calls made with a canary key (refused) | {failures} over {canary_span_s:.1} s (backoff from 100 ms doubling to 2 s) |"
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "| counted in /metrics as result=\"InvalidApiKey\" | {} |",
+        metrics.contains(r#"result="InvalidApiKey""#)
     )
     .unwrap();
     writeln!(
@@ -881,6 +907,15 @@ async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
     assert!(stopped_after < Duration::from_secs(8));
     assert_eq!(late_writes, 0);
     assert!(failures > 0, "the canary key was used");
+    assert!(
+        metrics.contains(r#"result="InvalidApiKey""#),
+        "the failures are counted in /metrics"
+    );
+    // A growing backoff, capped at 2 s: far fewer calls than a hot loop would make.
+    assert!(
+        failures as f64 <= 8.0 + canary_span_s,
+        "{failures} refused calls in {canary_span_s:.1} s: a hot loop"
+    );
     assert!(!logs.is_empty());
     for (what, text) in [
         ("logs", &logs),
