@@ -7,50 +7,37 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result: Result<(), Box<dyn std::fmt::Display>> = match cli.command {
         Command::Crd => {
             print!("{}", modelstudio_controller::crd::crd_yaml());
-            ExitCode::SUCCESS
+            Ok(())
         }
         Command::Run(args) => {
             app::init_logging(args.log_format);
-            match app::run(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            app::run(args).await.map_err(boxed)
         }
         Command::Simulator(args) => {
             app::init_logging(LogFormat::Text);
-            match app::serve_simulator(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            app::serve_simulator(args).await.map_err(boxed)
         }
         Command::Sandbox(args) => {
             sandbox::init_logging();
-            match sandbox::sandbox(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            sandbox::sandbox(args).await.map_err(boxed)
         }
         Command::Apiserver(args) => {
             app::init_logging(LogFormat::Text);
-            match sandbox::apiserver(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            sandbox::apiserver(args).await.map_err(boxed)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn boxed<E: std::fmt::Display + 'static>(e: E) -> Box<dyn std::fmt::Display> {
+    Box::new(e)
 }

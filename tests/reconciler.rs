@@ -681,6 +681,14 @@ fn expected_display_name() -> String {
     modelstudio_controller::correlation::display_name(NAME, "uid-1")
 }
 
+/// The resource as a controller killed after recording its create intent leaves it.
+fn after_intent() -> Value {
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
+    m
+}
+
 fn create_request(display_name: &str) -> modelstudio_controller::modelstudio::CreateJob {
     modelstudio_controller::modelstudio::CreateJob {
         model_name: "qwen3-32b".into(),
@@ -753,10 +761,7 @@ async fn restart_between_create_and_record_adopts_the_job() {
         )
         .await
         .unwrap();
-    let mut m = manifest("models/a/", "Delete");
-    m["metadata"]["finalizers"] = json!([FINALIZER]);
-    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
-    h.put(m);
+    h.put(after_intent());
     h.step().await;
     let status = h.object().unwrap().status.unwrap();
     assert_eq!(status.job_id.as_deref(), Some(job.job_id.as_str()));
@@ -767,10 +772,7 @@ async fn restart_between_create_and_record_adopts_the_job() {
 async fn restart_between_intent_and_create_creates_once() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
-    let mut m = manifest("models/a/", "Delete");
-    m["metadata"]["finalizers"] = json!([FINALIZER]);
-    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
-    h.put(m);
+    h.put(after_intent());
     h.step().await;
     assert!(h.object().unwrap().status.unwrap().job_id.is_some());
     assert_eq!(h.sim.simulator.stats().create.total, 1);
@@ -792,10 +794,7 @@ async fn two_jobs_with_our_token_stall_as_ambiguous() {
         .create(&key, &create_request(&expected_display_name()))
         .await
         .unwrap();
-    let mut m = manifest("models/a/", "Delete");
-    m["metadata"]["finalizers"] = json!([FINALIZER]);
-    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
-    h.put(m);
+    h.put(after_intent());
     assert_eq!(h.step().await, Action::await_change());
     let (status, reason, message) = h.condition("Stalled").unwrap();
     assert_eq!(
@@ -848,10 +847,8 @@ async fn deleting_with_an_unrecorded_job_deletes_it_instead_of_leaking_it() {
             },
         )
         .unwrap();
-    let mut m = manifest("models/a/", "Delete");
-    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    let mut m = after_intent();
     m["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
     h.put(m);
     h.until("released", |h| h.object().is_none()).await;
     assert!(
@@ -863,10 +860,8 @@ async fn deleting_with_an_unrecorded_job_deletes_it_instead_of_leaking_it() {
     // Without a job to find, deletion lets go after looking.
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
-    let mut m = manifest("models/a/", "Delete");
-    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    let mut m = after_intent();
     m["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-    m["status"] = json!({"displayName": expected_display_name(), "createAttemptedAt": "2026-01-01T00:00:00Z"});
     h.put(m);
     h.step().await;
     assert!(h.object().is_none());
