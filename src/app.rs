@@ -77,6 +77,11 @@ fn default_api_key(args: &RunArgs) -> Result<Option<ApiKey>, StartError> {
 
 /// Checks the flags that clap cannot.
 fn settings(args: &RunArgs) -> Result<Settings, StartError> {
+    if args.request_timeout.is_zero() {
+        return Err(StartError::Config(
+            "--request-timeout must be more than 0s".into(),
+        ));
+    }
     if args.poll_interval.is_zero() {
         return Err(StartError::Config(
             "--poll-interval must be more than 0s".into(),
@@ -106,6 +111,8 @@ fn settings(args: &RunArgs) -> Result<Settings, StartError> {
             cap: args.backoff_max,
         },
         default_api_key: default_api_key(args)?,
+        // A create slower than two request timeouts is assumed not to exist any more.
+        create_grace: args.request_timeout.saturating_mul(2),
         qps: args.qps,
         burst: args.burst,
     })
@@ -222,7 +229,9 @@ pub async fn run_with_client(
             .clone()
             .unwrap_or_else(|| "default".into());
         let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("{MANAGER}-{}", uuid::Uuid::new_v4().simple()));
+            .ok()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| format!("{MANAGER}-{}", uuid::Uuid::new_v4().simple()));
         Elector::new(
             ctx.client.clone(),
             &namespace,
@@ -232,6 +241,8 @@ pub async fn run_with_client(
         )
     });
     if let Some(elector) = elector.as_mut() {
+        // A healthy standby is ready: a rollout of two replicas must not wait for the lease.
+        ready.store(true, Ordering::Relaxed);
         info!(identity = elector.identity(), lease = %args.lease_name, "waiting to become the leader");
         tokio::select! {
             _ = elector.acquire() => {}

@@ -36,8 +36,9 @@ impl BackoffPolicy {
             .min(self.cap);
         let jitter = jitter.clamp(0.0, 1.0);
         let d = full.mul_f64(0.5 + 0.5 * jitter);
+        // A server's Retry-After is a floor, but no larger than the cap.
         match floor {
-            Some(f) => d.max(f.min(self.cap.max(f))),
+            Some(f) => d.max(f.min(self.cap)),
             None => d,
         }
     }

@@ -75,6 +75,9 @@ pub struct Settings {
     pub backoff: BackoffPolicy,
     /// The key used when a resource names no Secret.
     pub default_api_key: Option<ApiKey>,
+    /// How long after a create whose answer was lost a listing without the job is trusted to
+    /// mean "not created" (a slow create may not be listed at once).
+    pub create_grace: Duration,
     /// Steady requests per second to Model Studio, for the whole controller.
     pub qps: f64,
     /// Requests that may go at once above the steady rate.
@@ -88,6 +91,7 @@ impl Default for Settings {
             resync_interval: Duration::from_secs(1800),
             backoff: BackoffPolicy::default(),
             default_api_key: None,
+            create_grace: Duration::from_secs(60),
             qps: 5.0,
             burst: 10,
         }
@@ -204,7 +208,10 @@ pub fn rate_limiter(qps: f64, burst: u32) -> DefaultDirectRateLimiter {
     } else {
         1.0
     };
-    let period = Duration::from_secs_f64(1.0 / qps).max(Duration::from_nanos(1));
+    // A rate so small that its period overflows becomes one request a day.
+    let period = Duration::try_from_secs_f64(1.0 / qps)
+        .unwrap_or(Duration::from_secs(86_400))
+        .clamp(Duration::from_nanos(1), Duration::from_secs(86_400));
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -279,7 +286,12 @@ pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Actio
         }
         Plan::WaitForSpecChange | Plan::Nothing => Ok(Action::await_change()),
         Plan::Delete { job_id } => r.delete(&job_id).await,
-        Plan::Release { reason } => r.release(reason).await,
+        Plan::Release { reason } => match r.fresh_if_still(&Plan::Release { reason }).await {
+            // A job recorded a moment ago may not be in the cache yet: never let go on a stale copy.
+            Ok(Some(_)) => r.release(reason).await,
+            Ok(None) => Ok(Action::requeue(STALE_RETRY)),
+            Err(e) => Err(e),
+        },
     };
     ctx.metrics
         .reconciliations
@@ -465,10 +477,14 @@ impl Reconcile<'_> {
 
     /// The key, or the outcome of not having one (recorded in status).
     async fn key_or_outcome(&self, phase: Option<Phase>) -> Result<Result<ApiKey, Action>, Error> {
-        match self.api_key().await? {
-            Ok(key) => Ok(Ok(key)),
-            Err(problem) => {
-                let outcome = decision::on_credentials(&problem);
+        let deleting = self.obj.metadata.deletion_timestamp.is_some();
+        match (self.api_key().await?, &self.ctx.settings.default_api_key) {
+            (Ok(key), _) => Ok(Ok(key)),
+            // The Secret often goes first when a namespace or a folder of manifests is deleted:
+            // the controller's default key may still delete the job.
+            (Err(_), Some(default)) if deleting => Ok(Ok(default.clone())),
+            (Err(problem), _) => {
+                let outcome = decision::on_credentials(&problem, deleting);
                 Ok(Err(self.record_outcome(outcome, phase).await?))
             }
         }
@@ -516,20 +532,53 @@ impl Reconcile<'_> {
         let Some(fresh) = self.fresh_if_still(&Plan::Create).await? else {
             return Ok(Action::requeue(STALE_RETRY));
         };
-        let fresh_status = fresh.status.clone().unwrap_or_default();
+        self.send_with_intent(fresh, &key).await
+    }
+
+    /// Records the create intent (and Reconciling=True), then sends the create.
+    async fn send_with_intent(&self, fresh: ModelImport, key: &ApiKey) -> Result<Action, Error> {
         let expected = self.expected();
+        let creating = Health::Progressing {
+            reason: "Creating",
+            message: "Creating the import job in Model Studio".into(),
+        };
+        let now = Timestamp::now();
         // Record the intent before sending, so a restart looks for the job before creating again.
-        let mut intent = fresh_status;
+        let mut intent = status::next_status(
+            &fresh.status.clone().unwrap_or_default(),
+            &Update {
+                health: Some(creating),
+                ..Default::default()
+            },
+            fresh.metadata.generation,
+            now,
+        );
         intent.display_name = Some(expected.display_name.clone());
-        intent.create_attempted_at = Some(Timestamp::now().to_string());
-        intent.phase.get_or_insert(Phase::Pending);
+        intent.create_attempted_at = Some(now.to_string());
         self.write_status(&intent).await?;
         let obj = ModelImport {
             status: Some(intent),
             ..fresh
         };
         let after_intent = Reconcile { obj: &obj, ..*self };
-        after_intent.send_create(&key, expected).await
+        after_intent.send_create(key, expected).await
+    }
+
+    /// Whether the last create attempt is old enough for a listing without its job to be final.
+    fn create_grace_passed(&self) -> bool {
+        let attempted = self
+            .obj
+            .status
+            .as_ref()
+            .and_then(|s| s.create_attempted_at.as_deref())
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        match attempted {
+            Some(t) => Timestamp::now()
+                .duration_since(t)
+                .unsigned_abs()
+                .ge(&self.ctx.settings.create_grace),
+            None => true,
+        }
     }
 
     async fn send_create(&self, key: &ApiKey, expected: Expected) -> Result<Action, Error> {
@@ -600,11 +649,15 @@ impl Reconcile<'_> {
             Err(action) => return Ok(action),
         };
         // Listing every job is costly; a cache that lags behind our own last write is no reason.
-        if self.fresh_if_still(&Plan::Recover).await?.is_none() {
+        let Some(fresh) = self.fresh_if_still(&Plan::Recover).await? else {
             return Ok(Action::requeue(STALE_RETRY));
-        }
+        };
         let expected = self.expected();
         let mut jobs = Vec::new();
+        // Without a cursor, a listing during which jobs come or go may skip one: only a listing
+        // whose total held still, and that reached its end, can prove that no job exists.
+        let mut first_total = None;
+        let mut complete = false;
         for page_no in 1..=MAX_RECOVERY_PAGES {
             let query = ListQuery {
                 page_no: Some(page_no),
@@ -617,9 +670,14 @@ impl Reconcile<'_> {
                 .await
             {
                 Ok(page) => {
+                    let steady = *first_total.get_or_insert(page.total) == page.total;
                     let more = page.has_more() && !page.list.is_empty();
                     jobs.extend(page.list);
+                    if !steady {
+                        break;
+                    }
                     if !more {
+                        complete = true;
                         break;
                     }
                 }
@@ -629,7 +687,16 @@ impl Reconcile<'_> {
                 }
             }
         }
+        let deleting = self.obj.metadata.deletion_timestamp.is_some();
+        let chosen = self.obj.spec.job_id.as_deref();
         match correlation::recover(&jobs, &expected) {
+            // A person picked one of several with spec.jobId: take it over.
+            Recovery::Ambiguous(ids) if chosen.is_some_and(|c| ids.iter().any(|i| i == c)) => {
+                match jobs.iter().find(|j| Some(j.job_id.as_str()) == chosen) {
+                    Some(job) => self.mirror(job, Operation::Adopt).await,
+                    None => Ok(Action::requeue(STALE_RETRY)),
+                }
+            }
             Recovery::Found(job) => {
                 info!(name = %self.name(), job_id = %job.job_id, "found the job of an earlier create");
                 self.ctx
@@ -646,10 +713,33 @@ impl Reconcile<'_> {
                     .await;
                 self.mirror(&job, Operation::Recover).await
             }
-            Recovery::NotCreated if self.obj.metadata.deletion_timestamp.is_some() => {
-                self.release(ReleaseReason::NeverCreated).await
+            // A slow create may not be listed yet: only a whole listing after the grace period
+            // counts.
+            Recovery::NotCreated if !complete || !self.create_grace_passed() => {
+                let outcome = ErrorOutcome {
+                    health: Health::Progressing {
+                        reason: "CreateUnconfirmed",
+                        message: format!(
+                            "No import job carries this resource's display name {:?} yet; looking again until {:?} \
+                             after the create before concluding that it made none",
+                            expected.display_name, self.ctx.settings.create_grace
+                        ),
+                    },
+                    requeue: Requeue::Backoff { min: None },
+                };
+                self.record_outcome(outcome, None).await
             }
-            Recovery::NotCreated => self.send_create(&key, expected).await,
+            // The create made nothing: forget it; spec.jobId is taken over (or deleted) next.
+            Recovery::NotCreated if chosen.is_some() => {
+                self.record(&Update {
+                    create_not_applied: true,
+                    ..Default::default()
+                })
+                .await?;
+                Ok(Action::requeue(STALE_RETRY))
+            }
+            Recovery::NotCreated if deleting => self.release(ReleaseReason::NeverCreated).await,
+            Recovery::NotCreated => self.send_with_intent(fresh, &key).await,
             Recovery::Ambiguous(ids) => {
                 let outcome = ErrorOutcome {
                     health: Health::Stalled {
@@ -662,7 +752,8 @@ impl Reconcile<'_> {
                             ids.join(", ")
                         ),
                     },
-                    requeue: Requeue::Never,
+                    // A deletion waits for the person: look again at the poll interval.
+                    requeue: if deleting { Requeue::Poll } else { Requeue::Never },
                 };
                 self.ctx
                     .publish(
@@ -687,6 +778,15 @@ impl Reconcile<'_> {
             Ok(job) => self.mirror(&job, op).await,
             Err(e) => {
                 let outcome = decision::on_api_error(op, &e);
+                let finished = matches!(
+                    self.obj.status.as_ref().and_then(|s| s.phase),
+                    Some(Phase::Succeeded | Phase::Failed)
+                );
+                // A finished job cannot change: a failed look at it is no news for Ready.
+                if finished && !matches!(outcome.health, Health::Stalled { .. }) {
+                    warn!(name = %self.name(), error = %e, "could not check the finished job");
+                    return Ok(self.ctx.action(self.key, outcome.requeue));
+                }
                 self.record_outcome(outcome, None).await
             }
         }
@@ -826,6 +926,9 @@ mod tests {
         assert!(limiter.check().is_err());
         // Nonsense settings still give a working limiter.
         let limiter = rate_limiter(f64::NAN, 0);
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
+        let limiter = rate_limiter(1e-20, 1);
         assert!(limiter.check().is_ok());
         assert!(limiter.check().is_err());
     }

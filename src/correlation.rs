@@ -58,10 +58,14 @@ pub enum Recovery {
     Ambiguous(Vec<String>),
 }
 
-/// Whether `job` is the one a create with `expected` made.
-pub fn matches(job: &ImportJob, expected: &Expected) -> bool {
-    let name_ok = job.display_name.as_deref() == Some(expected.display_name.as_str());
-    // The storage and base model are echoed too; a job that lacks them is judged by name alone.
+/// Whether `job` carries the display name a create with `expected` sent (its UID token).
+pub fn carries_token(job: &ImportJob, expected: &Expected) -> bool {
+    job.display_name.as_deref().map(str::trim) == Some(expected.display_name.trim())
+}
+
+/// Whether the storage and base model the service echoed agree with `expected` (a job that lacks
+/// them agrees).
+pub fn agrees(job: &ImportJob, expected: &Expected) -> bool {
     let storage_ok = job
         .storage_info
         .as_ref()
@@ -70,21 +74,27 @@ pub fn matches(job: &ImportJob, expected: &Expected) -> bool {
         .model_name
         .as_deref()
         .is_none_or(|m| m.starts_with(&format!("{}-", expected.base_model)));
-    name_ok && storage_ok && base_ok
+    storage_ok && base_ok
 }
 
-/// Decides from every job of the workspace.
+/// Decides from every job of the workspace. The token alone identifies a job (a false negative
+/// would create a duplicate); storage and base model only break ties between token holders.
 pub fn recover(jobs: &[ImportJob], expected: &Expected) -> Recovery {
     let mut seen = std::collections::HashSet::new();
     // The same job seen twice (a page boundary moved while listing) is one job.
-    let found: Vec<&ImportJob> = jobs
+    let holders: Vec<&ImportJob> = jobs
         .iter()
-        .filter(|j| matches(j, expected) && seen.insert(j.job_id.as_str()))
+        .filter(|j| carries_token(j, expected) && seen.insert(j.job_id.as_str()))
         .collect();
-    match found.as_slice() {
-        [] => Recovery::NotCreated,
-        [one] => Recovery::Found(Box::new((*one).clone())),
-        many => Recovery::Ambiguous(many.iter().map(|j| j.job_id.clone()).collect()),
+    let agreeing: Vec<&ImportJob> = holders
+        .iter()
+        .copied()
+        .filter(|j| agrees(j, expected))
+        .collect();
+    match (holders.as_slice(), agreeing.as_slice()) {
+        ([], _) => Recovery::NotCreated,
+        ([one], _) | (_, [one]) => Recovery::Found(Box::new((*one).clone())),
+        (many, _) => Recovery::Ambiguous(many.iter().map(|j| j.job_id.clone()).collect()),
     }
 }
 
@@ -158,10 +168,19 @@ mod tests {
             recover(&[other_name.clone(), ours.clone(), other_path.clone()], &e),
             Recovery::Found(Box::new(ours.clone()))
         );
+        // The token decides even when an echoed field differs (no duplicate on a normalised echo);
+        // the other fields only break ties.
         let mut other_base = ours.clone();
         other_base.job_id = "j4".into();
         other_base.model_name = Some("qwen3-8b-offline-20240101-zzzz".into());
-        assert_eq!(recover(&[other_base], &e), Recovery::NotCreated);
+        assert_eq!(
+            recover(&[other_base.clone()], &e),
+            Recovery::Found(Box::new(other_base.clone()))
+        );
+        assert_eq!(
+            recover(&[other_base, ours.clone()], &e),
+            Recovery::Found(Box::new(ours.clone()))
+        );
         let mut twin = ours.clone();
         twin.job_id = "j5".into();
         assert_eq!(

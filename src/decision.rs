@@ -60,12 +60,17 @@ pub fn plan(s: &Snapshot) -> Plan {
         if !s.has_finalizer {
             return Plan::Nothing;
         }
+        // A create may have made a job that is not recorded: find it before deleting or letting go.
+        if s.deletion_policy == DeletionPolicy::Delete
+            && s.create_attempted
+            && s.status_job_id.is_none()
+        {
+            return Plan::Recover;
+        }
         return match (s.deletion_policy, job_id) {
             (DeletionPolicy::Orphan, _) => Plan::Release {
                 reason: ReleaseReason::Orphan,
             },
-            // A create may have made a job that is not recorded: find it before letting go.
-            (DeletionPolicy::Delete, None) if s.create_attempted => Plan::Recover,
             (DeletionPolicy::Delete, None) => Plan::Release {
                 reason: ReleaseReason::NeverCreated,
             },
@@ -86,6 +91,8 @@ pub fn plan(s: &Snapshot) -> Plan {
         (_, Some(status)) => Plan::Poll {
             job_id: status.clone(),
         },
+        // A create may have made a job: find it before taking another one over.
+        (Some(_), None) if s.create_attempted => Plan::Recover,
         (Some(spec), None) => Plan::Adopt {
             job_id: spec.clone(),
         },
@@ -286,11 +293,17 @@ pub fn on_api_error(op: Operation, err: &ApiError) -> ErrorOutcome {
     match (op, err) {
         (Operation::Create, ApiError::InvalidParameter(r)) => stalled(
             "InvalidParameter",
-            format!("Model Studio refused the import: {r}. Fix the spec; the import is retried when it changes"),
+            format!(
+                "Model Studio refused the import: {r}. The import fields are immutable: \
+                 delete this ModelImport and create one with a corrected spec"
+            ),
         ),
         (Operation::Create, ApiError::NotFound(r)) => stalled(
             "BaseModelNotFound",
-            format!("Model Studio cannot import onto this base model: {r}. Use a base model that supports import"),
+            format!(
+                "Model Studio cannot import onto this base model: {r}. Delete this ModelImport and \
+                 create one with a base model that supports import"
+            ),
         ),
         (Operation::Adopt | Operation::Poll, ApiError::NotFound(r)) => stalled(
             "JobNotFound",
@@ -357,8 +370,8 @@ pub enum CredentialProblem {
     KeyEmpty { name: String, key: String },
 }
 
-pub fn on_credentials(problem: &CredentialProblem) -> ErrorOutcome {
-    let message = match problem {
+pub fn on_credentials(problem: &CredentialProblem, deleting: bool) -> ErrorOutcome {
+    let mut message = match problem {
         CredentialProblem::NoSecretRefAndNoDefault => {
             "spec.apiKeySecretRef is not set and the controller has no default API key: \
              set spec.apiKeySecretRef to a Secret holding the DashScope API key"
@@ -374,6 +387,12 @@ pub fn on_credentials(problem: &CredentialProblem) -> ErrorOutcome {
             format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
         }
     };
+    if deleting {
+        message.push_str(
+            ". The job is deleted once the key is back; to let the resource go without deleting \
+             the job, set spec.deletionPolicy to Orphan",
+        );
+    }
     ErrorOutcome {
         health: Health::Degraded {
             reason: "CredentialsMissing",
@@ -533,6 +552,10 @@ mod tests {
         let mut s = deleting(Delete, None, None);
         s.create_attempted = true;
         assert_eq!(plan(&s), Plan::Recover);
+        // Also with spec.jobId: the unrecorded create's job is found first, not leaked.
+        let mut with_spec = deleting(Delete, None, Some("s"));
+        with_spec.create_attempted = true;
+        assert_eq!(plan(&with_spec), Plan::Recover);
         s.deletion_policy = Orphan;
         assert_eq!(
             plan(&s),
@@ -642,7 +665,10 @@ mod tests {
             assert_eq!(o.health.reason(), "CreateUnconfirmed", "{e}");
             assert_eq!(o.requeue, Requeue::Backoff { min: None });
         }
+        // An unknown code may be a gateway's timeout: the job may exist.
         let o = on_api_error(Operation::Create, &ApiError::Unknown(remote("Weird", 400)));
+        assert_eq!(o.health.reason(), "CreateUnconfirmed");
+        let o = on_api_error(Operation::Poll, &ApiError::Unknown(remote("Weird", 400)));
         assert_eq!(o.health.reason(), "RemoteError");
     }
 
@@ -701,14 +727,25 @@ mod tests {
 
     #[test]
     fn credential_problems_say_what_to_fix() {
-        let o = on_credentials(&CredentialProblem::KeyMissing {
-            name: "s".into(),
-            key: "api-key".into(),
-        });
+        let o = on_credentials(
+            &CredentialProblem::KeyMissing {
+                name: "s".into(),
+                key: "api-key".into(),
+            },
+            false,
+        );
         assert_eq!(o.health.reason(), "CredentialsMissing");
         assert!(o.health.message().contains("api-key"));
         assert_eq!(o.requeue, Requeue::Backoff { min: None });
-        let o = on_credentials(&CredentialProblem::NoSecretRefAndNoDefault);
+        let o = on_credentials(&CredentialProblem::NoSecretRefAndNoDefault, false);
         assert!(o.health.message().contains("spec.apiKeySecretRef"));
+        let o = on_credentials(
+            &CredentialProblem::SecretNotFound { name: "s".into() },
+            true,
+        );
+        assert!(
+            o.health.message().contains("Orphan"),
+            "a deletion names its way out"
+        );
     }
 }

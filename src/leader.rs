@@ -147,7 +147,8 @@ impl Elector {
                 if step == Step::Acquire {
                     spec.holder_identity = Some(self.identity.clone());
                     spec.acquire_time = Some(MicroTime(now));
-                    spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+                    spec.lease_transitions =
+                        Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
                 }
                 spec.renew_time = Some(MicroTime(now));
                 spec.lease_duration_seconds = Some(seconds);

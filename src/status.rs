@@ -16,8 +16,6 @@ pub const STALLED: &str = "Stalled";
 pub struct Update {
     /// The remote job as last read.
     pub job: Option<JobView>,
-    /// A job ID to record before its job was read (right after create).
-    pub job_id: Option<String>,
     /// Overrides the phase (Deleting).
     pub phase: Option<Phase>,
     /// The health to show in the conditions.
@@ -34,10 +32,6 @@ pub fn next_status(
     now: Timestamp,
 ) -> ModelImportStatus {
     let mut next = current.clone();
-    if let Some(id) = &update.job_id {
-        next.job_id = Some(id.clone());
-        next.phase.get_or_insert(Phase::Pending);
-    }
     if let Some(job) = &update.job {
         next.job_id = Some(job.job_id.clone());
         if job.model_name.is_some() {

@@ -31,38 +31,7 @@ const MIN_IMMUTABLE_REFUSED: usize = 8;
 /// Fixtures whose expectation is what kube-apiserver says but not (yet) what the embedded server
 /// says. They are still sent and must still be refused, but their message is not asserted.
 /// Remove an entry once `crates/apiserver` is fixed: the test prints when a gap closes.
-///
-/// A wider gap, not listed per fixture because every expectation below still holds on both
-/// servers: for a CRD with `x-kubernetes-validations`, kube-apiserver appends the cause
-/// `<nil>: Invalid value: null: some validation rules were not checked because the object was
-/// invalid; correct the existing errors to complete validation` to every refusal that has a
-/// blocking schema error (Required value, Unsupported value, Too long, Too many, or a type
-/// error), on create as well; the embedded server never does. kube-apiserver's string validator
-/// also stops at the first failing check (maxLength, then minLength, then pattern), so `""` for
-/// baseModel gives one cause there and two here (minLength and pattern).
-const KNOWN_SERVER_GAPS: &[(&str, &str)] = &[
-    (
-        "invalid/basemodel-null.yaml",
-        "kube-apiserver prunes a null in a non-nullable field without a default \
-         (structuraldefaulting.PruneNonNullableNullsWithoutDefaults) before validating, so it \
-         answers `spec.baseModel: Required value`; the embedded server keeps the null and answers \
-         `spec.baseModel: Invalid value: \"null\": spec.baseModel in body must be of type string`",
-    ),
-    (
-        "invalid/storage-null.yaml",
-        "same as basemodel-null: kube-apiserver answers `spec.storage: Required value`, the \
-         embedded server a type error on spec.storage",
-    ),
-    (
-        "immutable/basemodel-wrong-type-on-update.update.yaml",
-        "kube-apiserver does not run the CEL rules when schema validation found a blocking error \
-         (Required, Unsupported value, Too long, Too many, or a type error) and adds the cause \
-         `<nil>: Invalid value: null: some validation rules were not checked because the object \
-         was invalid; correct the existing errors to complete validation`; the embedded server \
-         evaluates the rules anyway and answers the type error plus `spec.baseModel: Invalid \
-         value: \"object\": baseModel is immutable: ...`, which kube-apiserver never says here",
-    ),
-];
+const KNOWN_SERVER_GAPS: &[(&str, &str)] = &[];
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

@@ -817,7 +817,6 @@ proptest! {
                 prop_assert!(s.has_finalizer && s.create_attempted);
                 prop_assert!(s.status_job_id.is_none());
                 prop_assert!(!s.deleting || s.deletion_policy == DeletionPolicy::Delete);
-                prop_assert!(s.deleting || s.spec_job_id.is_none());
             }
             Plan::Adopt { job_id } => {
                 prop_assert!(!s.deleting && s.status_job_id.is_none());
@@ -1127,28 +1126,24 @@ fn arb_health() -> impl Strategy<Value = Health> {
 fn arb_update() -> impl Strategy<Value = Update> {
     (
         prop::option::of(arb_import_job().prop_map(|j| observe_job(&j))),
-        arb_job_id(),
         prop::option::of(arb_phase()),
         prop::option::of(arb_health()),
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(
-            |(job, job_id, phase, health, health_of_job, create_not_applied)| {
-                // Usually the health shown is the job's own.
-                let health = match (&job, health_of_job) {
-                    (Some(v), true) => Some(v.health.clone()),
-                    _ => health,
-                };
-                Update {
-                    job,
-                    job_id,
-                    phase,
-                    health,
-                    create_not_applied,
-                }
-            },
-        )
+        .prop_map(|(job, phase, health, health_of_job, create_not_applied)| {
+            // Usually the health shown is the job's own.
+            let health = match (&job, health_of_job) {
+                (Some(v), true) => Some(v.health.clone()),
+                _ => health,
+            };
+            Update {
+                job,
+                phase,
+                health,
+                create_not_applied,
+            }
+        })
 }
 
 fn types_unique(conditions: &[Condition]) -> bool {
@@ -1206,8 +1201,6 @@ proptest! {
         if let Some(job) = &update.job {
             prop_assert_eq!(s1.job_id.as_ref(), Some(&job.job_id));
             prop_assert_eq!(s1.remote_status.as_ref(), Some(&job.remote_status));
-        } else if let Some(id) = &update.job_id {
-            prop_assert_eq!(s1.job_id.as_ref(), Some(id));
         } else {
             prop_assert_eq!(&s1.job_id, &current.job_id);
         }

@@ -307,6 +307,7 @@ fn fast_settings() -> Settings {
             cap: Duration::from_secs(1),
         },
         default_api_key: None,
+        create_grace: Duration::ZERO,
         qps: 1000.0,
         burst: 100,
     }
@@ -880,4 +881,99 @@ async fn a_stale_cached_object_never_creates_twice() {
     // The cache still shows the object before the job was recorded.
     reconcile(Arc::new(stale), h.ctx.clone()).await.unwrap();
     assert_eq!(h.sim.simulator.stats().create.total, 1);
+}
+
+#[tokio::test]
+async fn a_slow_create_is_waited_for_before_creating_again() {
+    let mut settings = fast_settings();
+    settings.create_grace = Duration::from_millis(600);
+    let h = Harness::new(settings).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    // A create was sent a moment ago and its answer was lost; the job is not listed (yet).
+    let mut m = after_intent();
+    m["status"]["createAttemptedAt"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+    h.put(m);
+    h.step().await;
+    assert_eq!(
+        h.sim.simulator.stats().create.total,
+        0,
+        "not created again within the grace period"
+    );
+    assert_eq!(h.condition("Reconciling").unwrap().1, "CreateUnconfirmed");
+    // The slow create shows up: it is adopted, nothing more is created.
+    let job = h
+        .jobs
+        .create(
+            &ApiKey::new(KEY).unwrap(),
+            &create_request(&expected_display_name()),
+        )
+        .await
+        .unwrap();
+    h.step().await;
+    assert_eq!(
+        h.object().unwrap().status.unwrap().job_id.as_deref(),
+        Some(job.job_id.as_str())
+    );
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
+
+    // Without a job even after the grace period, the create is sent once more.
+    let h = Harness::new(Settings {
+        create_grace: Duration::from_millis(300),
+        ..fast_settings()
+    })
+    .await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = after_intent();
+    m["status"]["createAttemptedAt"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+    h.put(m);
+    h.step().await;
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    h.step().await;
+    assert_eq!(h.sim.simulator.stats().create.total, 1);
+    assert!(h.object().unwrap().status.unwrap().job_id.is_some());
+}
+
+#[tokio::test]
+async fn a_deletion_whose_secret_is_gone_uses_the_default_key_or_says_how_to_let_go() {
+    let mut settings = fast_settings();
+    settings.default_api_key = ApiKey::new(KEY);
+    let h = Harness::new(settings).await;
+    ready_import(&h).await;
+    h.kube.lock().unwrap().secrets.clear();
+    h.mark_deleted();
+    h.step().await;
+    assert!(h.object().is_none(), "deleted with the default key");
+    assert_eq!(h.sim.simulator.stats().delete.status(200), 1);
+
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    h.kube.lock().unwrap().secrets.clear();
+    h.mark_deleted();
+    h.step().await;
+    let (_, reason, message) = h.condition("Ready").unwrap();
+    assert_eq!(reason, "CredentialsMissing");
+    assert!(message.contains("deletionPolicy to Orphan"), "{message}");
+    assert_eq!(
+        h.object().unwrap().finalizers(),
+        [FINALIZER],
+        "kept until the job is deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_job_stays_ready_when_a_resync_fails() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    h.sim.simulator.set_faults(modelstudio_simulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let action = h.step().await;
+    assert_ne!(action, Action::await_change());
+    assert_eq!(
+        h.condition("Ready").unwrap().0,
+        "True",
+        "a terminal job cannot change"
+    );
 }

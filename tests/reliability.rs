@@ -404,11 +404,16 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
     writeln!(text, "| kill phase | {:.1} s |", kill_phase.as_secs_f64()).unwrap();
     writeln!(
         text,
-        "| converged after the last (61st) start | {:.1} s |",
+        "| converged after the last (61st) start | {:.1} s (a create that may be in flight is trusted absent only after 2 × --request-timeout = 10 s) |",
         converge.as_secs_f64()
     )
     .unwrap();
-    writeln!(text, "| remote jobs made | {} |", a.jobs).unwrap();
+    writeln!(
+        text,
+        "| remote jobs made | {} (resources deleted before their create went out have none) |",
+        a.jobs
+    )
+    .unwrap();
     writeln!(
         text,
         "| create calls (incl. refused) | {} |",
@@ -432,7 +437,12 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
         a.unreleased, 0,
         "deleted resources whose job was not deleted"
     );
-    assert_eq!(a.jobs, all.len(), "one job per resource");
+    // Every kept resource has its job; a resource deleted before its create went out has none.
+    assert!(
+        a.jobs <= all.len() && a.jobs >= to_keep.len(),
+        "{} jobs",
+        a.jobs
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,7 +544,7 @@ async fn faulty_remote_converges_under_the_rate_limit() {
     .unwrap();
     writeln!(
         text,
-        "| peak requests in any 1 s | {peak} (limit: --qps {qps} --burst {burst} = {}) |",
+        "| peak requests in any 1 s | {peak} (limit: --qps {qps} --burst {burst} = {} a second, +100 ms of timing skew allowed) |",
         qps + burst
     )
     .unwrap();
@@ -550,9 +560,16 @@ async fn faulty_remote_converges_under_the_rate_limit() {
     )
     .unwrap();
     report("2-faults", &text);
+    // Requests are stamped when the simulator answers them, after its latency and the machine's
+    // scheduling: allow 100 ms of skew on top of what the token bucket lets through in 1 s.
+    let allowed = f64::from(burst) + f64::from(qps) * 1.1;
     assert!(
-        peak as u32 <= qps + burst,
-        "peak {peak} requests in 1 s is above the limit"
+        peak as f64 <= allowed,
+        "peak {peak} requests in 1 s is above the limit ({allowed})"
+    );
+    assert!(
+        api.len() as f64 / span_s.max(0.001) <= f64::from(qps) + 1.0,
+        "the average rate is above --qps"
     );
     assert_eq!((a.duplicates, a.leaks, a.unreleased), (0, 0, 0));
 }

@@ -10,6 +10,28 @@ use serde::Deserialize;
 use std::time::Duration;
 
 const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
+/// The largest answer read; a page of 100 jobs is about 50 KiB.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// `body` with every occurrence of `secret` replaced.
+fn redact(body: &[u8], secret: &str) -> Vec<u8> {
+    let secret = secret.as_bytes();
+    if secret.is_empty() {
+        return body.to_vec();
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(secret) {
+            out.extend_from_slice(b"<redacted>");
+            i += secret.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
+}
 
 /// How the client reaches Model Studio.
 #[derive(Debug, Clone)]
@@ -110,11 +132,28 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
+        let bytes = self.read_body(response).await?;
+        // Some gateways repeat the Authorization header in their error page: blank the key out
+        // before any of the body can reach an error, a condition or a log.
+        let bytes = redact(&bytes, key.expose());
+        decode_response(status, retry_after, &bytes)
+    }
+
+    /// Reads at most `MAX_BODY` bytes: an endless or huge answer is cut, never buffered whole.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport_error(e))?;
-        decode_response(status, retry_after, &bytes).map_err(|e| e.redact(key.expose()))
+            .map_err(|e| self.transport_error(e))?
+        {
+            let room = MAX_BODY - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= MAX_BODY {
+                break;
+            }
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ApiError {
@@ -217,6 +256,25 @@ mod tests {
             c.url(Some("a/b?c")).as_str(),
             "http://127.0.0.1:8089/api/v1/custom_models/import/a%2Fb%3Fc"
         );
+    }
+
+    #[test]
+    fn an_echoed_key_is_blanked_out_before_decoding() {
+        let body =
+            br#"{"code":"InvalidApiKey","message":"Invalid API-key provided: Bearer sk-canary-1"}"#;
+        let clean = redact(body, "sk-canary-1");
+        let e = decode_response::<ImportJob>(401, None, &clean).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("sk-canary-1"));
+        assert!(e.to_string().contains("<redacted>"));
+        // Even past the 200-character excerpt of a gateway page.
+        let page = format!(
+            "<html>{}Authorization: Bearer sk-canary-1</html>",
+            "x".repeat(165)
+        );
+        let e = decode_response::<ImportJob>(502, None, &redact(page.as_bytes(), "sk-canary-1"))
+            .unwrap_err();
+        assert!(!e.to_string().contains("sk-cana"), "{e}");
+        assert_eq!(redact(b"abc", ""), b"abc");
     }
 
     #[test]

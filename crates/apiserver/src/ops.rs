@@ -204,6 +204,13 @@ fn dns_subdomain(s: &str) -> bool {
 }
 
 fn name_errors(res: &ResourceInfo, name: &str) -> Vec<Cause> {
+    if name.is_empty() {
+        return vec![Cause {
+            reason: "FieldValueRequired".into(),
+            field: "metadata.name".into(),
+            message: "Required value: name or generateName is required".into(),
+        }];
+    }
     if res.plural == "namespaces" {
         if !dns_label(name) {
             return vec![Cause {
@@ -336,7 +343,8 @@ fn admit(
     let mut errs = name_errors(res, &name);
     if res.custom {
         if let Some(schema) = res.version(&t.version).and_then(|v| v.schema.clone()) {
-            let out = validation::process(&schema, obj, old);
+            // The metadata errors come first and count for the CEL "blocking error" check.
+            let out = validation::process_with(&schema, obj, old, std::mem::take(&mut errs));
             if !out.unknown_fields.is_empty() {
                 match opts.field_validation {
                     FieldValidation::Strict => {
@@ -416,27 +424,16 @@ pub fn create(
         .and_then(|n| n.as_str())
         .is_none_or(|n| n.is_empty())
     {
-        match meta
+        // Without generateName either, the name stays empty and is reported with the rest of
+        // the object's errors (after strict decoding), as kube-apiserver does:
+        // `metadata.name: Required value: name or generateName is required`.
+        if let Some(g) = meta
             .get("generateName")
             .and_then(|n| n.as_str())
             .filter(|g| !g.is_empty())
         {
-            Some(g) => {
-                let name = format!("{g}{}", random_suffix());
-                meta.insert("name".into(), json!(name));
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    &res.kind,
-                    &res.group,
-                    "",
-                    vec![Cause {
-                        reason: "FieldValueRequired".into(),
-                        field: "metadata.name".into(),
-                        message: "Required value: name or generateName is required".into(),
-                    }],
-                ))
-            }
+            let name = format!("{g}{}", random_suffix());
+            meta.insert("name".into(), json!(name));
         }
     }
     if meta

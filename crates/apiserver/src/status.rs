@@ -115,16 +115,19 @@ impl ApiError {
         } else {
             format!("{kind}.{group}")
         };
-        let parts: Vec<String> = causes
-            .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
-            .collect();
+        // `ErrorList.ToAggregate`: the message lists each distinct `field: message` once (the
+        // causes keep every error).
+        let mut parts: Vec<String> = Vec::new();
+        for c in &causes {
+            let part = if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            };
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
         let joined = if parts.len() == 1 {
             parts[0].clone()
         } else {

@@ -1,7 +1,26 @@
 //! Custom resource handling against a CRD's structural `openAPIV3Schema`, in the order
-//! kube-apiserver applies it: prune unknown fields, apply defaults, validate (types, enums,
-//! required, lengths, patterns, bounds, list-map keys), then CEL `x-kubernetes-validations`
-//! (transition rules with `oldSelf` only run on update when the old value exists).
+//! kube-apiserver applies it:
+//!
+//! 1. decoding: prune unknown fields, then drop every `null` in a field that is neither
+//!    `nullable: true` nor defaulted (`structuraldefaulting.PruneNonNullableNullsWithoutDefaults`,
+//!    so `baseModel: null` answers `Required value`, not a type error);
+//! 2. defaulting: a missing field, or a `null` in a non-nullable field, gets its default;
+//! 3. schema validation as kube-openapi's `SchemaValidator` does it: per value, the type, then
+//!    the string checks (maxLength, minLength, pattern: only the first failing one is reported),
+//!    numbers (minimum, maximum), arrays (items, minItems, maxItems), `enum` (also after a type
+//!    error, and on `null`), then objects (properties, then `required`);
+//! 4. `x-kubernetes-list-type` set/map uniqueness (`structurallisttype`);
+//! 5. CEL `x-kubernetes-validations`, only when steps 3-4 (and the metadata checks) found no
+//!    blocking error (Required, Unsupported value, Too long, Too many, or a type error). When
+//!    they did, and the schema has any rule, the rules are not run and the cause
+//!    `<nil>: Invalid value: null: some validation rules were not checked because the object
+//!    was invalid; correct the existing errors to complete validation` is added instead
+//!    (`hasBlockingErr` in apiextensions-apiserver's `registry/customresource/strategy.go`).
+//!
+//! On update, validation ratchets as with kube-apiserver's default `CRDValidationRatcheting`:
+//! schema errors inside a value equal to its correlated old value (same property, same
+//! list-map key, same set element) are dropped, and so are failures of CEL rules that do not
+//! use `oldSelf` on such values; transition rules (`oldSelf`) only run when the old value exists.
 
 use std::collections::HashMap;
 
@@ -17,14 +36,82 @@ pub struct Outcome {
     pub unknown_fields: Vec<String>,
 }
 
+/// The cause kube-apiserver adds instead of running the CEL rules of an object with blocking
+/// schema errors. Its field is a nil `*field.Path`, printed `<nil>`, and its value is nil.
+pub const RULES_NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
 /// Prune, default and validate `obj` (a whole custom resource) in place. `old` is the
-/// stored object on update, used as `oldSelf` by CEL transition rules.
+/// stored object on update, used for ratcheting and as `oldSelf` by CEL transition rules.
 pub fn process(schema: &Value, obj: &mut Value, old: Option<&Value>) -> Outcome {
+    process_with(schema, obj, old, Vec::new())
+}
+
+/// [`process`], with the errors the metadata checks already found (they come first, and a
+/// blocking one among them also keeps the CEL rules from running, as in kube-apiserver).
+pub fn process_with(
+    schema: &Value,
+    obj: &mut Value,
+    old: Option<&Value>,
+    mut errors: Vec<Cause>,
+) -> Outcome {
     let mut out = Outcome::default();
     prune(schema, obj, "", true, &mut out.unknown_fields);
+    prune_nulls(schema, obj);
     default(schema, obj);
-    validate(schema, obj, old, "", true, &mut out.errors);
+    validate(schema, obj, old, "", true, &mut errors);
+    // List sets and maps: on update, only when the old object had no such error (ratcheting).
+    let old_ok = old.is_none_or(|o| {
+        let mut e = Vec::new();
+        list_uniqueness(schema, o, "", &mut e);
+        e.is_empty()
+    });
+    if old_ok {
+        list_uniqueness(schema, obj, "", &mut errors);
+    }
+    if has_rules(schema) {
+        if errors.iter().any(is_blocking) {
+            errors.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                field: "<nil>".into(),
+                message: format!("Invalid value: null: {RULES_NOT_CHECKED}"),
+            });
+        } else {
+            rules(schema, obj, old, "", false, &mut errors);
+        }
+    }
+    out.errors = errors;
     out
+}
+
+/// `hasBlockingErr`: errors after which the object may not have the shape CEL rules expect.
+fn is_blocking(c: &Cause) -> bool {
+    matches!(
+        c.reason.as_str(),
+        "FieldValueNotSupported"
+            | "FieldValueRequired"
+            | "FieldValueTooLong"
+            | "FieldValueTooMany"
+            | "FieldValueTypeInvalid"
+    )
+}
+
+/// Whether the schema has any `x-kubernetes-validations` (kube-apiserver has no CEL validator,
+/// hence no "rules were not checked" cause, otherwise).
+fn has_rules(schema: &Value) -> bool {
+    if schema["x-kubernetes-validations"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return true;
+    }
+    schema["properties"]
+        .as_object()
+        .is_some_and(|p| p.values().any(has_rules))
+        || schema.get("items").is_some_and(has_rules)
+        || schema
+            .get("additionalProperties")
+            .filter(|a| a.is_object())
+            .is_some_and(has_rules)
 }
 
 fn child(path: &str, key: &str) -> String {
@@ -78,35 +165,79 @@ fn prune(schema: &Value, v: &mut Value, path: &str, root: bool, unknown: &mut Ve
     }
 }
 
-fn default(schema: &Value, v: &mut Value) {
+/// The schema of a field: its property, else `additionalProperties` when that is a schema.
+fn field_schema<'a>(schema: &'a Value, key: &str) -> Option<&'a Value> {
+    schema["properties"]
+        .get(key)
+        .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+/// A `null` that is neither allowed (`nullable`) nor replaced by a default.
+fn droppable_null(v: &Value, schema: Option<&Value>) -> bool {
+    v.is_null()
+        && schema
+            .is_some_and(|s| s["nullable"].as_bool() != Some(true) && s.get("default").is_none())
+}
+
+/// `structuraldefaulting.PruneNonNullableNullsWithoutDefaults`: removes object fields whose
+/// value is a `null` the schema neither allows nor defaults (list items are kept).
+fn prune_nulls(schema: &Value, v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if let Some(props) = schema["properties"].as_object() {
-                for (k, ps) in props {
-                    if let Some(d) = ps.get("default") {
-                        if !m.contains_key(k)
-                            || (m[k].is_null() && ps["nullable"].as_bool() != Some(true))
-                        {
-                            m.insert(k.clone(), d.clone());
-                        }
-                    }
-                    if let Some(x) = m.get_mut(k) {
-                        default(ps, x);
-                    }
-                }
-            }
-            if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                let props = schema["properties"].as_object();
-                for (k, x) in m.iter_mut() {
-                    if props.is_none_or(|p| !p.contains_key(k)) {
-                        default(a, x);
-                    }
+            m.retain(|k, x| !droppable_null(x, field_schema(schema, k)));
+            for (k, x) in m.iter_mut() {
+                if let Some(s) = field_schema(schema, k) {
+                    prune_nulls(s, x);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(is) = schema.get("items") {
                 for x in items {
+                    prune_nulls(is, x);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A `null` in a non-nullable field that has a default: the default replaces it.
+fn defaultable_null(v: &Value, schema: &Value) -> bool {
+    v.is_null() && schema["nullable"].as_bool() != Some(true) && schema.get("default").is_some()
+}
+
+fn default(schema: &Value, v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = schema["properties"].as_object() {
+                for (k, ps) in props {
+                    if let Some(d) = ps.get("default") {
+                        if m.get(k).is_none_or(|x| defaultable_null(x, ps)) {
+                            m.insert(k.clone(), d.clone());
+                        }
+                    }
+                }
+            }
+            let props = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, x) in m.iter_mut() {
+                if let Some(ps) = props.and_then(|p| p.get(k)) {
+                    default(ps, x);
+                } else if let Some(a) = additional {
+                    if defaultable_null(x, a) {
+                        *x = a["default"].clone();
+                    }
+                    default(a, x);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = schema.get("items") {
+                for x in items {
+                    if defaultable_null(x, is) {
+                        *x = is["default"].clone();
+                    }
                     default(is, x);
                 }
             }
@@ -167,6 +298,8 @@ fn num(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
+/// Schema validation of one value (no CEL), with ratcheting: errors inside a value equal to its
+/// correlated old value are dropped (`ratchetingValueValidator`: `CachedDeepEqual`).
 fn validate(
     schema: &Value,
     v: &Value,
@@ -175,68 +308,70 @@ fn validate(
     root: bool,
     errs: &mut Vec<Cause>,
 ) {
-    if v.is_null() && schema["nullable"].as_bool() == Some(true) {
-        return;
+    let start = errs.len();
+    validate_value(schema, v, old, path, root, errs);
+    if old.is_some_and(|o| o == v) {
+        errs.truncate(start);
     }
+}
+
+fn type_error(path: &str, expected: &str, actual: &str) -> Cause {
+    cause(
+        "FieldValueTypeInvalid",
+        path,
+        format!(
+            "Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\""
+        ),
+    )
+}
+
+/// kube-openapi `SchemaValidator.Validate`: type, string, number, array, enum, object.
+fn validate_value(
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    root: bool,
+    errs: &mut Vec<Cause>,
+) {
     let int_or_string = schema["x-kubernetes-int-or-string"].as_bool() == Some(true);
-    if int_or_string {
-        if !(v.is_string() || type_ok("integer", v)) {
-            errs.push(cause(
-                "FieldValueTypeInvalid",
-                path,
-                format!("Invalid value: \"{}\": {path} in body must be of type integer-or-string: \"{}\"", json_type(v), json_type(v)),
-            ));
-            return;
-        }
-    } else if let Some(t) = schema["type"].as_str() {
-        if !type_ok(t, v) {
-            errs.push(cause(
-                "FieldValueTypeInvalid",
-                path,
-                format!(
-                    "Invalid value: \"{}\": {path} in body must be of type {t}: \"{}\"",
-                    json_type(v),
-                    json_type(v)
-                ),
-            ));
-            return;
-        }
+    let expected = if int_or_string {
+        Some("integer-or-string")
+    } else {
+        schema["type"].as_str()
+    };
+    let type_matches = match v {
+        Value::Null => schema["nullable"].as_bool() == Some(true) || expected.is_none(),
+        _ if int_or_string => v.is_string() || type_ok("integer", v),
+        _ => expected.is_none_or(|t| type_ok(t, v)),
+    };
+    if !type_matches {
+        errs.push(type_error(path, expected.unwrap_or(""), json_type(v)));
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(v) {
-            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            errs.push(cause(
-                "FieldValueNotSupported",
-                path,
-                format!(
-                    "Unsupported value: {}: supported values: {}",
-                    v,
-                    list.join(", ")
-                ),
-            ));
-        }
+    // A null (nullable or not), or a value of the wrong type, gets the type and enum checks
+    // only: the others do not apply to it.
+    if v.is_null() || !type_matches {
+        check_enum(schema, v, path, errs);
+        return;
     }
     match v {
         Value::String(s) => {
-            if let Some(max) = schema["maxLength"].as_u64() {
-                if s.chars().count() as u64 > max {
-                    errs.push(cause(
-                        "FieldValueTooLong",
-                        path,
-                        format!("Too long: may not be more than {max} bytes"),
-                    ));
-                }
-            }
-            if let Some(min) = schema["minLength"].as_u64() {
-                if (s.chars().count() as u64) < min {
-                    errs.push(invalid(
-                        path,
-                        v,
-                        format!("{path} in body should be at least {min} chars long"),
-                    ));
-                }
-            }
-            if let Some(p) = schema["pattern"].as_str() {
+            // stringValidator: maxLength, minLength, pattern; only the first failure.
+            let len = s.chars().count() as u64;
+            if let Some(max) = schema["maxLength"].as_u64().filter(|m| len > *m) {
+                let unit = if max == 1 { "byte" } else { "bytes" };
+                errs.push(cause(
+                    "FieldValueTooLong",
+                    path,
+                    format!("Too long: may not be more than {max} {unit}"),
+                ));
+            } else if let Some(min) = schema["minLength"].as_u64().filter(|m| len < *m) {
+                errs.push(invalid(
+                    path,
+                    v,
+                    format!("{path} in body should be at least {min} chars long"),
+                ));
+            } else if let Some(p) = schema["pattern"].as_str() {
                 if let Ok(re) = regex::Regex::new(p) {
                     if !re.is_match(s) {
                         errs.push(invalid(
@@ -282,13 +417,11 @@ fn validate(
             }
         }
         Value::Array(items) => {
-            if let Some(max) = schema["maxItems"].as_u64() {
-                if items.len() as u64 > max {
-                    errs.push(cause(
-                        "FieldValueTooMany",
-                        path,
-                        format!("Too many: {}: must have at most {max} items", items.len()),
-                    ));
+            // schemaSliceValidator: the items, then minItems, then maxItems.
+            if let Some(is) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    let old_item = correlated_item(schema, old, item);
+                    validate(is, item, old_item, &format!("{path}[{i}]"), false, errs);
                 }
             }
             if let Some(min) = schema["minItems"].as_u64() {
@@ -300,91 +433,198 @@ fn validate(
                     ));
                 }
             }
-            let keys: Vec<String> = schema["x-kubernetes-list-map-keys"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let list_type = schema["x-kubernetes-list-type"]
-                .as_str()
-                .unwrap_or("atomic");
-            let key_of = |item: &Value| -> Value {
-                let mut m = Map::new();
-                for k in &keys {
-                    m.insert(k.clone(), item.get(k).cloned().unwrap_or(Value::Null));
-                }
-                Value::Object(m)
-            };
-            let mut seen: Vec<Value> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let id = match list_type {
-                    "map" => Some(key_of(item)),
-                    "set" => Some(item.clone()),
-                    _ => None,
-                };
-                if let Some(id) = id {
-                    if seen.contains(&id) {
-                        errs.push(cause(
-                            "FieldValueDuplicate",
-                            &format!("{path}[{i}]"),
-                            format!("Duplicate value: {id}"),
-                        ));
-                    } else {
-                        seen.push(id);
-                    }
-                }
-            }
-            if let Some(is) = schema.get("items") {
-                let old_items: Option<&Vec<Value>> = old.and_then(|o| o.as_array());
-                for (i, item) in items.iter().enumerate() {
-                    // Only list-map entries correlate with an old entry (by key), as in kube-apiserver.
-                    let old_item = if list_type == "map" {
-                        old_items.and_then(|os| os.iter().find(|o| key_of(o) == key_of(item)))
-                    } else {
-                        None
-                    };
-                    validate(is, item, old_item, &format!("{path}[{i}]"), false, errs);
-                }
-            }
-        }
-        Value::Object(m) => {
-            if let Some(req) = schema["required"].as_array() {
-                for r in req.iter().filter_map(|r| r.as_str()) {
-                    if !m.contains_key(r) {
-                        errs.push(cause(
-                            "FieldValueRequired",
-                            &child(path, r),
-                            "Required value".into(),
-                        ));
-                    }
-                }
-            }
-            let props = schema["properties"].as_object();
-            for (k, x) in m {
-                if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                let old_x = old.and_then(|o| o.get(k));
-                if let Some(ps) = props.and_then(|p| p.get(k)) {
-                    validate(ps, x, old_x, &child(path, k), false, errs);
-                } else if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object())
-                {
-                    validate(a, x, old_x, &child(path, k), false, errs);
+            if let Some(max) = schema["maxItems"].as_u64() {
+                if items.len() as u64 > max {
+                    let unit = if max == 1 { "item" } else { "items" };
+                    errs.push(cause(
+                        "FieldValueTooMany",
+                        path,
+                        format!("Too many: {}: must have at most {max} {unit}", items.len()),
+                    ));
                 }
             }
         }
         _ => {}
     }
-    // CEL rules run on values of the right type (a type error returned early above).
-    if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
-        for rule in rules {
-            if let Some(c) = eval_rule(rule, schema, v, old, path) {
-                errs.push(c);
+    check_enum(schema, v, path, errs);
+    if let Value::Object(m) = v {
+        // objectValidator: the properties, then `required`.
+        let props = schema["properties"].as_object();
+        for (k, x) in m {
+            if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            let old_x = old.and_then(|o| o.get(k));
+            if let Some(ps) = props.and_then(|p| p.get(k)) {
+                validate(ps, x, old_x, &child(path, k), false, errs);
+            } else if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                validate(a, x, old_x, &child(path, k), false, errs);
             }
         }
+        if let Some(req) = schema["required"].as_array() {
+            for r in req.iter().filter_map(|r| r.as_str()) {
+                if !m.contains_key(r) {
+                    errs.push(cause(
+                        "FieldValueRequired",
+                        &child(path, r),
+                        "Required value".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `basicCommonValidator`: the value must be one of `enum` (checked whatever its type).
+fn check_enum(schema: &Value, v: &Value, path: &str, errs: &mut Vec<Cause>) {
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(v) {
+            // field.NotSupported quotes every supported value (non-strings as their JSON).
+            let list: Vec<String> = allowed
+                .iter()
+                .map(|a| match a {
+                    Value::String(s) => Value::String(s.clone()).to_string(),
+                    other => Value::String(other.to_string()).to_string(),
+                })
+                .collect();
+            errs.push(cause(
+                "FieldValueNotSupported",
+                path,
+                format!(
+                    "Unsupported value: {}: supported values: {}",
+                    v,
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn list_keys(schema: &Value) -> Vec<String> {
+    schema["x-kubernetes-list-map-keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn key_of(keys: &[String], item: &Value) -> Value {
+    let mut m = Map::new();
+    for k in keys {
+        m.insert(k.clone(), item.get(k).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(m)
+}
+
+/// The old entry a list item correlates with, as kube-apiserver's `CorrelatedObject`: by key
+/// in a list-map, by value in a set, none in an atomic list.
+fn correlated_item<'a>(schema: &Value, old: Option<&'a Value>, item: &Value) -> Option<&'a Value> {
+    let olds = old.and_then(|o| o.as_array())?;
+    match schema["x-kubernetes-list-type"].as_str() {
+        Some("map") => {
+            let keys = list_keys(schema);
+            let k = key_of(&keys, item);
+            olds.iter().find(|o| key_of(&keys, o) == k)
+        }
+        Some("set") => olds.iter().find(|o| *o == item),
+        _ => None,
+    }
+}
+
+/// `structurallisttype.ValidateListSetsAndMaps`: no duplicate set element or map key.
+fn list_uniqueness(schema: &Value, v: &Value, path: &str, errs: &mut Vec<Cause>) {
+    match v {
+        Value::Array(items) => {
+            let keys = list_keys(schema);
+            let list_type = schema["x-kubernetes-list-type"].as_str();
+            let mut seen: Vec<Value> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let id = match list_type {
+                    Some("map") => key_of(&keys, item),
+                    Some("set") => item.clone(),
+                    _ => continue,
+                };
+                if seen.contains(&id) {
+                    errs.push(cause(
+                        "FieldValueDuplicate",
+                        &format!("{path}[{i}]"),
+                        format!("Duplicate value: {id}"),
+                    ));
+                } else {
+                    seen.push(id);
+                }
+            }
+            if let Some(is) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    list_uniqueness(is, item, &format!("{path}[{i}]"), errs);
+                }
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                if let Some(s) = field_schema(schema, k) {
+                    list_uniqueness(s, x, &child(path, k), errs);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The CEL pass: a value's own rules, then its children's. `parent_unchanged` is whether the
+/// nearest correlated ancestor equals its old value; failures of rules without `oldSelf` on
+/// unchanged values are ratcheted away.
+fn rules(
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    parent_unchanged: bool,
+    errs: &mut Vec<Cause>,
+) {
+    if v.is_null() {
+        return;
+    }
+    let unchanged = match old {
+        Some(o) => o == v,
+        None => parent_unchanged,
+    };
+    if let Some(rs) = schema["x-kubernetes-validations"].as_array() {
+        for rule in rs {
+            let transition = rule["rule"].as_str().is_some_and(|r| r.contains("oldSelf"));
+            if let Some(c) = eval_rule(rule, schema, v, old, path) {
+                if transition || !unchanged {
+                    errs.push(c);
+                }
+            }
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, x) in m {
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let old_x = old.and_then(|o| o.get(k));
+                if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+                    rules(s, x, old_x, &child(path, k), unchanged, errs);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    let old_item = correlated_item(schema, old, item);
+                    rules(is, item, old_item, &format!("{path}[{i}]"), unchanged, errs);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -640,5 +880,135 @@ mod tests {
         let s = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.+++"}]});
         let mut o = json!({});
         assert_eq!(process(&s, &mut o, None).errors.len(), 1);
+    }
+
+    #[test]
+    fn nulls_are_pruned_defaulted_or_kept_as_kube_does() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "source": {"type": "string", "default": "oss"},
+            "note": {"type": "string", "nullable": true},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "tags": {"type": "array", "items": {"type": "string"}}
+        }}}});
+        let mut o = json!({"spec": {"name": null, "source": null, "note": null,
+            "labels": {"a": null}, "tags": [null]}});
+        let errs = process(&s, &mut o, None).errors;
+        assert!(o["spec"].get("name").is_none());
+        assert_eq!(o["spec"]["source"], "oss");
+        assert!(o["spec"]["note"].is_null());
+        assert_eq!(o["spec"]["labels"], json!({}));
+        let got: Vec<String> = errs
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        // A list item is not pruned: its null is a type error.
+        assert_eq!(
+            got,
+            vec![
+                "spec.tags[0]: Invalid value: \"null\": spec.tags[0] in body must be of type string: \"null\"",
+                "spec.name: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn blocking_errors_skip_cel_rules_and_say_so() {
+        let s = schema();
+        let old = obj(json!({"modelName": "m", "weightType": "lora", "jobId": "j1"}));
+        // A type error: the (failing) immutability rules are not run.
+        let mut o = obj(json!({"modelName": 5, "weightType": "lora", "jobId": "j2"}));
+        let errs = process(&s, &mut o, Some(&old)).errors;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].reason, "FieldValueTypeInvalid");
+        assert_eq!(errs[1].field, "<nil>");
+        assert_eq!(errs[1].reason, "FieldValueInvalid");
+        assert_eq!(
+            errs[1].message,
+            format!("Invalid value: null: {RULES_NOT_CHECKED}")
+        );
+        // A non-blocking error (pattern) leaves the rules running.
+        let mut o = obj(
+            json!({"modelName": "m", "weightType": "lora", "jobId": "j2",
+            "storage": {"objectKey": "nope"}}),
+        );
+        let errs = process(&s, &mut o, Some(&old)).errors;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs
+            .iter()
+            .any(|c| c.message.contains("jobId is immutable")));
+        assert!(errs.iter().all(|c| c.field != "<nil>"));
+        // Metadata errors given by the caller count too.
+        let mut o = obj(json!({"modelName": "m", "weightType": "lora"}));
+        let name = Cause {
+            reason: "FieldValueRequired".into(),
+            field: "metadata.name".into(),
+            message: "Required value: name or generateName is required".into(),
+        };
+        let errs = process_with(&s, &mut o, None, vec![name]).errors;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[1].field, "<nil>");
+        // Without any rule in the schema, there is no such cause.
+        let plain = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "required": ["a"], "properties": {"a": {"type": "string"}}}}});
+        let mut o = json!({"spec": {}});
+        let errs = process(&plain, &mut o, None).errors;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
+    fn one_string_error_and_enum_after_type() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 3, "pattern": "^[a-z]+$"},
+            "kind": {"type": "string", "enum": ["A", "B"]},
+            "n": {"type": "integer", "enum": [1, 2]}
+        }}}});
+        let run = |spec: Value| -> Vec<String> {
+            let mut o = json!({"spec": spec});
+            process(&s, &mut o, None)
+                .errors
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect()
+        };
+        assert_eq!(
+            run(json!({"name": ""})),
+            vec![
+                "spec.name: Invalid value: \"\": spec.name in body should be at least 1 chars long"
+            ]
+        );
+        assert_eq!(
+            run(json!({"name": "ABCD"})),
+            vec!["spec.name: Too long: may not be more than 3 bytes"]
+        );
+        assert_eq!(
+            run(json!({"kind": true})),
+            vec![
+                "spec.kind: Invalid value: \"boolean\": spec.kind in body must be of type string: \"boolean\"",
+                "spec.kind: Unsupported value: true: supported values: \"A\", \"B\"",
+            ]
+        );
+        assert_eq!(
+            run(json!({"n": 3})),
+            vec!["spec.n: Unsupported value: 3: supported values: \"1\", \"2\""]
+        );
+    }
+
+    #[test]
+    fn update_ratchets_unchanged_values() {
+        let s = schema();
+        // Stored before the schema limited displayName: unchanged, it still passes.
+        let old = obj(json!({"modelName": "m", "weightType": "lora", "displayName": "too long!"}));
+        let mut o = old.clone();
+        o["spec"]["jobId"] = json!("j");
+        assert!(process(&s, &mut o, Some(&old)).errors.is_empty());
+        // Changed, it is validated.
+        let mut o = old.clone();
+        o["spec"]["displayName"] = json!("longer still");
+        let errs = process(&s, &mut o, Some(&old)).errors;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].reason, "FieldValueTooLong");
     }
 }
