@@ -564,6 +564,18 @@ impl Reconcile<'_> {
         after_intent.send_create(key, expected).await
     }
 
+    /// Whether Model Studio created the recorded job within the create grace period.
+    fn created_recently(&self) -> bool {
+        self.obj
+            .status
+            .as_ref()
+            .and_then(|s| s.created_at.as_deref())
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .is_some_and(|t| {
+                Timestamp::now().duration_since(t).unsigned_abs() < self.ctx.settings.create_grace
+            })
+    }
+
     /// Whether the last create attempt is old enough for a listing without its job to be final.
     fn create_grace_passed(&self) -> bool {
         let attempted = self
@@ -777,7 +789,19 @@ impl Reconcile<'_> {
         match self.ctx.call("get", self.ctx.jobs.get(&key, job_id)).await {
             Ok(job) => self.mirror(&job, op).await,
             Err(e) => {
-                let outcome = decision::on_api_error(op, &e);
+                let mut outcome = decision::on_api_error(op, &e);
+                // A job made moments ago may not be readable yet where reads lag behind writes.
+                if matches!(e, ApiError::NotFound(_)) && self.created_recently() {
+                    outcome = ErrorOutcome {
+                        health: Health::Degraded {
+                            reason: "JobNotVisibleYet",
+                            message: format!(
+                                "Import job {job_id} was just created and cannot be read yet: {e}"
+                            ),
+                        },
+                        requeue: Requeue::Backoff { min: None },
+                    };
+                }
                 let finished = matches!(
                     self.obj.status.as_ref().and_then(|s| s.phase),
                     Some(Phase::Succeeded | Phase::Failed)
@@ -872,18 +896,34 @@ impl Reconcile<'_> {
                     .await;
                 Ok(Action::await_change())
             }
+            DeletionOutcome::Retry(outcome) if outcome.health.reason() == "DeletionBlocked" => {
+                // Read the job: its status shows while it finishes, and a finished job that is
+                // still refused is reported as such rather than as "running".
+                let job = self
+                    .ctx
+                    .call("get", self.ctx.jobs.get(&key, job_id))
+                    .await
+                    .ok();
+                let outcome = decision::on_delete_denied(outcome, job.as_ref());
+                self.ctx
+                    .publish(
+                        self.obj,
+                        EventType::Warning,
+                        outcome.health.reason(),
+                        "DeleteImportJob",
+                        outcome.health.message().to_string(),
+                    )
+                    .await;
+                self.record(&Update {
+                    job: job.as_ref().map(decision::observe_job),
+                    health: Some(outcome.health),
+                    phase: Some(Phase::Deleting),
+                    ..Default::default()
+                })
+                .await?;
+                Ok(self.ctx.action(self.key, outcome.requeue))
+            }
             DeletionOutcome::Retry(outcome) => {
-                if outcome.health.reason() == "DeletionBlocked" {
-                    self.ctx
-                        .publish(
-                            self.obj,
-                            EventType::Warning,
-                            "DeletionBlocked",
-                            "DeleteImportJob",
-                            outcome.health.message().to_string(),
-                        )
-                        .await;
-                }
                 self.record_outcome(outcome, Some(Phase::Deleting)).await
             }
         }

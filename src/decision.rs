@@ -361,6 +361,29 @@ pub fn on_delete(result: &Result<ImportJob, ApiError>) -> DeletionOutcome {
     }
 }
 
+/// What an `OperationDenied` DELETE means, given the job's status read right after it.
+pub fn on_delete_denied(denied: ErrorOutcome, job: Option<&ImportJob>) -> ErrorOutcome {
+    match job.map(|j| (j, j.remote_status())) {
+        // The documented refusal is for unfinished jobs; a finished one refused is something else
+        // (in use by a deployment, perhaps): say so, and retry slowly.
+        Some((j, status)) if status.is_terminal() => ErrorOutcome {
+            health: Health::Degraded {
+                reason: "DeletionRefused",
+                message: format!(
+                    "Model Studio refuses to delete import job {} although it has finished ({}): {}. \
+                     Remove what uses the model (a deployment, perhaps), or set spec.deletionPolicy \
+                     to Orphan to keep the job",
+                    j.job_id,
+                    j.status,
+                    denied.health.message()
+                ),
+            },
+            requeue: Requeue::Backoff { min: None },
+        },
+        _ => denied,
+    }
+}
+
 /// Why no API key could be had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialProblem {
@@ -723,6 +746,26 @@ mod tests {
             DeletionOutcome::Retry(o) => assert_eq!(o.health.reason(), "InvalidApiKey"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_finished_job_refused_deletion_is_not_called_running() {
+        let denied = match on_delete(&Err(ApiError::OperationDenied(remote(
+            "OperationDenied",
+            400,
+        )))) {
+            DeletionOutcome::Retry(o) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            on_delete_denied(denied.clone(), Some(&job("RUNNING"))),
+            denied
+        );
+        assert_eq!(on_delete_denied(denied.clone(), None), denied);
+        let o = on_delete_denied(denied, Some(&job("SUCCESSED")));
+        assert_eq!(o.health.reason(), "DeletionRefused");
+        assert!(o.health.message().contains("Orphan"));
+        assert_eq!(o.requeue, Requeue::Backoff { min: None });
     }
 
     #[test]

@@ -977,3 +977,56 @@ async fn a_finished_job_stays_ready_when_a_resync_fails() {
         "a terminal job cannot change"
     );
 }
+
+#[tokio::test]
+async fn a_just_created_job_that_cannot_be_read_yet_is_not_stalled() {
+    let h = Harness::new(Settings {
+        create_grace: Duration::from_secs(30),
+        ..fast_settings()
+    })
+    .await;
+    h.put_secret("dashscope", "api-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["metadata"]["finalizers"] = json!([FINALIZER]);
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string();
+    m["status"] = json!({"jobId": "00000000-0000-4000-8000-00000000abcd", "createdAt": now, "phase": "Pending"});
+    h.put(m);
+    let action = h.step().await;
+    assert_ne!(action, Action::await_change(), "looked at again");
+    assert_eq!(h.condition("Reconciling").unwrap().1, "JobNotVisibleYet");
+    // An old job that is gone is a real stall.
+    h.edit(|o| o["status"]["createdAt"] = json!("2024-01-01T12:00:00.000+00:00"));
+    assert_eq!(h.step().await, Action::await_change());
+    assert_eq!(h.condition("Stalled").unwrap().1, "JobNotFound");
+}
+
+#[tokio::test]
+async fn a_blocked_deletion_shows_the_job_progress() {
+    let h = Harness::with_simulator(
+        SimulatorConfig {
+            pending_duration: Duration::from_millis(50),
+            running_duration: Duration::from_secs(60),
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        },
+        fast_settings(),
+    )
+    .await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.step().await;
+    h.step().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.mark_deleted();
+    h.step().await;
+    let status = h.object().unwrap().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Deleting));
+    assert_eq!(
+        status.remote_status.as_deref(),
+        Some("RUNNING"),
+        "the job's progress shows while deleting"
+    );
+    assert_eq!(h.condition("Reconciling").unwrap().1, "DeletionBlocked");
+}
