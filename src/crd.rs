@@ -4,6 +4,7 @@
 // kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -251,10 +252,42 @@ pub enum Phase {
     Deleting,
 }
 
+/// The CustomResourceDefinition, with each description's doc-comment line breaks joined into
+/// flowing text (blank lines still separate paragraphs), so `kubectl explain` wraps it cleanly.
+pub fn definition() -> CustomResourceDefinition {
+    let crd = ModelImport::crd();
+    let mut value = match serde_json::to_value(&crd) {
+        Ok(v) => v,
+        Err(_) => return crd,
+    };
+    unwrap_descriptions(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    other => unwrap_descriptions(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
 /// The CRD as YAML, as `modelstudio-controller crd` prints it and `crds/modelimport.yaml` holds it.
 pub fn crd_yaml() -> String {
-    let crd = ModelImport::crd();
-    let body = serde_saphyr::to_string(&crd).unwrap_or_else(|e| {
+    let body = serde_saphyr::to_string(&definition()).unwrap_or_else(|e| {
         // The CRD is built from static types: failing here is a programming error, not input.
         format!("# could not render the CRD: {e}\n")
     });

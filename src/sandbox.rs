@@ -15,7 +15,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::Scope;
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Config, CustomResourceExt, ResourceExt};
+use kube::{Client, Config, ResourceExt};
 use modelstudio_simulator::{Simulator, SimulatorConfig};
 use sandbox_apiserver::RunningApiServer;
 use serde_json::Value;
@@ -175,7 +175,7 @@ pub async fn client_for(kubeconfig: &str) -> Result<Client, SandboxError> {
 /// Installs the ModelImport CRD by server-side apply and waits until it is Established.
 pub async fn install_crd(client: &Client) -> Result<(), SandboxError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ModelImport::crd();
+    let crd = crate::crd::definition();
     let name = crd.name_any();
     tokio::time::timeout(
         REQUEST_TIMEOUT,

@@ -18,8 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
-use kube::{Client, CustomResourceExt};
-use modelstudio_controller::crd::ModelImport;
+use kube::Client;
 use sandbox_apiserver::RunningApiServer;
 use serde_json::{json, Value};
 
@@ -109,7 +108,7 @@ async fn client(server: &RunningApiServer) -> Client {
 /// Server-side applies the CRD and waits (bounded) until it is Established.
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ModelImport::crd();
+    let crd = modelstudio_controller::crd::definition();
     let name = crd.metadata.name.clone().unwrap();
     crds.patch(
         &name,

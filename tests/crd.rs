@@ -15,6 +15,16 @@ fn committed_crd_matches_the_types() {
 }
 
 #[test]
+fn descriptions_flow_for_kubectl_explain() {
+    let crd = serde_json::to_value(modelstudio_controller::crd::definition()).unwrap();
+    let key = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["storage"]["properties"]["objectKey"]["description"];
+    let text = key.as_str().unwrap();
+    assert!(text.contains("is not the bucket root"), "{text}");
+    assert!(!text.contains('\n'));
+}
+
+#[test]
 fn names_and_columns() {
     let crd = ModelImport::crd();
     assert_eq!(
