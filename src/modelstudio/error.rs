@@ -141,8 +141,8 @@ impl ApiError {
         }
     }
 
-    /// The request ID the service gave, if any.
-    pub fn request_id(&self) -> Option<&str> {
+    /// What the service said, when it answered with an error code.
+    pub fn remote(&self) -> Option<&RemoteError> {
         match self {
             ApiError::InvalidParameter(r)
             | ApiError::NotFound(r)
@@ -151,25 +151,22 @@ impl ApiError {
             | ApiError::AccessDenied(r)
             | ApiError::Server(r)
             | ApiError::Unknown(r)
-            | ApiError::Throttled { remote: r, .. } => r.request_id.as_deref(),
-            ApiError::MalformedResponse { request_id, .. } => request_id.as_deref(),
+            | ApiError::Throttled { remote: r, .. } => Some(r),
             _ => None,
+        }
+    }
+
+    /// The request ID the service gave, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::MalformedResponse { request_id, .. } => request_id.as_deref(),
+            other => other.remote().and_then(|r| r.request_id.as_deref()),
         }
     }
 
     /// The service's own message, when there is one.
     pub fn remote_message(&self) -> Option<&str> {
-        match self {
-            ApiError::InvalidParameter(r)
-            | ApiError::NotFound(r)
-            | ApiError::OperationDenied(r)
-            | ApiError::InvalidApiKey(r)
-            | ApiError::AccessDenied(r)
-            | ApiError::Server(r)
-            | ApiError::Unknown(r)
-            | ApiError::Throttled { remote: r, .. } => Some(&r.message),
-            _ => None,
-        }
+        self.remote().map(|r| r.message.as_str())
     }
 }
 
