@@ -113,6 +113,7 @@ fn settings(args: &RunArgs) -> Result<Settings, StartError> {
         default_api_key: default_api_key(args)?,
         // A create slower than two request timeouts is assumed not to exist any more.
         create_grace: args.request_timeout.saturating_mul(2),
+        poll_jitter: 0.1,
         qps: args.qps,
         burst: args.burst,
     })

@@ -20,9 +20,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -75,6 +76,9 @@ pub struct Settings {
     pub backoff: BackoffPolicy,
     /// The key used when a resource names no Secret.
     pub default_api_key: Option<ApiKey>,
+    /// Spread of poll and resync delays, as a fraction (0.1: ±10%), so that jobs created together
+    /// are not polled in lockstep.
+    pub poll_jitter: f64,
     /// How long after a create whose answer was lost a listing without the job is trusted to
     /// mean "not created" (a slow create may not be listed at once).
     pub create_grace: Duration,
@@ -92,6 +96,7 @@ impl Default for Settings {
             backoff: BackoffPolicy::default(),
             default_api_key: None,
             create_grace: Duration::from_secs(60),
+            poll_jitter: 0.1,
             qps: 5.0,
             burst: 10,
         }
@@ -107,6 +112,8 @@ pub struct Context {
     pub settings: Settings,
     pub failures: FailureCounts,
     limiter: DefaultDirectRateLimiter,
+    /// When each resource's job was last read successfully (or created).
+    last_read: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -128,6 +135,7 @@ impl Context {
             metrics,
             settings,
             failures: FailureCounts::default(),
+            last_read: Mutex::default(),
         }
     }
 
@@ -182,15 +190,39 @@ impl Context {
         }
     }
 
+    /// Notes that the job of `key` was just read (or created).
+    fn mark_read(&self, key: &str) {
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(key.to_string(), Instant::now());
+    }
+
+    /// Forgets a released resource.
+    fn forget(&self, key: &str) {
+        self.failures.succeeded(key);
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.remove(key);
+    }
+
+    /// How long to wait when the job was read less than half a poll interval ago: our own status
+    /// write triggers a reconcile, which must not cost Model Studio another read.
+    fn too_soon(&self, key: &str) -> Option<Duration> {
+        let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = last.get(key)?.elapsed();
+        let poll = self.settings.poll_interval;
+        (elapsed < poll / 2).then(|| poll - elapsed)
+    }
+
     /// The action for a requeue decision; backoff grows with consecutive failures of `key`.
     fn action(&self, key: &str, requeue: Requeue) -> Action {
         if !matches!(requeue, Requeue::Backoff { .. }) {
             self.failures.succeeded(key);
         }
+        let jitter = self.settings.poll_jitter.clamp(0.0, 0.5);
+        let spread = |d: Duration| d.mul_f64(1.0 - jitter + 2.0 * jitter * rand::random::<f64>());
         match requeue {
-            Requeue::Poll => Action::requeue(self.settings.poll_interval),
+            Requeue::Poll => Action::requeue(spread(self.settings.poll_interval)),
             Requeue::Resync if self.settings.resync_interval.is_zero() => Action::await_change(),
-            Requeue::Resync => Action::requeue(self.settings.resync_interval),
+            Requeue::Resync => Action::requeue(spread(self.settings.resync_interval)),
             Requeue::Never => Action::await_change(),
             Requeue::Backoff { min } => {
                 let attempt = self.failures.failed(key);
@@ -270,7 +302,10 @@ pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Actio
         Plan::Create => r.create().await,
         Plan::Recover => r.recover().await,
         Plan::Adopt { job_id } => r.read_job(&job_id, Operation::Adopt).await,
-        Plan::Poll { job_id } => r.read_job(&job_id, Operation::Poll).await,
+        Plan::Poll { job_id } => match ctx.too_soon(&key) {
+            Some(wait) => Ok(Action::requeue(wait)),
+            None => r.read_job(&job_id, Operation::Poll).await,
+        },
         Plan::JobIdConflict { spec, status } => {
             let outcome = ErrorOutcome {
                 health: Health::Stalled {
@@ -373,7 +408,10 @@ impl Reconcile<'_> {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.ctx.forget(self.key);
+                Ok(())
+            }
             // Already gone: nothing left to release.
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(Error::RemoveFinalizer(e)),
@@ -608,6 +646,7 @@ impl Reconcile<'_> {
             .await
         {
             Ok(job) => {
+                self.ctx.mark_read(self.key);
                 info!(name = %self.name(), job_id = %job.job_id, "created import job");
                 let view = decision::observe_job(&job);
                 self.record(&Update {
@@ -787,7 +826,10 @@ impl Reconcile<'_> {
             Err(action) => return Ok(action),
         };
         match self.ctx.call("get", self.ctx.jobs.get(&key, job_id)).await {
-            Ok(job) => self.mirror(&job, op).await,
+            Ok(job) => {
+                self.ctx.mark_read(self.key);
+                self.mirror(&job, op).await
+            }
             Err(e) => {
                 let mut outcome = decision::on_api_error(op, &e);
                 // A job made moments ago may not be readable yet where reads lag behind writes.

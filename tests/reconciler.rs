@@ -308,6 +308,7 @@ fn fast_settings() -> Settings {
         },
         default_api_key: None,
         create_grace: Duration::ZERO,
+        poll_jitter: 0.0,
         qps: 1000.0,
         burst: 100,
     }
@@ -355,6 +356,14 @@ async fn creates_once_and_becomes_ready() {
     let job_id = status.job_id.clone().expect("jobId recorded");
     assert_eq!(status.phase, Some(Phase::Pending));
     assert_eq!(h.condition("Reconciling").unwrap().0, "True");
+    // The reconcile that our own status write triggers does not read the job again.
+    let action = h.step().await;
+    assert_ne!(action, Action::await_change());
+    assert_eq!(
+        h.sim.simulator.stats().get.total,
+        0,
+        "no read right after the create"
+    );
 
     h.until("Ready", |h| {
         h.condition("Ready").is_some_and(|c| c.0 == "True")
@@ -378,6 +387,7 @@ async fn creates_once_and_becomes_ready() {
 
     // A finished job is only resynced slowly, and an unchanged status is not written again.
     let writes = h.kube_requests(Method::PATCH, "/status");
+    tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(h.step().await, Action::requeue(Duration::from_secs(600)));
     assert_eq!(h.kube_requests(Method::PATCH, "/status"), writes);
     assert_eq!(h.sim.simulator.stats().create.total, 1);
@@ -969,7 +979,13 @@ async fn a_finished_job_stays_ready_when_a_resync_fails() {
         error_rate: 1.0,
         ..Default::default()
     });
+    tokio::time::sleep(Duration::from_millis(60)).await;
     let action = h.step().await;
+    assert_eq!(
+        h.sim.simulator.stats().get.code("InternalError"),
+        1,
+        "the resync read failed"
+    );
     assert_ne!(action, Action::await_change());
     assert_eq!(
         h.condition("Ready").unwrap().0,
