@@ -194,6 +194,17 @@ impl Harness {
         }
     }
 
+    /// Makes a job in the simulator as this resource's create would have (its display name).
+    async fn job_with_our_token(&self) -> modelstudio_controller::modelstudio::ImportJob {
+        self.jobs
+            .create(
+                &ApiKey::new(KEY).unwrap(),
+                &create_request(&expected_display_name()),
+            )
+            .await
+            .unwrap()
+    }
+
     fn put(&self, object: Value) {
         self.kube.lock().unwrap().object = Some(object);
     }
@@ -764,14 +775,7 @@ async fn restart_between_create_and_record_adopts_the_job() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
     // The state a controller killed right after its POST leaves behind.
-    let job = h
-        .jobs
-        .create(
-            &ApiKey::new(KEY).unwrap(),
-            &create_request(&expected_display_name()),
-        )
-        .await
-        .unwrap();
+    let job = h.job_with_our_token().await;
     h.put(after_intent());
     h.step().await;
     let status = h.object().unwrap().status.unwrap();
@@ -794,17 +798,8 @@ async fn restart_between_intent_and_create_creates_once() {
 async fn two_jobs_with_our_token_stall_as_ambiguous() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
-    let key = ApiKey::new(KEY).unwrap();
-    let a = h
-        .jobs
-        .create(&key, &create_request(&expected_display_name()))
-        .await
-        .unwrap();
-    let b = h
-        .jobs
-        .create(&key, &create_request(&expected_display_name()))
-        .await
-        .unwrap();
+    let a = h.job_with_our_token().await;
+    let b = h.job_with_our_token().await;
     h.put(after_intent());
     assert_eq!(h.step().await, Action::await_change());
     let (status, reason, message) = h.condition("Stalled").unwrap();
@@ -839,14 +834,7 @@ async fn two_jobs_with_our_token_stall_as_ambiguous() {
 async fn deleting_with_an_unrecorded_job_deletes_it_instead_of_leaking_it() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
-    let job = h
-        .jobs
-        .create(
-            &ApiKey::new(KEY).unwrap(),
-            &create_request(&expected_display_name()),
-        )
-        .await
-        .unwrap();
+    let job = h.job_with_our_token().await;
     h.sim
         .simulator
         .set_outcome(
@@ -911,14 +899,7 @@ async fn a_slow_create_is_waited_for_before_creating_again() {
     );
     assert_eq!(h.condition("Reconciling").unwrap().1, "CreateUnconfirmed");
     // The slow create shows up: it is adopted, nothing more is created.
-    let job = h
-        .jobs
-        .create(
-            &ApiKey::new(KEY).unwrap(),
-            &create_request(&expected_display_name()),
-        )
-        .await
-        .unwrap();
+    let job = h.job_with_our_token().await;
     h.step().await;
     assert_eq!(
         h.object().unwrap().status.unwrap().job_id.as_deref(),
