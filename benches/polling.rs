@@ -29,13 +29,11 @@
 
 use clap::Parser as _;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::api::{Api, PostParams};
 use kube::Client;
 use modelstudio_controller::cli::{Cli, Command, RunArgs};
 use modelstudio_controller::crd::ModelImport;
+use modelstudio_controller::sandbox;
 use modelstudio_simulator::{
     Endpoint, OutcomeRequest, RequestRecord, RunningSimulator, SimulatorConfig,
 };
@@ -272,34 +270,11 @@ fn cpu_now() -> Option<Cpu> {
 // Setting up a run.
 
 async fn client_for(kubeconfig_yaml: &str) -> Result<Client> {
-    let kubeconfig = Kubeconfig::from_yaml(kubeconfig_yaml)
-        .map_err(|e| format!("the API server's kubeconfig does not parse: {e}"))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| format!("the API server's kubeconfig is unusable: {e}"))?;
-    Ok(Client::try_from(config).map_err(|e| format!("no kube client: {e}"))?)
+    Ok(sandbox::client_for(kubeconfig_yaml).await?)
 }
 
 async fn install_crd_and_secret(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "modelimports.modelstudio.io",
-        &PatchParams::apply("polling-bench").force(),
-        &Patch::Apply(modelstudio_controller::crd::definition()),
-    )
-    .await
-    .map_err(|e| format!("could not install the CRD: {e}"))?;
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        await_condition(
-            crds,
-            "modelimports.modelstudio.io",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .map_err(|_| "the CRD was not established within 10s")?
-    .map_err(|e| format!("waiting for the CRD: {e}"))?;
+    sandbox::install_crd(client).await?;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "dashscope"},
@@ -1059,30 +1034,25 @@ fn report(plan: &Plan, lim: &Figures, base: &Figures) -> String {
         ),
     ));
     let cpu = |f: &Figures, pick: fn(&Cpu) -> f64| f.cpu.as_ref().map(pick);
-    rows.push((
-        "[J] CPU time, whole process",
-        cpu(lim, |c| c.process).map_or("-".into(), |s| format!("{s:.1} s")),
-        cpu(base, |c| c.process).map_or("-".into(), |s| format!("{s:.1} s")),
-        format!(
-            "base/lim {}",
-            ratio(cpu(base, |c| c.process), cpu(lim, |c| c.process))
-        ),
-    ));
-    rows.push((
-        "    of which controller runtime",
-        cpu(lim, |c| c.controller).map_or("-".into(), |s| format!("{s:.1} s")),
-        cpu(base, |c| c.controller).map_or("-".into(), |s| format!("{s:.1} s")),
-        format!(
-            "base/lim {}",
-            ratio(cpu(base, |c| c.controller), cpu(lim, |c| c.controller))
-        ),
-    ));
-    rows.push((
-        "    of which API server + simulator",
-        cpu(lim, |c| c.servers).map_or("-".into(), |s| format!("{s:.1} s")),
-        cpu(base, |c| c.servers).map_or("-".into(), |s| format!("{s:.1} s")),
-        "".into(),
-    ));
+    let seconds = |v: Option<f64>| v.map_or("-".into(), |s| format!("{s:.1} s"));
+    type CpuRow = (&'static str, fn(&Cpu) -> f64, bool);
+    let cpu_rows: [CpuRow; 3] = [
+        ("[J] CPU time, whole process", |c| c.process, true),
+        ("    of which controller runtime", |c| c.controller, true),
+        ("    of which API server + simulator", |c| c.servers, false),
+    ];
+    for (label, pick, with_ratio) in cpu_rows {
+        rows.push((
+            label,
+            seconds(cpu(lim, pick)),
+            seconds(cpu(base, pick)),
+            if with_ratio {
+                format!("base/lim {}", ratio(cpu(base, pick), cpu(lim, pick)))
+            } else {
+                String::new()
+            },
+        ));
+    }
     rows.push((
         "[K] run length (apply to all Ready)",
         format!("{:.1} s", lim.run),

@@ -12,13 +12,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
 use kube::Client;
+use modelstudio_controller::sandbox;
 use sandbox_apiserver::RunningApiServer;
 use serde_json::{json, Value};
 
@@ -98,34 +96,16 @@ fn gap(id: &str) -> Option<&'static str> {
 }
 
 async fn client(server: &RunningApiServer) -> Client {
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml(NS)).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    sandbox::client_for(&server.kubeconfig_yaml(NS))
         .await
-        .unwrap();
-    Client::try_from(config).unwrap()
+        .expect("a client for the API server")
 }
 
 /// Server-side applies the CRD and waits (bounded) until it is Established.
 async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = modelstudio_controller::crd::definition();
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(
-        &name,
-        &PatchParams::apply("admission-test").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("the CRD is accepted");
-    let established = kube::runtime::wait::await_condition(
-        crds,
-        &name,
-        kube::runtime::wait::conditions::is_crd_established(),
-    );
-    tokio::time::timeout(Duration::from_secs(10), established)
+    sandbox::install_crd(client)
         .await
-        .expect("the CRD is Established within 10s")
-        .expect("watching the CRD works");
+        .expect("the CRD is installed and Established");
 }
 
 /// One write as kubectl sends it: JSON body, `fieldValidation=Strict`.

@@ -8,13 +8,11 @@
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 use modelstudio_controller::correlation;
 use modelstudio_controller::crd::ModelImport;
+use modelstudio_controller::sandbox;
 use modelstudio_simulator::{Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig};
 use rand::{Rng, SeedableRng};
 use sandbox_apiserver::RunningApiServer;
@@ -49,32 +47,12 @@ impl Bed {
             .unwrap();
         let kubeconfig = dir.join("kubeconfig");
         apiserver.write_kubeconfig(&kubeconfig, NS).await.unwrap();
-        let config = kube::Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&kubeconfig).unwrap(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap();
-        let client = Client::try_from(config).unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.patch(
-            "modelimports.modelstudio.io",
-            &PatchParams::apply("reliability-test").force(),
-            &Patch::Apply(modelstudio_controller::crd::definition()),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            await_condition(
-                crds,
-                "modelimports.modelstudio.io",
-                conditions::is_crd_established(),
-            ),
-        )
-        .await
-        .expect("CRD established in time")
-        .unwrap();
+        let client = sandbox::client_for(&apiserver.kubeconfig_yaml(NS))
+            .await
+            .expect("a client for the API server");
+        sandbox::install_crd(&client)
+            .await
+            .expect("the CRD is installed and Established");
         let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
         let secret: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
