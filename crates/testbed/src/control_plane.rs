@@ -1,0 +1,468 @@
+//! The real control plane: etcd, kube-apiserver and kube-controller-manager as processes.
+
+use crate::process::{free_port, run_bounded, Proc};
+use base64::Engine as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where `scripts/build-testbed.sh` put the binaries; `scripts/test.sh` sets it.
+pub const BIN_DIR_ENV: &str = "MODELSTUDIO_TESTBED_BIN";
+
+/// Why the control plane did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "{BIN_DIR_ENV} is not set: run scripts/build-testbed.sh and export {BIN_DIR_ENV} to the \
+         folder it prints (scripts/test.sh does both)"
+    )]
+    NoBinaries,
+    #[error("{0} is missing: run scripts/build-testbed.sh")]
+    MissingBinary(PathBuf),
+    #[error("could not make the PKI ({step}): {detail}")]
+    Pki { step: &'static str, detail: String },
+    #[error("could not start {name}: {source}")]
+    Spawn {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} was not ready within {limit:?}; its log:\n{log}")]
+    NotReady {
+        name: &'static str,
+        limit: Duration,
+        log: String,
+    },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running control plane; every process is stopped by its PID on drop, the data removed.
+pub struct ControlPlane {
+    bin: PathBuf,
+    dir: PathBuf,
+    etcd_port: u16,
+    apiserver_port: u16,
+    etcd: Option<Proc>,
+    apiserver: Option<Proc>,
+    controller_manager: Option<Proc>,
+}
+
+/// The binaries' folder, from the environment.
+pub fn bin_dir() -> Result<PathBuf, StartError> {
+    let dir = std::env::var_os(BIN_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .ok_or(StartError::NoBinaries)?;
+    Ok(PathBuf::from(dir))
+}
+
+/// True when the real control plane's binaries are named in the environment.
+pub fn available() -> bool {
+    bin_dir().is_ok()
+}
+
+const READY_LIMIT: Duration = Duration::from_secs(90);
+
+impl ControlPlane {
+    /// Starts etcd, kube-apiserver and kube-controller-manager; returns once /readyz answers.
+    pub fn start() -> Result<Self, StartError> {
+        let bin = bin_dir()?;
+        for name in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kubectl",
+        ] {
+            let path = bin.join(name);
+            if !path.is_file() {
+                return Err(StartError::MissingBinary(path));
+            }
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "msc-controlplane-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        make_pki(&dir)?;
+        let mut plane = ControlPlane {
+            bin,
+            dir,
+            etcd_port: free_port()?,
+            apiserver_port: free_port()?,
+            etcd: None,
+            apiserver: None,
+            controller_manager: None,
+        };
+        std::fs::write(plane.kubeconfig_path(), plane.admin_kubeconfig("default"))?;
+        plane.start_etcd()?;
+        plane.start_apiserver()?;
+        plane.start_controller_manager()?;
+        Ok(plane)
+    }
+
+    /// The folder of this control plane's files (PKI, logs, etcd's data).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The folder of the binaries (kubectl 1.37 among them).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.apiserver_port)
+    }
+
+    /// The admin kubeconfig (system:masters), written at start.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.join("admin.kubeconfig")
+    }
+
+    /// An admin kubeconfig with the certificates inlined, its context on `namespace`.
+    pub fn admin_kubeconfig(&self, namespace: &str) -> String {
+        let read = |f: &str| base64(&std::fs::read(self.dir.join(f)).unwrap_or_default());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: admin\n    namespace: {namespace}\ncurrent-context: testbed\n",
+            self.base_url(),
+            read("ca.crt"),
+            read("admin.crt"),
+            read("admin.key"),
+        )
+    }
+
+    /// A kubeconfig that authenticates with a bearer `token` only (a ServiceAccount's).
+    pub fn token_kubeconfig(&self, token: &str, namespace: &str) -> String {
+        let ca = base64(&std::fs::read(self.dir.join("ca.crt")).unwrap_or_default());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: token\n    namespace: {namespace}\ncurrent-context: testbed\n",
+            self.base_url(),
+        )
+    }
+
+    /// Stops kube-apiserver and starts it again on the same port, keeping etcd's data. The
+    /// controller-manager is restarted with it (it exits when its API server goes away early).
+    pub fn restart_apiserver(&mut self) -> Result<(), StartError> {
+        if let Some(mut p) = self.controller_manager.take() {
+            p.stop(Duration::from_secs(10));
+        }
+        if let Some(mut p) = self.apiserver.take() {
+            p.stop(Duration::from_secs(10));
+        }
+        self.start_apiserver()?;
+        self.start_controller_manager()
+    }
+
+    /// Runs the testbed's kubectl with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str], limit: Duration) -> crate::Output {
+        let mut cmd = Command::new(self.bin.join("kubectl"));
+        cmd.env("KUBECONFIG", self.kubeconfig_path())
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
+            .args(args);
+        run_bounded(cmd, limit)
+    }
+
+    /// Stops etcd and starts it again on the same port with the same data.
+    pub fn restart_etcd(&mut self) -> Result<(), StartError> {
+        if let Some(mut p) = self.etcd.take() {
+            p.stop(Duration::from_secs(10));
+        }
+        self.start_etcd()
+    }
+
+    fn start_etcd(&mut self) -> Result<(), StartError> {
+        let peer = free_port()?;
+        let mut cmd = Command::new(self.bin.join("etcd"));
+        let client_url = format!("http://127.0.0.1:{}", self.etcd_port);
+        cmd.arg("--name=testbed")
+            .arg(format!("--data-dir={}", self.dir.join("etcd").display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
+            .arg(format!("--initial-cluster=testbed=http://127.0.0.1:{peer}"))
+            .args(["--unsafe-no-fsync", "--log-level=error"]);
+        let proc = Proc::spawn("etcd", cmd, &self.dir).map_err(|source| StartError::Spawn {
+            name: "etcd",
+            source,
+        })?;
+        self.etcd = Some(proc);
+        let port = self.etcd_port;
+        self.wait_ready("etcd", |_| http_get_ok(port, "/health"))
+    }
+
+    fn start_apiserver(&mut self) -> Result<(), StartError> {
+        let d = |f: &str| self.dir.join(f).display().to_string();
+        let port = self.apiserver_port;
+        let mut cmd = Command::new(self.bin.join("kube-apiserver"));
+        cmd.arg(format!(
+            "--etcd-servers=http://127.0.0.1:{}",
+            self.etcd_port
+        ))
+        .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+        .arg(format!("--secure-port={port}"))
+        .arg(format!("--cert-dir={}", d("certs")))
+        .arg(format!("--tls-cert-file={}", d("apiserver.crt")))
+        .arg(format!("--tls-private-key-file={}", d("apiserver.key")))
+        .arg(format!("--client-ca-file={}", d("ca.crt")))
+        .arg(format!(
+            "--service-account-issuer=https://127.0.0.1:{port}/"
+        ))
+        .arg(format!("--service-account-key-file={}", d("sa.pub")))
+        .arg(format!(
+            "--service-account-signing-key-file={}",
+            d("sa.key")
+        ))
+        .args([
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+            // No kubernetes Service endpoint: a loopback advertise address is refused by
+            // the endpoint reconciler (envtest does the same).
+            "--endpoint-reconciler-type=none",
+        ]);
+        let proc =
+            Proc::spawn("kube-apiserver", cmd, &self.dir).map_err(|source| StartError::Spawn {
+                name: "kube-apiserver",
+                source,
+            })?;
+        self.apiserver = Some(proc);
+        self.wait_ready("kube-apiserver", |plane| {
+            plane
+                .kubectl(
+                    &["get", "--raw", "/readyz", "--request-timeout=5s"],
+                    Duration::from_secs(10),
+                )
+                .ok()
+        })
+    }
+
+    fn start_controller_manager(&mut self) -> Result<(), StartError> {
+        let d = |f: &str| self.dir.join(f).display().to_string();
+        let kubeconfig = d("admin.kubeconfig");
+        let mut cmd = Command::new(self.bin.join("kube-controller-manager"));
+        cmd.arg(format!("--kubeconfig={kubeconfig}"))
+            .arg(format!("--authentication-kubeconfig={kubeconfig}"))
+            .arg(format!("--authorization-kubeconfig={kubeconfig}"))
+            .arg("--leader-elect=false")
+            .arg("--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller")
+            .arg(format!("--service-account-private-key-file={}", d("sa.key")))
+            .arg(format!("--root-ca-file={}", d("ca.crt")))
+            .arg("--use-service-account-credentials=false")
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={}", free_port()?));
+        let proc = Proc::spawn("kube-controller-manager", cmd, &self.dir).map_err(|source| {
+            StartError::Spawn {
+                name: "kube-controller-manager",
+                source,
+            }
+        })?;
+        self.controller_manager = Some(proc);
+        // Working once its serviceaccount controller has made the default ServiceAccount.
+        self.wait_ready("kube-controller-manager", |plane| {
+            plane
+                .kubectl(
+                    &[
+                        "get",
+                        "serviceaccount",
+                        "default",
+                        "-n",
+                        "default",
+                        "--request-timeout=5s",
+                    ],
+                    Duration::from_secs(10),
+                )
+                .ok()
+        })
+    }
+
+    /// Polls `ready` until it holds, the process exits, or READY_LIMIT passes.
+    fn wait_ready(
+        &mut self,
+        name: &'static str,
+        ready: impl Fn(&Self) -> bool,
+    ) -> Result<(), StartError> {
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            if ready(self) {
+                return Ok(());
+            }
+            let mut proc = match name {
+                "etcd" => self.etcd.as_mut(),
+                "kube-apiserver" => self.apiserver.as_mut(),
+                _ => self.controller_manager.as_mut(),
+            };
+            let exited = proc.as_mut().is_some_and(|p| !p.running());
+            if exited || Instant::now() >= deadline {
+                let log = proc.map(|p| p.log()).unwrap_or_default();
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(StartError::NotReady {
+                    name,
+                    limit: READY_LIMIT,
+                    log: tail,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Clients first, the store last.
+        for p in [
+            self.controller_manager.take(),
+            self.apiserver.take(),
+            self.etcd.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut p = p;
+            p.stop(Duration::from_secs(5));
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A plain HTTP GET on 127.0.0.1 that answers 200.
+fn http_get_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+}
+
+/// One CA, a serving certificate for 127.0.0.1 and localhost, an admin client certificate in
+/// system:masters, and the ServiceAccount signing key pair, made with the openssl command.
+fn make_pki(dir: &Path) -> Result<(), StartError> {
+    let openssl = |step: &'static str, args: &[&str]| -> Result<(), StartError> {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(dir).args(args);
+        let out = run_bounded(cmd, Duration::from_secs(30));
+        if out.ok() {
+            Ok(())
+        } else {
+            Err(StartError::Pki {
+                step,
+                detail: out.stderr,
+            })
+        }
+    };
+    let ec_key = |file: &'static str| {
+        openssl(
+            "key",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                file,
+            ],
+        )
+    };
+    ec_key("ca.key")?;
+    openssl(
+        "CA",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=testbed-ca",
+            "-days",
+            "2",
+            "-out",
+            "ca.crt",
+        ],
+    )?;
+    std::fs::write(
+        dir.join("apiserver.ext"),
+        "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )?;
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )?;
+    for (name, subject, ext) in [
+        ("apiserver", "/CN=kube-apiserver", "apiserver.ext"),
+        ("admin", "/O=system:masters/CN=testbed-admin", "client.ext"),
+    ] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let crt = format!("{name}.crt");
+        // PKCS#8, which every client reads.
+        openssl(
+            "key",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &key,
+            ],
+        )?;
+        openssl(
+            "csr",
+            &["req", "-new", "-key", &key, "-subj", subject, "-out", &csr],
+        )?;
+        openssl(
+            "sign",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &crt,
+            ],
+        )?;
+    }
+    ec_key("sa.key")?;
+    openssl("sa", &["ec", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
+    Ok(())
+}
+
+fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
