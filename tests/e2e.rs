@@ -275,13 +275,20 @@ impl Drop for Proc {
     }
 }
 
+/// The Kubernetes API the suite runs on: the real control plane when the test command has built
+/// it (scripts/test.sh exports its folder), else the embedded API server.
+enum Bed {
+    Real(modelstudio_testbed::ControlPlane),
+    Embedded(RunningApiServer),
+}
+
 /// The API server and the simulator in this process, the controller as a process, kubectl.
 struct Cluster {
     kubectl: Kubectl,
     sim: RunningSimulator,
     controller: Option<Proc>,
     dir: TempDir,
-    _apiserver: RunningApiServer,
+    _bed: Bed,
     // Last: the servers' tasks stop with it.
     _rt: tokio::runtime::Runtime,
 }
@@ -296,11 +303,19 @@ impl Cluster {
             .enable_all()
             .build()
             .expect("a runtime");
-        let apiserver = rt
-            .block_on(RunningApiServer::start(([127, 0, 0, 1], 0).into()))
-            .expect("start the API server");
         let kubeconfig = dir.0.join("kubeconfig");
-        std::fs::write(&kubeconfig, apiserver.kubeconfig_yaml("default")).expect("kubeconfig");
+        let bed = if modelstudio_testbed::available() {
+            let plane =
+                modelstudio_testbed::ControlPlane::start().expect("start the control plane");
+            std::fs::write(&kubeconfig, plane.admin_kubeconfig("default")).expect("kubeconfig");
+            Bed::Real(plane)
+        } else {
+            let apiserver = rt
+                .block_on(RunningApiServer::start(([127, 0, 0, 1], 0).into()))
+                .expect("start the API server");
+            std::fs::write(&kubeconfig, apiserver.kubeconfig_yaml("default")).expect("kubeconfig");
+            Bed::Embedded(apiserver)
+        };
         let sim = rt
             .block_on(RunningSimulator::start(sim_config))
             .expect("start the simulator");
@@ -323,7 +338,7 @@ impl Cluster {
             sim,
             controller: None,
             dir,
-            _apiserver: apiserver,
+            _bed: bed,
             _rt: rt,
         }
     }
