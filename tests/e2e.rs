@@ -277,9 +277,14 @@ impl Drop for Proc {
 
 /// The Kubernetes API the suite runs on: the real control plane when the test command has built
 /// it (scripts/test.sh exports its folder), else the embedded API server.
+/// Held for its drop, which stops the servers.
 enum Bed {
-    Real(modelstudio_testbed::ControlPlane),
-    Embedded(RunningApiServer),
+    Real {
+        _plane: Box<modelstudio_testbed::ControlPlane>,
+    },
+    Embedded {
+        _server: RunningApiServer,
+    },
 }
 
 /// The API server and the simulator in this process, the controller as a process, kubectl.
@@ -308,13 +313,15 @@ impl Cluster {
             let plane =
                 modelstudio_testbed::ControlPlane::start().expect("start the control plane");
             std::fs::write(&kubeconfig, plane.admin_kubeconfig("default")).expect("kubeconfig");
-            Bed::Real(plane)
+            Bed::Real {
+                _plane: Box::new(plane),
+            }
         } else {
             let apiserver = rt
                 .block_on(RunningApiServer::start(([127, 0, 0, 1], 0).into()))
                 .expect("start the API server");
             std::fs::write(&kubeconfig, apiserver.kubeconfig_yaml("default")).expect("kubeconfig");
-            Bed::Embedded(apiserver)
+            Bed::Embedded { _server: apiserver }
         };
         let sim = rt
             .block_on(RunningSimulator::start(sim_config))
