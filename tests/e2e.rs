@@ -6,8 +6,8 @@
 //! killed after a deadline; poll loops have deadlines.
 
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig, Stats};
+use modelstudio_testbed::{run_bounded, Output};
 use sandbox_apiserver::RunningApiServer;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,73 +44,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// What a finished command said.
-#[derive(Debug)]
-struct Output {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn ok(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-}
-
-/// Runs `cmd` to completion, killing it after `limit`; stdout and stderr are read on threads so
-/// that a chatty command cannot block on a full pipe.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let mut stderr = err.join().unwrap_or_default();
-    if status.is_none() {
-        stderr.push_str(&format!("\n[killed after {limit:?}]"));
-    }
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr,
     }
 }
 
