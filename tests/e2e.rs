@@ -6,10 +6,10 @@
 //! killed after a deadline; poll loops have deadlines.
 
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig, Stats};
-use modelstudio_testbed::{run_bounded, Output};
+use modelstudio_testbed::{run_bounded, Output, Proc};
 use sandbox_apiserver::RunningApiServer;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -150,64 +150,6 @@ impl Kubectl {
     }
 }
 
-/// A process that is killed when the test ends, whatever happens.
-struct Proc {
-    child: Child,
-    name: &'static str,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("create a log file");
-        let err = file.try_clone().expect("clone a log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {name}: {e}"));
-        Proc { child, name, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the exit for at most `limit`.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.name);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("---- {} log ----\n{}", self.name, self.log());
-        }
-    }
-}
-
 /// The Kubernetes API the suite runs on: the real control plane when the test command has built
 /// it (scripts/test.sh exports its folder), else the embedded API server.
 /// Held for its drop, which stops the servers.
@@ -314,7 +256,8 @@ impl Cluster {
         .env_remove("DASHSCOPE_API_KEY")
         .env_remove("MODELSTUDIO_NAMESPACE")
         .env_remove("MODELSTUDIO_ENDPOINT");
-        self.controller = Some(Proc::spawn("controller", cmd, &self.dir.0));
+        self.controller =
+            Some(Proc::spawn("controller", cmd, &self.dir.0).expect("start the controller"));
     }
 
     fn stats(&self) -> Stats {
@@ -682,7 +625,7 @@ fn apiserver_subcommand_serves_kubectl_and_stops_on_sigterm() {
         "--kubeconfig",
         &kubeconfig.display().to_string(),
     ]);
-    let mut proc = Proc::spawn("apiserver", cmd, &dir.0);
+    let mut proc = Proc::spawn("apiserver", cmd, &dir.0).expect("start the apiserver subcommand");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !kubeconfig.exists() {
         assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
@@ -692,7 +635,7 @@ fn apiserver_subcommand_serves_kubectl_and_stops_on_sigterm() {
     k.run(&["apply", "-f", &root("crds/")]);
     let out = k.run(&["get", "crd", "-o", "name"]);
     assert!(out.contains("modelimports.modelstudio.io"), "{out}");
-    proc.terminate();
+    proc.terminate().expect("kill -TERM");
     let status = proc.wait_for_exit(Duration::from_secs(15));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -731,15 +674,11 @@ fn sandbox_subcommand_runs_the_examples_and_stops_on_sigterm() {
         ])
         .env("RUST_LOG", "info")
         .env_remove("DASHSCOPE_API_KEY");
-    let mut proc = Proc::spawn("sandbox", cmd, &dir.0);
+    let mut proc = Proc::spawn("sandbox", cmd, &dir.0).expect("start the sandbox subcommand");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !kubeconfig.exists() {
         assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
-        assert!(
-            matches!(proc.child.try_wait(), Ok(None)),
-            "the sandbox exited:\n{}",
-            proc.log()
-        );
+        assert!(proc.running(), "the sandbox exited:\n{}", proc.log());
         std::thread::sleep(Duration::from_millis(50));
     }
     let k = Kubectl::new(kubeconfig.clone(), &dir.0);
@@ -770,7 +709,7 @@ fn sandbox_subcommand_runs_the_examples_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    proc.terminate();
+    proc.terminate().expect("kill -TERM");
     let status = proc.wait_for_exit(Duration::from_secs(15));
     let log = proc.log();
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
