@@ -65,7 +65,21 @@ const READY_LIMIT: Duration = Duration::from_secs(90);
 
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager; returns once /readyz answers.
+    /// A free port can be taken by a parallel test between its choice and its bind: a start
+    /// that fails so is tried again on new ports, three times at most.
     pub fn start() -> Result<Self, StartError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once() {
+                Err(StartError::NotReady { log, .. })
+                    if attempt < 3 && log.contains("address already in use") => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self, StartError> {
         let bin = bin_dir()?;
         for name in [
             "etcd",
