@@ -5,8 +5,16 @@
 //! kube-controller-manager, built by `scripts/build-testbed.sh`) on free ports of 127.0.0.1 with
 //! its own PKI, as controller-runtime's envtest does, and stops every process by its PID.
 
+mod cluster;
 mod control_plane;
+mod controller;
+mod objects;
 mod process;
 
+pub use cluster::{client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
 pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
+pub use controller::ControllerCommand;
+pub use modelstudio_simulator;
+pub use objects::{api_key_secret, ImportBuilder, API_KEY_FIELD};
 pub use process::{free_port, run_bounded, Output, Proc};
+pub use sandbox_apiserver::RunningApiServer;

@@ -97,9 +97,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `cmd`; its output is appended to `<dir>/<name>.log`, so restarts under one name
+    /// keep one log.
     pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> std::io::Result<Self> {
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let err = file.try_clone()?;
         let child = cmd
             .stdin(Stdio::null())
@@ -151,6 +156,12 @@ impl Proc {
                 self.name
             )))
         }
+    }
+
+    /// SIGKILL, then waits for the exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then SIGKILL after `grace`; waits for the exit.
