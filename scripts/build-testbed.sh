@@ -11,15 +11,25 @@ key=$(cat go.mod go.sum | sha256sum | cut -c1-16)
 out="${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed}/$key"
 bins=(kube-apiserver kube-controller-manager kubectl etcd)
 
-complete=1
-for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
-if [ "$complete" = 1 ]; then
+complete() {
+  for b in "${bins[@]}"; do [ -x "$out/$b" ] || return 1; done
+}
+if complete; then
+  echo "$out"
+  exit 0
+fi
+
+# Callers that start at once (parallel tests, helpers) wait for one build instead of racing on it.
+mkdir -p "$(dirname "$out")"
+exec 9>"$out.lock"
+flock 9
+if complete; then
   echo "$out"
   exit 0
 fi
 
 command -v go >/dev/null || { echo "build-testbed: Go is needed to build the test control plane" >&2; exit 1; }
-mkdir -p "$out.tmp"
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 V=v1.37.2
 LDF="-s -w -X k8s.io/component-base/version.gitVersion=$V -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
