@@ -380,7 +380,10 @@ impl Reconcile<'_> {
         self.api
             .patch(
                 &self.name(),
-                &PatchParams::default(),
+                &PatchParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
                 &Patch::Json::<()>(patch),
             )
             .await
@@ -403,7 +406,10 @@ impl Reconcile<'_> {
             .api
             .patch(
                 &self.name(),
-                &PatchParams::default(),
+                &PatchParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
                 &Patch::Json::<()>(patch),
             )
             .await
@@ -433,23 +439,49 @@ impl Reconcile<'_> {
         self.write_status(&next).await
     }
 
+    /// Server-side apply of the whole status as [`MANAGER`]: the API server then removes the
+    /// fields this manager applied before and leaves out now, and keeps field ownership, so
+    /// another writer of the status shows in managedFields instead of being overwritten silently.
     async fn write_status(&self, next: &ModelImportStatus) -> Result<(), Error> {
-        let current = serde_json::to_value(self.obj.status.clone().unwrap_or_default())
-            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
-        let mut status = serde_json::to_value(next)
-            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
-        // A merge patch keeps fields it does not mention: name the removed ones as null.
-        if let (Some(current), Some(status)) = (current.as_object(), status.as_object_mut()) {
-            for field in current.keys() {
-                status
-                    .entry(field.clone())
-                    .or_insert(serde_json::Value::Null);
-            }
+        let serde = |e| Error::WriteStatus(kube::Error::SerdeError(e));
+        let current =
+            serde_json::to_value(self.obj.status.clone().unwrap_or_default()).map_err(serde)?;
+        let status = serde_json::to_value(next).map_err(serde)?;
+        // Apply removes only what this manager owns: a field written by an earlier merge patch
+        // (before the controller applied its status) is cleared by name first.
+        let owned = applied_status_fields(self.obj);
+        let stray: serde_json::Map<String, serde_json::Value> = current
+            .as_object()
+            .into_iter()
+            .flat_map(|c| c.keys())
+            .filter(|f| status.get(f.as_str()).is_none() && !owned.contains(f.as_str()))
+            .map(|f| (f.clone(), serde_json::Value::Null))
+            .collect();
+        if !stray.is_empty() {
+            self.api
+                .patch_status(
+                    &self.name(),
+                    &PatchParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &Patch::Merge(&json!({ "status": stray })),
+                )
+                .await
+                .map_err(Error::WriteStatus)?;
         }
-        let patch = json!({ "status": status });
+        let apply = json!({
+            "apiVersion": ModelImport::api_version(&()),
+            "kind": ModelImport::kind(&()),
+            "status": status,
+        });
         match self
             .api
-            .patch_status(&self.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply),
+            )
             .await
         {
             Ok(_) => {
@@ -995,6 +1027,21 @@ impl Reconcile<'_> {
         }
         Ok(Action::await_change())
     }
+}
+
+/// The status fields [`MANAGER`] owns through its server-side apply, from managedFields.
+fn applied_status_fields(obj: &ModelImport) -> std::collections::HashSet<String> {
+    obj.managed_fields()
+        .iter()
+        .filter(|m| {
+            m.manager.as_deref() == Some(MANAGER)
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref() == Some("status")
+        })
+        .filter_map(|m| m.fields_v1.as_ref()?.0.get("f:status")?.as_object())
+        .flat_map(|fields| fields.keys())
+        .filter_map(|k| k.strip_prefix("f:").map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]

@@ -113,8 +113,42 @@ fn answer(
         let Some(mut object) = s.object.clone() else {
             return status_error(404, "NotFound", "not found");
         };
-        assert_eq!(content_type, "application/merge-patch+json");
-        json_patch::merge(&mut object["status"], &body_json["status"]);
+        match content_type {
+            // Server-side apply as kube-apiserver does it for one manager: fields it applied
+            // before and leaves out now are removed, others' fields stay; ownership is recorded
+            // in managedFields.
+            "application/apply-patch+yaml" => {
+                let applied = body_json["status"].as_object().cloned().unwrap_or_default();
+                let owned: Vec<String> = object["metadata"]["managedFields"][0]["fieldsV1"]
+                    ["f:status"]
+                    .as_object()
+                    .map(|f| {
+                        f.keys()
+                            .filter_map(|k| k.strip_prefix("f:"))
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let status = object["status"].as_object_mut();
+                let mut status = status.map(std::mem::take).unwrap_or_default();
+                status.retain(|k, _| applied.contains_key(k) || !owned.contains(k));
+                status.extend(applied.clone());
+                object["status"] = Value::Object(status);
+                let fields: serde_json::Map<String, Value> = applied
+                    .keys()
+                    .map(|k| (format!("f:{k}"), json!({})))
+                    .collect();
+                object["metadata"]["managedFields"] = json!([{
+                    "manager": "modelstudio-controller", "operation": "Apply",
+                    "subresource": "status", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:status": fields}
+                }]);
+            }
+            "application/merge-patch+json" => {
+                json_patch::merge(&mut object["status"], &body_json["status"])
+            }
+            other => panic!("status written with an unexpected patch type {other}"),
+        }
         s.resource_version += 1;
         object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
         s.object = Some(object.clone());
