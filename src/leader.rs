@@ -14,6 +14,15 @@ use kube::Client;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
+/// Lease writes are updates carrying the resourceVersion read (client-go's way; a
+/// server-side apply would have no compare-and-swap), named after the controller in managedFields.
+fn write_params() -> PostParams {
+    PostParams {
+        field_manager: Some(crate::controller::MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// Timing of the election.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -137,10 +146,7 @@ impl Elector {
                         ..Default::default()
                     }),
                 };
-                self.api
-                    .create(&PostParams::default(), &lease)
-                    .await
-                    .map(|_| ())
+                self.api.create(&write_params(), &lease).await.map(|_| ())
             }
             (step, Some(mut lease)) => {
                 let spec = lease.spec.get_or_insert_with(Default::default);
@@ -154,7 +160,7 @@ impl Elector {
                 spec.lease_duration_seconds = Some(seconds);
                 // The resourceVersion read above makes this write fail if anyone wrote since.
                 self.api
-                    .replace(&self.name, &PostParams::default(), &lease)
+                    .replace(&self.name, &write_params(), &lease)
                     .await
                     .map(|_| ())
             }
@@ -223,11 +229,7 @@ impl Elector {
         spec.holder_identity = None;
         spec.renew_time = None;
         spec.acquire_time = None;
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.api.replace(&self.name, &write_params(), &lease).await {
             Ok(_) => info!(lease = %self.name, "released leadership"),
             Err(e) => warn!(error = %e, "could not release the leader lease"),
         }
