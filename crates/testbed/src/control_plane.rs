@@ -63,6 +63,19 @@ pub fn available() -> bool {
 
 const READY_LIMIT: Duration = Duration::from_secs(90);
 
+/// The audit policy: requests of ServiceAccounts at the Metadata level (who, verb, resource,
+/// answer code; no bodies), once each when complete (watches also when they start). Requests
+/// of the admin and of kube-controller-manager are not logged, which keeps the log small.
+const AUDIT_POLICY: &str = "\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: [\"system:serviceaccounts\"]
+  - level: None
+";
+
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager; returns once /readyz answers.
     /// A free port can be taken by a parallel test between its choice and its bind: a start
@@ -111,6 +124,7 @@ impl ControlPlane {
             controller_manager: None,
         };
         std::fs::write(plane.kubeconfig_path(), plane.admin_kubeconfig("default"))?;
+        std::fs::write(plane.dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
         plane.start_etcd()?;
         plane.start_apiserver()?;
         plane.start_controller_manager()?;
@@ -134,6 +148,21 @@ impl ControlPlane {
     /// The admin kubeconfig (system:masters), written at start.
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.dir.join("admin.kubeconfig")
+    }
+
+    /// kube-apiserver's audit log (JSON lines): every request made as a ServiceAccount, at the
+    /// Metadata level (verb, resource, user, answer code); other users are not logged.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// The audit events logged so far, oldest first (a line being written is skipped).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// An admin kubeconfig with the certificates inlined, its context on `namespace`.
@@ -240,7 +269,10 @@ impl ControlPlane {
             // No kubernetes Service endpoint: a loopback advertise address is refused by
             // the endpoint reconciler (envtest does the same).
             "--endpoint-reconciler-type=none",
-        ]);
+            "--audit-log-format=json",
+        ])
+        .arg(format!("--audit-policy-file={}", d("audit-policy.yaml")))
+        .arg(format!("--audit-log-path={}", d("audit.log")));
         let proc =
             Proc::spawn("kube-apiserver", cmd, &self.dir).map_err(|source| StartError::Spawn {
                 name: "kube-apiserver",
