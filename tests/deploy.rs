@@ -70,9 +70,13 @@ fn rbac_is_least_privilege() {
             })
             .collect()
     };
+    // Exactly what the controller calls (tests/least_privilege.rs checks it against the audit
+    // log of the real kube-apiserver): no get or update of ModelImports, no finalizers
+    // subresource (it owns no objects that could block a ModelImport's deletion).
+    assert_eq!(verbs("modelimports"), ["list", "watch", "patch"]);
+    assert_eq!(verbs("modelimports/status"), ["get", "patch"]);
+    assert!(verbs("modelimports/finalizers").is_empty());
     assert_eq!(verbs("secrets"), ["get"]);
-    assert!(verbs("modelimports/status").contains(&"patch".to_string()));
-    assert!(verbs("modelimports/finalizers").contains(&"update".to_string()));
     assert_eq!(verbs("events"), ["create", "patch"]);
     assert!(!rules
         .iter()
@@ -84,4 +88,19 @@ fn rbac_is_least_privilege() {
     let lease_role = find(&docs, "Role")[0];
     assert_eq!(lease_role["metadata"]["namespace"], "modelstudio-system");
     assert_eq!(lease_role["rules"][0]["resources"][0], "leases");
+    assert_eq!(
+        lease_role["rules"][0]["verbs"],
+        serde_json::json!(["get", "create", "update"])
+    );
+}
+
+#[test]
+fn namespace_enforces_warns_and_audits_pod_security_restricted() {
+    let docs = rendered();
+    let labels = &find(&docs, "Namespace")[0]["metadata"]["labels"];
+    for mode in ["enforce", "warn", "audit"] {
+        let key = format!("pod-security.kubernetes.io/{mode}");
+        assert_eq!(labels[&key], "restricted", "{key}");
+        assert_eq!(labels[format!("{key}-version")], "latest", "{key}-version");
+    }
 }
