@@ -134,11 +134,12 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Valu
         PatchKind::Json => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
-            json_patch_evanphx(&mut doc, &p).map_err(|e| {
+            // kube-apiserver 1.37 says no more than this about a failed operation.
+            json_patch_evanphx(&mut doc, &p).map_err(|_| {
                 ApiError::new(
                     422,
                     "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
+                    "the server rejected our request due to an error in our request",
                 )
             })?;
         }
