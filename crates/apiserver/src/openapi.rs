@@ -171,6 +171,15 @@ fn kind_schema(res: &ResourceInfo, version: &str, meta_ref: &str) -> Value {
         builtin_schema(res)
     };
     let mut s = with_common(base, "", meta_ref);
+    // Built-in kinds carry Go's `default: {}` on metadata; a CRD's published schema does not.
+    if res.custom {
+        if let Some(m) = s
+            .pointer_mut("/properties/metadata")
+            .and_then(Value::as_object_mut)
+        {
+            m.remove("default");
+        }
+    }
     s["x-kubernetes-group-version-kind"] =
         json!([{"group": res.group, "kind": res.kind, "version": version}]);
     s
