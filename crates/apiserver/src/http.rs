@@ -521,7 +521,17 @@ fn list(
         .get("resourceVersionMatch")
         .map(String::as_str)
         .unwrap_or("");
+    let token = q.get("continue").filter(|c| !c.is_empty());
     let (items, list_rv) = match (rv, rv_match) {
+        // A continued list is read at the first page's resourceVersion.
+        _ if token.is_some() => {
+            let (n, _) = parse_continue(token.map(String::as_str).unwrap_or(""))?;
+            let items = st
+                .store
+                .list_at(&g, ns, &sel, n)
+                .map_err(|_| ApiError::expired(CONTINUE_TOO_OLD))?;
+            (items, n)
+        }
         ("", "") | ("0", "") | ("0", "NotOlderThan") | ("", "NotOlderThan") => {
             (st.store.list(&g, ns, &sel), current)
         }
@@ -558,9 +568,32 @@ fn list(
         }
     };
     drop(st);
+    // etcd's order: by key `namespace/name`.
+    let mut items: Vec<(String, Value)> = items.into_iter().map(|o| (storage_key(&o), o)).collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(c) = token {
+        let (_, after) = parse_continue(c)?;
+        items.retain(|(k, _)| *k > after);
+    }
+    // limit/continue pages as kube-apiserver does; remainingItemCount only without selectors.
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let mut next = String::new();
+    let mut remaining = None;
+    if let Some(l) = limit.filter(|l| items.len() > *l) {
+        let rest = items.split_off(l);
+        if let Some((last, _)) = items.last() {
+            next = format!("{list_rv}/{last}");
+        }
+        if sel.labels.is_empty() && sel.fields.is_empty() {
+            remaining = Some(rest.len());
+        }
+    }
     let items: Vec<Value> = items
         .into_iter()
-        .map(|o| ops::output(&t.res, &t.version, o))
+        .map(|(_, o)| ops::output(&t.res, &t.version, o))
         .collect();
     if as_table {
         return Ok(json_response(
@@ -569,12 +602,38 @@ fn list(
             &[],
         ));
     }
-    // limit/continue: the whole list is always returned (allowed by the API: limit is advisory).
+    let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    // A custom resource's list always carries `continue` (empty on the last page).
+    if t.res.custom || !next.is_empty() {
+        metadata["continue"] = json!(next);
+    }
+    if let Some(n) = remaining {
+        metadata["remainingItemCount"] = json!(n);
+    }
     let list = json!({
         "kind": t.res.list_kind, "apiVersion": t.res.api_version(&t.version),
-        "metadata": {"resourceVersion": list_rv.to_string()}, "items": items,
+        "metadata": metadata, "items": items,
     });
     Ok(json_response(200, &list, &[]))
+}
+
+const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// `namespace/name` (or `name`), the order of etcd's keys.
+fn storage_key(obj: &Value) -> String {
+    let m = &obj["metadata"];
+    let name = m["name"].as_str().unwrap_or("");
+    match m["namespace"].as_str().filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// A continue token: `<resourceVersion>/<key of the last item sent>`.
+fn parse_continue(token: &str) -> Result<(u64, String), ApiError> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let (rv, key) = token.split_once('/').ok_or_else(bad)?;
+    Ok((rv.parse::<u64>().map_err(|_| bad())?, key.to_string()))
 }
 
 /// Removes the watcher from the store when its stream is dropped.
@@ -608,16 +667,10 @@ fn watch(
         .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let mut st = server.lock();
     let start = match (send_initial, rv) {
-        (Some("true"), _) => {
-            if !bookmarks {
-                return Err(ApiError::invalid("WatchOptions", "", "", vec![crate::status::Cause {
-                    reason: "FieldValueForbidden".into(),
-                    field: "allowWatchBookmarks".into(),
-                    message: "Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is true".into(),
-                }]));
-            }
-            WatchStart::InitialEventsWithBookmark
-        }
+        // kube-apiserver 1.37 serves the initial events without their closing bookmark when
+        // bookmarks were not asked for.
+        (Some("true"), _) if !bookmarks => WatchStart::CurrentState,
+        (Some("true"), _) => WatchStart::InitialEventsWithBookmark,
         (Some("false"), "" | "0") => WatchStart::After(st.store.current_rv()),
         (_, "" | "0") => WatchStart::CurrentState,
         (_, r) => WatchStart::After(parse_rv(r)?),
