@@ -54,8 +54,15 @@ const SAME: &[&str] = &[
     "reportingInstance",
 ];
 
+/// A field that holds a value: null, `""` and `{}` are Go's zero values, as good as absent.
 fn take(o: &Map<String, Value>, k: &str) -> Option<Value> {
-    o.get(k).filter(|v| !v.is_null()).cloned()
+    o.get(k)
+        .filter(|v| {
+            !v.is_null()
+                && v.as_object().is_none_or(|m| !m.is_empty())
+                && v.as_str().is_none_or(|s| !s.is_empty())
+        })
+        .cloned()
 }
 
 /// events.k8s.io/v1 shape → core/v1 shape (apiVersion `v1`).
@@ -124,6 +131,36 @@ pub fn core_to_v1(obj: Value) -> Value {
         }
     }
     Value::Object(e)
+}
+
+/// The fields Go's encoding always writes (zero times as null, empty structs as `{}`), as
+/// kube-apiserver answers them; `v1` is the events.k8s.io view, else the core view.
+pub fn with_zero_values(mut obj: Value, v1: bool) -> Value {
+    let Some(o) = obj.as_object_mut() else {
+        return obj;
+    };
+    let zeros: &[(&str, Value)] = if v1 {
+        &[
+            ("eventTime", Value::Null),
+            ("regarding", json!({})),
+            ("deprecatedFirstTimestamp", Value::Null),
+            ("deprecatedLastTimestamp", Value::Null),
+        ]
+    } else {
+        &[
+            ("involvedObject", json!({})),
+            ("source", json!({})),
+            ("firstTimestamp", Value::Null),
+            ("lastTimestamp", Value::Null),
+            ("eventTime", Value::Null),
+            ("reportingComponent", json!("")),
+            ("reportingInstance", json!("")),
+        ]
+    };
+    for (k, zero) in zeros {
+        o.entry(k.to_string()).or_insert_with(|| zero.clone());
+    }
+    obj
 }
 
 /// Field selector names on events (kube-apiserver's set), besides metadata.name/namespace.

@@ -159,13 +159,13 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Present a stored object at the requested version (only events are converted, see
 /// [`crate::events`]; for everything else only apiVersion changes).
-pub fn output(res: &ResourceInfo, version: &str, mut obj: Value) -> Value {
+pub fn output(res: &ResourceInfo, version: &str, obj: Value) -> Value {
     if crate::events::is_events_v1(res) {
-        return crate::events::core_to_v1(obj);
+        return crate::events::with_zero_values(crate::events::core_to_v1(obj), true);
     }
-    if let Some(o) = obj.as_object_mut() {
-        o.insert("apiVersion".into(), json!(res.api_version(version)));
-        o.insert("kind".into(), json!(res.kind));
+    let obj = stamp(res, version, obj);
+    if crate::events::is_events(res) {
+        return crate::events::with_zero_values(obj, false);
     }
     obj
 }
@@ -175,7 +175,16 @@ pub fn to_storage(res: &ResourceInfo, version: &str, obj: Value) -> Value {
     if crate::events::is_events_v1(res) {
         return crate::events::v1_to_core(obj);
     }
-    output(res, version, obj)
+    stamp(res, version, obj)
+}
+
+/// The apiVersion and kind of `res` at `version` on `obj`.
+fn stamp(res: &ResourceInfo, version: &str, mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        o.insert("apiVersion".into(), json!(res.api_version(version)));
+        o.insert("kind".into(), json!(res.kind));
+    }
+    obj
 }
 
 /// Stamp the stored apiVersion/kind on an object already in the stored shape.
@@ -187,7 +196,7 @@ fn stored_type(res: &ResourceInfo, version: &str, mut obj: Value) -> Value {
         }
         return obj;
     }
-    output(res, version, obj)
+    stamp(res, version, obj)
 }
 
 fn dns_label(s: &str) -> bool {
@@ -280,6 +289,21 @@ fn admit(
             let labels = meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        ("coordination.k8s.io", "leases") => {
+            let duration = obj.pointer("/spec/leaseDurationSeconds");
+            if let Some(d) = duration.and_then(Value::as_i64).filter(|d| *d <= 0) {
+                return Err(ApiError::invalid(
+                    "Lease",
+                    "coordination.k8s.io",
+                    &name,
+                    vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        field: "spec.leaseDurationSeconds".into(),
+                        message: format!("Invalid value: {d}: must be greater than 0"),
+                    }],
+                ));
             }
         }
         ("", "secrets") => {
@@ -385,12 +409,26 @@ fn check_namespace(state: &State, t: &Target, name: &str) -> Result<(), ApiError
     let ns = t.ns();
     match state.store.get(&gr("", "namespaces"), "", ns) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::forbidden(format!(
-            "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
-            t.res.qualified(),
-            name,
-            ns
-        ))),
+        Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+            let mut e = ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                t.res.qualified(),
+                name,
+                ns
+            ));
+            // The NamespaceLifecycle admission plugin's details and cause.
+            let mut d = json!({"name": name, "kind": t.res.plural});
+            if !t.res.group.is_empty() {
+                d["group"] = json!(t.res.group);
+            }
+            e.details = Some(d);
+            e.causes = vec![Cause {
+                reason: "NamespaceTerminating".into(),
+                field: "metadata.namespace".into(),
+                message: format!("namespace {ns} is being terminated"),
+            }];
+            Err(e)
+        }
         Some(_) => Ok(()),
     }
 }
@@ -599,15 +637,16 @@ fn update_from(
                 return Err(ApiError::conflict(&res.group, &res.plural, &name))
             }
             Some(_) => {}
+            // kube-apiserver names the resource (not the kind) in this one.
             None if res.custom => {
                 return Err(ApiError::invalid(
-                    &res.kind,
+                    &res.plural,
                     &res.group,
                     &name,
                     vec![Cause {
                         reason: "FieldValueInvalid".into(),
                         field: "metadata.resourceVersion".into(),
-                        message: "Invalid value: 0x0: must be specified for an update".into(),
+                        message: "Invalid value: 0: must be specified for an update".into(),
                     }],
                 ))
             }
@@ -660,6 +699,31 @@ fn update_from(
         }
         o
     };
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let before = finalizers(&old);
+        let added: Vec<String> = finalizers(&obj)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            let shown: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            let cause = Cause {
+                reason: "FieldValueForbidden".into(),
+                field: "metadata.finalizers".into(),
+                message: format!(
+                    "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    shown.join(", ")
+                ),
+            };
+            // kube-apiserver validates object metadata twice on this path: the cause shows twice.
+            return Err(ApiError::invalid(
+                &res.kind,
+                &res.group,
+                &name,
+                vec![cause.clone(), cause],
+            ));
+        }
+    }
     obj = stored_type(&res, &t.version, obj);
     meta_mut(&mut obj).insert("resourceVersion".into(), json!(old_rv.to_string()));
     let old_at_version = stored_type(&res, &t.version, old.clone());
@@ -801,19 +865,21 @@ pub fn delete(state: &mut State, t: &Target, opts: &DeleteOpts) -> Result<Writte
     if let Some(uid) = &opts.uid {
         let actual = meta_str(&obj, "uid").unwrap_or("");
         if uid != actual {
-            return Err(ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                ),
+            return Err(precondition_failed(
+                &t.res,
+                &name,
+                format!("the UID in the precondition ({uid}) does not match the UID in record ({actual}). The object might have been deleted and then recreated"),
             ));
         }
     }
     if let Some(rv) = &opts.resource_version {
         let actual = rv_of(&obj).to_string();
         if *rv != actual {
-            return Err(ApiError::new(409, "Conflict", format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}")));
+            return Err(precondition_failed(
+                &t.res,
+                &name,
+                format!("the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({actual}). The object might have been modified"),
+            ));
         }
     }
     if opts.dry_run {
@@ -828,11 +894,45 @@ pub fn delete(state: &mut State, t: &Target, opts: &DeleteOpts) -> Result<Writte
     } else {
         delete_object(state, &g, t.ns(), &name)
     };
+    // A custom resource that is gone answers a Status, as kube-apiserver's CR store does; one
+    // kept by finalizers answers the object.
+    let removed = state.store.get(&g, t.ns(), &name).is_none();
+    if t.res.custom && removed {
+        return Ok(Written {
+            code: 200,
+            object: json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": t.res.group, "kind": t.res.plural,
+                            "uid": meta_str(&obj, "uid").unwrap_or("")},
+            }),
+            warnings: vec![],
+        });
+    }
     Ok(Written {
         code: 200,
         object: output(&t.res, &t.version, out.unwrap_or(obj)),
         warnings: vec![],
     })
+}
+
+/// kube-apiserver's 409 for a failed delete precondition.
+fn precondition_failed(res: &ResourceInfo, name: &str, detail: String) -> ApiError {
+    let qualified = if res.group.is_empty() {
+        res.kind.clone()
+    } else {
+        format!("{}.{}", res.kind, res.group)
+    };
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        format!("Operation cannot be fulfilled on {qualified} \"{name}\": {detail}"),
+    );
+    let mut d = json!({"name": name, "kind": res.kind});
+    if !res.group.is_empty() {
+        d["group"] = json!(res.group);
+    }
+    e.details = Some(d);
+    e
 }
 
 /// Delete honouring finalizers; returns the object as it is after the call.
@@ -845,6 +945,14 @@ fn delete_object(state: &mut State, g: &GroupResource, ns: &str, name: &str) -> 
         let m = meta_mut(&mut obj);
         m.insert("deletionTimestamp".into(), json!(now()));
         m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        // Setting deletionTimestamp bumps a generation, as kube-apiserver's BeforeDelete does.
+        if let Some(generation) = m
+            .get("generation")
+            .and_then(Value::as_i64)
+            .filter(|g| *g > 0)
+        {
+            m.insert("generation".into(), json!(generation + 1));
+        }
         return Some(state.store.replace(g, obj));
     }
     let removed = state.store.remove(g, ns, name)?;
