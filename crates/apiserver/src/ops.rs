@@ -975,7 +975,89 @@ fn delete_namespace(state: &mut State, name: &str) -> Option<Value> {
         delete_object(state, &g, name, &obj_name);
     }
     maybe_finish_namespace(state, name);
-    Some(state.store.get(&nsg, "", name).cloned().unwrap_or(ns))
+    let answer = state.store.get(&nsg, "", name).cloned().unwrap_or(ns);
+    namespace_conditions(state, name);
+    Some(answer)
+}
+
+/// The conditions kube-controller-manager's namespace controller reports on a namespace that
+/// is Terminating with content left (held by finalizers).
+fn namespace_conditions(state: &mut State, name: &str) {
+    let nsg = gr("", "namespaces");
+    let Some(mut ns) = state.store.get(&nsg, "", name).cloned() else {
+        return;
+    };
+    let mut resources: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut held: std::collections::BTreeMap<String, usize> = Default::default();
+    for ((group, resource), obj_name) in state.store.resources_in_namespace(name) {
+        let shown = if group.is_empty() {
+            resource.clone()
+        } else {
+            format!("{resource}.{group}")
+        };
+        *resources.entry(shown).or_default() += 1;
+        if let Some(o) = state.store.get(&(group, resource), name, &obj_name) {
+            for f in finalizers(o) {
+                *held.entry(f).or_default() += 1;
+            }
+        }
+    }
+    if resources.is_empty() {
+        return;
+    }
+    let list = |m: &std::collections::BTreeMap<String, usize>, join: &str| {
+        m.iter()
+            .map(|(k, n)| format!("{k}{join}{n} resource instances"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let at = now();
+    let condition = |t: &str, status: &str, reason: &str, message: String| {
+        json!({"type": t, "status": status, "reason": reason, "message": message,
+               "lastTransitionTime": at})
+    };
+    let mut conditions = vec![
+        condition(
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".into(),
+        ),
+        condition(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".into(),
+        ),
+        condition(
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        ),
+        condition(
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            format!(
+                "Some resources are remaining: {}",
+                list(&resources, " has ")
+            ),
+        ),
+    ];
+    if !held.is_empty() {
+        conditions.push(condition(
+            "NamespaceFinalizersRemaining",
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                list(&held, " in ")
+            ),
+        ));
+    }
+    ns["status"]["conditions"] = json!(conditions);
+    state.store.replace(&nsg, ns);
 }
 
 /// Delete every object a list selects (each honouring finalizers).
