@@ -31,7 +31,7 @@ fn string_map(desc: &str) -> Value {
     json!({"type": "object", "description": desc, "additionalProperties": {"type": "string", "default": ""}})
 }
 
-fn object_meta() -> Value {
+fn object_meta(prefix: &str) -> Value {
     json!({
         "type": "object",
         "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
@@ -48,10 +48,63 @@ fn object_meta() -> Value {
             "labels": string_map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
             "annotations": string_map("Annotations is an unstructured key value map stored with a resource."),
             "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry.", "x-kubernetes-list-type": "set"},
-            "ownerReferences": {"type": "array", "description": "List of objects depended by this object.", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-            "managedFields": {"type": "array", "description": "ManagedFields maps workflow-id and version to the set of fields that are managed by that workflow.", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            "ownerReferences": {"type": "array", "description": "List of objects depended by this object.", "items": {"$ref": format!("{prefix}{OWNER_REFERENCE}")}},
+            "managedFields": {"type": "array", "description": "ManagedFields maps workflow-id and version to the set of fields that are managed by that workflow.", "items": {"$ref": format!("{prefix}{MANAGED_FIELDS_ENTRY}")}},
+            "selfLink": d("string", "Deprecated: selfLink is a legacy read-only field that is no longer populated by the system.")
         }
     })
+}
+
+const OWNER_REFERENCE: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference";
+const MANAGED_FIELDS_ENTRY: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry";
+const FIELDS_V1: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1";
+
+/// ObjectMeta and the named schemas it refers to, with refs under `prefix`
+/// (`#/components/schemas/` or `#/definitions/`), as kubectl explain walks them.
+fn meta_schemas(prefix: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        (OBJECT_META, object_meta(prefix)),
+        (
+            OWNER_REFERENCE,
+            json!({
+                "type": "object",
+                "description": "OwnerReference contains enough information to let you identify an owning object.",
+                "required": ["apiVersion", "kind", "name", "uid"],
+                "properties": {
+                    "apiVersion": d("string", "API version of the referent."),
+                    "blockOwnerDeletion": d("boolean", "If true, AND if the owner has the \"foregroundDeletion\" finalizer, then the owner cannot be deleted from the key-value store until this reference is removed."),
+                    "controller": d("boolean", "If true, this reference points to the managing controller."),
+                    "kind": d("string", "Kind of the referent."),
+                    "name": d("string", "Name of the referent."),
+                    "uid": d("string", "UID of the referent."),
+                },
+                "x-kubernetes-map-type": "atomic"
+            }),
+        ),
+        (
+            MANAGED_FIELDS_ENTRY,
+            json!({
+                "type": "object",
+                "description": "ManagedFieldsEntry is a workflow-id, a FieldSet and the group version of the resource that the fieldset applies to.",
+                "properties": {
+                    "apiVersion": d("string", "APIVersion defines the version of this resource that this field set applies to."),
+                    "fieldsType": d("string", "FieldsType is the discriminator for the different fields format and version. There is currently only one possible value: \"FieldsV1\""),
+                    "fieldsV1": {"$ref": format!("{prefix}{FIELDS_V1}"), "description": "FieldsV1 holds the first JSON version format as described in the \"FieldsV1\" type."},
+                    "manager": d("string", "Manager is an identifier of the workflow managing these fields."),
+                    "operation": d("string", "Operation is the type of operation which lead to this ManagedFieldsEntry being created. The only valid values for this field are 'Apply' and 'Update'."),
+                    "subresource": d("string", "Subresource is the name of the subresource used to update that object, or empty string if the object was updated through the main resource."),
+                    "time": {"type": "string", "format": "date-time", "description": "Time is the timestamp of when the ManagedFields entry was added."},
+                }
+            }),
+        ),
+        (
+            FIELDS_V1,
+            json!({
+                "type": "object",
+                "description": "FieldsV1 stores a set of fields in a data structure like a Trie, in JSON format."
+            }),
+        ),
+    ]
 }
 
 fn with_common(mut schema: Value, kind_desc: &str, meta_ref: &str) -> Value {
@@ -314,7 +367,9 @@ pub fn v3_group_version(resources: &[ResourceInfo], group: &str, version: &str) 
     let mut schemas = Map::new();
     let mut paths = Map::new();
     let meta_ref = format!("#/components/schemas/{OBJECT_META}");
-    schemas.insert(OBJECT_META.into(), object_meta());
+    for (name, schema) in meta_schemas("#/components/schemas/") {
+        schemas.insert(name.into(), schema);
+    }
     for r in resources
         .iter()
         .filter(|r| r.group == group && r.version(version).is_some())
@@ -342,7 +397,9 @@ pub fn v2(resources: &[ResourceInfo]) -> Value {
     let mut defs = Map::new();
     let mut paths = Map::new();
     let meta_ref = format!("#/definitions/{OBJECT_META}");
-    defs.insert(OBJECT_META.into(), object_meta());
+    for (name, schema) in meta_schemas("#/definitions/") {
+        defs.insert(name.into(), schema);
+    }
     for r in resources {
         for v in &r.versions {
             let name = definition_name(r, &v.name, &r.kind);
