@@ -680,7 +680,14 @@ fn watch(
     } else {
         None
     };
-    let registered = st.store.watch(&t.res.gr(), ns, sel, start);
+    let since = st.served_since.get(&t.res.gr()).copied().unwrap_or(0);
+    let registered = match start {
+        WatchStart::After(n) if n < since => Err(crate::store::TooOld {
+            requested: n,
+            oldest: since,
+        }),
+        _ => st.store.watch(&t.res.gr(), ns, sel, start),
+    };
     drop(st);
     let res = t.res.clone();
     let version = t.version.clone();

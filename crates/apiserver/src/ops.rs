@@ -14,6 +14,9 @@ use crate::{crd, validation};
 pub struct State {
     pub store: Store,
     pub resources: Vec<ResourceInfo>,
+    /// The resourceVersion from which each custom resource is served: kube-apiserver's watch
+    /// cache for it starts there, and a watch from an older one is too old.
+    pub served_since: std::collections::HashMap<GroupResource, u64>,
 }
 
 pub const CRD_GROUP: &str = "apiextensions.k8s.io";
@@ -24,6 +27,7 @@ impl State {
         let mut s = State {
             store: Store::new(history_limit),
             resources: builtins(),
+            served_since: Default::default(),
         };
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
         if let Some(t) = s.target("", "v1", "namespaces", None, None, None) {
@@ -550,6 +554,8 @@ fn after_write(state: &mut State, res: &ResourceInfo, obj: &Value) {
             state
                 .resources
                 .retain(|r| !(r.custom && r.group == info.group && r.plural == info.plural));
+            let since = state.store.current_rv();
+            state.served_since.entry(info.gr()).or_insert(since);
             state.resources.push(info);
         }
     }
@@ -561,6 +567,7 @@ fn after_remove(state: &mut State, g: &GroupResource, obj: &Value) {
         if let Some(info) = crd::resource_info(obj) {
             // Simplification: the CRD's objects are dropped at once (with DELETED events), finalizers ignored.
             state.store.purge_resource(&info.gr());
+            state.served_since.remove(&info.gr());
             state
                 .resources
                 .retain(|r| !(r.custom && r.group == info.group && r.plural == info.plural));
