@@ -521,6 +521,50 @@ async fn crd_and_discovery(bed: &Bed, a: &mut Answers) {
         json!({"code": res.code, "kind": res.body["kind"], "groupVersion": res.body["groupVersion"],
                "resources": resources}),
     );
+    // Aggregated discovery, what kubectl 1.37 asks for first.
+    let agg = bed
+        .req_accept(
+            Method::GET,
+            "/apis",
+            "application/json",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+            None,
+        )
+        .await;
+    let group = agg.body["items"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["metadata"]["name"] == "modelstudio.io"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let version = &group["versions"][0];
+    let resources: Vec<Value> = version["resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    let mut verbs: Vec<String> = r["verbs"]
+                        .as_array()
+                        .map(|v| {
+                            v.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    verbs.sort();
+                    json!({"resource": r["resource"], "responseKind": r["responseKind"],
+                           "scope": r["scope"], "singularResource": r["singularResource"],
+                           "verbs": verbs, "shortNames": r["shortNames"],
+                           "categories": r["categories"], "subresources": r["subresources"]})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    a.put(
+        "discovery.aggregated",
+        json!({"code": agg.code, "kind": agg.body["kind"], "apiVersion": agg.body["apiVersion"],
+               "version": version["version"], "freshness": version["freshness"],
+               "resources": resources}),
+    );
 }
 
 async fn create_and_validate(bed: &Bed, a: &mut Answers) {
@@ -1672,6 +1716,13 @@ async fn kubectl_workflows(bed: &Bed, a: &mut Answers) {
     let o = bed.kubectl(&["replace", "-f", &yaml]).await;
     a.put("kubectl.replace_stale", bed.k(&o));
 
+    let o = bed
+        .kubectl(&["get", "modelimport", "kc-2", "-n", ns, "-o", "yaml"])
+        .await;
+    let shown = serde_saphyr::from_str::<Value>(&o.stdout)
+        .map(|v| norm(&v))
+        .unwrap_or_else(|e| json!(format!("not YAML: {e}")));
+    a.put("kubectl.get_yaml", json!({"exit": o.exit, "object": shown}));
     let o = bed.kubectl(&["get", "modelimports", "-n", ns]).await;
     a.put("kubectl.get_table", bed.k(&o));
     let o = bed
