@@ -1364,6 +1364,21 @@ async fn watches(bed: &Bed, a: &mut Answers) {
         "watch.initial_events_without_bookmarks",
         json!({"code": code, "events": event_view(&events)}),
     );
+    let list = bed.get(&mi_path(ns)).await;
+    let now_rv = list.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    let (code, events) = bed
+        .watch(&format!(
+            "{}?watch=1&resourceVersion={now_rv}&allowWatchBookmarks=true&timeoutSeconds=4",
+            mi_path(ns)
+        ))
+        .await;
+    a.put(
+        "watch.bookmarks_before_timeout",
+        json!({"code": code, "events": event_view(&events)}),
+    );
     let (code, events) = bed
         .watch(&format!("{}?watch=1&timeoutSeconds=2", mi_path(ns)))
         .await;
