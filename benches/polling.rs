@@ -33,11 +33,10 @@ use kube::api::{Api, PostParams};
 use kube::Client;
 use modelstudio_controller::cli::{Cli, Command, RunArgs};
 use modelstudio_controller::crd::ModelImport;
-use modelstudio_controller::sandbox;
 use modelstudio_simulator::{
     Endpoint, OutcomeRequest, RequestRecord, RunningSimulator, SimulatorConfig,
 };
-use sandbox_apiserver::RunningApiServer;
+use modelstudio_testbed::RunningApiServer;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -270,11 +269,11 @@ fn cpu_now() -> Option<Cpu> {
 // Setting up a run.
 
 async fn client_for(kubeconfig_yaml: &str) -> Result<Client> {
-    Ok(sandbox::client_for(kubeconfig_yaml).await?)
+    Ok(modelstudio_testbed::client_for(kubeconfig_yaml).await?)
 }
 
 async fn install_crd_and_secret(client: &Client) -> Result<()> {
-    sandbox::install_crd(client).await?;
+    modelstudio_testbed::apply_crd(client, &modelstudio_controller::crd::definition()).await?;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "dashscope"},

@@ -163,8 +163,8 @@ pub async fn run(args: RunArgs) -> Result<(), StartError> {
     run_with_client(client, args, shutdown_signal()).await
 }
 
-/// Runs the controller with `client` until `shutdown` resolves. The sandbox calls this with the
-/// embedded API server's client.
+/// Runs the controller with `client` until `shutdown` resolves. `modelstudio-sandbox` calls this
+/// with the embedded API server's client.
 pub async fn run_with_client(
     client: Client,
     args: RunArgs,
@@ -297,14 +297,6 @@ pub async fn run_with_client(
     metrics_server.abort();
     info!("controller stopped");
     outcome
-}
-
-/// Serves the Model Studio simulator until Ctrl-C or SIGTERM.
-pub async fn serve_simulator(args: crate::cli::SimulatorArgs) -> Result<(), std::io::Error> {
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    info!(addr = %listener.local_addr()?, "Model Studio simulator listening");
-    let simulator = modelstudio_simulator::Simulator::new(args.config);
-    modelstudio_simulator::serve(listener, simulator, shutdown_signal()).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

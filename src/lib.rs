@@ -11,5 +11,4 @@ pub mod decision;
 pub mod leader;
 pub mod metrics;
 pub mod modelstudio;
-pub mod sandbox;
 pub mod status;

@@ -171,6 +171,11 @@ pub async fn install_crd(client: &Client, path: &Path) -> Result<(), BedError> {
             path: shown,
             detail: e.to_string(),
         })?;
+    apply_crd(client, &crd).await
+}
+
+/// Installs `crd` by server-side apply and waits until it is Established.
+pub async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) -> Result<(), BedError> {
     let name = crd.name_any();
     let fail = |detail: String| BedError::InstallCrd {
         name: name.clone(),
@@ -182,7 +187,7 @@ pub async fn install_crd(client: &Client, path: &Path) -> Result<(), BedError> {
         api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
+            &Patch::Apply(crd),
         ),
     )
     .await

@@ -11,7 +11,7 @@ mod controller;
 mod objects;
 mod process;
 
-pub use cluster::{client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
+pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
 pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
 pub use controller::ControllerCommand;
 pub use modelstudio_simulator;

@@ -1,4 +1,4 @@
-//! `modelstudio-controller sandbox` and `modelstudio-controller apiserver`: a local playground.
+//! `modelstudio-sandbox sandbox`, `apiserver` and `simulator`: a local playground.
 //!
 //! The sandbox starts, in one process on 127.0.0.1, the in-memory Kubernetes API server
 //! (`sandbox-apiserver`), the Model Studio simulator and the controller; installs the CRD; writes
@@ -6,16 +6,14 @@
 //! `examples/`; and shows a table of the ModelImports until Ctrl-C or SIGTERM, then stops the
 //! pieces in order: the table, the controller (gracefully), the simulator, the API server.
 
-use crate::app;
-use crate::cli::{ApiserverArgs, Cli, Command, RunArgs, SandboxArgs};
-use crate::crd::ModelImport;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use crate::cli::{ApiserverArgs, SandboxArgs, SimulatorArgs};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::Scope;
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
+use modelstudio_controller::app;
+use modelstudio_controller::cli::{Cli, Command, RunArgs};
+use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::{Simulator, SimulatorConfig};
 use sandbox_apiserver::RunningApiServer;
 use serde_json::Value;
@@ -31,10 +29,12 @@ pub const FIELD_MANAGER: &str = "modelstudio-sandbox";
 
 /// First line of every kubeconfig the sandbox writes; only such files are ever replaced.
 pub const KUBECONFIG_MARKER: &str =
+    "# Written by `modelstudio-sandbox`; removed when the sandbox stops.";
+/// The marker of the kubeconfigs that `modelstudio-controller sandbox` wrote before the sandbox
+/// left the controller: a file left by a killed old sandbox is still the sandbox's own.
+const OLD_KUBECONFIG_MARKER: &str =
     "# Written by `modelstudio-controller sandbox`; removed when the sandbox stops.";
 
-/// How long the CRD may take to become Established.
-const CRD_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the controller may take to stop gracefully.
 const CONTROLLER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the simulator may take to stop.
@@ -53,7 +53,7 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
-    #[error("could not serve the Model Studio simulator on {addr}: {source} (choose another address with --simulator-addr, or port 0 for a free one)")]
+    #[error("could not serve the Model Studio simulator on {addr}: {source} (choose another address with --addr/--simulator-addr, or port 0 for a free one)")]
     Simulator {
         addr: SocketAddr,
         #[source]
@@ -122,6 +122,10 @@ pub fn kubeconfig_text(server: &RunningApiServer, namespace: &str) -> String {
     format!("{KUBECONFIG_MARKER}\n{}", server.kubeconfig_yaml(namespace))
 }
 
+fn written_by_sandbox(text: &str) -> bool {
+    text.starts_with(KUBECONFIG_MARKER) || text.starts_with(OLD_KUBECONFIG_MARKER)
+}
+
 /// Writes `text` to `path` atomically (a reader never sees half a file) and returns the absolute
 /// path. An existing file is replaced only if the sandbox wrote it.
 pub fn write_kubeconfig(path: &Path, text: &str) -> Result<PathBuf, SandboxError> {
@@ -130,7 +134,7 @@ pub fn write_kubeconfig(path: &Path, text: &str) -> Result<PathBuf, SandboxError
         source,
     };
     match std::fs::read_to_string(path) {
-        Ok(existing) if !existing.starts_with(KUBECONFIG_MARKER) => {
+        Ok(existing) if !written_by_sandbox(&existing) => {
             return Err(SandboxError::ForeignKubeconfig(path.to_path_buf()))
         }
         Ok(_) => {}
@@ -154,7 +158,7 @@ pub fn write_kubeconfig(path: &Path, text: &str) -> Result<PathBuf, SandboxError
 /// Removes a kubeconfig the sandbox wrote (and nothing else).
 fn remove_kubeconfig(path: &Path) {
     if let Ok(text) = std::fs::read_to_string(path) {
-        if text.starts_with(KUBECONFIG_MARKER) {
+        if written_by_sandbox(&text) {
             if let Err(e) = std::fs::remove_file(path) {
                 warn!(path = %path.display(), error = %e, "could not remove the kubeconfig");
             }
@@ -163,44 +167,17 @@ fn remove_kubeconfig(path: &Path) {
 }
 
 /// A kube client for the kubeconfig text.
-pub async fn client_for(kubeconfig: &str) -> Result<Client, SandboxError> {
-    let kc = Kubeconfig::from_yaml(kubeconfig).map_err(|e| SandboxError::Client(e.to_string()))?;
-    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+async fn client_for(kubeconfig: &str) -> Result<Client, SandboxError> {
+    modelstudio_testbed::client_for(kubeconfig)
         .await
-        .map_err(|e| SandboxError::Client(e.to_string()))?;
-    config.connect_timeout = Some(REQUEST_TIMEOUT);
-    Client::try_from(config).map_err(|e| SandboxError::Client(e.to_string()))
+        .map_err(|e| SandboxError::Client(e.to_string()))
 }
 
-/// Installs the ModelImport CRD by server-side apply and waits until it is Established.
-pub async fn install_crd(client: &Client) -> Result<(), SandboxError> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = crate::crd::definition();
-    let name = crd.name_any();
-    tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
-        ),
-    )
-    .await
-    .map_err(|_| SandboxError::InstallCrd("the API server did not answer in time".into()))?
-    .map_err(|e| SandboxError::InstallCrd(e.to_string()))?;
-    tokio::time::timeout(
-        CRD_TIMEOUT,
-        await_condition(api, &name, conditions::is_crd_established()),
-    )
-    .await
-    .map_err(|_| {
-        SandboxError::InstallCrd(format!(
-            "{name} was not Established within {}s",
-            CRD_TIMEOUT.as_secs()
-        ))
-    })?
-    .map_err(|e| SandboxError::InstallCrd(e.to_string()))?;
-    Ok(())
+/// Installs the ModelImport CRD of this build and waits until it is Established.
+async fn install_crd(client: &Client) -> Result<(), SandboxError> {
+    modelstudio_testbed::apply_crd(client, &modelstudio_controller::crd::definition())
+        .await
+        .map_err(|e| SandboxError::InstallCrd(e.to_string()))
 }
 
 /// One manifest read from a file.
@@ -671,7 +648,7 @@ impl Endpoints {
             "kubectl apply -f examples/"
         };
         format!(
-            "modelstudio-controller sandbox (Ctrl-C to stop)\n\
+            "modelstudio-sandbox (Ctrl-C to stop)\n\
              \x20 Kubernetes API  {}\n\
              \x20 Model Studio    {} (simulator; control API under /_simulator/)\n\
              \x20 metrics         http://{}/metrics\n\
@@ -751,6 +728,18 @@ async fn run_sandbox(
         }
     }
     outcome
+}
+
+/// Serves the Model Studio simulator until Ctrl-C or SIGTERM.
+pub async fn simulator(args: SimulatorArgs) -> Result<(), SandboxError> {
+    let addr = args.addr;
+    let fail = |source| SandboxError::Simulator { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
+    info!(addr = %listener.local_addr().map_err(fail)?, "Model Studio simulator listening");
+    let simulator = Simulator::new(args.config);
+    modelstudio_simulator::serve(listener, simulator, app::shutdown_signal())
+        .await
+        .map_err(fail)
 }
 
 /// Serves only the in-memory API server (and writes its kubeconfig) until Ctrl-C or SIGTERM.
