@@ -42,13 +42,7 @@ fn apiserver_command_serves_kubectl_and_stops_on_sigterm() {
     ]);
     let out = k.run(&["get", "crd", "-o", "name"]);
     assert!(out.contains("modelimports.modelstudio.io"), "{out}");
-    proc.terminate().expect("kill -TERM");
-    let status = proc.wait_for_exit(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}",
-        proc.log()
-    );
+    stop_cleanly(&mut proc);
     assert!(!kubeconfig.exists(), "the kubeconfig is removed on exit");
 }
 
@@ -116,10 +110,8 @@ fn sandbox_command_runs_the_examples_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    proc.terminate().expect("kill -TERM");
-    let status = proc.wait_for_exit(Duration::from_secs(15));
+    stop_cleanly(&mut proc);
     let log = proc.log();
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
     assert!(log.contains("export KUBECONFIG="), "{log}");
     assert!(log.contains("applied modelimport/qwen3-lora"), "{log}");
     assert!(log.contains("NAME") && log.contains("PHASE"), "{log}");
@@ -129,6 +121,17 @@ fn sandbox_command_runs_the_examples_and_stops_on_sigterm() {
         "the API key was printed:\n{log}"
     );
     assert!(!kubeconfig.exists(), "the kubeconfig is removed on exit");
+}
+
+/// SIGTERM, then a successful exit within 15 s.
+fn stop_cleanly(proc: &mut Proc) {
+    proc.terminate().expect("kill -TERM");
+    let status = proc.wait_for_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        proc.log()
+    );
 }
 
 /// One HTTP/1.0 GET to 127.0.0.1:`port`; the whole answer, or None while nothing listens.
@@ -160,11 +163,5 @@ fn simulator_command_serves_the_control_api_and_stops_on_sigterm() {
     };
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     assert!(answer.contains("uptime_ms"), "{answer}");
-    proc.terminate().expect("kill -TERM");
-    let status = proc.wait_for_exit(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?}\n{}",
-        proc.log()
-    );
+    stop_cleanly(&mut proc);
 }
