@@ -171,8 +171,18 @@ fn import_becomes_ready_shows_its_columns_and_delete_removes_the_job_once() {
     let mut c = Cluster::quick("ready");
     let k = &c.kubectl;
 
-    // The CRD documents itself.
-    let explain = k.run(&["explain", "modelimport.spec"]);
+    // The CRD documents itself. kube-apiserver publishes a new CRD's OpenAPI a moment after it
+    // is Established, so explain is retried for a bounded while.
+    let mut explain = k.try_run(&["explain", "modelimport.spec"]);
+    for _ in 0..60 {
+        if explain.ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        explain = k.try_run(&["explain", "modelimport.spec"]);
+    }
+    assert!(explain.ok(), "kubectl explain failed: {}", explain.stderr);
+    let explain = explain.stdout;
     for text in [
         "baseModel",
         "weightType",
