@@ -601,7 +601,7 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
     let mut text = String::new();
     writeln!(
         text,
-        "## Watch cut, API server restart, history compacted (410 Gone)\n"
+        "## Watch cut, API server restart, resume point expired (410 Gone)\n"
     )
     .unwrap();
     writeln!(text, "| figure | value |\n|---|---|").unwrap();
