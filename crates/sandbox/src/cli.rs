@@ -91,6 +91,12 @@ pub struct SandboxArgs {
     /// How often the table of ModelImports is refreshed.
     #[arg(long, env = "SANDBOX_REFRESH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub refresh_interval: Duration,
+
+    /// Run on the real control plane (kube-apiserver 1.37, etcd, kube-controller-manager) that
+    /// `scripts/build-testbed.sh` built, found through MODELSTUDIO_TESTBED_BIN, instead of the
+    /// in-memory API server; it listens on free ports and --apiserver-addr is ignored.
+    #[arg(long, env = "SANDBOX_REAL_CONTROL_PLANE", default_value_t = false)]
+    pub real_control_plane: bool,
 }
 
 #[derive(Args, Debug, Clone)]

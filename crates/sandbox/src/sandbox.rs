@@ -65,6 +65,8 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    #[error("could not start the real control plane: {0}")]
+    ControlPlane(#[source] modelstudio_testbed::StartError),
     #[error("refusing to overwrite {0}: it was not written by the sandbox; choose another path with --kubeconfig")]
     ForeignKubeconfig(PathBuf),
     #[error("could not write the kubeconfig {path}: {source}")]
@@ -541,6 +543,56 @@ impl SimulatorHandle {
     }
 }
 
+/// The Kubernetes API of the sandbox: the in-memory API server, or the real control plane.
+enum SandboxApi {
+    Embedded(RunningApiServer),
+    Real(Box<modelstudio_testbed::ControlPlane>),
+}
+
+impl SandboxApi {
+    async fn start(args: &SandboxArgs) -> Result<Self, SandboxError> {
+        if !args.real_control_plane {
+            return start_apiserver(args.apiserver_addr)
+                .await
+                .map(SandboxApi::Embedded);
+        }
+        info!("starting the real control plane (kube-apiserver, etcd, kube-controller-manager)");
+        tokio::task::spawn_blocking(modelstudio_testbed::ControlPlane::start)
+            .await
+            .map_err(|e| {
+                SandboxError::ControlPlane(modelstudio_testbed::StartError::Io(
+                    std::io::Error::other(e),
+                ))
+            })?
+            .map(|plane| SandboxApi::Real(Box::new(plane)))
+            .map_err(SandboxError::ControlPlane)
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            SandboxApi::Embedded(s) => s.base_url(),
+            SandboxApi::Real(p) => p.base_url(),
+        }
+    }
+
+    fn kubeconfig_text(&self, namespace: &str) -> String {
+        match self {
+            SandboxApi::Embedded(s) => kubeconfig_text(s, namespace),
+            SandboxApi::Real(p) => {
+                format!("{KUBECONFIG_MARKER}\n{}", p.admin_kubeconfig(namespace))
+            }
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            SandboxApi::Embedded(s) => s.shutdown().await,
+            // Its processes are stopped by their PIDs when it is dropped.
+            SandboxApi::Real(p) => drop(tokio::task::spawn_blocking(move || drop(p)).await),
+        }
+    }
+}
+
 /// Starts the API server on `addr`.
 async fn start_apiserver(addr: SocketAddr) -> Result<RunningApiServer, SandboxError> {
     RunningApiServer::start(addr)
@@ -591,8 +643,8 @@ pub async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
     let stop = stop_on_signal();
     let tty = std::io::stdout().is_terminal();
     let metrics_addr = concrete_addr(args.metrics_addr)?;
-    let apiserver = start_apiserver(args.apiserver_addr).await?;
-    let text = kubeconfig_text(&apiserver, &args.namespace);
+    let apiserver = SandboxApi::start(&args).await?;
+    let text = apiserver.kubeconfig_text(&args.namespace);
     let kubeconfig = match write_kubeconfig(&args.kubeconfig, &text) {
         Ok(path) => path,
         Err(e) => {

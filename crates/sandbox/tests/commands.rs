@@ -29,7 +29,8 @@ fn apiserver_command_serves_kubectl_and_stops_on_sigterm() {
         &kubeconfig.display().to_string(),
     ]);
     let mut proc = Proc::spawn("apiserver", cmd, &dir.0).expect("start the apiserver subcommand");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The real control plane takes some seconds to start.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !kubeconfig.exists() {
         assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
         std::thread::sleep(Duration::from_millis(50));
@@ -48,8 +49,21 @@ fn apiserver_command_serves_kubectl_and_stops_on_sigterm() {
 
 #[test]
 fn sandbox_command_runs_the_examples_and_stops_on_sigterm() {
+    sandbox_runs_the_examples("sandbox", &[]);
+}
+
+#[test]
+fn sandbox_command_runs_on_the_real_control_plane_when_built() {
+    if !modelstudio_testbed::available() {
+        println!("SKIPPED: the real control plane is not built (scripts/build-testbed.sh)");
+        return;
+    }
+    sandbox_runs_the_examples("sandbox-real", &["--real-control-plane"]);
+}
+
+fn sandbox_runs_the_examples(name: &str, extra: &[&str]) {
     require_kubectl();
-    let dir = TempDir::new("sandbox");
+    let dir = TempDir::new(name);
     let kubeconfig = dir.0.join("sandbox.kubeconfig");
     let mut cmd = Command::new(BIN);
     cmd.current_dir(repo_root())
@@ -73,10 +87,12 @@ fn sandbox_command_runs_the_examples_and_stops_on_sigterm() {
             "--kubeconfig",
             &kubeconfig.display().to_string(),
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env_remove("DASHSCOPE_API_KEY");
     let mut proc = Proc::spawn("sandbox", cmd, &dir.0).expect("start the sandbox subcommand");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The real control plane takes some seconds to start.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !kubeconfig.exists() {
         assert!(Instant::now() < deadline, "no kubeconfig:\n{}", proc.log());
         assert!(proc.running(), "the sandbox exited:\n{}", proc.log());
