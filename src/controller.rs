@@ -447,8 +447,24 @@ impl Reconcile<'_> {
         let current =
             serde_json::to_value(self.obj.status.clone().unwrap_or_default()).map_err(serde)?;
         let status = serde_json::to_value(next).map_err(serde)?;
+        let apply = json!({
+            "apiVersion": ModelImport::api_version(&()),
+            "kind": ModelImport::kind(&()),
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply),
+            )
+            .await
+            .map_err(Error::WriteStatus)?;
+        self.ctx.metrics.status_writes.inc();
         // Apply removes only what this manager owns: a field written by an earlier merge patch
-        // (before the controller applied its status) is cleared by name first.
+        // (before the controller applied its status) is cleared by name, after the apply, so a
+        // crash in between leaves the new status (a recorded job beside a stale intent, which is
+        // harmless) and never a status without both.
         let owned = applied_status_fields(self.obj);
         let stray: serde_json::Map<String, serde_json::Value> = current
             .as_object()
@@ -470,26 +486,7 @@ impl Reconcile<'_> {
                 .await
                 .map_err(Error::WriteStatus)?;
         }
-        let apply = json!({
-            "apiVersion": ModelImport::api_version(&()),
-            "kind": ModelImport::kind(&()),
-            "status": status,
-        });
-        match self
-            .api
-            .patch_status(
-                &self.name(),
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&apply),
-            )
-            .await
-        {
-            Ok(_) => {
-                self.ctx.metrics.status_writes.inc();
-                Ok(())
-            }
-            Err(e) => Err(Error::WriteStatus(e)),
-        }
+        Ok(())
     }
 
     async fn record_outcome(
