@@ -26,6 +26,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The tests of this suite run one at a time even under `--test-threads 4`: each starts a control
+/// plane and controllers whose timing (lease failover, kill points) 2 shared cores must serve.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelimport.yaml");
 const KEY: &str = "sk-reliability-0000";
@@ -291,6 +295,7 @@ fn report(name: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
+    let _serial = SERIAL.lock().await;
     let seed: u64 = std::env::var("RELIABILITY_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -403,6 +408,7 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_remote_converges_under_the_rate_limit() {
+    let _serial = SERIAL.lock().await;
     let bed = Bed::new(
         "faults",
         SimulatorConfig {
@@ -533,6 +539,7 @@ async fn faulty_remote_converges_under_the_rate_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cuts_and_apiserver_restart_lose_no_event() {
+    let _serial = SERIAL.lock().await;
     let mut bed = Bed::new(
         "watch",
         SimulatorConfig {
@@ -678,6 +685,7 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_write_one_at_a_time_and_fail_over() {
+    let _serial = SERIAL.lock().await;
     let bed = Bed::new(
         "leader",
         SimulatorConfig {
@@ -819,6 +827,7 @@ async fn two_replicas_write_one_at_a_time_and_fail_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
+    let _serial = SERIAL.lock().await;
     const CANARY: &str = "sk-canary-7f3a9c2e5b1d";
     let bed = Bed::new(
         "sigterm",
