@@ -794,8 +794,16 @@ pub fn patch(
     opts: &WriteOpts,
 ) -> Result<Written, ApiError> {
     if kind == PatchKind::Apply && opts.field_manager.as_deref().is_none_or(|f| f.is_empty()) {
-        return Err(ApiError::bad_request(
-            "PATCH /apply requires fieldManager parameter",
+        // kube-apiserver validates the PatchOptions, so the refusal is about them.
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                field: "fieldManager".into(),
+                message: "Required value: is required for apply patch".into(),
+            }],
         ));
     }
     let existing = state.store.get(&t.res.gr(), t.ns(), t.name()).cloned();

@@ -34,7 +34,11 @@ impl ApiError {
     }
 
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
-        let mut d = json!({ "name": name, "kind": kind });
+        // Go's `omitempty`: an empty name is left out.
+        let mut d = json!({ "kind": kind });
+        if !name.is_empty() {
+            d["name"] = json!(name);
+        }
         if !group.is_empty() {
             d["group"] = json!(group);
         }

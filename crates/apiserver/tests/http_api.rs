@@ -265,13 +265,20 @@ async fn custom_resources_validation_status_and_patches() {
         (code, v["spec"]["displayName"].as_str()),
         (200, Some("smp"))
     );
-    let (code, _) = send(
+    let (code, v) = send(
         c.patch(format!("{b}{MI}/new-one"))
             .header("content-type", "application/apply-patch+yaml")
             .body("spec: {}"),
     )
     .await;
-    assert_eq!(code, 400, "fieldManager is required");
+    assert_eq!(
+        (code, v["reason"].as_str(), v["details"]["kind"].as_str()),
+        (422, Some("Invalid"), Some("PatchOptions")),
+        "fieldManager is required: {v}"
+    );
+    assert_eq!(v["message"], "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+    assert_eq!(v["details"]["causes"][0]["field"], "fieldManager");
+    assert!(v["details"].get("name").is_none(), "{v}");
     let applied = "apiVersion: modelstudio.io/v1alpha1\nkind: ModelImport\nmetadata:\n  name: new-one\nspec:\n  modelName: m\n  weightType: full\n  storage: {bucket: b, objectKey: k/}\n";
     let (code, v) = send(
         c.patch(format!("{b}{MI}/new-one?fieldManager=test&force=true"))
