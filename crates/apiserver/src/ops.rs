@@ -793,6 +793,14 @@ pub fn patch(
     body: &[u8],
     opts: &WriteOpts,
 ) -> Result<Written, ApiError> {
+    // Strategic merge needs Go struct tags, which custom resources do not have.
+    if kind == PatchKind::StrategicMerge && t.res.custom {
+        return Err(ApiError::unsupported_patch_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ]));
+    }
     if kind == PatchKind::Apply && opts.field_manager.as_deref().is_none_or(|f| f.is_empty()) {
         // kube-apiserver validates the PatchOptions, so the refusal is about them.
         return Err(ApiError::invalid(

@@ -2,8 +2,8 @@
 //! patch and server-side apply.
 //!
 //! Simplifications (documented where used):
-//! * Strategic merge patch is applied as a JSON merge patch for every kind (kube-apiserver
-//!   rejects it for custom resources; kubectl never sends it for them). `$patch`,
+//! * Strategic merge patch is applied as a JSON merge patch for the built-in kinds (custom
+//!   resources refuse it with 415, as in kube-apiserver). `$patch`,
 //!   `$retainKeys`, `$setElementOrder/..` and `$deleteFromPrimitiveList/..` directives are
 //!   dropped, so lists are replaced wholesale.
 //! * Server-side apply merges the applied configuration over the live object (maps merge

@@ -90,6 +90,18 @@ impl ApiError {
         ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
     }
 
+    /// A patch type the resource does not take (strategic merge on a custom resource).
+    pub fn unsupported_patch_type(accepted: &[&str]) -> Self {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
+
     /// The watch cache no longer holds this resourceVersion (kube-apiserver answers 410 with reason Expired).
     pub fn expired(message: impl Into<String>) -> Self {
         ApiError::new(410, "Expired", message)

@@ -115,6 +115,18 @@ async fn crud_conflicts_and_errors() {
     assert_eq!((code, v["reason"].as_str()), (409, Some("Conflict")));
     let (code, v) = send(c.put(format!("{b}{sec}/s1")).json(&cur)).await;
     assert_eq!(code, 200, "{v}");
+    // Built-in kinds take strategic merge patches (kubectl patch's default).
+    let (code, v) = send(
+        c.patch(format!("{b}{sec}/s1"))
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(r#"{"metadata":{"labels":{"smp":"yes"}}}"#),
+    )
+    .await;
+    assert_eq!(
+        (code, v["metadata"]["labels"]["smp"].as_str()),
+        (200, Some("yes")),
+        "{v}"
+    );
     let (code, _) = send(c.request(reqwest::Method::OPTIONS, format!("{b}{sec}/s1"))).await;
     assert_eq!(code, 405);
     // Leases and events.k8s.io events.
@@ -262,9 +274,11 @@ async fn custom_resources_validation_status_and_patches() {
     )
     .await;
     assert_eq!(
-        (code, v["spec"]["displayName"].as_str()),
-        (200, Some("smp"))
+        (code, v["reason"].as_str()),
+        (415, Some("UnsupportedMediaType")),
+        "{v}"
     );
+    assert_eq!(v["message"], "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
     let (code, v) = send(
         c.patch(format!("{b}{MI}/new-one"))
             .header("content-type", "application/apply-patch+yaml")
