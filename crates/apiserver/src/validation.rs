@@ -686,7 +686,8 @@ fn eval_rule(
         Some(fp) if !fp.is_empty() => child(path, fp),
         _ => path.to_string(),
     };
-    let failure_message = match run_cel(expr, v, old) {
+    let ty = schema["type"].as_str().unwrap_or("object");
+    let detail = match run_cel(expr, v, old) {
         Ok(cel::Value::Bool(true)) => return None,
         Ok(cel::Value::Bool(false)) => {
             let from_expr =
@@ -700,16 +701,36 @@ fn eval_rule(
                 .or_else(|| rule["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| format!("failed rule: {expr}"))
         }
-        Ok(other) => format!("rule {expr:?} did not evaluate to a bool: {other:?}"),
-        Err(e) => format!("rule {expr:?} evaluation error: {e}"),
+        // A rule that cannot be evaluated is an error on the schema's type, whatever its reason.
+        Ok(other) => {
+            return Some(cause(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: \"{ty}\": rule {expr:?} did not evaluate to a bool: {other:?}"
+                ),
+            ))
+        }
+        Err(e) => {
+            return Some(cause(
+                "FieldValueInvalid",
+                path,
+                format!("Invalid value: \"{ty}\": rule {expr:?} evaluation error: {e}"),
+            ))
+        }
     };
-    let ty = schema["type"].as_str().unwrap_or("object");
+    // As kube-apiserver's CEL validator: the value is shown for scalars only (an object's or a
+    // list's is omitted; JSON prints it as Go's `ErrorBody` does), and a duplicate shows the
+    // value without the rule's message.
+    let value = (ty != "object" && ty != "array").then(|| v.to_string());
     let reason = rule["reason"].as_str().unwrap_or("FieldValueInvalid");
-    let message = match reason {
-        "FieldValueForbidden" => format!("Forbidden: {failure_message}"),
-        "FieldValueRequired" => format!("Required value: {failure_message}"),
-        "FieldValueDuplicate" => format!("Duplicate value: {failure_message}"),
-        _ => format!("Invalid value: \"{ty}\": {failure_message}"),
+    let message = match (reason, value) {
+        ("FieldValueForbidden", _) => format!("Forbidden: {detail}"),
+        ("FieldValueRequired", _) => format!("Required value: {detail}"),
+        ("FieldValueDuplicate", Some(value)) => format!("Duplicate value: {value}"),
+        ("FieldValueDuplicate", None) => "Duplicate value".to_string(),
+        (_, Some(value)) => format!("Invalid value: {value}: {detail}"),
+        (_, None) => format!("Invalid value: {detail}"),
     };
     Some(Cause {
         reason: reason.to_string(),
@@ -858,9 +879,10 @@ mod tests {
         let errs = process(&s, &mut o, Some(&old)).errors;
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs.iter().any(|c| c.field == "spec.modelName"
-            && c.message == "Invalid value: \"string\": modelName is immutable"));
-        assert!(errs.iter().any(|c| c.field == "spec.jobId"
-            && c.message == "Invalid value: \"object\": jobId is immutable"));
+            && c.message == "Invalid value: \"other\": modelName is immutable"));
+        assert!(errs
+            .iter()
+            .any(|c| c.field == "spec.jobId" && c.message == "Invalid value: jobId is immutable"));
         // Setting jobId for the first time is allowed.
         let old2 = obj(json!({"modelName": "m", "weightType": "lora"}));
         let mut o = obj(json!({"modelName": "m", "weightType": "lora", "jobId": "j"}));
@@ -876,6 +898,15 @@ mod tests {
         let errs = process(&s, &mut o, None).errors;
         assert_eq!(errs[0].message, "Forbidden: n is 5");
         assert_eq!(errs[0].reason, "FieldValueForbidden");
+        // A duplicate shows the (scalar) value and not the message, as field.Duplicate does.
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"n": {"type": "integer",
+                "x-kubernetes-validations": [{"rule": "self < 3", "message": "m", "reason": "FieldValueDuplicate"}]}}}}});
+        let errs = process(&s, &mut o, None).errors;
+        assert_eq!(
+            (errs[0].field.as_str(), errs[0].message.as_str()),
+            ("spec.n", "Duplicate value: 5")
+        );
         // A broken rule is an error, not a panic.
         let s = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.+++"}]});
         let mut o = json!({});

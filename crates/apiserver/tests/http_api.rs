@@ -249,7 +249,7 @@ async fn custom_resources_validation_status_and_patches() {
     .await;
     assert_eq!(code, 422);
     assert_eq!(v["details"]["causes"][0]["field"], "status.jobId");
-    assert_eq!(v["message"], "ModelImport.modelstudio.io \"qwen-lora\" is invalid: status.jobId: Invalid value: \"object\": jobId cannot change once set");
+    assert_eq!(v["message"], "ModelImport.modelstudio.io \"qwen-lora\" is invalid: status.jobId: Invalid value: jobId cannot change once set");
     let (code, _) = send(
         c.patch(format!("{b}{MI}/qwen-lora"))
             .header("content-type", "application/merge-patch+json")
