@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `regarding` | `involvedObject` |
 //! | `note` | `message` |
-//! | `reportingController` | `reportingComponent` (and `source.component` when no source was given) |
+//! | `reportingController` | `reportingComponent` |
 //! | `reportingInstance` | `reportingInstance` |
 //! | `deprecatedSource` | `source` |
 //! | `deprecatedFirstTimestamp` / `deprecatedLastTimestamp` | `firstTimestamp` / `lastTimestamp` |
@@ -91,11 +91,6 @@ pub fn v1_to_core(obj: Value) -> Value {
     if let Some(n) = series_count.or_else(|| take(&o, "deprecatedCount")) {
         c.insert("count".into(), n);
     }
-    if !c.contains_key("source") {
-        if let Some(rc) = take(&o, "reportingController") {
-            c.insert("source".into(), json!({"component": rc}));
-        }
-    }
     Value::Object(c)
 }
 
@@ -116,13 +111,6 @@ pub fn core_to_v1(obj: Value) -> Value {
         if let Some(v) = take(&o, core) {
             e.insert((*v1).into(), v);
         }
-    }
-    // A source derived from reportingController on the way in is not a deprecated source.
-    let derived = o
-        .get("reportingComponent")
-        .map(|rc| json!({"component": rc}));
-    if derived.is_some() && e.get("deprecatedSource") == derived.as_ref() {
-        e.remove("deprecatedSource");
     }
     // With a series the count is the series' count, not a deprecated one.
     if !o.get("series").is_some_and(|s| s.is_object()) {
@@ -313,7 +301,7 @@ mod tests {
         assert_eq!(core["involvedObject"]["uid"], "u1");
         assert_eq!(core["message"], "job submitted");
         assert_eq!(core["reportingComponent"], "modelstudio-controller");
-        assert_eq!(core["source"]["component"], "modelstudio-controller");
+        assert!(core.get("source").is_none(), "no source is derived");
         assert!(core.get("count").is_none());
         assert_eq!(core_to_v1(core), kube_rs_event());
         // A series carries the count.
@@ -337,7 +325,7 @@ mod tests {
         let core = v1_to_core(kube_rs_event());
         assert_eq!(field_value(&core, "involvedObject.uid"), "u1");
         assert_eq!(field_value(&core, "regarding.kind"), "ModelImport");
-        assert_eq!(field_value(&core, "source"), "modelstudio-controller");
+        assert_eq!(field_value(&core, "source"), "");
         assert_eq!(
             field_value(&core, "reportingController"),
             "modelstudio-controller"
