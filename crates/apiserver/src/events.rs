@@ -131,6 +131,7 @@ pub fn with_zero_values(mut obj: Value, v1: bool) -> Value {
         &[
             ("eventTime", Value::Null),
             ("regarding", json!({})),
+            ("deprecatedSource", json!({})),
             ("deprecatedFirstTimestamp", Value::Null),
             ("deprecatedLastTimestamp", Value::Null),
         ]

@@ -322,7 +322,8 @@ async fn recorder_events_are_core_events() {
         n.regarding.as_ref().and_then(|r| r.name.as_deref()),
         Some("qwen-lora")
     );
-    assert!(n.deprecated_source.is_none() && n.deprecated_count.is_none());
+    assert_eq!(n.deprecated_source, Some(Default::default()));
+    assert!(n.deprecated_count.is_none());
     // Deleting through one view deletes from the other.
     core.delete(
         e.metadata.name.as_deref().unwrap(),
