@@ -19,6 +19,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::discovery::ResourceInfo;
+use crate::status::Cause;
 
 pub const GROUP_V1: &str = "events.k8s.io";
 
@@ -119,6 +120,115 @@ pub fn core_to_v1(obj: Value) -> Value {
         }
     }
     Value::Object(e)
+}
+
+/// kube-apiserver's `ValidateEventCreate` on the stored (core) shape; `v1` when the request came
+/// through events.k8s.io/v1, which adds the strict checks. Not checked here: the qualified-name
+/// format of reportingController.
+pub fn validate_create(obj: &Value, v1: bool) -> Vec<Cause> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let set = |p: &str| obj.pointer(p).is_some_and(|v| !v.is_null() && v != "");
+    let required = |f: &str| Cause {
+        reason: "FieldValueRequired".into(),
+        field: f.into(),
+        message: "Required value".into(),
+    };
+    let invalid = |f: &str, detail: String| Cause {
+        reason: "FieldValueInvalid".into(),
+        field: f.into(),
+        message: format!("Invalid value: \"\": {detail}"),
+    };
+    let mut errs = Vec::new();
+    // Legacy validation, for both APIs.
+    let ns = s("/metadata/namespace");
+    let involved_ns = s("/involvedObject/namespace");
+    let ns_mismatch = |errs: &mut Vec<Cause>| {
+        errs.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            field: "involvedObject.namespace".into(),
+            message: format!(
+                "Invalid value: {}: does not match event.namespace",
+                json!(involved_ns)
+            ),
+        })
+    };
+    if !set("/eventTime") {
+        if (involved_ns.is_empty() && !ns.is_empty() && ns != "default")
+            || (!involved_ns.is_empty() && ns != involved_ns)
+        {
+            ns_mismatch(&mut errs);
+        }
+    } else {
+        if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
+            ns_mismatch(&mut errs);
+        }
+        let controller = if v1 {
+            "reportingController"
+        } else {
+            "reportingComponent"
+        };
+        for (field, pointer, limit) in [
+            (controller, "/reportingComponent", None),
+            ("reportingInstance", "/reportingInstance", Some(128)),
+            ("action", "/action", Some(128)),
+            ("reason", "/reason", Some(128)),
+        ] {
+            let v = s(pointer);
+            if v.is_empty() {
+                errs.push(required(field));
+            }
+            if let Some(limit) = limit.filter(|l| v.len() > *l) {
+                errs.push(invalid(
+                    field,
+                    format!("can have at most {limit} characters"),
+                ));
+            }
+        }
+        if s("/message").len() > 1024 {
+            errs.push(invalid(
+                "message",
+                "can have at most 1024 characters".into(),
+            ));
+        }
+    }
+    if !v1 {
+        return errs;
+    }
+    // Strict validation of the events.k8s.io/v1 API.
+    if obj.get("series").is_some_and(Value::is_object) {
+        if obj
+            .pointer("/series/count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            < 2
+        {
+            errs.push(invalid("series.count", "should be at least 2".into()));
+        }
+        if !set("/series/lastObservedTime") {
+            errs.push(required("series.lastObservedTime"));
+        }
+    }
+    if !set("/eventTime") {
+        errs.push(required("eventTime"));
+    }
+    let ty = s("/type");
+    if ty != "Normal" && ty != "Warning" {
+        errs.push(invalid("type", format!("has invalid value: {ty}")));
+    }
+    for f in ["firstTimestamp", "lastTimestamp"] {
+        if set(&format!("/{f}")) {
+            errs.push(invalid(f, "needs to be unset".into()));
+        }
+    }
+    if obj.get("count").and_then(Value::as_i64).unwrap_or(0) != 0
+        && !obj.get("series").is_some_and(Value::is_object)
+    {
+        errs.push(invalid("count", "needs to be unset".into()));
+    }
+    if set("/source/component") || set("/source/host") {
+        errs.push(invalid("source", "needs to be unset".into()));
+    }
+    errs
 }
 
 /// The fields Go's encoding always writes (zero times as null, empty structs as `{}`), as

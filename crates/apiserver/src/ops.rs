@@ -369,6 +369,12 @@ fn admit(
         _ => {}
     }
     let mut errs = name_errors(res, &name);
+    if crate::events::is_events(res) && old.is_none() {
+        errs.extend(crate::events::validate_create(
+            obj,
+            crate::events::is_events_v1(res),
+        ));
+    }
     if res.custom {
         if let Some(schema) = res.version(&t.version).and_then(|v| v.schema.clone()) {
             // The metadata errors come first and count for the CEL "blocking error" check.
@@ -401,7 +407,13 @@ fn admit(
         }
     }
     if !errs.is_empty() {
-        return Err(ApiError::invalid(&res.kind, &res.group, &name, errs));
+        // Both event APIs refuse as the core kind `Event`.
+        let group = if crate::events::is_events(res) {
+            ""
+        } else {
+            &res.group
+        };
+        return Err(ApiError::invalid(&res.kind, group, &name, errs));
     }
     Ok(warnings)
 }

@@ -138,14 +138,28 @@ async fn crud_conflicts_and_errors() {
     )
     .await;
     assert_eq!(code, 201);
-    let (code, _) = send(
-        c.post(format!(
-            "{b}/apis/events.k8s.io/v1/namespaces/default/events"
-        ))
-        .json(&json!({"metadata": {"name": "e"}, "reason": "R", "note": "n"})),
+    // events.k8s.io/v1 validates strictly: eventTime is required, type is Normal or Warning.
+    let events = format!("{b}/apis/events.k8s.io/v1/namespaces/default/events");
+    let (code, v) = send(
+        c.post(&events)
+            .json(&json!({"metadata": {"name": "e"}, "reason": "R", "note": "n"})),
     )
     .await;
-    assert_eq!(code, 201);
+    assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
+    assert_eq!(
+        v["message"],
+        "Event \"e\" is invalid: [eventTime: Required value, type: Invalid value: \"\": has invalid value: ]"
+    );
+    assert!(v["details"].get("group").is_none(), "{v}");
+    let (code, v) = send(c.post(&events).json(&json!({
+        "metadata": {"name": "e"}, "reason": "R", "note": "n", "type": "Normal",
+        "eventTime": "2026-01-01T00:00:00.000000Z", "action": "A",
+        "reportingController": "ctl", "reportingInstance": "i",
+        "regarding": {"kind": "Secret", "name": "s1", "namespace": "default"},
+    })))
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["deprecatedSource"], json!({}));
     let (code, v) = send(c.delete(format!("{b}{sec}/s1")).json(
         &json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
     ))
