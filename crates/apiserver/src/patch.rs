@@ -95,10 +95,8 @@ pub fn parse_body(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
     if yaml {
-        let v: serde_yaml::Value = serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        serde_json::to_value(v)
-            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+        serde_saphyr::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
@@ -247,5 +245,31 @@ mod tests {
         assert_eq!(out["spec"], json!({"a": 1, "b": "two", "list": [3]}));
         assert_eq!(out["status"]["phase"], "x");
         assert!(apply_patch(PatchKind::Apply, &cur, b"{{{{").is_err());
+        // kubectl sends its apply configuration as JSON under the YAML content type.
+        let json_body =
+            br#"{"apiVersion":"v1","spec":{"b":"\u00e9","n":1.5,"on":"yes","t":true,"z":null}}"#;
+        let out = apply_patch(PatchKind::Apply, &cur, json_body).unwrap();
+        assert_eq!(
+            out["spec"],
+            json!({"a": 1, "b": "é", "list": [1, 2], "n": 1.5, "on": "yes", "t": true, "z": null})
+        );
+        // As sigs.k8s.io/yaml (YAML 1.1) reads them: bare `yes` is a bool, `~` is null.
+        let out = apply_patch(
+            PatchKind::Apply,
+            &cur,
+            b"spec:\n  v: yes\n  q: 'yes'\n  z: ~\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (&out["spec"]["v"], &out["spec"]["q"]),
+            (&json!(true), &json!("yes"))
+        );
+        assert!(out["spec"]["z"].is_null());
+        let big = format!(
+            "{{\"spec\":{{\"items\":[{}]}}}}",
+            vec![r#"{"name":"x","value":"y"}"#; 20_000].join(",")
+        );
+        let out = apply_patch(PatchKind::Apply, &cur, big.as_bytes()).unwrap();
+        assert_eq!(out["spec"]["items"].as_array().map(Vec::len), Some(20_000));
     }
 }

@@ -13,7 +13,7 @@ pub async fn start() -> RunningApiServer {
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("fixture exists");
-    serde_yaml::from_str(&text).expect("fixture parses")
+    serde_saphyr::from_str(&text).expect("fixture parses")
 }
 
 pub fn http() -> reqwest::Client {
