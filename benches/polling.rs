@@ -37,7 +37,6 @@ use modelstudio_simulator::{
     Endpoint, OutcomeRequest, RequestRecord, RunningSimulator, SimulatorConfig,
 };
 use modelstudio_testbed::RunningApiServer;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -274,11 +273,8 @@ async fn client_for(kubeconfig_yaml: &str) -> Result<Client> {
 
 async fn install_crd_and_secret(client: &Client) -> Result<()> {
     modelstudio_testbed::apply_crd(client, &modelstudio_controller::crd::definition()).await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "dashscope"},
-        "stringData": {"api-key": KEY}
-    }))?;
+    let secret: Secret =
+        serde_json::from_value(modelstudio_testbed::api_key_secret("dashscope", KEY))?;
     Api::<Secret>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &secret)
         .await
@@ -330,15 +326,8 @@ fn controller_args(plan: &Plan, sc: &Scenario, endpoint: &str) -> Result<RunArgs
 }
 
 fn model_import(name: &str) -> Result<ModelImport> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
-        "metadata": {"name": name},
-        "spec": {
-            "baseModel": "qwen3-32b", "weightType": "lora",
-            "storage": {"bucketName": "bucket", "objectKey": format!("models/{name}/")},
-            "apiKeySecretRef": {"name": "dashscope"}
-        }
-    }))?)
+    let import = modelstudio_testbed::ImportBuilder::new(name).secret("dashscope");
+    Ok(serde_json::from_value(import.json())?)
 }
 
 /// Creates every ModelImport, `CREATE_PARALLELISM` at a time.
