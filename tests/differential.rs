@@ -324,7 +324,35 @@ fn messages(r: &Resp) -> Value {
         })
         .unwrap_or_default();
     causes.sort();
-    json!({"message": r.body["message"], "causes": causes})
+    let message = r.body["message"].as_str().map(error_list_in_order);
+    json!({"message": message, "causes": causes})
+}
+
+/// A message listing several errors (`... is invalid: [a, b]`) with its errors sorted: the real
+/// kube-apiserver's order between fields' schema errors varies from run to run.
+fn error_list_in_order(message: &str) -> String {
+    let Some((head, list)) = message.split_once(" is invalid: [") else {
+        return message.to_string();
+    };
+    let Some(list) = list.strip_suffix(']') else {
+        return message.to_string();
+    };
+    // An error starts with its field path; ", " inside an error (a list of values) does not.
+    let mut errors: Vec<String> = vec![];
+    for part in list.split(", ") {
+        let starts_error = ["spec", "metadata", "status", "<nil>"]
+            .iter()
+            .any(|p| part.starts_with(p) && part.contains(": "));
+        match errors.last_mut() {
+            Some(last) if !starts_error => {
+                last.push_str(", ");
+                last.push_str(part);
+            }
+            _ => errors.push(part.to_string()),
+        }
+    }
+    errors.sort();
+    format!("{head} is invalid: [{}]", errors.join(", "))
 }
 
 fn mi_path(ns: &str) -> String {
