@@ -1,5 +1,6 @@
-//! End to end, as a user works: the in-memory Kubernetes API server and the Model Studio simulator
-//! run in the test on free ports of 127.0.0.1, the real controller binary runs as its own process,
+//! End to end, as a user works: the real control plane (kube-apiserver 1.37, or the embedded API
+//! server where the test command has not built it) and the Model Studio simulator run on free
+//! ports of 127.0.0.1, the real controller binary runs as its own process,
 //! and everything is driven with real kubectl 1.37 (`scripts/test.sh` installs it).
 //!
 //! Every wait is bounded: kubectl commands get `--request-timeout` (or `--timeout`) and are also
@@ -7,7 +8,6 @@
 
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig, Stats};
 use modelstudio_testbed::{require_kubectl, table, Kubectl, Proc, TempDir};
-use sandbox_apiserver::RunningApiServer;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -21,25 +21,14 @@ fn root(rel: &str) -> String {
     Path::new(ROOT).join(rel).display().to_string()
 }
 
-/// The Kubernetes API the suite runs on: the real control plane when the test command has built
-/// it (scripts/test.sh exports its folder), else the embedded API server.
-/// Held for its drop, which stops the servers.
-enum Bed {
-    Real {
-        _plane: Box<modelstudio_testbed::ControlPlane>,
-    },
-    Embedded {
-        _server: RunningApiServer,
-    },
-}
-
 /// The API server and the simulator in this process, the controller as a process, kubectl.
 struct Cluster {
     kubectl: Kubectl,
     sim: RunningSimulator,
     controller: Option<Proc>,
     dir: TempDir,
-    _bed: Bed,
+    /// Held for its drop, which stops the API server.
+    _bed: modelstudio_testbed::Cluster,
     // Last: the servers' tasks stop with it.
     _rt: tokio::runtime::Runtime,
 }
@@ -55,20 +44,11 @@ impl Cluster {
             .build()
             .expect("a runtime");
         let kubeconfig = dir.0.join("kubeconfig");
-        let bed = if modelstudio_testbed::available() {
-            let plane =
-                modelstudio_testbed::ControlPlane::start().expect("start the control plane");
-            std::fs::write(&kubeconfig, plane.admin_kubeconfig("default")).expect("kubeconfig");
-            Bed::Real {
-                _plane: Box::new(plane),
-            }
-        } else {
-            let apiserver = rt
-                .block_on(RunningApiServer::start(([127, 0, 0, 1], 0).into()))
-                .expect("start the API server");
-            std::fs::write(&kubeconfig, apiserver.kubeconfig_yaml("default")).expect("kubeconfig");
-            Bed::Embedded { _server: apiserver }
-        };
+        let bed = rt
+            .block_on(modelstudio_testbed::Cluster::start())
+            .expect("start the Kubernetes API server");
+        bed.write_kubeconfig(&kubeconfig, "default")
+            .expect("kubeconfig");
         let sim = rt
             .block_on(RunningSimulator::start(sim_config))
             .expect("start the simulator");
