@@ -12,13 +12,13 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use modelstudio_controller::crd::{ModelImport, FINALIZER};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
-    api_key_secret, install_crd, Cluster, ControlPlane, ControllerCommand, ImportBuilder,
+    api_key_secret, install_crd, Cluster, ControlPlane, ControllerCommand, ImportBuilder, TempDir,
     BIN_DIR_ENV,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
@@ -46,26 +46,6 @@ fn skipped(test: &str) -> bool {
          `export {BIN_DIR_ENV}=$(scripts/build-testbed.sh | tail -n 1)` first."
     );
     true
-}
-
-/// A fresh folder under the system temp dir, removed on drop unless the test failed.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("msc-rbac-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// kubectl as admin; fails the test unless it exits 0. Returns (stdout, stderr).

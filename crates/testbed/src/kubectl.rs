@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// Longest a single kubectl command may run.
 const KUBECTL_LIMIT: Duration = Duration::from_secs(90);
 
-/// A fresh directory under the system temp dir, removed on drop.
+/// A fresh directory under the system temp dir, removed on drop unless the test failed (its
+/// logs stay for a look).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
@@ -29,7 +30,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
