@@ -1342,56 +1342,35 @@ async fn watches(bed: &Bed, a: &mut Answers) {
     )
     .await;
     bed.delete(&mi(ns, "w1"), None).await;
-    let (code, events) = bed
-        .watch(&format!(
-            "{}?watch=1&resourceVersion={rv}&timeoutSeconds=2",
-            mi_path(ns)
-        ))
-        .await;
-    a.put(
-        "watch.from_resource_version",
-        json!({"code": code, "events": event_view(&events)}),
-    );
-    let (code, events) = bed
-        .watch(&format!(
-            "{}?watch=1&resourceVersion={rv}&timeoutSeconds=2&labelSelector=watch%3Dyes",
-            mi_path(ns)
-        ))
-        .await;
-    a.put(
-        "watch.label_selector",
-        json!({"code": code, "events": event_view(&events)}),
-    );
-    let (code, events) = bed
-        .watch(&format!(
-            "{}?watch=1&resourceVersion={rv}&timeoutSeconds=2&fieldSelector=metadata.name%3Dw2",
-            mi_path(ns)
-        ))
-        .await;
-    a.put(
-        "watch.field_selector",
-        json!({"code": code, "events": event_view(&events)}),
-    );
-    let (code, events) = bed
-        .watch(&format!(
-            "{}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=2",
-            mi_path(ns)
-        ))
-        .await;
-    a.put(
-        "watch.initial_events_bookmark",
-        json!({"code": code, "events": event_view(&events)}),
-    );
-    let (code, events) = bed
-        .watch(&format!(
-            "{}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=2",
-            mi_path(ns)
-        ))
-        .await;
-    a.put(
-        "watch.initial_events_without_bookmarks",
-        json!({"code": code, "events": event_view(&events)}),
-    );
+    let watches = [
+        (
+            "watch.from_resource_version",
+            format!("resourceVersion={rv}"),
+        ),
+        (
+            "watch.label_selector",
+            format!("resourceVersion={rv}&labelSelector=watch%3Dyes"),
+        ),
+        (
+            "watch.field_selector",
+            format!("resourceVersion={rv}&fieldSelector=metadata.name%3Dw2"),
+        ),
+        (
+            "watch.initial_events_bookmark",
+            "sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+                .to_string(),
+        ),
+        (
+            "watch.initial_events_without_bookmarks",
+            "sendInitialEvents=true&resourceVersionMatch=NotOlderThan".to_string(),
+        ),
+    ];
+    for (check, query) in watches {
+        let (code, events) = bed
+            .watch(&format!("{}?watch=1&{query}&timeoutSeconds=2", mi_path(ns)))
+            .await;
+        a.put(check, json!({"code": code, "events": event_view(&events)}));
+    }
     let list = bed.get(&mi_path(ns)).await;
     let now_rv = list.body["metadata"]["resourceVersion"]
         .as_str()
