@@ -156,8 +156,15 @@ async fn status_is_applied_server_side_owned_and_pruned() {
             )
             .await
             .expect_err("a second manager conflicts on the controller's field");
-        let text = err.to_string();
-        assert!(text.contains("409") || text.contains("Conflict"), "{text}");
+        let kube::Error::Api(status) = &err else {
+            panic!("expected the API server's refusal, got {err}");
+        };
+        let text = status.message.clone();
+        assert_eq!(
+            (status.code, status.reason.as_str()),
+            (409, "Conflict"),
+            "{text}"
+        );
         assert!(text.contains("modelstudio-controller"), "{text}");
         assert!(text.contains(".status.phase"), "{text}");
     }
