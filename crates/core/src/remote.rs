@@ -1,0 +1,390 @@
+//! The Model Studio import API in domain terms: the jobs, their states, the ways a call fails, and
+//! the [`ImportJobs`] trait that the HTTP client, the rate-limit and metrics layers and the
+//! in-memory fake implement. The wire format (JSON field names and spellings) is the HTTP
+//! client's business, not this module's.
+
+use async_trait::async_trait;
+use std::fmt;
+use std::time::Duration;
+
+/// A DashScope API key. Its `Debug` and `Display` never show the key, so it cannot leak through
+/// logs or error text by accident.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key, trimming the whitespace and newline a Secret or file usually carries.
+    pub fn new(key: impl AsRef<str>) -> Option<Self> {
+        let key = key.as_ref().trim();
+        (!key.is_empty()).then(|| ApiKey(key.to_string()))
+    }
+
+    /// The key itself, for the Authorization header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the weights come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Alibaba Cloud Object Storage Service.
+    #[default]
+    Oss,
+}
+
+/// The kind of imported weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightType {
+    Lora,
+    Full,
+}
+
+/// An OSS directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub bucket_name: String,
+    pub object_key: String,
+}
+
+/// What a create asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// The base model ID (sent as `model_name`).
+    pub base_model: String,
+    pub display_name: Option<String>,
+    pub source: Source,
+    pub weight_type: WeightType,
+    pub storage: Storage,
+}
+
+/// A job's state. Both documented spellings of success are success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// A status the reference does not document; kept as sent.
+    Unknown(String),
+}
+
+impl JobState {
+    /// Reads a status as the service spells it (`SUCCESSED` or `SUCCEEDED`, any case).
+    pub fn parse(s: &str) -> Self {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PENDING" => JobState::Pending,
+            "RUNNING" => JobState::Running,
+            "SUCCESSED" | "SUCCEEDED" => JobState::Succeeded,
+            "FAILED" => JobState::Failed,
+            _ => JobState::Unknown(s.to_string()),
+        }
+    }
+
+    /// SUCCESSED/SUCCEEDED and FAILED are final: the job changes no more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// An import job as the service reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    /// The generated model name (not the base model), once the service gave it.
+    pub model_name: Option<String>,
+    pub display_name: Option<String>,
+    /// Only some answers carry it.
+    pub storage: Option<Storage>,
+    pub state: JobState,
+    /// The status exactly as the service spelt it, shown in `status.remoteStatus`.
+    pub status_text: String,
+    /// When the service created the job, as it wrote it.
+    pub created_at: Option<String>,
+    /// Only FAILED jobs carry it: a readable reason.
+    pub error_code: Option<String>,
+}
+
+/// Filters and paging of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// 1-based page number.
+    pub page_no: Option<u32>,
+    /// At most 100.
+    pub page_size: Option<u32>,
+    /// Only jobs in this state (the client spells it as the API does).
+    pub state: Option<JobState>,
+    /// Exact match on the generated model name.
+    pub model_name: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobPage {
+    pub total: u64,
+    pub page_no: u32,
+    pub page_size: u32,
+    pub jobs: Vec<Job>,
+}
+
+impl JobPage {
+    /// Whether a later page exists (the API has no cursor: page until page_no*page_size >= total).
+    pub fn has_more(&self) -> bool {
+        self.page_size > 0 && u64::from(self.page_no) * u64::from(self.page_size) < self.total
+    }
+}
+
+/// What the service said about a failed call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// The API's error code, such as `InvalidParameter`.
+    pub code: String,
+    /// The API's readable message.
+    pub message: String,
+    /// The request ID, for Alibaba Cloud support.
+    pub request_id: Option<String>,
+    /// The HTTP status the error came with.
+    pub http_status: u16,
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (code {}, HTTP {}",
+            self.message, self.code, self.http_status
+        )?;
+        if let Some(id) = &self.request_id {
+            write!(f, ", request {id}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The cause below a transport failure (a reqwest error in the HTTP client).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failed call to the import API, one variant per way it can fail; decided by the error `code`,
+/// never by the HTTP status alone.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Model Studio refused the request as invalid: {0}")]
+    InvalidParameter(RemoteError),
+    #[error("Model Studio found no such job or base model: {0}")]
+    NotFound(RemoteError),
+    #[error("Model Studio refused the operation in the job's current state: {0}")]
+    OperationDenied(RemoteError),
+    #[error("Model Studio rejected the API key (check the key and that it belongs to the endpoint's region): {0}")]
+    InvalidApiKey(RemoteError),
+    #[error("the API key has no access to this operation or workspace: {0}")]
+    AccessDenied(RemoteError),
+    #[error("Model Studio is throttling requests: {remote}")]
+    Throttled {
+        remote: RemoteError,
+        retry_after: Option<Duration>,
+    },
+    #[error("Model Studio had a server error: {0}")]
+    Server(RemoteError),
+    #[error("Model Studio answered with an error code this controller does not know: {0}")]
+    Unknown(RemoteError),
+    #[error("Model Studio answered HTTP {status} with a body that is not an API error: {excerpt}")]
+    UnexpectedBody {
+        status: u16,
+        excerpt: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Model Studio answered HTTP {status} with a malformed body ({detail}){}", request_suffix(.request_id))]
+    MalformedResponse {
+        status: u16,
+        detail: String,
+        request_id: Option<String>,
+    },
+    #[error("no answer from Model Studio within {0:?}")]
+    Timeout(Duration),
+    #[error("could not connect to Model Studio: {0}")]
+    Connect(#[source] Cause),
+    #[error("the connection to Model Studio failed: {0}")]
+    Transport(#[source] Cause),
+}
+
+fn request_suffix(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(", request {id}"))
+        .unwrap_or_default()
+}
+
+impl ApiError {
+    /// A static name of the variant, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter(_) => "InvalidParameter",
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::OperationDenied(_) => "OperationDenied",
+            ApiError::InvalidApiKey(_) => "InvalidApiKey",
+            ApiError::AccessDenied(_) => "AccessDenied",
+            ApiError::Throttled { .. } => "Throttled",
+            ApiError::Server(_) => "ServerError",
+            ApiError::Unknown(_) => "UnknownError",
+            ApiError::UnexpectedBody { .. } => "UnexpectedBody",
+            ApiError::MalformedResponse { .. } => "MalformedResponse",
+            ApiError::Timeout(_) => "Timeout",
+            ApiError::Connect(_) => "ConnectError",
+            ApiError::Transport(_) => "TransportError",
+        }
+    }
+
+    /// Whether the same request may succeed later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Throttled { .. }
+            | ApiError::Server(_)
+            | ApiError::Timeout(_)
+            | ApiError::Connect(_)
+            | ApiError::Transport(_) => true,
+            // Without an error code only the status is left to go by: a gateway's page.
+            ApiError::UnexpectedBody { status, .. } => *status == 429 || *status >= 500,
+            ApiError::MalformedResponse { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// Whether a create that failed this way certainly made no job. A refused request (4xx with a
+    /// code) or one that never connected did not; a 5xx or a lost answer may have.
+    pub fn create_certainly_not_applied(&self) -> bool {
+        match self {
+            ApiError::InvalidParameter(_)
+            | ApiError::NotFound(_)
+            | ApiError::OperationDenied(_)
+            | ApiError::InvalidApiKey(_)
+            | ApiError::AccessDenied(_)
+            | ApiError::Throttled { .. }
+            | ApiError::Connect(_) => true,
+            ApiError::UnexpectedBody { status, .. } => *status == 429,
+            // An unknown code may be a gateway's timeout: the request may have gone through.
+            _ => false,
+        }
+    }
+
+    /// How long the service asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Throttled { retry_after, .. }
+            | ApiError::UnexpectedBody { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// What the service said, when it answered with an error code.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match self {
+            ApiError::InvalidParameter(r)
+            | ApiError::NotFound(r)
+            | ApiError::OperationDenied(r)
+            | ApiError::InvalidApiKey(r)
+            | ApiError::AccessDenied(r)
+            | ApiError::Server(r)
+            | ApiError::Unknown(r)
+            | ApiError::Throttled { remote: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The request ID the service gave, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::MalformedResponse { request_id, .. } => request_id.as_deref(),
+            other => other.remote().and_then(|r| r.request_id.as_deref()),
+        }
+    }
+
+    /// The service's own message, when there is one.
+    pub fn remote_message(&self) -> Option<&str> {
+        self.remote().map(|r| r.message.as_str())
+    }
+}
+
+/// The operations of the import API. Implemented by the HTTP client (the one real
+/// implementation), by layers that wrap another implementation (rate limiting, metrics), and by
+/// the in-memory fake of the tests.
+#[async_trait]
+pub trait ImportJobs: Send + Sync {
+    /// `POST /api/v1/custom_models/import`. Not idempotent: never retry blindly.
+    async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError>;
+    /// `GET /api/v1/custom_models/import/{job_id}`.
+    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError>;
+    /// `GET /api/v1/custom_models/import`: one page.
+    async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError>;
+    /// `DELETE /api/v1/custom_models/import/{job_id}`.
+    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError>;
+}
+
+/// A layer's view of which operation a call is, for its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Get,
+    List,
+    Delete,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Get => "get",
+            Operation::List => "list",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_success_spellings_are_success() {
+        assert_eq!(JobState::parse("SUCCESSED"), JobState::Succeeded);
+        assert_eq!(JobState::parse("SUCCEEDED"), JobState::Succeeded);
+        assert_eq!(JobState::parse("running"), JobState::Running);
+        assert_eq!(
+            JobState::parse("CANCELLED"),
+            JobState::Unknown("CANCELLED".into())
+        );
+        assert!(JobState::Failed.is_terminal());
+        assert!(!JobState::Pending.is_terminal());
+    }
+
+    #[test]
+    fn paging_stops_at_total() {
+        let page = |page_no, total| JobPage {
+            total,
+            page_no,
+            page_size: 10,
+            jobs: vec![],
+        };
+        assert!(page(1, 11).has_more());
+        assert!(!page(2, 11).has_more());
+        assert!(!page(1, 10).has_more());
+    }
+
+    #[test]
+    fn the_key_never_prints() {
+        let k = ApiKey::new(" sk-secret\n").unwrap();
+        assert_eq!(k.expose(), "sk-secret");
+        assert!(!format!("{k} {k:?}").contains("sk-secret"));
+        assert!(ApiKey::new(" \n").is_none());
+    }
+}
