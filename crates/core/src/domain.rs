@@ -1,0 +1,49 @@
+//! A ModelImport as plain data: what the decisions read of the resource.
+
+use crate::remote::{Source, Storage, WeightType};
+use crate::status::ImportStatus;
+
+/// Lifecycle summary of a ModelImport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Deleting,
+}
+
+/// What happens to the remote job when the resource is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Orphan,
+}
+
+/// The desired import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub base_model: String,
+    pub display_name: Option<String>,
+    pub weight_type: WeightType,
+    pub source: Source,
+    pub storage: Storage,
+    pub deletion_policy: DeletionPolicy,
+    /// A job to adopt instead of creating one.
+    pub job_id: Option<String>,
+}
+
+/// One ModelImport as the reconcile sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub name: String,
+    /// Stable identity (the UID), from which the create's correlation token is derived.
+    pub uid: String,
+    pub generation: Option<i64>,
+    pub deleting: bool,
+    /// Whether this controller's finalizer is on the resource.
+    pub has_finalizer: bool,
+    pub spec: Spec,
+    pub status: ImportStatus,
+}

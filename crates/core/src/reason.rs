@@ -1,0 +1,426 @@
+//! Every condition reason and event reason, in one place: what it means for Ready, Reconciling
+//! and Stalled, the message a person reads, and the event it is announced with. No reason is
+//! written as a string anywhere else.
+
+use std::time::Duration;
+
+/// What a reason means for the three kstatus conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// Done and usable: Ready=True, Reconciling=False, Stalled=False.
+    Ready,
+    /// Work under way or being retried: Ready=False, Reconciling=True, Stalled=False.
+    Reconciling,
+    /// Cannot progress without a person: Ready=False, Reconciling=False, Stalled=True.
+    Stalled,
+}
+
+macro_rules! codes {
+    ($($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)*) => {
+        /// The name of a condition reason, as written in `status.conditions[].reason`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $(#[doc = $doc] $code,)* }
+
+        impl Code {
+            /// Every reason, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$code,)*];
+
+            /// The reason as written in a condition.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$code => stringify!($code),)* }
+            }
+
+            /// What it means for Ready, Reconciling and Stalled.
+            pub fn meaning(self) -> Meaning {
+                match self { $(Code::$code => Meaning::$meaning,)* }
+            }
+
+            /// Stalls that only a spec change can cure (a failed job, by contrast, is final).
+            pub fn waits_for_spec_change(self) -> bool {
+                match self { $(Code::$code => $spec_stall,)* }
+            }
+
+            /// One line for a person, as the documentation lists it.
+            pub fn description(self) -> &'static str {
+                match self { $(Code::$code => $doc,)* }
+            }
+
+            /// Reads a reason back from a condition.
+            pub fn parse(s: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+        }
+    };
+}
+
+codes! {
+    Creating => Reconciling, false, "The create request is about to be sent (its intent is recorded first).";
+    CreateUnconfirmed => Reconciling, false, "A create may have made a job whose answer was lost; the job is looked for before creating again.";
+    JobPending => Reconciling, false, "The import job is queued in Model Studio.";
+    JobRunning => Reconciling, false, "The import job is importing the files.";
+    UnknownJobStatus => Reconciling, false, "The job reports a status this controller does not know; it keeps watching.";
+    JobNotVisibleYet => Reconciling, false, "A job created moments ago cannot be read yet.";
+    JobSucceeded => Ready, false, "The model was imported and can be deployed.";
+    JobFailed => Stalled, false, "The import failed; the job is final. Fix the files and create a new ModelImport.";
+    InvalidParameter => Stalled, true, "Model Studio refused the import as invalid; waits for a new spec.";
+    BaseModelNotFound => Stalled, true, "The base model does not support import; waits for a new spec.";
+    JobNotFound => Stalled, true, "The job to adopt or mirror does not exist for this API key; waits for a new spec.";
+    JobIdConflict => Stalled, true, "spec.jobId names another job than the one already tracked.";
+    CreateAmbiguous => Stalled, true, "Several jobs carry this resource's display name; a person chooses with spec.jobId.";
+    CredentialsMissing => Reconciling, false, "No usable API key: the Secret, its key or the default is missing.";
+    InvalidApiKey => Reconciling, false, "Model Studio rejected the API key; retried with backoff.";
+    AccessDenied => Reconciling, false, "The API key has no access; retried with backoff.";
+    Throttled => Reconciling, false, "Model Studio is throttling; retried after its delay.";
+    RemoteUnavailable => Reconciling, false, "Model Studio had a server error or did not answer; retried with backoff.";
+    RemoteError => Reconciling, false, "Model Studio answered with an unexpected error; retried slowly.";
+    DeletionBlocked => Reconciling, false, "The job cannot be deleted while it is pending or running; retried until it finishes.";
+    DeletionRefused => Reconciling, false, "Model Studio refuses to delete a finished job; retried slowly.";
+}
+
+/// Reason and message of Reconciling=False: nothing under way.
+pub const IDLE: (&str, &str) = ("Idle", "No work in progress");
+/// Reason and message of Stalled=False.
+pub const NOT_STALLED: (&str, &str) = ("NotStalled", "Progressing normally");
+
+/// Why a create may or may not have made a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// The create was sent and no answer came back.
+    NoAnswer { error: String },
+    /// No job carries the token yet, but the grace period after the create has not passed (or
+    /// the listing was incomplete).
+    NotListedYet {
+        display_name: String,
+        grace: Duration,
+    },
+}
+
+/// Why no API key could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialProblem {
+    NoSecretRefAndNoDefault,
+    SecretNotFound { name: String },
+    KeyMissing { name: String, key: String },
+    KeyEmpty { name: String, key: String },
+}
+
+/// A condition reason with what its message needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Creating,
+    CreateUnconfirmed(Unconfirmed),
+    JobPending {
+        job_id: String,
+    },
+    JobRunning {
+        job_id: String,
+    },
+    UnknownJobStatus {
+        job_id: String,
+        status: String,
+    },
+    JobNotVisibleYet {
+        job_id: String,
+        error: String,
+    },
+    JobSucceeded {
+        job_id: String,
+        model_name: Option<String>,
+    },
+    JobFailed {
+        job_id: String,
+        error_code: Option<String>,
+    },
+    InvalidParameter {
+        error: String,
+    },
+    BaseModelNotFound {
+        error: String,
+    },
+    JobNotFound {
+        error: String,
+    },
+    JobIdConflict {
+        spec: String,
+        status: String,
+    },
+    CreateAmbiguous {
+        display_name: String,
+        job_ids: Vec<String>,
+    },
+    CredentialsMissing {
+        problem: CredentialProblem,
+        deleting: bool,
+    },
+    InvalidApiKey {
+        error: String,
+    },
+    AccessDenied {
+        error: String,
+    },
+    Throttled {
+        error: String,
+    },
+    RemoteUnavailable {
+        error: String,
+    },
+    RemoteError {
+        error: String,
+    },
+    DeletionBlocked {
+        error: String,
+    },
+    DeletionRefused {
+        job_id: String,
+        status: String,
+        error: String,
+    },
+}
+
+impl Reason {
+    pub fn code(&self) -> Code {
+        match self {
+            Reason::Creating => Code::Creating,
+            Reason::CreateUnconfirmed(_) => Code::CreateUnconfirmed,
+            Reason::JobPending { .. } => Code::JobPending,
+            Reason::JobRunning { .. } => Code::JobRunning,
+            Reason::UnknownJobStatus { .. } => Code::UnknownJobStatus,
+            Reason::JobNotVisibleYet { .. } => Code::JobNotVisibleYet,
+            Reason::JobSucceeded { .. } => Code::JobSucceeded,
+            Reason::JobFailed { .. } => Code::JobFailed,
+            Reason::InvalidParameter { .. } => Code::InvalidParameter,
+            Reason::BaseModelNotFound { .. } => Code::BaseModelNotFound,
+            Reason::JobNotFound { .. } => Code::JobNotFound,
+            Reason::JobIdConflict { .. } => Code::JobIdConflict,
+            Reason::CreateAmbiguous { .. } => Code::CreateAmbiguous,
+            Reason::CredentialsMissing { .. } => Code::CredentialsMissing,
+            Reason::InvalidApiKey { .. } => Code::InvalidApiKey,
+            Reason::AccessDenied { .. } => Code::AccessDenied,
+            Reason::Throttled { .. } => Code::Throttled,
+            Reason::RemoteUnavailable { .. } => Code::RemoteUnavailable,
+            Reason::RemoteError { .. } => Code::RemoteError,
+            Reason::DeletionBlocked { .. } => Code::DeletionBlocked,
+            Reason::DeletionRefused { .. } => Code::DeletionRefused,
+        }
+    }
+
+    pub fn meaning(&self) -> Meaning {
+        self.code().meaning()
+    }
+
+    pub fn waits_for_spec_change(&self) -> bool {
+        self.code().waits_for_spec_change()
+    }
+
+    /// The condition message: what happened and, where a person must act, what to do.
+    pub fn message(&self) -> String {
+        match self {
+            Reason::Creating => "Creating the import job in Model Studio".into(),
+            Reason::CreateUnconfirmed(Unconfirmed::NoAnswer { error }) => format!(
+                "The create request may have reached Model Studio but no answer came back ({error}); \
+                 looking for the job before trying again"
+            ),
+            Reason::CreateUnconfirmed(Unconfirmed::NotListedYet { display_name, grace }) => format!(
+                "No import job carries this resource's display name {display_name:?} yet; looking again until {grace:?} \
+                 after the create before concluding that it made none"
+            ),
+            Reason::JobPending { job_id } => format!("Import job {job_id} is queued in Model Studio"),
+            Reason::JobRunning { job_id } => {
+                format!("Import job {job_id} is importing the model files")
+            }
+            Reason::UnknownJobStatus { job_id, status } => format!(
+                "Import job {job_id} reports status {status:?}, which this controller does not know; still watching it"
+            ),
+            Reason::JobNotVisibleYet { job_id, error } => {
+                format!("Import job {job_id} was just created and cannot be read yet: {error}")
+            }
+            Reason::JobSucceeded { job_id, model_name } => match model_name {
+                Some(name) => format!("Model {name} was imported and can be deployed"),
+                None => format!("Import job {job_id} succeeded"),
+            },
+            Reason::JobFailed { job_id, error_code } => format!(
+                "Import job {job_id} failed: {}. Fix the files in OSS, then create a new ModelImport",
+                error_code
+                    .as_deref()
+                    .map(|e| e.trim().trim_end_matches('.'))
+                    .unwrap_or("Model Studio gave no reason")
+            ),
+            Reason::InvalidParameter { error } => format!(
+                "Model Studio refused the import: {error}. The import fields are immutable: \
+                 delete this ModelImport and create one with a corrected spec"
+            ),
+            Reason::BaseModelNotFound { error } => format!(
+                "Model Studio cannot import onto this base model: {error}. Delete this ModelImport and \
+                 create one with a base model that supports import"
+            ),
+            Reason::JobNotFound { error } => format!(
+                "The import job does not exist in Model Studio, or this API key cannot see it: {error}"
+            ),
+            Reason::JobIdConflict { spec, status } => format!(
+                "spec.jobId {spec} names another job than the one this resource already tracks ({status}); \
+                 create a new ModelImport to adopt {spec}"
+            ),
+            Reason::CreateAmbiguous { display_name, job_ids } => format!(
+                "{} import jobs carry this resource's display name {display_name:?}: {}. Keep one by setting \
+                 spec.jobId to it, and delete the others in Model Studio",
+                job_ids.len(),
+                job_ids.join(", ")
+            ),
+            Reason::CredentialsMissing { problem, deleting } => {
+                let mut message = match problem {
+                    CredentialProblem::NoSecretRefAndNoDefault => {
+                        "spec.apiKeySecretRef is not set and the controller has no default API key: \
+                         set spec.apiKeySecretRef to a Secret holding the DashScope API key"
+                            .to_string()
+                    }
+                    CredentialProblem::SecretNotFound { name } => format!(
+                        "Secret {name:?} (spec.apiKeySecretRef) does not exist in this namespace"
+                    ),
+                    CredentialProblem::KeyMissing { name, key } => {
+                        format!("Secret {name:?} has no key {key:?} (spec.apiKeySecretRef.key)")
+                    }
+                    CredentialProblem::KeyEmpty { name, key } => {
+                        format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
+                    }
+                };
+                if *deleting {
+                    message.push_str(
+                        ". The job is deleted once the key is back; to let the resource go without deleting \
+                         the job, set spec.deletionPolicy to Orphan",
+                    );
+                }
+                message
+            }
+            Reason::InvalidApiKey { error }
+            | Reason::AccessDenied { error }
+            | Reason::Throttled { error }
+            | Reason::RemoteUnavailable { error }
+            | Reason::RemoteError { error } => error.clone(),
+            Reason::DeletionBlocked { error } => format!(
+                "The import job cannot be deleted while it is still pending or running ({error}); retrying until it finishes"
+            ),
+            Reason::DeletionRefused { job_id, status, error } => format!(
+                "Model Studio refuses to delete import job {job_id} although it has finished ({status}): {error}. \
+                 Remove what uses the model (a deployment, perhaps), or set spec.deletionPolicy \
+                 to Orphan to keep the job"
+            ),
+        }
+    }
+}
+
+/// Normal or Warning, as Kubernetes Events are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// The reason of an event that is not a condition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Happening {
+    Created,
+    Recovered,
+    Adopted,
+    Succeeded,
+    Failed,
+    Deleted,
+    Orphaned,
+}
+
+impl Happening {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Happening::Created => "Created",
+            Happening::Recovered => "Recovered",
+            Happening::Adopted => "Adopted",
+            Happening::Succeeded => "Succeeded",
+            Happening::Failed => "Failed",
+            Happening::Deleted => "Deleted",
+            Happening::Orphaned => "Orphaned",
+        }
+    }
+}
+
+/// What the controller was doing when an event happened (the Event's `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    CreateImportJob,
+    RecoverImportJob,
+    AdoptImportJob,
+    PollImportJob,
+    DeleteImportJob,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateImportJob => "CreateImportJob",
+            Action::RecoverImportJob => "RecoverImportJob",
+            Action::AdoptImportJob => "AdoptImportJob",
+            Action::PollImportJob => "PollImportJob",
+            Action::DeleteImportJob => "DeleteImportJob",
+        }
+    }
+}
+
+/// An event to publish on the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub type_: EventType,
+    /// A happening's name, or the condition reason a warning is about.
+    pub reason: &'static str,
+    pub action: Action,
+    pub note: String,
+}
+
+impl Event {
+    /// A Normal event of something that happened.
+    pub fn normal(happening: Happening, action: Action, note: String) -> Event {
+        Event {
+            type_: EventType::Normal,
+            reason: happening.as_str(),
+            action,
+            note,
+        }
+    }
+
+    /// A Normal or Warning event of a happening that has its type.
+    pub fn of(type_: EventType, happening: Happening, action: Action, note: String) -> Event {
+        Event {
+            type_,
+            reason: happening.as_str(),
+            action,
+            note,
+        }
+    }
+
+    /// A Warning that repeats a condition: its reason and message.
+    pub fn warning(reason: &Reason, action: Action) -> Event {
+        Event {
+            type_: EventType::Warning,
+            reason: reason.code().as_str(),
+            action,
+            note: reason.message(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_and_has_a_description() {
+        for code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(*code));
+            assert!(!code.description().is_empty());
+        }
+        assert_eq!(Code::parse("Nope"), None);
+        let spec_stalls: Vec<_> = Code::ALL
+            .iter()
+            .filter(|c| c.waits_for_spec_change())
+            .collect();
+        assert!(spec_stalls.iter().all(|c| c.meaning() == Meaning::Stalled));
+        assert_eq!(spec_stalls.len(), 5);
+    }
+}

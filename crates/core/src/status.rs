@@ -1,0 +1,318 @@
+//! Builds the next status from the current one and what was learnt: pure, so that "write only
+//! when something changed" and "lastTransitionTime moves only on a real transition" are tested
+//! without a server.
+
+use crate::decision::JobView;
+use crate::domain::Phase;
+use crate::reason::{Code, Meaning, Reason, IDLE, NOT_STALLED};
+use jiff::Timestamp;
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+
+/// A status condition (the metav1.Condition fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    /// `True`, `False` or `Unknown`: kept as written, since others may set conditions too.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: Timestamp,
+}
+
+/// The observed state of a ModelImport.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImportStatus {
+    pub job_id: Option<String>,
+    pub display_name: Option<String>,
+    /// When a create was about to be sent with no job recorded yet (RFC 3339).
+    pub create_attempted_at: Option<String>,
+    pub model_name: Option<String>,
+    pub remote_status: Option<String>,
+    pub phase: Option<Phase>,
+    pub error_code: Option<String>,
+    pub created_at: Option<String>,
+    pub observed_generation: Option<i64>,
+    pub conditions: Vec<Condition>,
+}
+
+/// What a reconcile learnt, to be folded into the status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Update {
+    /// The remote job as last read.
+    pub job: Option<JobView>,
+    /// Overrides the phase (Deleting).
+    pub phase: Option<Phase>,
+    /// The reason to show in the conditions.
+    pub reason: Option<Reason>,
+    /// The last create attempt certainly made no job: forget it.
+    pub create_not_applied: bool,
+    /// A create is about to be sent with this display name: record the intent.
+    pub intent: Option<String>,
+}
+
+/// The status after `update`, with `observedGeneration` set to `generation`.
+pub fn next_status(
+    current: &ImportStatus,
+    update: &Update,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ImportStatus {
+    let mut next = current.clone();
+    if let Some(job) = &update.job {
+        next.job_id = Some(job.job_id.clone());
+        if job.model_name.is_some() {
+            next.model_name = job.model_name.clone();
+        }
+        next.remote_status = Some(job.remote_status.clone());
+        next.phase = Some(job.phase);
+        if job.error_code.is_some() {
+            next.error_code = job.error_code.clone();
+        }
+        if job.created_at.is_some() {
+            next.created_at = job.created_at.clone();
+        }
+    }
+    if let Some(phase) = update.phase {
+        next.phase = Some(phase);
+    }
+    // Once a job is recorded, or the attempt certainly failed, there is nothing to recover.
+    if next.job_id.is_some() || update.create_not_applied {
+        next.create_attempted_at = None;
+    }
+    if let Some(display_name) = &update.intent {
+        next.display_name = Some(display_name.clone());
+        next.create_attempted_at = Some(now.to_string());
+    }
+    if next.phase.is_none() {
+        next.phase = Some(Phase::Pending);
+    }
+    if let Some(reason) = &update.reason {
+        next.conditions =
+            merge_conditions(&current.conditions, conditions_for(reason, generation), now);
+    }
+    next.observed_generation = generation.or(current.observed_generation);
+    next
+}
+
+/// The three kstatus conditions for a reason.
+pub fn conditions_for(reason: &Reason, generation: Option<i64>) -> Vec<Condition> {
+    let meaning = reason.meaning();
+    let name = reason.code().as_str();
+    let message = reason.message();
+    let cond = |type_: &str, on: bool, reason: &str, message: &str| Condition {
+        type_: type_.to_string(),
+        status: if on { TRUE } else { FALSE }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: Timestamp::UNIX_EPOCH,
+    };
+    vec![
+        cond(READY, meaning == Meaning::Ready, name, &message),
+        if meaning == Meaning::Reconciling {
+            cond(RECONCILING, true, name, &message)
+        } else {
+            cond(RECONCILING, false, IDLE.0, IDLE.1)
+        },
+        if meaning == Meaning::Stalled {
+            cond(STALLED, true, name, &message)
+        } else {
+            cond(STALLED, false, NOT_STALLED.0, NOT_STALLED.1)
+        },
+    ]
+}
+
+/// Keeps `lastTransitionTime` of conditions whose status did not change; stamps `now` on the rest.
+pub fn merge_conditions(
+    current: &[Condition],
+    desired: Vec<Condition>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = desired
+        .into_iter()
+        .map(|mut c| {
+            c.last_transition_time = match current.iter().find(|o| o.type_ == c.type_) {
+                Some(old) if old.status == c.status => old.last_transition_time,
+                _ => now,
+            };
+            c
+        })
+        .collect();
+    // Conditions of other types (set by someone else) are kept.
+    for old in current {
+        if !out.iter().any(|c| c.type_ == old.type_) {
+            out.push(old.clone());
+        }
+    }
+    out
+}
+
+/// The generation at which the resource stalled waiting for a spec change, read back from status.
+pub fn stalled_generation(status: &ImportStatus) -> Option<i64> {
+    status
+        .conditions
+        .iter()
+        .find(|c| {
+            c.type_ == STALLED
+                && c.status == TRUE
+                && Code::parse(&c.reason).is_some_and(Code::waits_for_spec_change)
+        })
+        .and_then(|c| c.observed_generation)
+}
+
+/// The status of a condition type, if present.
+pub fn condition_status<'a>(status: &'a ImportStatus, type_: &str) -> Option<&'a str> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{observe_job, on_api_error, Operation, Requeue};
+    use crate::remote::{ApiError, Job, JobState, RemoteError};
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    fn view(status: &str) -> JobView {
+        observe_job(&Job {
+            id: "j".into(),
+            model_name: Some("m-offline-20240101-abcd".into()),
+            display_name: None,
+            storage: None,
+            state: JobState::parse(status),
+            status_text: status.into(),
+            created_at: Some("2024-01-01T00:00:00.000+00:00".into()),
+            error_code: None,
+        })
+    }
+
+    fn apply(current: &ImportStatus, v: JobView, generation: i64, now: Timestamp) -> ImportStatus {
+        let reason = v.reason.clone();
+        next_status(
+            current,
+            &Update {
+                job: Some(v),
+                reason: Some(reason),
+                ..Default::default()
+            },
+            Some(generation),
+            now,
+        )
+    }
+
+    #[test]
+    fn ready_only_when_succeeded() {
+        let s = apply(&ImportStatus::default(), view("RUNNING"), 1, t(10));
+        assert_eq!(condition_status(&s, READY), Some("False"));
+        assert_eq!(condition_status(&s, RECONCILING), Some("True"));
+        assert_eq!(condition_status(&s, STALLED), Some("False"));
+        assert_eq!(s.phase, Some(Phase::Running));
+        let s = apply(&s, view("SUCCESSED"), 1, t(20));
+        assert_eq!(condition_status(&s, READY), Some("True"));
+        assert_eq!(condition_status(&s, RECONCILING), Some("False"));
+        assert_eq!(s.model_name.as_deref(), Some("m-offline-20240101-abcd"));
+        assert_eq!(s.observed_generation, Some(1));
+        let s = apply(&ImportStatus::default(), view("FAILED"), 3, t(20));
+        assert_eq!(condition_status(&s, STALLED), Some("True"));
+        assert_eq!(condition_status(&s, READY), Some("False"));
+        assert!(s
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_a_real_transition() {
+        let s1 = apply(&ImportStatus::default(), view("PENDING"), 1, t(10));
+        let s2 = apply(&s1, view("RUNNING"), 1, t(20));
+        let ready = |s: &ImportStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .unwrap()
+                .clone()
+        };
+        // Still Ready=False: the time stays, while reason and message follow the job.
+        assert_eq!(ready(&s2).last_transition_time, t(10));
+        assert_eq!(ready(&s2).reason, "JobRunning");
+        let s3 = apply(&s2, view("SUCCESSED"), 1, t(30));
+        assert_eq!(ready(&s3).last_transition_time, t(30));
+        // Nothing new: the status is equal, so no write is needed.
+        let s4 = apply(&s3, view("SUCCESSED"), 1, t(40));
+        assert_eq!(s3, s4);
+    }
+
+    #[test]
+    fn foreign_conditions_are_kept() {
+        let mut s = ImportStatus::default();
+        s.conditions.push(Condition {
+            type_: "example.com/Audited".into(),
+            status: "True".into(),
+            reason: "Audited".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: t(1),
+        });
+        let s = apply(&s, view("RUNNING"), 1, t(10));
+        assert_eq!(s.conditions.len(), 4);
+    }
+
+    #[test]
+    fn spec_stalls_are_read_back_with_their_generation() {
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::InvalidParameter(RemoteError {
+                code: "InvalidParameter".into(),
+                message: "bad".into(),
+                request_id: None,
+                http_status: 400,
+            }),
+        );
+        assert_eq!(o.requeue, Requeue::Never);
+        let s = next_status(
+            &ImportStatus::default(),
+            &Update {
+                reason: Some(o.reason),
+                ..Default::default()
+            },
+            Some(4),
+            t(1),
+        );
+        assert_eq!(stalled_generation(&s), Some(4));
+        // A failed job is final but is not a spec stall.
+        let s = apply(&ImportStatus::default(), view("FAILED"), 4, t(1));
+        assert_eq!(stalled_generation(&s), None);
+    }
+
+    #[test]
+    fn an_intent_is_recorded_then_cleared_by_the_job() {
+        let s = next_status(
+            &ImportStatus::default(),
+            &Update {
+                reason: Some(Reason::Creating),
+                intent: Some("name-abcdefgh".into()),
+                ..Default::default()
+            },
+            Some(1),
+            t(5),
+        );
+        assert_eq!(s.display_name.as_deref(), Some("name-abcdefgh"));
+        assert_eq!(s.create_attempted_at, Some(t(5).to_string()));
+        assert_eq!(condition_status(&s, RECONCILING), Some("True"));
+        let s = apply(&s, view("PENDING"), 1, t(6));
+        assert_eq!(s.create_attempted_at, None);
+        assert_eq!(s.display_name.as_deref(), Some("name-abcdefgh"));
+    }
+}

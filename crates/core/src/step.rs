@@ -1,0 +1,564 @@
+//! One reconcile as a pure machine. [`next_need`] names the next input to observe (a fresh copy
+//! of the resource, the credentials, the job or the listing), each once; [`decide`] turns the
+//! complete [`Observation`] into the whole [`Step`]: the status to record, the events, the
+//! finalizer change or remote mutation to make, and when to look again. A create's or a
+//! delete's answer is put into the observation and decided on in turn, so the IO side never
+//! interprets an answer itself.
+
+use crate::correlation::{self, Expected};
+use crate::decision::{
+    self, observe_job, on_api_error, on_credentials, on_delete, on_delete_denied, on_listing,
+    on_read_failure, DeletionOutcome, Listing, Operation, Plan, RecoveryStep, ReleaseReason,
+    Requeue, Snapshot,
+};
+use crate::domain::{DeletionPolicy, Phase, Resource};
+use crate::reason::{Action, CredentialProblem, Event, EventType, Happening, Reason};
+use crate::remote::{ApiError, Job, NewJob};
+use crate::status::{stalled_generation, Update};
+use jiff::Timestamp;
+use std::time::Duration;
+
+/// When the cache lagged behind the API server, look again after this long.
+pub const STALE_RETRY: Duration = Duration::from_millis(500);
+
+/// The timing the decisions depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub poll_interval: Duration,
+    /// How long after a create a listing without its job is trusted to mean "not created", and
+    /// a NotFound on the new job to mean "gone".
+    pub create_grace: Duration,
+}
+
+/// Which key a call goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The Secret named by spec.apiKeySecretRef.
+    Secret,
+    /// The controller's default key.
+    Default,
+}
+
+/// What was read of the Secret that spec.apiKeySecretRef names.
+pub type SecretRead = Result<(), CredentialProblem>;
+
+/// The key to use: the resource's Secret, else the controller's default. `secret` is `None`
+/// when the resource names no Secret.
+pub fn choose_key(
+    secret: Option<SecretRead>,
+    has_default: bool,
+    deleting: bool,
+) -> Result<KeySource, CredentialProblem> {
+    match secret {
+        None if has_default => Ok(KeySource::Default),
+        None => Err(CredentialProblem::NoSecretRefAndNoDefault),
+        Some(Ok(())) => Ok(KeySource::Secret),
+        // The Secret often goes first when a namespace or a folder of manifests is deleted: the
+        // controller's default key may still delete the job.
+        Some(Err(_)) if deleting && has_default => Ok(KeySource::Default),
+        Some(Err(problem)) => Err(problem),
+    }
+}
+
+/// A read of Model Studio, made while observing.
+#[derive(Debug)]
+pub enum Seen {
+    Job(Result<Job, ApiError>),
+    Listing(Result<Listing, ApiError>),
+}
+
+/// The answer to a mutation the step asked for.
+#[derive(Debug)]
+pub enum Answer {
+    Created(Result<Job, ApiError>),
+    Deleted(Result<Job, ApiError>),
+    /// The job as read after a DELETE was refused (`None`: the read failed too).
+    ReadAfterDenial {
+        message: String,
+        job: Option<Job>,
+    },
+}
+
+/// Everything a decision reads.
+#[derive(Debug)]
+pub struct Observation {
+    pub now: Timestamp,
+    pub timing: Timing,
+    /// The resource as the cache holds it.
+    pub cached: Resource,
+    /// A copy read from the API server, when the step wants one.
+    pub fresh: Option<Resource>,
+    /// How long ago this resource's job was last read (or created).
+    pub last_read: Option<Duration>,
+    pub credentials: Option<Result<KeySource, CredentialProblem>>,
+    pub seen: Option<Seen>,
+    pub answer: Option<Answer>,
+}
+
+impl Observation {
+    pub fn new(
+        now: Timestamp,
+        timing: Timing,
+        cached: Resource,
+        last_read: Option<Duration>,
+    ) -> Self {
+        Observation {
+            now,
+            timing,
+            cached,
+            fresh: None,
+            last_read,
+            credentials: None,
+            seen: None,
+            answer: None,
+        }
+    }
+
+    /// The step the cached copy calls for.
+    pub fn plan(&self) -> Plan {
+        decision::plan(&snapshot(&self.cached))
+    }
+
+    /// The copy to act on: the fresh one when it was read.
+    pub fn resource(&self) -> &Resource {
+        self.fresh.as_ref().unwrap_or(&self.cached)
+    }
+
+    /// A fresh copy that calls for another step than the cached one: the cache lagged.
+    fn stale(&self) -> bool {
+        self.fresh
+            .as_ref()
+            .is_some_and(|f| decision::plan(&snapshot(f)) != self.plan())
+    }
+
+    /// How long to wait when the job was read less than half a poll interval ago: our own status
+    /// write triggers a reconcile, which must not cost Model Studio another read.
+    fn too_soon(&self) -> Option<Duration> {
+        let elapsed = self.last_read?;
+        let poll = self.timing.poll_interval;
+        (elapsed < poll / 2).then(|| poll - elapsed)
+    }
+}
+
+/// What the decision reads of a resource.
+pub fn snapshot(r: &Resource) -> Snapshot {
+    Snapshot {
+        generation: r.generation,
+        deleting: r.deleting,
+        has_finalizer: r.has_finalizer,
+        deletion_policy: r.spec.deletion_policy,
+        spec_job_id: r.spec.job_id.clone(),
+        status_job_id: r.status.job_id.clone(),
+        stalled_generation: stalled_generation(&r.status),
+        create_attempted: r.status.create_attempted_at.is_some() && r.status.job_id.is_none(),
+    }
+}
+
+/// An input to observe before deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Read the resource from the API server (not the cache).
+    FreshCopy,
+    /// Read the Secret of spec.apiKeySecretRef and choose the key with [`choose_key`].
+    Credentials,
+    /// GET this job.
+    Job(String),
+    /// List every job of the workspace.
+    Listing,
+}
+
+/// The next input to observe, or `None` when the observation is complete.
+pub fn next_need(obs: &Observation) -> Option<Need> {
+    let plan = obs.plan();
+    if plan.wants_fresh_copy() && obs.fresh.is_none() {
+        return Some(Need::FreshCopy);
+    }
+    if obs.stale() || !plan.calls_remote() {
+        return None;
+    }
+    if matches!(plan, Plan::Poll { .. }) && obs.too_soon().is_some() {
+        return None;
+    }
+    match &obs.credentials {
+        None => return Some(Need::Credentials),
+        Some(Err(_)) => return None,
+        Some(Ok(_)) => {}
+    }
+    if obs.seen.is_some() {
+        return None;
+    }
+    match plan {
+        Plan::Poll { job_id } | Plan::Adopt { job_id } => Some(Need::Job(job_id)),
+        Plan::Recover => Some(Need::Listing),
+        _ => None,
+    }
+}
+
+/// A change to the finalizer, or a remote mutation whose answer is decided on next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act {
+    Nothing,
+    AddFinalizer,
+    RemoveFinalizer,
+    /// Send this create (after recording the step's status: the intent).
+    Create(NewJob),
+    Delete {
+        job_id: String,
+    },
+    /// GET the job whose DELETE was refused with `message`.
+    ReadAfterDenial {
+        job_id: String,
+        message: String,
+    },
+}
+
+/// The whole step: record `update`, make `act`, publish `events`, requeue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The plan this step carries out, for metric labels.
+    pub plan: &'static str,
+    pub update: Option<Update>,
+    pub act: Act,
+    pub events: Vec<Event>,
+    pub requeue: Requeue,
+}
+
+impl Step {
+    fn new(plan: &Plan) -> Step {
+        Step {
+            plan: plan.name(),
+            update: None,
+            act: Act::Nothing,
+            events: Vec::new(),
+            requeue: Requeue::Never,
+        }
+    }
+
+    fn requeue(mut self, requeue: Requeue) -> Step {
+        self.requeue = requeue;
+        self
+    }
+
+    fn act(mut self, act: Act) -> Step {
+        self.act = act;
+        self
+    }
+
+    fn update(mut self, update: Update) -> Step {
+        self.update = Some(update);
+        self
+    }
+
+    fn reason(self, reason: Reason, phase: Option<Phase>) -> Step {
+        self.update(Update {
+            reason: Some(reason),
+            phase,
+            ..Default::default()
+        })
+    }
+
+    fn event(mut self, event: Event) -> Step {
+        self.events.push(event);
+        self
+    }
+}
+
+/// What a create for this resource sends, and how its job is recognised afterwards.
+pub fn expected(r: &Resource) -> Expected {
+    let display_name = r.status.display_name.clone().unwrap_or_else(|| {
+        let name = r
+            .spec
+            .display_name
+            .clone()
+            .unwrap_or_else(|| r.name.clone());
+        correlation::display_name(&name, &r.uid)
+    });
+    Expected {
+        display_name,
+        base_model: r.spec.base_model.clone(),
+        storage: r.spec.storage.clone(),
+    }
+}
+
+/// The create request for this resource.
+pub fn new_job(r: &Resource) -> NewJob {
+    let expected = expected(r);
+    NewJob {
+        base_model: r.spec.base_model.clone(),
+        display_name: Some(expected.display_name),
+        source: r.spec.source,
+        weight_type: r.spec.weight_type,
+        storage: expected.storage,
+    }
+}
+
+fn age(stamp: Option<&str>, now: Timestamp) -> Option<Duration> {
+    let t = stamp?.parse::<Timestamp>().ok()?;
+    Some(now.duration_since(t).unsigned_abs())
+}
+
+/// Decides the whole step from a complete observation.
+pub fn decide(obs: &Observation) -> Step {
+    let plan = obs.plan();
+    let step = Step::new(&plan);
+    // An answer is decided on first: the status recorded before the call may have moved the
+    // plan on (a create's intent), and the answer is what counts now.
+    if let Some(answer) = &obs.answer {
+        return on_answer(obs, &plan, step, answer);
+    }
+    if plan.wants_fresh_copy() && (obs.fresh.is_none() || obs.stale()) {
+        // Never act on a copy older than our own last write.
+        return step.requeue(Requeue::After(STALE_RETRY));
+    }
+    let r = obs.resource();
+    if plan.calls_remote() {
+        if let (Plan::Poll { .. }, Some(wait)) = (&plan, obs.too_soon()) {
+            return step.requeue(Requeue::After(wait));
+        }
+        match &obs.credentials {
+            Some(Ok(_)) => {}
+            Some(Err(problem)) => {
+                let outcome = on_credentials(problem, r.deleting);
+                let phase = matches!(plan, Plan::Delete { .. }).then_some(Phase::Deleting);
+                return step.reason(outcome.reason, phase).requeue(outcome.requeue);
+            }
+            // Nothing remote may happen without a key.
+            None => return step.requeue(Requeue::After(STALE_RETRY)),
+        }
+    }
+    match &plan {
+        Plan::AddFinalizer => step.act(Act::AddFinalizer),
+        Plan::WaitForSpecChange | Plan::Nothing => step,
+        Plan::JobIdConflict { spec, status } => step.reason(
+            Reason::JobIdConflict {
+                spec: spec.clone(),
+                status: status.clone(),
+            },
+            None,
+        ),
+        Plan::Create => create(step, r),
+        Plan::Recover => match &obs.seen {
+            Some(Seen::Listing(listing)) => recover(obs, step, listing),
+            _ => step.requeue(Requeue::After(STALE_RETRY)),
+        },
+        Plan::Poll { job_id } | Plan::Adopt { job_id } => {
+            let op = match plan {
+                Plan::Adopt { .. } => Operation::Adopt,
+                _ => Operation::Poll,
+            };
+            match &obs.seen {
+                Some(Seen::Job(Ok(job))) => mirror(step, r, job, op == Operation::Adopt),
+                Some(Seen::Job(Err(e))) => {
+                    let created_recently = age(r.status.created_at.as_deref(), obs.now)
+                        .is_some_and(|a| a < obs.timing.create_grace);
+                    let finished = matches!(r.status.phase, Some(Phase::Succeeded | Phase::Failed));
+                    match on_read_failure(op, job_id, e, created_recently, finished) {
+                        (Some(reason), requeue) => step.reason(reason, None).requeue(requeue),
+                        (None, requeue) => step.requeue(requeue),
+                    }
+                }
+                _ => step.requeue(Requeue::After(STALE_RETRY)),
+            }
+        }
+        Plan::Delete { job_id } => step.act(Act::Delete {
+            job_id: job_id.clone(),
+        }),
+        Plan::Release { reason } => release(step, r, *reason),
+    }
+}
+
+/// Records the intent (Reconciling=True) and sends the create: a restart looks for the job
+/// before creating again.
+fn create(step: Step, r: &Resource) -> Step {
+    step.update(Update {
+        reason: Some(Reason::Creating),
+        intent: Some(expected(r).display_name),
+        ..Default::default()
+    })
+    .act(Act::Create(new_job(r)))
+}
+
+fn release(step: Step, r: &Resource, reason: ReleaseReason) -> Step {
+    let step = step.act(Act::RemoveFinalizer);
+    let job = r.status.job_id.clone().or_else(|| r.spec.job_id.clone());
+    match (reason, job) {
+        (ReleaseReason::Orphan, Some(job)) => step.event(Event::normal(
+            Happening::Orphaned,
+            Action::DeleteImportJob,
+            format!("Left import job {job} in Model Studio (deletionPolicy: Orphan)"),
+        )),
+        _ => step,
+    }
+}
+
+/// Mirrors a job read from the API, with the events of what changed.
+fn mirror(step: Step, r: &Resource, job: &Job, adopted: bool) -> Step {
+    let view = observe_job(job);
+    let before = r.status.phase;
+    let mut step = step.requeue(view.requeue).update(Update {
+        reason: Some(view.reason.clone()),
+        job: Some(view.clone()),
+        ..Default::default()
+    });
+    if adopted {
+        step = step.event(Event::normal(
+            Happening::Adopted,
+            Action::AdoptImportJob,
+            format!("Adopted existing import job {}", job.id),
+        ));
+    }
+    if before != Some(view.phase) {
+        let happened = match view.phase {
+            Phase::Succeeded => Some((EventType::Normal, Happening::Succeeded)),
+            Phase::Failed => Some((EventType::Warning, Happening::Failed)),
+            _ => None,
+        };
+        if let Some((type_, happening)) = happened {
+            step = step.event(Event::of(
+                type_,
+                happening,
+                Action::PollImportJob,
+                view.reason.message(),
+            ));
+        }
+    }
+    step
+}
+
+fn recover(obs: &Observation, step: Step, listing: &Result<Listing, ApiError>) -> Step {
+    let r = obs.resource();
+    let listing = match listing {
+        Ok(listing) => listing,
+        Err(e) => {
+            let outcome = on_api_error(Operation::Recover, e);
+            return step.reason(outcome.reason, None).requeue(outcome.requeue);
+        }
+    };
+    let expected = expected(r);
+    let grace_passed = match age(r.status.create_attempted_at.as_deref(), obs.now) {
+        Some(a) => a >= obs.timing.create_grace,
+        None => true,
+    };
+    match on_listing(
+        listing,
+        &expected,
+        r.spec.job_id.as_deref(),
+        r.deleting,
+        grace_passed,
+        obs.timing.create_grace,
+    ) {
+        RecoveryStep::Mirror { job, adopted } => {
+            let step = if adopted {
+                step
+            } else {
+                step.event(Event::normal(
+                    Happening::Recovered,
+                    Action::RecoverImportJob,
+                    format!(
+                        "Found import job {} made by an earlier create whose answer was not recorded; not creating another",
+                        job.id
+                    ),
+                ))
+            };
+            mirror(step, r, &job, adopted)
+        }
+        RecoveryStep::Wait(outcome) => step.reason(outcome.reason, None).requeue(outcome.requeue),
+        // spec.jobId is taken over (or deleted) next.
+        RecoveryStep::ForgetCreate => step
+            .update(Update {
+                create_not_applied: true,
+                ..Default::default()
+            })
+            .requeue(Requeue::After(STALE_RETRY)),
+        RecoveryStep::Release => step.act(Act::RemoveFinalizer),
+        RecoveryStep::Create => create(step, r),
+        RecoveryStep::Ambiguous(outcome) => step
+            .event(Event::warning(&outcome.reason, Action::RecoverImportJob))
+            .reason(outcome.reason, None)
+            .requeue(outcome.requeue),
+    }
+}
+
+fn on_answer(obs: &Observation, plan: &Plan, step: Step, answer: &Answer) -> Step {
+    let r = obs.resource();
+    match answer {
+        Answer::Created(Ok(job)) => {
+            let view = observe_job(job);
+            step.requeue(view.requeue)
+                .update(Update {
+                    reason: Some(view.reason.clone()),
+                    job: Some(view),
+                    ..Default::default()
+                })
+                .event(Event::normal(
+                    Happening::Created,
+                    Action::CreateImportJob,
+                    format!(
+                        "Created import job {} for model {}",
+                        job.id, r.spec.base_model
+                    ),
+                ))
+        }
+        Answer::Created(Err(e)) => {
+            let outcome = on_api_error(Operation::Create, e);
+            let step = if outcome.requeue == Requeue::Never {
+                step.event(Event::warning(&outcome.reason, Action::CreateImportJob))
+            } else {
+                step
+            };
+            step.update(Update {
+                reason: Some(outcome.reason),
+                create_not_applied: e.create_certainly_not_applied(),
+                ..Default::default()
+            })
+            .requeue(outcome.requeue)
+        }
+        Answer::Deleted(result) => {
+            let job_id = match plan {
+                Plan::Delete { job_id } => job_id.clone(),
+                _ => r.status.job_id.clone().unwrap_or_default(),
+            };
+            match on_delete(result) {
+                DeletionOutcome::Released { already_gone } => {
+                    let note = if already_gone {
+                        format!("Import job {job_id} was already gone from Model Studio")
+                    } else {
+                        format!("Deleted import job {job_id} and its imported model")
+                    };
+                    step.act(Act::RemoveFinalizer).event(Event::normal(
+                        Happening::Deleted,
+                        Action::DeleteImportJob,
+                        note,
+                    ))
+                }
+                // Read the job: its status shows while it finishes, and a finished job that is
+                // still refused is reported as such rather than as "running".
+                DeletionOutcome::Denied { message } => {
+                    step.act(Act::ReadAfterDenial { job_id, message })
+                }
+                DeletionOutcome::Retry(outcome) => step
+                    .reason(outcome.reason, Some(Phase::Deleting))
+                    .requeue(outcome.requeue),
+            }
+        }
+        Answer::ReadAfterDenial { message, job } => {
+            let outcome = on_delete_denied(message, job.as_ref());
+            step.event(Event::warning(&outcome.reason, Action::DeleteImportJob))
+                .update(Update {
+                    job: job.as_ref().map(observe_job),
+                    reason: Some(outcome.reason),
+                    phase: Some(Phase::Deleting),
+                    ..Default::default()
+                })
+                .requeue(outcome.requeue)
+        }
+    }
+}
+
+/// Whether deleting this resource would call DELETE (and so needs a key) rather than let go.
+pub fn deletes_remotely(r: &Resource) -> bool {
+    r.spec.deletion_policy == DeletionPolicy::Delete
+        && (r.status.job_id.is_some()
+            || r.spec.job_id.is_some()
+            || r.status.create_attempted_at.is_some())
+}
