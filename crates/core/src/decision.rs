@@ -445,3 +445,381 @@ pub fn on_listing(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::Code;
+    use crate::remote::RemoteError;
+    use std::time::Duration;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            generation: Some(1),
+            has_finalizer: true,
+            ..Default::default()
+        }
+    }
+
+    fn remote(code: &str, status: u16) -> RemoteError {
+        RemoteError {
+            code: code.into(),
+            message: "msg".into(),
+            request_id: Some("rid".into()),
+            http_status: status,
+        }
+    }
+
+    fn job(status: &str) -> Job {
+        Job {
+            id: "job-1".into(),
+            model_name: Some("qwen3-32b-offline-20240101-abc1".into()),
+            display_name: None,
+            storage: None,
+            state: JobState::parse(status),
+            status_text: status.into(),
+            created_at: Some("2024-01-01T12:00:00.000+00:00".into()),
+            error_code: (status == "FAILED").then(|| "Failed to get files from OSS.".into()),
+        }
+    }
+
+    #[test]
+    fn finalizer_comes_before_anything_remote() {
+        let s = Snapshot {
+            has_finalizer: false,
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::AddFinalizer);
+        let s = Snapshot {
+            has_finalizer: false,
+            spec_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::AddFinalizer);
+    }
+
+    #[test]
+    fn create_adopt_poll() {
+        assert_eq!(plan(&snap()), Plan::Create);
+        let s = Snapshot {
+            spec_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Adopt { job_id: "j".into() });
+        let s = Snapshot {
+            status_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        let s = Snapshot {
+            create_attempted: true,
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Recover);
+        let s = Snapshot {
+            create_attempted: true,
+            status_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        let s = Snapshot {
+            spec_job_id: Some("j".into()),
+            status_job_id: Some("j".into()),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        let s = Snapshot {
+            spec_job_id: Some("a".into()),
+            status_job_id: Some("b".into()),
+            ..snap()
+        };
+        assert_eq!(
+            plan(&s),
+            Plan::JobIdConflict {
+                spec: "a".into(),
+                status: "b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn stalled_generation_waits_for_a_new_spec() {
+        let s = Snapshot {
+            stalled_generation: Some(1),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::WaitForSpecChange);
+        let s = Snapshot {
+            stalled_generation: Some(1),
+            generation: Some(2),
+            ..snap()
+        };
+        assert_eq!(plan(&s), Plan::Create);
+    }
+
+    #[test]
+    fn deletion_with_both_policies_with_and_without_a_job() {
+        let deleting = |policy, status_job: Option<&str>, spec_job: Option<&str>| Snapshot {
+            deleting: true,
+            deletion_policy: policy,
+            status_job_id: status_job.map(Into::into),
+            spec_job_id: spec_job.map(Into::into),
+            ..snap()
+        };
+        use DeletionPolicy::*;
+        assert_eq!(
+            plan(&deleting(Delete, Some("j"), None)),
+            Plan::Delete { job_id: "j".into() }
+        );
+        assert_eq!(
+            plan(&deleting(Delete, None, Some("s"))),
+            Plan::Delete { job_id: "s".into() }
+        );
+        assert_eq!(
+            plan(&deleting(Delete, None, None)),
+            Plan::Release {
+                reason: ReleaseReason::NeverCreated
+            }
+        );
+        assert_eq!(
+            plan(&deleting(Orphan, Some("j"), None)),
+            Plan::Release {
+                reason: ReleaseReason::Orphan
+            }
+        );
+        assert_eq!(
+            plan(&deleting(Orphan, None, None)),
+            Plan::Release {
+                reason: ReleaseReason::Orphan
+            }
+        );
+        let mut s = deleting(Delete, None, None);
+        s.create_attempted = true;
+        assert_eq!(plan(&s), Plan::Recover);
+        // Also with spec.jobId: the unrecorded create's job is found first, not leaked.
+        let mut with_spec = deleting(Delete, None, Some("s"));
+        with_spec.create_attempted = true;
+        assert_eq!(plan(&with_spec), Plan::Recover);
+        s.deletion_policy = Orphan;
+        assert_eq!(
+            plan(&s),
+            Plan::Release {
+                reason: ReleaseReason::Orphan
+            }
+        );
+        let mut s = deleting(Delete, Some("j"), None);
+        s.has_finalizer = false;
+        assert_eq!(plan(&s), Plan::Nothing);
+        // A stall never blocks deletion.
+        let mut s = deleting(Delete, Some("j"), None);
+        s.stalled_generation = s.generation;
+        assert_eq!(plan(&s), Plan::Delete { job_id: "j".into() });
+    }
+
+    #[test]
+    fn every_remote_status() {
+        let v = observe_job(&job("PENDING"));
+        assert_eq!((v.phase, v.requeue), (Phase::Pending, Requeue::Poll));
+        assert!(v.reason.code() == Code::JobPending);
+        let v = observe_job(&job("RUNNING"));
+        assert_eq!((v.phase, v.requeue), (Phase::Running, Requeue::Poll));
+        for spelling in ["SUCCESSED", "SUCCEEDED"] {
+            let v = observe_job(&job(spelling));
+            assert_eq!((v.phase, v.requeue), (Phase::Succeeded, Requeue::Resync));
+            assert_eq!(v.reason.meaning(), crate::reason::Meaning::Ready);
+            assert_eq!(v.remote_status, spelling);
+        }
+        let v = observe_job(&job("FAILED"));
+        assert_eq!(v.phase, Phase::Failed);
+        assert!(v.reason.code() == Code::JobFailed);
+        assert!(v.reason.message().contains("Failed to get files from OSS."));
+        assert_eq!(
+            v.error_code.as_deref(),
+            Some("Failed to get files from OSS.")
+        );
+        assert!(!v.reason.waits_for_spec_change());
+        let v = observe_job(&job("PAUSED"));
+        assert_eq!((v.phase, v.requeue), (Phase::Running, Requeue::Poll));
+        assert!(v.reason.message().contains("PAUSED"));
+    }
+
+    #[test]
+    fn every_error_code_on_create() {
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::InvalidParameter(remote("InvalidParameter", 400)),
+        );
+        assert_eq!(o.requeue, Requeue::Never);
+        assert!(o.reason.waits_for_spec_change());
+        assert!(o.reason.message().contains("msg"));
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::NotFound(remote("NotFound", 404)),
+        );
+        assert_eq!(o.reason.code().as_str(), "BaseModelNotFound");
+        assert!(o.reason.waits_for_spec_change());
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::InvalidApiKey(remote("InvalidApiKey", 401)),
+        );
+        assert_eq!(o.reason.code().as_str(), "InvalidApiKey");
+        assert_eq!(o.requeue, Requeue::Backoff { min: None });
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::AccessDenied(remote("AccessDenied", 403)),
+        );
+        assert_eq!(o.reason.code().as_str(), "AccessDenied");
+        let o = on_api_error(
+            Operation::Create,
+            &ApiError::Throttled {
+                remote: remote("Throttling.RateQuota", 429),
+                retry_after: Some(Duration::from_secs(7)),
+            },
+        );
+        assert_eq!(o.reason.code().as_str(), "Throttled");
+        assert_eq!(
+            o.requeue,
+            Requeue::Backoff {
+                min: Some(Duration::from_secs(7))
+            }
+        );
+        // A 5xx or a lost answer may have made the job: the retry looks for it first.
+        for e in [
+            ApiError::Server(remote("InternalError", 500)),
+            ApiError::Timeout(Duration::from_secs(30)),
+            ApiError::UnexpectedBody {
+                status: 502,
+                excerpt: "<html>".into(),
+                retry_after: None,
+            },
+        ] {
+            let o = on_api_error(Operation::Create, &e);
+            assert_eq!(o.reason.code().as_str(), "CreateUnconfirmed", "{e}");
+            assert_eq!(o.requeue, Requeue::Backoff { min: None });
+        }
+        // An unknown code may be a gateway's timeout: the job may exist.
+        let o = on_api_error(Operation::Create, &ApiError::Unknown(remote("Weird", 400)));
+        assert_eq!(o.reason.code().as_str(), "CreateUnconfirmed");
+        let o = on_api_error(Operation::Poll, &ApiError::Unknown(remote("Weird", 400)));
+        assert_eq!(o.reason.code().as_str(), "RemoteError");
+    }
+
+    #[test]
+    fn every_error_code_on_poll_and_delete() {
+        let o = on_api_error(
+            Operation::Poll,
+            &ApiError::NotFound(remote("NotFound", 404)),
+        );
+        assert_eq!(o.reason.code().as_str(), "JobNotFound");
+        assert_eq!(o.requeue, Requeue::Never);
+        let o = on_api_error(
+            Operation::Adopt,
+            &ApiError::NotFound(remote("NotFound", 404)),
+        );
+        assert_eq!(o.reason.code().as_str(), "JobNotFound");
+        let o = on_api_error(
+            Operation::Poll,
+            &ApiError::Server(remote("InternalError", 500)),
+        );
+        assert_eq!(o.reason.code().as_str(), "RemoteUnavailable");
+        assert_eq!(o.requeue, Requeue::Backoff { min: None });
+        let o = on_api_error(Operation::Poll, &ApiError::Timeout(Duration::from_secs(1)));
+        assert_eq!(o.reason.code().as_str(), "RemoteUnavailable");
+        for status in [400, 403, 409] {
+            match on_delete(&Err(ApiError::OperationDenied(remote(
+                "OperationDenied",
+                status,
+            )))) {
+                DeletionOutcome::Denied { message } => {
+                    let o = on_delete_denied(&message, None);
+                    assert_eq!(o.reason.code().as_str(), "DeletionBlocked");
+                    assert_eq!(o.requeue, Requeue::Poll);
+                    assert_eq!(
+                        on_api_error(
+                            Operation::Delete,
+                            &ApiError::OperationDenied(remote("OperationDenied", status))
+                        ),
+                        o
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            on_delete(&Ok(job("SUCCESSED"))),
+            DeletionOutcome::Released {
+                already_gone: false
+            }
+        );
+        assert_eq!(
+            on_delete(&Err(ApiError::NotFound(remote("NotFound", 404)))),
+            DeletionOutcome::Released { already_gone: true }
+        );
+        match on_delete(&Err(ApiError::Server(remote("InternalError", 500)))) {
+            DeletionOutcome::Retry(o) => assert_eq!(o.requeue, Requeue::Backoff { min: None }),
+            other => panic!("{other:?}"),
+        }
+        match on_delete(&Err(ApiError::InvalidApiKey(remote("InvalidApiKey", 401)))) {
+            DeletionOutcome::Retry(o) => assert_eq!(o.reason.code().as_str(), "InvalidApiKey"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_finished_job_refused_deletion_is_not_called_running() {
+        let message = match on_delete(&Err(ApiError::OperationDenied(remote(
+            "OperationDenied",
+            400,
+        )))) {
+            DeletionOutcome::Denied { message } => message,
+            other => panic!("{other:?}"),
+        };
+        let denied = on_delete_denied(&message, None);
+        assert_eq!(on_delete_denied(&message, Some(&job("RUNNING"))), denied);
+        let o = on_delete_denied(&message, Some(&job("SUCCESSED")));
+        assert_eq!(o.reason.code().as_str(), "DeletionRefused");
+        assert!(o.reason.message().contains("Orphan"));
+        assert!(o.reason.message().contains(&denied.reason.message()));
+        assert_eq!(o.requeue, Requeue::Backoff { min: None });
+    }
+
+    #[test]
+    fn a_failed_read_of_a_finished_job_is_no_news_unless_it_stalls() {
+        let server = ApiError::Server(remote("InternalError", 500));
+        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &server, false, true);
+        assert_eq!((reason, requeue), (None, Requeue::Backoff { min: None }));
+        let (reason, _) = on_read_failure(Operation::Poll, "j", &server, false, false);
+        assert_eq!(reason.map(|r| r.code()), Some(Code::RemoteUnavailable));
+        let gone = ApiError::NotFound(remote("NotFound", 404));
+        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &gone, false, true);
+        assert_eq!(reason.map(|r| r.code()), Some(Code::JobNotFound));
+        assert_eq!(requeue, Requeue::Never);
+        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &gone, true, false);
+        assert_eq!(reason.map(|r| r.code()), Some(Code::JobNotVisibleYet));
+        assert_eq!(requeue, Requeue::Backoff { min: None });
+    }
+
+    #[test]
+    fn credential_problems_say_what_to_fix() {
+        let o = on_credentials(
+            &CredentialProblem::KeyMissing {
+                name: "s".into(),
+                key: "api-key".into(),
+            },
+            false,
+        );
+        assert_eq!(o.reason.code().as_str(), "CredentialsMissing");
+        assert!(o.reason.message().contains("api-key"));
+        assert_eq!(o.requeue, Requeue::Backoff { min: None });
+        let o = on_credentials(&CredentialProblem::NoSecretRefAndNoDefault, false);
+        assert!(o.reason.message().contains("spec.apiKeySecretRef"));
+        let o = on_credentials(
+            &CredentialProblem::SecretNotFound { name: "s".into() },
+            true,
+        );
+        assert!(
+            o.reason.message().contains("Orphan"),
+            "a deletion names its way out"
+        );
+    }
+}
