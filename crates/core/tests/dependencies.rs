@@ -4,7 +4,15 @@
 
 const ALLOWED: &[&str] = &["thiserror", "jiff", "async-trait"];
 const FORBIDDEN: &[&str] = &[
-    "kube", "k8s-openapi", "reqwest", "serde", "serde_json", "hyper", "http", "axum", "tokio",
+    "kube",
+    "k8s-openapi",
+    "reqwest",
+    "serde",
+    "serde_json",
+    "hyper",
+    "http",
+    "axum",
+    "tokio",
 ];
 
 /// The names under `[dependencies]`, `[dev-dependencies]` and `[build-dependencies]`.
@@ -32,7 +40,10 @@ fn dependencies(manifest: &str) -> Vec<String> {
 fn the_core_names_no_kubernetes_http_or_wire_crate() {
     let manifest = include_str!("../Cargo.toml");
     let deps = dependencies(manifest);
-    assert!(!deps.is_empty(), "no dependency found: the parser is broken");
+    assert!(
+        !deps.is_empty(),
+        "no dependency found: the parser is broken"
+    );
     for dep in &deps {
         assert!(
             !FORBIDDEN.contains(&dep.as_str()),
@@ -47,6 +58,8 @@ fn the_core_names_no_kubernetes_http_or_wire_crate() {
 
 #[test]
 fn the_parser_sees_a_forbidden_dependency() {
-    let deps = dependencies("[package]\nname = \"x\"\n[dependencies]\nkube = \"5\"\n[lints]\nworkspace = true\n");
+    let deps = dependencies(
+        "[package]\nname = \"x\"\n[dependencies]\nkube = \"5\"\n[lints]\nworkspace = true\n",
+    );
     assert_eq!(deps, ["kube"]);
 }
