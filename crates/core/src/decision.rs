@@ -4,7 +4,7 @@
 use crate::correlation::{self, Expected, Recovery};
 use crate::domain::{DeletionPolicy, Phase};
 use crate::reason::{CredentialProblem, Reason, Unconfirmed};
-use crate::remote::{ApiError, Job, JobState};
+use crate::remote::{ApiError, Job, JobPage, JobState, ListQuery};
 use std::time::Duration;
 
 /// What the decision of the next step reads of a resource.
@@ -387,6 +387,55 @@ pub enum RecoveryStep {
 pub struct Listing {
     pub jobs: Vec<Job>,
     pub complete: bool,
+}
+
+/// Pages read at most when looking for the job of a lost create (100,000 jobs).
+pub const MAX_RECOVERY_PAGES: u32 = 1000;
+/// The largest page the API serves.
+pub const PAGE_SIZE: u32 = 100;
+
+/// Gathers a listing of every job page by page. Without a cursor, a listing during which jobs
+/// come or go may skip one: only a listing whose total held still, and that reached its end, can
+/// prove that no job exists.
+#[derive(Debug, Default)]
+pub struct ListingGather {
+    first_total: Option<u64>,
+    pages: u32,
+    done: bool,
+    listing: Listing,
+}
+
+impl ListingGather {
+    /// The query of the next page, or `None` once the listing is over.
+    pub fn next_query(&self) -> Option<ListQuery> {
+        (!self.done && self.pages < MAX_RECOVERY_PAGES).then(|| ListQuery {
+            page_no: Some(self.pages + 1),
+            page_size: Some(PAGE_SIZE),
+            ..Default::default()
+        })
+    }
+
+    /// Adds the page that [`Self::next_query`] asked for.
+    pub fn add(&mut self, page: JobPage) {
+        self.pages += 1;
+        let page_total = page.total;
+        let steady = *self.first_total.get_or_insert(page_total) == page_total;
+        // An empty page before the end the total promises proves nothing: stop, incomplete.
+        let short = page.jobs.is_empty() && page.has_more();
+        let more = page.has_more();
+        self.listing.jobs.extend(page.jobs);
+        if !steady || short {
+            self.done = true;
+        } else if !more {
+            self.done = true;
+            // Proof needs every job the total counts (a malformed page size ends paging early).
+            self.listing.complete = self.listing.jobs.len() as u64 >= page_total;
+        }
+    }
+
+    pub fn finish(self) -> Listing {
+        self.listing
+    }
 }
 
 /// Decides from a listing of every job. `chosen` is spec.jobId; `grace_passed` whether the last
