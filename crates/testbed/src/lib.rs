@@ -8,6 +8,7 @@
 mod cluster;
 mod control_plane;
 mod controller;
+mod fake_jobs;
 mod kubectl;
 mod objects;
 mod process;
@@ -15,6 +16,7 @@ mod process;
 pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
 pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
 pub use controller::ControllerCommand;
+pub use fake_jobs::{remote_error, FakeJobs};
 pub use kubectl::{require_kubectl, table, Kubectl, TempDir};
 pub use modelstudio_simulator;
 pub use objects::{api_key_secret, ImportBuilder, API_KEY_FIELD};
