@@ -27,11 +27,11 @@
 //!
 //! Every loop is bounded in count and time.
 
-use clap::Parser as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::Client;
-use modelstudio_controller::cli::{Cli, Command, RunArgs};
+use modelstudio_controller::backoff::BackoffPolicy;
+use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::{
     Endpoint, OutcomeRequest, RequestRecord, RunningSimulator, SimulatorConfig,
@@ -282,46 +282,23 @@ async fn install_crd_and_secret(client: &Client) -> Result<()> {
     Ok(())
 }
 
-fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
-}
-
-fn controller_args(plan: &Plan, sc: &Scenario, endpoint: &str) -> Result<RunArgs> {
-    let argv: Vec<String> = [
-        "modelstudio-controller",
-        "run",
-        "--endpoint",
-        endpoint,
-        "--namespace",
-        NS,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--qps",
-        &sc.qps.to_string(),
-        "--burst",
-        &sc.burst.to_string(),
-        "--poll-interval",
-        &millis(plan.poll),
-        "--request-timeout",
-        &millis(plan.scaled(Duration::from_secs(30))),
-        "--backoff-base",
-        &millis(plan.scaled(Duration::from_secs(2))),
-        "--backoff-max",
-        &millis(plan.scaled(Duration::from_secs(300))),
-        "--resync-interval",
-        &millis(plan.scaled(Duration::from_secs(1800))),
-        "--shutdown-timeout",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match Cli::try_parse_from(argv) {
-        Ok(Cli {
-            command: Command::Run(args),
-        }) => Ok(args),
-        Ok(other) => Err(format!("unexpected command {other:?}").into()),
-        Err(e) => Err(format!("the controller's flags do not parse: {e}").into()),
+fn controller_config(plan: &Plan, sc: &Scenario, endpoint: &str) -> Config {
+    let request_timeout = plan.scaled(Duration::from_secs(30));
+    Config {
+        namespace: Some(NS.into()),
+        metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        qps: sc.qps,
+        burst: sc.burst,
+        poll_interval: plan.poll,
+        request_timeout,
+        create_grace: request_timeout.saturating_mul(2),
+        backoff: BackoffPolicy {
+            base: plan.scaled(Duration::from_secs(2)),
+            cap: plan.scaled(Duration::from_secs(300)),
+        },
+        resync_interval: plan.scaled(Duration::from_secs(1800)),
+        shutdown_timeout: Duration::from_secs(2),
+        ..Config::new(endpoint)
     }
 }
 
@@ -589,7 +566,7 @@ async fn measure(
         .checked_sub(Duration::from_millis(bed.sim.simulator.stats().uptime_ms))
         .ok_or("the simulator's clock is ahead of the process")?;
 
-    let args = controller_args(plan, sc, &bed.sim.base_url())?;
+    let args = controller_config(plan, sc, &bed.sim.base_url());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = ctrl.spawn(async move {
         let client = client_for(&kubeconfig).await?;

@@ -1,18 +1,19 @@
 //! The controller process: telemetry, the metrics and health endpoint, and the kube-runtime
 //! Controller wired to the reconciler.
 
-use crate::backoff::BackoffPolicy;
-use crate::cli::{LogFormat, RunArgs};
-use crate::controller::{error_policy, reconcile, Context, Settings, MANAGER};
+use crate::cli::LogFormat;
+use crate::config::{Config, ConfigError, MANAGER};
 use crate::crd::ModelImport;
-use crate::leader::{self, Elector};
+use crate::leader::Elector;
 use crate::metrics::Metrics;
-use crate::modelstudio::{ApiKey, HttpClient, HttpClientConfig};
+use crate::modelstudio::{HttpClient, HttpClientConfig};
+use crate::reconciler::{error_policy, layered, reconcile, Context};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
+use kube::api::ListParams;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -24,15 +25,19 @@ use tracing::{error, info, warn};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("could not read the API key file {path}: {source}")]
-    ApiKeyFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Config(#[from] ConfigError),
+    #[error("invalid endpoint: {0}")]
+    Endpoint(String),
     #[error("could not connect to Kubernetes (check the kubeconfig or in-cluster config): {0}")]
     Kube(#[source] kube::Error),
+    #[error("the ModelImport CustomResourceDefinition (modelimports.modelstudio.io) is not installed in this cluster: install it first with `kubectl apply -f crds/modelimport.yaml` (or `modelstudio-controller crd | kubectl apply -f -`)")]
+    CrdNotInstalled,
+    #[error("could not list ModelImports{scope} (check the controller's RBAC): {source}")]
+    ListModelImports {
+        scope: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("lost the leader lease: stopping so that only the new leader acts")]
     LostLeadership,
     #[error("could not serve metrics on {addr}: {source}")]
@@ -59,64 +64,19 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// The default API key: the file named by --api-key-file, else DASHSCOPE_API_KEY.
-fn default_api_key(args: &RunArgs) -> Result<Option<ApiKey>, StartError> {
-    if let Some(path) = &args.api_key_file {
-        let text = std::fs::read_to_string(path).map_err(|source| StartError::ApiKeyFile {
-            path: path.display().to_string(),
+/// Fails fast, and plainly, when the CRD is not installed or the ModelImports cannot be listed:
+/// a watcher would otherwise retry the same 404 forever.
+async fn check_crd(api: &Api<ModelImport>, namespace: Option<&str>) -> Result<(), StartError> {
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(StartError::CrdNotInstalled),
+        Err(source) => Err(StartError::ListModelImports {
+            scope: namespace
+                .map(|ns| format!(" in namespace {ns}"))
+                .unwrap_or_default(),
             source,
-        })?;
-        return ApiKey::new(text).map(Some).ok_or_else(|| {
-            StartError::Config(format!("the API key file {} is empty", path.display()))
-        });
+        }),
     }
-    Ok(std::env::var("DASHSCOPE_API_KEY")
-        .ok()
-        .and_then(ApiKey::new))
-}
-
-/// Checks the flags that clap cannot.
-fn settings(args: &RunArgs) -> Result<Settings, StartError> {
-    if args.request_timeout.is_zero() {
-        return Err(StartError::Config(
-            "--request-timeout must be more than 0s".into(),
-        ));
-    }
-    if args.poll_interval.is_zero() {
-        return Err(StartError::Config(
-            "--poll-interval must be more than 0s".into(),
-        ));
-    }
-    if !(args.qps.is_finite() && args.qps > 0.0) {
-        return Err(StartError::Config("--qps must be a number above 0".into()));
-    }
-    if args.burst == 0 {
-        return Err(StartError::Config("--burst must be at least 1".into()));
-    }
-    if args.concurrency == 0 {
-        return Err(StartError::Config(
-            "--concurrency must be at least 1".into(),
-        ));
-    }
-    if args.backoff_base.is_zero() || args.backoff_max < args.backoff_base {
-        return Err(StartError::Config(
-            "--backoff-base must be more than 0s and at most --backoff-max".into(),
-        ));
-    }
-    Ok(Settings {
-        poll_interval: args.poll_interval,
-        resync_interval: args.resync_interval,
-        backoff: BackoffPolicy {
-            base: args.backoff_base,
-            cap: args.backoff_max,
-        },
-        default_api_key: default_api_key(args)?,
-        // A create slower than two request timeouts is assumed not to exist any more.
-        create_grace: args.request_timeout.saturating_mul(2),
-        poll_jitter: 0.1,
-        qps: args.qps,
-        burst: args.burst,
-    })
 }
 
 /// The /metrics, /healthz and /readyz endpoints.
@@ -158,41 +118,42 @@ pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 }
 
 /// Runs the controller with the kubeconfig or in-cluster config until SIGTERM or Ctrl-C.
-pub async fn run(args: RunArgs) -> Result<(), StartError> {
+pub async fn run(config: Config) -> Result<(), StartError> {
     let client = Client::try_default().await.map_err(StartError::Kube)?;
-    run_with_client(client, args, shutdown_signal()).await
+    run_with_client(client, config, shutdown_signal()).await
 }
 
 /// Runs the controller with `client` until `shutdown` resolves. `modelstudio-sandbox` calls this
 /// with the embedded API server's client.
 pub async fn run_with_client(
     client: Client,
-    args: RunArgs,
+    config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
-    let settings = settings(&args)?;
-    let jobs = HttpClient::new(HttpClientConfig {
-        endpoint: args.endpoint.clone(),
-        timeout: args.request_timeout,
-        // The replica's name tells Model Studio's logs (and the simulator) who called.
-        user_agent: match std::env::var("POD_NAME") {
-            Ok(pod) if !pod.is_empty() => {
-                format!("{MANAGER}/{} ({pod})", env!("CARGO_PKG_VERSION"))
-            }
-            _ => format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
-        },
+    config.check()?;
+    let http = HttpClient::new(HttpClientConfig {
+        endpoint: config.endpoint.clone(),
+        timeout: config.request_timeout,
+        user_agent: config.user_agent(),
     })
-    .map_err(StartError::Config)?;
+    .map_err(StartError::Endpoint)?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+    let api: Api<ModelImport> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    check_crd(&api, config.namespace.as_deref()).await?;
+
+    let metrics_addr = config.metrics_addr;
+    let listener = tokio::net::TcpListener::bind(metrics_addr)
         .await
         .map_err(|source| StartError::Metrics {
-            addr: args.metrics_addr,
+            addr: metrics_addr,
             source,
         })?;
-    info!(addr = %listener.local_addr().map_err(|source| StartError::Metrics { addr: args.metrics_addr, source })?, "serving /metrics, /healthz and /readyz");
+    info!(addr = %listener.local_addr().map_err(|source| StartError::Metrics { addr: metrics_addr, source })?, "serving /metrics, /healthz and /readyz");
     let router = health_router(metrics.clone(), ready.clone());
     let metrics_server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -200,17 +161,18 @@ pub async fn run_with_client(
         }
     });
 
-    let api: Api<ModelImport> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let ctx = Arc::new(Context::new(client, Arc::new(jobs), metrics, settings));
+    let jobs = layered(http, &config, metrics.clone());
     info!(
-        endpoint = %args.endpoint,
-        namespace = args.namespace.as_deref().unwrap_or("(all)"),
-        poll_interval = ?args.poll_interval,
+        endpoint = %config.endpoint,
+        namespace = config.namespace.as_deref().unwrap_or("(all)"),
+        poll_interval = ?config.poll_interval,
         "starting controller"
     );
+    let concurrency = config.concurrency;
+    let shutdown_timeout = config.shutdown_timeout;
+    let lease = config.leader_election.clone();
+    let instance = config.instance.clone();
+    let ctx = Arc::new(Context::new(client, jobs, metrics, config));
     // One shutdown signal, awaited in several places.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -224,27 +186,24 @@ pub async fn run_with_client(
         }
     };
 
-    let mut elector = args.leader_election.then(|| {
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let identity = std::env::var("POD_NAME")
-            .ok()
-            .filter(|name| !name.trim().is_empty())
-            .unwrap_or_else(|| format!("{MANAGER}-{}", uuid::Uuid::new_v4().simple()));
+    let mut elector = lease.map(|lease| {
+        let identity =
+            instance.unwrap_or_else(|| format!("{MANAGER}-{}", uuid::Uuid::new_v4().simple()));
         Elector::new(
             ctx.client.clone(),
-            &namespace,
-            &args.lease_name,
+            &lease.lease_namespace,
+            &lease.lease_name,
             &identity,
-            leader::Timing::default(),
+            lease.timing,
         )
     });
     if let Some(elector) = elector.as_mut() {
         // A healthy standby is ready: a rollout of two replicas must not wait for the lease.
         ready.store(true, Ordering::Relaxed);
-        info!(identity = elector.identity(), lease = %args.lease_name, "waiting to become the leader");
+        info!(
+            identity = elector.identity(),
+            "waiting to become the leader"
+        );
         tokio::select! {
             _ = elector.acquire() => {}
             _ = stopped() => return Ok(()),
@@ -252,7 +211,7 @@ pub async fn run_with_client(
     }
 
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(controller::Config::default().concurrency(args.concurrency));
+        .with_config(controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {
@@ -273,7 +232,7 @@ pub async fn run_with_client(
     // After the signal, in-flight reconciles get `shutdown_timeout` to finish.
     let deadline = async {
         stopped().await;
-        tokio::time::sleep(args.shutdown_timeout).await;
+        tokio::time::sleep(shutdown_timeout).await;
     };
     let lost_leadership = async {
         match elector.as_mut() {
@@ -284,7 +243,7 @@ pub async fn run_with_client(
     let outcome = tokio::select! {
         _ = running => Ok(()),
         _ = deadline => {
-            warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline; stopping them");
+            warn!(timeout = ?shutdown_timeout, "reconciles still running at the shutdown deadline; stopping them");
             Ok(())
         }
         _ = lost_leadership => Err(StartError::LostLeadership),
@@ -324,31 +283,6 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
-
-    fn run_args(extra: &[&str]) -> RunArgs {
-        let mut argv = vec!["modelstudio-controller", "run"];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Run(a) => a,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn durations_parse_and_bad_values_are_refused() {
-        let a = run_args(&["--poll-interval", "10s", "--resync-interval", "2m"]);
-        assert_eq!(a.poll_interval, std::time::Duration::from_secs(10));
-        assert_eq!(a.resync_interval, std::time::Duration::from_secs(120));
-        let e = Cli::try_parse_from(["x", "run", "--poll-interval", "ten"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("10s"), "{e}");
-        assert!(settings(&run_args(&["--poll-interval", "0s"])).is_err());
-        assert!(settings(&run_args(&["--concurrency", "0"])).is_err());
-        assert!(settings(&run_args(&["--backoff-base", "10m", "--backoff-max", "1m"])).is_err());
-    }
 
     #[tokio::test]
     async fn health_endpoints_and_metrics() {
@@ -372,25 +306,5 @@ mod tests {
         assert!(body.contains("modelstudio_status_writes_total 1"), "{body}");
         assert!(body.contains("# EOF"));
         server.abort();
-    }
-
-    #[test]
-    fn api_key_file_is_read_and_trimmed() {
-        let dir = std::env::temp_dir().join(format!("msc-key-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("key");
-        std::fs::write(&path, "sk-from-file\n").unwrap();
-        let a = run_args(&["--api-key-file", path.to_str().unwrap()]);
-        assert_eq!(
-            settings(&a).unwrap().default_api_key.unwrap().expose(),
-            "sk-from-file"
-        );
-        std::fs::write(&path, "\n").unwrap();
-        assert!(settings(&a).unwrap_err().to_string().contains("empty"));
-        let a = run_args(&["--api-key-file", dir.join("missing").to_str().unwrap()]);
-        assert!(settings(&a)
-            .unwrap_err()
-            .to_string()
-            .contains("could not read"));
     }
 }

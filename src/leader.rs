@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 /// server-side apply would have no compare-and-swap), named after the controller in managedFields.
 fn write_params() -> PostParams {
     PostParams {
-        field_manager: Some(crate::controller::MANAGER.into()),
+        field_manager: Some(crate::config::MANAGER.into()),
         ..Default::default()
     }
 }

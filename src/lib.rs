@@ -1,14 +1,14 @@
 #![forbid(unsafe_code)]
 //! modelstudio-controller: manages Alibaba Cloud Model Studio model imports from Kubernetes.
+//! The decisions live in `modelstudio-core`; this crate observes, acts and records.
 
 pub mod app;
 pub mod backoff;
 pub mod cli;
-pub mod controller;
-pub mod correlation;
+pub mod config;
 pub mod crd;
-pub mod decision;
+pub mod domain;
 pub mod leader;
 pub mod metrics;
 pub mod modelstudio;
-pub mod status;
+pub mod reconciler;

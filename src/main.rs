@@ -2,6 +2,7 @@
 use clap::Parser;
 use modelstudio_controller::app;
 use modelstudio_controller::cli::{Cli, Command};
+use modelstudio_controller::config::{Config, Environment};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -14,7 +15,11 @@ async fn main() -> ExitCode {
         }
         Command::Run(args) => {
             app::init_logging(args.log_format);
-            match app::run(args).await {
+            let result = match Config::from_args(&args, &Environment::from_process()) {
+                Ok(config) => app::run(config).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

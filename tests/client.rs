@@ -1,8 +1,8 @@
 //! The reqwest client against the simulator over real HTTP: every endpoint and every error.
 
 use modelstudio_controller::modelstudio::{
-    ApiError, ApiKey, CreateJob, HttpClient, HttpClientConfig, ImportJobs, ListQuery, RemoteStatus,
-    StorageInfo,
+    ApiError, ApiKey, HttpClient, HttpClientConfig, ImportJobs, JobState, ListQuery, NewJob,
+    Source, Storage, WeightType,
 };
 use modelstudio_simulator::{Faults, OutcomeRequest, RunningSimulator, SimulatorConfig};
 use std::time::{Duration, Instant};
@@ -35,49 +35,50 @@ fn key() -> ApiKey {
     ApiKey::new(KEY).unwrap()
 }
 
-fn request(object_key: &str) -> CreateJob {
-    CreateJob {
-        model_name: "qwen3-32b".into(),
+fn request(object_key: &str) -> NewJob {
+    NewJob {
+        base_model: "qwen3-32b".into(),
         display_name: Some("client-test".into()),
-        source: "oss".into(),
-        weight_type: "lora".into(),
-        storage_info: StorageInfo {
+        source: Source::Oss,
+        weight_type: WeightType::Lora,
+        storage: Storage {
             bucket_name: "bucket".into(),
             object_key: object_key.into(),
         },
     }
 }
 
-async fn wait_for(client: &HttpClient, job_id: &str, want: RemoteStatus) -> RemoteStatus {
+async fn wait_for(client: &HttpClient, job_id: &str, want: JobState) -> JobState {
     let deadline = Instant::now() + Duration::from_secs(10);
     for _ in 0..200 {
-        let s = client.get(&key(), job_id).await.unwrap().remote_status();
+        let s = client.get(&key(), job_id).await.unwrap().state;
         if s == want || Instant::now() > deadline {
             return s;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    client.get(&key(), job_id).await.unwrap().remote_status()
+    client.get(&key(), job_id).await.unwrap().state
 }
 
 #[tokio::test]
 async fn create_get_list_delete_lifecycle() {
     let (sim, client) = simulator(quick()).await;
     let job = client.create(&key(), &request("models/a/")).await.unwrap();
-    assert_eq!(job.remote_status(), RemoteStatus::Pending);
-    assert_eq!(job.weight_type.as_deref(), Some("lora"));
+    assert_eq!(job.state, JobState::Pending);
+    assert_eq!(job.display_name.as_deref(), Some("client-test"));
     let model_name = job.model_name.clone().unwrap();
     assert!(model_name.starts_with("qwen3-32b-offline-"), "{model_name}");
 
     // Deleting a job in progress is refused with OperationDenied.
-    let e = client.delete(&key(), &job.job_id).await.unwrap_err();
+    let e = client.delete(&key(), &job.id).await.unwrap_err();
     assert!(matches!(e, ApiError::OperationDenied(_)), "{e}");
 
-    let got = client.get(&key(), &job.job_id).await.unwrap();
-    assert!(got.weight_type.is_none(), "get leaves weight_type out");
+    let got = client.get(&key(), &job.id).await.unwrap();
+    assert_eq!(got.id, job.id);
+    assert_eq!(got.model_name, job.model_name);
     assert_eq!(
-        wait_for(&client, &job.job_id, RemoteStatus::Succeeded).await,
-        RemoteStatus::Succeeded
+        wait_for(&client, &job.id, JobState::Succeeded).await,
+        JobState::Succeeded
     );
 
     let page = client
@@ -91,12 +92,12 @@ async fn create_get_list_delete_lifecycle() {
         .await
         .unwrap();
     assert_eq!(page.total, 1);
-    assert_eq!(page.list[0].job_id, job.job_id);
+    assert_eq!(page.jobs[0].id, job.id);
     let page = client
         .list(
             &key(),
             &ListQuery {
-                status: Some("SUCCESSED".into()),
+                state: Some(JobState::Succeeded),
                 ..Default::default()
             },
         )
@@ -104,11 +105,11 @@ async fn create_get_list_delete_lifecycle() {
         .unwrap();
     assert_eq!(page.total, 1);
 
-    let deleted = client.delete(&key(), &job.job_id).await.unwrap();
-    assert_eq!(deleted.job_id, job.job_id);
-    let e = client.delete(&key(), &job.job_id).await.unwrap_err();
+    let deleted = client.delete(&key(), &job.id).await.unwrap();
+    assert_eq!(deleted.id, job.id);
+    let e = client.delete(&key(), &job.id).await.unwrap_err();
     assert!(matches!(e, ApiError::NotFound(_)), "{e}");
-    let e = client.get(&key(), &job.job_id).await.unwrap_err();
+    let e = client.get(&key(), &job.id).await.unwrap_err();
     assert!(matches!(e, ApiError::NotFound(_)), "{e}");
 
     let stats = sim.simulator.stats();
@@ -127,13 +128,13 @@ async fn failed_job_carries_its_reason() {
         .await
         .unwrap();
     assert_eq!(
-        wait_for(&client, &job.job_id, RemoteStatus::Failed).await,
-        RemoteStatus::Failed
+        wait_for(&client, &job.id, JobState::Failed).await,
+        JobState::Failed
     );
-    let got = client.get(&key(), &job.job_id).await.unwrap();
+    let got = client.get(&key(), &job.id).await.unwrap();
     assert!(got.error_code.unwrap().contains("OSS"));
     // A finished job, failed or not, can be deleted.
-    client.delete(&key(), &job.job_id).await.unwrap();
+    client.delete(&key(), &job.id).await.unwrap();
     sim.shutdown().await;
 }
 
@@ -161,7 +162,7 @@ async fn paging_walks_every_job() {
             .await
             .unwrap();
         assert_eq!(page.total, 25);
-        seen.extend(page.list.iter().map(|j| j.job_id.clone()));
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
         if !page.has_more() {
             break;
         }
@@ -190,8 +191,8 @@ async fn every_error_is_typed_and_keeps_the_request_id() {
     let e = client.create(&key(), &bad).await.unwrap_err();
     assert!(matches!(e, ApiError::InvalidParameter(_)), "{e}");
     assert!(e.request_id().is_some());
-    bad.storage_info.object_key = "models/a/".into();
-    bad.model_name = "not-a-base-model".into();
+    bad.storage.object_key = "models/a/".into();
+    bad.base_model = "not-a-base-model".into();
     let e = client.create(&key(), &bad).await.unwrap_err();
     assert!(matches!(e, ApiError::NotFound(_)), "{e}");
 
@@ -282,7 +283,7 @@ async fn success_spelled_succeeded_is_success() {
     let job = client.create(&key(), &request("models/x/")).await.unwrap();
     sim.simulator
         .set_outcome(
-            &job.job_id,
+            &job.id,
             OutcomeRequest {
                 status: None,
                 error_code: None,
@@ -290,8 +291,8 @@ async fn success_spelled_succeeded_is_success() {
             },
         )
         .unwrap();
-    let got = client.get(&key(), &job.job_id).await.unwrap();
-    assert_eq!(got.status, "SUCCEEDED");
-    assert_eq!(got.remote_status(), RemoteStatus::Succeeded);
+    let got = client.get(&key(), &job.id).await.unwrap();
+    assert_eq!(got.status_text, "SUCCEEDED");
+    assert_eq!(got.state, JobState::Succeeded);
     sim.shutdown().await;
 }

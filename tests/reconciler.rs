@@ -10,10 +10,13 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use modelstudio_controller::backoff::BackoffPolicy;
-use modelstudio_controller::controller::{reconcile, Context, Settings};
+use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::{DeletionPolicy, ModelImport, Phase, FINALIZER};
 use modelstudio_controller::metrics::Metrics;
-use modelstudio_controller::modelstudio::{ApiKey, HttpClient, HttpClientConfig, ImportJobs};
+use modelstudio_controller::modelstudio::{
+    ApiKey, HttpClient, HttpClientConfig, ImportJobs, Job, NewJob, Source, Storage, WeightType,
+};
+use modelstudio_controller::reconciler::{layered, reconcile, Context};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -169,7 +172,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(settings: Settings) -> Harness {
+    async fn new(config: Config) -> Harness {
         Self::with_simulator(
             SimulatorConfig {
                 pending_duration: Duration::from_millis(150),
@@ -177,13 +180,13 @@ impl Harness {
                 api_keys: vec![KEY.into()],
                 ..Default::default()
             },
-            settings,
+            config,
         )
         .await
     }
 
-    async fn with_simulator(config: SimulatorConfig, settings: Settings) -> Harness {
-        let sim = RunningSimulator::start(config).await.unwrap();
+    async fn with_simulator(sim_config: SimulatorConfig, config: Config) -> Harness {
+        let sim = RunningSimulator::start(sim_config).await.unwrap();
         let jobs = HttpClient::new(HttpClientConfig {
             endpoint: sim.base_url(),
             timeout: Duration::from_secs(5),
@@ -214,12 +217,13 @@ impl Harness {
             }
         });
         let client = Client::new(service, NS);
-        let ctx = Arc::new(Context::new(
-            client,
-            Arc::new(jobs.clone()),
-            Arc::new(Metrics::default()),
-            settings,
-        ));
+        let metrics = Arc::new(Metrics::default());
+        let config = Config {
+            endpoint: sim.base_url(),
+            ..config
+        };
+        let layered_jobs = layered(jobs.clone(), &config, metrics.clone());
+        let ctx = Arc::new(Context::new(client, layered_jobs, metrics, config));
         Harness {
             sim,
             ctx,
@@ -229,7 +233,7 @@ impl Harness {
     }
 
     /// Makes a job in the simulator as this resource's create would have (its display name).
-    async fn job_with_our_token(&self) -> modelstudio_controller::modelstudio::ImportJob {
+    async fn job_with_our_token(&self) -> Job {
         self.jobs
             .create(
                 &ApiKey::new(KEY).unwrap(),
@@ -343,8 +347,8 @@ fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
-fn fast_settings() -> Settings {
-    Settings {
+fn fast_settings() -> Config {
+    Config {
         poll_interval: Duration::from_millis(100),
         resync_interval: Duration::from_secs(600),
         backoff: BackoffPolicy {
@@ -356,6 +360,8 @@ fn fast_settings() -> Settings {
         poll_jitter: 0.0,
         qps: 1000.0,
         burst: 100,
+        // The harness points it at its simulator.
+        ..Config::new("http://127.0.0.1:1")
     }
 }
 
@@ -575,12 +581,12 @@ async fn adopts_an_existing_job_and_stalls_on_a_missing_one() {
         .jobs
         .create(
             &ApiKey::new(KEY).unwrap(),
-            &modelstudio_controller::modelstudio::CreateJob {
-                model_name: "qwen3-8b".into(),
+            &NewJob {
+                base_model: "qwen3-8b".into(),
                 display_name: None,
-                source: "oss".into(),
-                weight_type: "lora".into(),
-                storage_info: modelstudio_controller::modelstudio::StorageInfo {
+                source: Source::Oss,
+                weight_type: WeightType::Lora,
+                storage: Storage {
                     bucket_name: "bucket".into(),
                     object_key: "models/existing/".into(),
                 },
@@ -589,7 +595,7 @@ async fn adopts_an_existing_job_and_stalls_on_a_missing_one() {
         .await
         .unwrap();
     let mut m = manifest("models/existing/", "Delete");
-    m["spec"]["jobId"] = json!(existing.job_id);
+    m["spec"]["jobId"] = json!(existing.id);
     h.put(m);
     h.until("Ready", |h| {
         h.condition("Ready").is_some_and(|c| c.0 == "True")
@@ -597,7 +603,7 @@ async fn adopts_an_existing_job_and_stalls_on_a_missing_one() {
     .await;
     assert_eq!(
         h.object().unwrap().status.unwrap().job_id.as_deref(),
-        Some(existing.job_id.as_str())
+        Some(existing.id.as_str())
     );
     assert_eq!(
         h.sim.simulator.stats().create.total,
@@ -734,7 +740,7 @@ async fn default_key_is_used_without_a_secret_ref() {
 }
 
 fn expected_display_name() -> String {
-    modelstudio_controller::correlation::display_name(NAME, "uid-1")
+    modelstudio_core::correlation::display_name(NAME, "uid-1")
 }
 
 /// The resource as a controller killed after recording its create intent leaves it.
@@ -745,13 +751,13 @@ fn after_intent() -> Value {
     m
 }
 
-fn create_request(display_name: &str) -> modelstudio_controller::modelstudio::CreateJob {
-    modelstudio_controller::modelstudio::CreateJob {
-        model_name: "qwen3-32b".into(),
+fn create_request(display_name: &str) -> NewJob {
+    NewJob {
+        base_model: "qwen3-32b".into(),
         display_name: Some(display_name.into()),
-        source: "oss".into(),
-        weight_type: "lora".into(),
-        storage_info: modelstudio_controller::modelstudio::StorageInfo {
+        source: Source::Oss,
+        weight_type: WeightType::Lora,
+        storage: Storage {
             bucket_name: "bucket".into(),
             object_key: "models/a/".into(),
         },
@@ -813,7 +819,7 @@ async fn restart_between_create_and_record_adopts_the_job() {
     h.put(after_intent());
     h.step().await;
     let status = h.object().unwrap().status.unwrap();
-    assert_eq!(status.job_id.as_deref(), Some(job.job_id.as_str()));
+    assert_eq!(status.job_id.as_deref(), Some(job.id.as_str()));
     assert_eq!(h.sim.simulator.stats().create.total, 1, "no second create");
 }
 
@@ -842,7 +848,7 @@ async fn two_jobs_with_our_token_stall_as_ambiguous() {
         ("True", "CreateAmbiguous")
     );
     assert!(
-        message.contains(&a.job_id) && message.contains(&b.job_id),
+        message.contains(&a.id) && message.contains(&b.id),
         "{message}"
     );
     assert!(message.contains("spec.jobId"));
@@ -854,13 +860,13 @@ async fn two_jobs_with_our_token_stall_as_ambiguous() {
 
     // A person picks one with spec.jobId: a new generation adopts it.
     h.edit(|o| {
-        o["spec"]["jobId"] = json!(a.job_id);
+        o["spec"]["jobId"] = json!(a.id);
         o["metadata"]["generation"] = json!(2);
     });
     h.step().await;
     assert_eq!(
         h.object().unwrap().status.unwrap().job_id.as_deref(),
-        Some(a.job_id.as_str())
+        Some(a.id.as_str())
     );
 }
 
@@ -872,7 +878,7 @@ async fn deleting_with_an_unrecorded_job_deletes_it_instead_of_leaking_it() {
     h.sim
         .simulator
         .set_outcome(
-            &job.job_id,
+            &job.id,
             OutcomeRequest {
                 status: None,
                 error_code: None,
@@ -937,12 +943,12 @@ async fn a_slow_create_is_waited_for_before_creating_again() {
     h.step().await;
     assert_eq!(
         h.object().unwrap().status.unwrap().job_id.as_deref(),
-        Some(job.job_id.as_str())
+        Some(job.id.as_str())
     );
     assert_eq!(h.sim.simulator.stats().create.total, 1);
 
     // Without a job even after the grace period, the create is sent once more.
-    let h = Harness::new(Settings {
+    let h = Harness::new(Config {
         create_grace: Duration::from_millis(300),
         ..fast_settings()
     })
@@ -1011,7 +1017,7 @@ async fn a_finished_job_stays_ready_when_a_resync_fails() {
 
 #[tokio::test]
 async fn a_just_created_job_that_cannot_be_read_yet_is_not_stalled() {
-    let h = Harness::new(Settings {
+    let h = Harness::new(Config {
         create_grace: Duration::from_secs(30),
         ..fast_settings()
     })

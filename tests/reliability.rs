@@ -14,8 +14,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
-use modelstudio_controller::correlation;
 use modelstudio_controller::crd::ModelImport;
+use modelstudio_core::correlation;
 use modelstudio_simulator::{Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
     api_key_secret, install_crd, Cluster, ControllerCommand, Flavor, ImportBuilder, Proc,

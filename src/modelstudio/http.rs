@@ -1,8 +1,11 @@
-//! The reqwest (rustls) implementation of [`ImportJobs`].
+//! The reqwest (rustls) implementation of [`ImportJobs`]: the one real implementation.
 
 use super::error::{classify, error_code_in_success, excerpt};
-use super::{ApiError, ApiKey, CreateJob, ImportJob, ImportJobs, JobPage, ListQuery};
+use super::wire::{state_filter, CreateBody, JobBody, PageBody};
 use async_trait::async_trait;
+use modelstudio_core::remote::{
+    ApiError, ApiKey, ImportJobs, Job, JobPage, ListQuery, NewJob, RemoteError,
+};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -99,7 +102,7 @@ impl HttpClient {
         let mut headers = HeaderMap::new();
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-                ApiError::InvalidApiKey(super::RemoteError {
+                ApiError::InvalidApiKey(RemoteError {
                     code: "InvalidApiKey".into(),
                     message: "the API key contains characters that cannot be sent in a header"
                         .into(),
@@ -118,7 +121,7 @@ impl HttpClient {
         key: &ApiKey,
         method: Method,
         url: Url,
-        body: Option<&CreateJob>,
+        body: Option<&CreateBody>,
     ) -> Result<T, ApiError> {
         let mut request = self.http.request(method, url).headers(Self::headers(key)?);
         if let Some(body) = body {
@@ -160,16 +163,35 @@ impl HttpClient {
         if e.is_timeout() {
             ApiError::Timeout(self.timeout)
         } else if e.is_connect() {
-            ApiError::Connect(e)
+            ApiError::Connect(Box::new(e))
         } else {
-            ApiError::Transport(e)
+            ApiError::Transport(Box::new(e))
         }
     }
 }
 
-/// Turns an answer into the `output` it carries or the error it reports. Pure, so that any bytes a
-/// server may send are tested (and fuzzed) without a server; it never panics.
-pub fn decode_response<T: DeserializeOwned>(
+/// Turns an answer to a create, get or delete into the job it carries or the error it reports.
+/// Pure, so that any bytes a server may send are tested (and fuzzed) without a server; it never
+/// panics.
+pub fn decode_job(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<Job, ApiError> {
+    decode_response::<JobBody>(status, retry_after, bytes).map(Job::from)
+}
+
+/// Turns an answer to a listing into the page it carries or the error it reports; never panics.
+pub fn decode_page(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<JobPage, ApiError> {
+    decode_response::<PageBody>(status, retry_after, bytes).map(JobPage::from)
+}
+
+/// Turns an answer into the `output` it carries or the error it reports.
+fn decode_response<T: DeserializeOwned>(
     status: u16,
     retry_after: Option<Duration>,
     bytes: &[u8],
@@ -192,14 +214,17 @@ pub fn decode_response<T: DeserializeOwned>(
 
 #[async_trait]
 impl ImportJobs for HttpClient {
-    async fn create(&self, key: &ApiKey, job: &CreateJob) -> Result<ImportJob, ApiError> {
-        self.send(key, Method::POST, self.url(None), Some(job))
+    async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
+        let body = CreateBody::from(job);
+        self.send::<JobBody>(key, Method::POST, self.url(None), Some(&body))
             .await
+            .map(Job::from)
     }
 
-    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<ImportJob, ApiError> {
-        self.send(key, Method::GET, self.url(Some(job_id)), None)
+    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
+        self.send::<JobBody>(key, Method::GET, self.url(Some(job_id)), None)
             .await
+            .map(Job::from)
     }
 
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
@@ -212,7 +237,12 @@ impl ImportJobs for HttpClient {
             if let Some(n) = query.page_size {
                 pairs.append_pair("page_size", &n.to_string());
             }
-            if let Some(s) = query.status.as_deref().filter(|s| !s.is_empty()) {
+            if let Some(s) = query
+                .state
+                .as_ref()
+                .map(state_filter)
+                .filter(|s| !s.is_empty())
+            {
                 pairs.append_pair("status", s);
             }
             if let Some(m) = query.model_name.as_deref().filter(|s| !s.is_empty()) {
@@ -222,12 +252,15 @@ impl ImportJobs for HttpClient {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        self.send(key, Method::GET, url, None).await
+        self.send::<PageBody>(key, Method::GET, url, None)
+            .await
+            .map(JobPage::from)
     }
 
-    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<ImportJob, ApiError> {
-        self.send(key, Method::DELETE, self.url(Some(job_id)), None)
+    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
+        self.send::<JobBody>(key, Method::DELETE, self.url(Some(job_id)), None)
             .await
+            .map(Job::from)
     }
 }
 
@@ -263,7 +296,7 @@ mod tests {
         let body =
             br#"{"code":"InvalidApiKey","message":"Invalid API-key provided: Bearer sk-canary-1"}"#;
         let clean = redact(body, "sk-canary-1");
-        let e = decode_response::<ImportJob>(401, None, &clean).unwrap_err();
+        let e = decode_job(401, None, &clean).unwrap_err();
         assert!(!format!("{e} {e:?}").contains("sk-canary-1"));
         assert!(e.to_string().contains("<redacted>"));
         // Even past the 200-character excerpt of a gateway page.
@@ -271,8 +304,7 @@ mod tests {
             "<html>{}Authorization: Bearer sk-canary-1</html>",
             "x".repeat(165)
         );
-        let e = decode_response::<ImportJob>(502, None, &redact(page.as_bytes(), "sk-canary-1"))
-            .unwrap_err();
+        let e = decode_job(502, None, &redact(page.as_bytes(), "sk-canary-1")).unwrap_err();
         assert!(!e.to_string().contains("sk-cana"), "{e}");
         assert_eq!(redact(b"abc", ""), b"abc");
     }

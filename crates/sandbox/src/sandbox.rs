@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::Scope;
 use kube::{Client, ResourceExt};
 use modelstudio_controller::app;
-use modelstudio_controller::cli::{Cli, Command, RunArgs};
+use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::{Simulator, SimulatorConfig};
 use sandbox_apiserver::RunningApiServer;
@@ -610,31 +610,13 @@ fn concrete_addr(addr: SocketAddr) -> Result<SocketAddr, SandboxError> {
         .map_err(|source| SandboxError::FreePort { addr, source })
 }
 
-/// The controller's arguments: its defaults (and `MODELSTUDIO_*` variables) with the sandbox's
-/// endpoint, poll interval and metrics address.
-fn controller_args(
-    endpoint: &str,
-    poll_interval: Duration,
-    metrics_addr: SocketAddr,
-) -> Result<RunArgs, SandboxError> {
-    let poll = format!("{}ms", poll_interval.as_millis().max(1));
-    let argv = [
-        "modelstudio-controller".to_string(),
-        "run".into(),
-        "--endpoint".into(),
-        endpoint.into(),
-        "--poll-interval".into(),
-        poll,
-        "--metrics-addr".into(),
-        metrics_addr.to_string(),
-    ];
-    use clap::Parser;
-    match Cli::try_parse_from(argv) {
-        Ok(Cli {
-            command: Command::Run(args),
-        }) => Ok(args),
-        Ok(_) => Err(app::StartError::Config("unexpected subcommand".into()).into()),
-        Err(e) => Err(app::StartError::Config(e.to_string()).into()),
+/// The controller's settings: its defaults with the sandbox's endpoint, poll interval and
+/// metrics address.
+fn controller_config(endpoint: &str, poll_interval: Duration, metrics_addr: SocketAddr) -> Config {
+    Config {
+        poll_interval,
+        metrics_addr,
+        ..Config::new(endpoint)
     }
 }
 
@@ -731,9 +713,9 @@ async fn run_sandbox(
         _ = stopped(stop.clone()) => return Ok(()),
     };
     info!("CRD installed");
-    let run_args = controller_args(&ends.simulator, args.poll_interval, ends.metrics)?;
+    let config = controller_config(&ends.simulator, args.poll_interval, ends.metrics);
     let (stop_controller, controller_stop) = oneshot::channel::<()>();
-    let mut controller = tokio::spawn(app::run_with_client(client.clone(), run_args, async move {
+    let mut controller = tokio::spawn(app::run_with_client(client.clone(), config, async move {
         let _ = controller_stop.await;
     }));
     let banner = ends.banner(args.apply_examples);
@@ -924,13 +906,13 @@ mod tests {
     }
 
     #[test]
-    fn controller_args_use_the_sandbox_settings() {
-        let a = controller_args(
+    fn controller_config_uses_the_sandbox_settings() {
+        let a = controller_config(
             "http://127.0.0.1:1",
             Duration::from_secs(2),
             "127.0.0.1:9".parse().unwrap(),
-        )
-        .unwrap();
+        );
+        a.check().unwrap();
         assert_eq!(a.endpoint, "http://127.0.0.1:1");
         assert_eq!(a.poll_interval, Duration::from_secs(2));
         assert_eq!(a.metrics_addr.port(), 9);

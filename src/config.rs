@@ -1,0 +1,315 @@
+//! The controller's settings, typed and checked once. The command line (and its environment
+//! variables) is one way to build a [`Config`]; the sandbox, the benchmark and the tests build one
+//! directly. The process environment that is not a flag (`POD_NAME`, `DASHSCOPE_API_KEY`) is read
+//! in one place, [`Environment::from_process`].
+
+use crate::backoff::BackoffPolicy;
+use crate::cli::{LogFormat, RunArgs};
+use crate::leader;
+use modelstudio_core::remote::ApiKey;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The name this controller writes with and reports events as.
+pub const MANAGER: &str = "modelstudio-controller";
+
+/// Why the settings cannot be used; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{flag} must be more than 0s")]
+    ZeroDuration { flag: &'static str },
+    #[error("--qps must be a number above 0")]
+    Qps,
+    #[error("{flag} must be at least 1")]
+    ZeroCount { flag: &'static str },
+    #[error("--backoff-base must be more than 0s and at most --backoff-max")]
+    Backoff,
+    #[error("could not read the API key file {path}: {source}")]
+    ApiKeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API key file {path} is empty")]
+    EmptyApiKeyFile { path: String },
+}
+
+/// What the process environment says beyond the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// The pod's name (the downward API's `POD_NAME`): the replica's identity in events, in the
+    /// leader Lease and in the User-Agent.
+    pub pod_name: Option<String>,
+    /// `DASHSCOPE_API_KEY`: the default key when no `--api-key-file` is given.
+    pub default_api_key: Option<ApiKey>,
+}
+
+impl Environment {
+    /// Reads `POD_NAME` and `DASHSCOPE_API_KEY`; the only place the controller reads the
+    /// environment outside its flags.
+    pub fn from_process() -> Self {
+        Environment {
+            pod_name: std::env::var("POD_NAME")
+                .ok()
+                .filter(|name| !name.trim().is_empty()),
+            default_api_key: std::env::var("DASHSCOPE_API_KEY")
+                .ok()
+                .and_then(ApiKey::new),
+        }
+    }
+}
+
+/// Leader election through a Lease.
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub timing: leader::Timing,
+}
+
+/// Everything the controller runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Model Studio base URL (or a simulator's).
+    pub endpoint: String,
+    /// Watch only this namespace (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// How many ModelImports are reconciled at once.
+    pub concurrency: u16,
+    /// How often a job in progress (or a blocked deletion) is looked at.
+    pub poll_interval: Duration,
+    /// How often a finished job is checked again; zero turns it off.
+    pub resync_interval: Duration,
+    /// Spread of poll and resync delays, as a fraction (0.1: ±10%), so that jobs created together
+    /// are not polled in lockstep.
+    pub poll_jitter: f64,
+    /// Time allowed for one request to Model Studio.
+    pub request_timeout: Duration,
+    /// How long after a create whose answer was lost a listing without the job is trusted to
+    /// mean "not created" (a slow create may not be listed at once).
+    pub create_grace: Duration,
+    /// Backoff after failures.
+    pub backoff: BackoffPolicy,
+    /// Steady requests per second to Model Studio, for the whole controller.
+    pub qps: f64,
+    /// Requests that may go at once above the steady rate.
+    pub burst: u32,
+    /// The key used when a resource names no Secret.
+    pub default_api_key: Option<ApiKey>,
+    /// Address of /metrics, /healthz and /readyz.
+    pub metrics_addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// `None`: this replica reconciles without a Lease.
+    pub leader_election: Option<LeaderElection>,
+    /// After the shutdown signal, how long reconciles under way may take to finish.
+    pub shutdown_timeout: Duration,
+    /// This replica's name (the pod's), when it has one.
+    pub instance: Option<String>,
+}
+
+impl Config {
+    /// The defaults of the command line, against `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Config {
+        let request_timeout = Duration::from_secs(30);
+        Config {
+            endpoint: endpoint.into(),
+            namespace: None,
+            concurrency: 8,
+            poll_interval: Duration::from_secs(30),
+            resync_interval: Duration::from_secs(1800),
+            poll_jitter: 0.1,
+            request_timeout,
+            create_grace: create_grace(request_timeout),
+            backoff: BackoffPolicy::default(),
+            qps: 5.0,
+            burst: 10,
+            default_api_key: None,
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            log_format: LogFormat::Text,
+            leader_election: None,
+            shutdown_timeout: Duration::from_secs(20),
+            instance: None,
+        }
+    }
+
+    /// The settings of `modelstudio-controller run`, checked.
+    pub fn from_args(args: &RunArgs, env: &Environment) -> Result<Config, ConfigError> {
+        let default_api_key = match &args.api_key_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Some(
+                    ApiKey::new(text).ok_or_else(|| ConfigError::EmptyApiKeyFile {
+                        path: path.display().to_string(),
+                    })?,
+                )
+            }
+            None => env.default_api_key.clone(),
+        };
+        let config = Config {
+            endpoint: args.endpoint.clone(),
+            namespace: args.namespace.clone(),
+            concurrency: args.concurrency,
+            poll_interval: args.poll_interval,
+            resync_interval: args.resync_interval,
+            poll_jitter: 0.1,
+            request_timeout: args.request_timeout,
+            create_grace: create_grace(args.request_timeout),
+            backoff: BackoffPolicy {
+                base: args.backoff_base,
+                cap: args.backoff_max,
+            },
+            qps: args.qps,
+            burst: args.burst,
+            default_api_key,
+            metrics_addr: args.metrics_addr,
+            log_format: args.log_format,
+            leader_election: args.leader_election.then(|| LeaderElection {
+                lease_name: args.lease_name.clone(),
+                lease_namespace: args
+                    .lease_namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+                timing: leader::Timing::default(),
+            }),
+            shutdown_timeout: args.shutdown_timeout,
+            instance: env.pod_name.clone(),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses settings the controller cannot run with.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--request-timeout",
+            });
+        }
+        if self.poll_interval.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--poll-interval",
+            });
+        }
+        if !(self.qps.is_finite() && self.qps > 0.0) {
+            return Err(ConfigError::Qps);
+        }
+        if self.burst == 0 {
+            return Err(ConfigError::ZeroCount { flag: "--burst" });
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::ZeroCount {
+                flag: "--concurrency",
+            });
+        }
+        if self.backoff.base.is_zero() || self.backoff.cap < self.backoff.base {
+            return Err(ConfigError::Backoff);
+        }
+        Ok(())
+    }
+
+    /// The User-Agent sent to Model Studio: the replica's name tells its logs (and the
+    /// simulator) who called.
+    pub fn user_agent(&self) -> String {
+        match &self.instance {
+            Some(pod) => format!("{MANAGER}/{} ({pod})", env!("CARGO_PKG_VERSION")),
+            None => format!("{MANAGER}/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// A create slower than two request timeouts is assumed not to exist any more.
+fn create_grace(request_timeout: Duration) -> Duration {
+    request_timeout.saturating_mul(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["modelstudio-controller", "run"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn config(extra: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(&run_args(extra), &Environment::default())
+    }
+
+    #[test]
+    fn durations_parse_and_bad_values_are_refused() {
+        let c = config(&["--poll-interval", "10s", "--resync-interval", "2m"]).unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.resync_interval, Duration::from_secs(120));
+        let e = Cli::try_parse_from(["x", "run", "--poll-interval", "ten"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10s"), "{e}");
+        let e = config(&["--poll-interval", "0s"]).unwrap_err().to_string();
+        assert_eq!(e, "--poll-interval must be more than 0s");
+        let e = config(&["--concurrency", "0"]).unwrap_err().to_string();
+        assert_eq!(e, "--concurrency must be at least 1");
+        assert!(matches!(
+            config(&["--backoff-base", "10m", "--backoff-max", "1m"]),
+            Err(ConfigError::Backoff)
+        ));
+        assert!(matches!(config(&["--qps", "0"]), Err(ConfigError::Qps)));
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_the_typed_defaults() {
+        let from_args = config(&[]).unwrap();
+        let typed = Config::new("https://dashscope-intl.aliyuncs.com");
+        assert_eq!(format!("{from_args:?}"), format!("{typed:?}"));
+        typed.check().unwrap();
+    }
+
+    #[test]
+    fn the_environment_gives_the_instance_and_the_default_key() {
+        let env = Environment {
+            pod_name: Some("controller-0".into()),
+            default_api_key: ApiKey::new("sk-from-env"),
+        };
+        let c = Config::from_args(&run_args(&["--leader-election"]), &env).unwrap();
+        assert_eq!(c.default_api_key.as_ref().unwrap().expose(), "sk-from-env");
+        assert!(
+            c.user_agent().ends_with("(controller-0)"),
+            "{}",
+            c.user_agent()
+        );
+        let lease = c.leader_election.unwrap();
+        assert_eq!(lease.lease_namespace, "default");
+        assert_eq!(lease.lease_name, "modelstudio-controller");
+    }
+
+    #[test]
+    fn api_key_file_is_read_and_trimmed_and_wins_over_the_environment() {
+        let dir = std::env::temp_dir().join(format!("msc-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "sk-from-file\n").unwrap();
+        let env = Environment {
+            pod_name: None,
+            default_api_key: ApiKey::new("sk-from-env"),
+        };
+        let a = run_args(&["--api-key-file", path.to_str().unwrap()]);
+        let key = Config::from_args(&a, &env).unwrap().default_api_key;
+        assert_eq!(key.unwrap().expose(), "sk-from-file");
+        std::fs::write(&path, "\n").unwrap();
+        let e = Config::from_args(&a, &env).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        let a = run_args(&["--api-key-file", dir.join("missing").to_str().unwrap()]);
+        let e = Config::from_args(&a, &env).unwrap_err().to_string();
+        assert!(e.contains("could not read"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,82 @@
+//! What every reconcile shares: the clients, the event recorder, the metrics, the settings, and
+//! the bookkeeping between reconciles (failure counts for backoff, when each job was last read).
+
+use crate::backoff::FailureCounts;
+use crate::config::{Config, MANAGER};
+use crate::metrics::Metrics;
+use crate::modelstudio::{Metered, RateLimited};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use modelstudio_core::remote::ImportJobs;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Context {
+    pub client: Client,
+    /// The import API, with its layers.
+    pub jobs: Arc<dyn ImportJobs>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    pub failures: FailureCounts,
+    /// When each resource's job was last read successfully (or created).
+    last_read: Mutex<HashMap<String, Instant>>,
+}
+
+/// `jobs` behind the layers every controller call goes through: the account's rate limit (one
+/// token bucket for the whole controller), then the metrics of each call.
+pub fn layered(
+    jobs: impl ImportJobs + 'static,
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Arc<dyn ImportJobs> {
+    Arc::new(RateLimited::new(
+        Metered::new(jobs, metrics.clone()),
+        config.qps,
+        config.burst,
+        metrics,
+    ))
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        jobs: Arc<dyn ImportJobs>,
+        metrics: Arc<Metrics>,
+        config: Config,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: config.instance.clone(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            jobs,
+            metrics,
+            config,
+            failures: FailureCounts::default(),
+            last_read: Mutex::default(),
+        }
+    }
+
+    /// Notes that the job of `key` was just read (or created).
+    pub(super) fn mark_read(&self, key: &str) {
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(key.to_string(), Instant::now());
+    }
+
+    /// How long ago the job of `key` was last read.
+    pub(super) fn since_read(&self, key: &str) -> Option<Duration> {
+        let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(key).map(Instant::elapsed)
+    }
+
+    /// Forgets a released resource.
+    pub(super) fn forget(&self, key: &str) {
+        self.failures.succeeded(key);
+        let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.remove(key);
+    }
+}

@@ -1,0 +1,82 @@
+//! Observe: the resource as cached, then each input the core names ([`Need`]), read once.
+
+use super::context::Context;
+use super::Error;
+use crate::crd::ModelImport;
+use crate::domain;
+use kube::api::Api;
+use kube::ResourceExt;
+use modelstudio_core::remote::ApiKey;
+use modelstudio_core::step::{Need, Observation, Seen, Timing};
+
+/// One reconcile's IO: the object as last read or written, and what was learnt on the way.
+pub(super) struct Io<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) api: Api<ModelImport>,
+    /// The object as last read (the cache's copy, or a fresh one) with the status last written.
+    pub(super) obj: ModelImport,
+    /// The resource's identity for the bookkeeping (its UID).
+    pub(super) key: String,
+    /// The key the credentials step chose.
+    pub(super) api_key: Option<ApiKey>,
+    /// The plan carried out, for metric labels.
+    pub(super) plan: &'static str,
+}
+
+impl<'a> Io<'a> {
+    pub(super) fn new(ctx: &'a Context, obj: &ModelImport) -> Self {
+        let namespace = obj.namespace().unwrap_or_default();
+        Io {
+            ctx,
+            api: Api::namespaced(ctx.client.clone(), &namespace),
+            obj: obj.clone(),
+            key: domain::key(obj),
+            api_key: None,
+            plan: "observe",
+        }
+    }
+
+    pub(super) fn name(&self) -> String {
+        self.obj.name_any()
+    }
+
+    /// The observation of the cached copy, before any input is read.
+    pub(super) fn observation(&mut self) -> Observation {
+        let config = &self.ctx.config;
+        let timing = Timing {
+            poll_interval: config.poll_interval,
+            create_grace: config.create_grace,
+        };
+        let obs = Observation::new(
+            jiff::Timestamp::now(),
+            timing,
+            domain::resource(&self.obj),
+            self.ctx.since_read(&self.key),
+        );
+        self.plan = obs.plan().name();
+        obs
+    }
+
+    /// Reads one input into the observation.
+    pub(super) async fn observe(&mut self, obs: &mut Observation, need: Need) -> Result<(), Error> {
+        match need {
+            Need::FreshCopy => {
+                // Never act on a copy older than our own last write: read past the cache.
+                let fresh = self
+                    .api
+                    .get_status(&self.name())
+                    .await
+                    .map_err(Error::ReadResource)?;
+                obs.fresh = Some(domain::resource(&fresh));
+                self.obj = fresh;
+            }
+            Need::Credentials => {
+                let deleting = obs.resource().deleting;
+                obs.credentials = Some(self.credentials(deleting).await?);
+            }
+            Need::Job(job_id) => obs.seen = Some(Seen::Job(self.poll(&job_id).await)),
+            Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
+        }
+        Ok(())
+    }
+}

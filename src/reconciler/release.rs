@@ -1,0 +1,34 @@
+//! Release: remove the finalizer once the job is deleted, orphaned or was never made, and forget
+//! the resource's bookkeeping.
+
+use super::finalizer::{json_patch, params};
+use super::observe::Io;
+use super::Error;
+use crate::crd::FINALIZER;
+use kube::ResourceExt;
+use serde_json::json;
+use tracing::info;
+
+impl Io<'_> {
+    pub(super) async fn release(&self) -> Result<(), Error> {
+        let Some(index) = self.obj.finalizers().iter().position(|f| f == FINALIZER) else {
+            return Ok(());
+        };
+        let path = format!("/metadata/finalizers/{index}");
+        let patch = json_patch(json!([
+            {"op": "test", "path": path, "value": FINALIZER},
+            {"op": "remove", "path": path},
+        ]))
+        .map_err(|e| Error::RemoveFinalizer(kube::Error::SerdeError(e)))?;
+        match self.api.patch(&self.name(), &params(), &patch).await {
+            Ok(_) => {
+                self.ctx.forget(&self.key);
+                info!(name = %self.name(), "released");
+                Ok(())
+            }
+            // Already gone: nothing left to release.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::RemoveFinalizer(e)),
+        }
+    }
+}

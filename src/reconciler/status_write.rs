@@ -1,0 +1,108 @@
+//! Record: fold the core's update into the status (the core builds it) and write it when it
+//! changed, by server-side apply as [`MANAGER`].
+
+use super::finalizer::params;
+use super::observe::Io;
+use super::Error;
+use crate::config::MANAGER;
+use crate::crd::{ModelImport, ModelImportStatus};
+use crate::domain;
+use kube::api::{Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use modelstudio_core::status::{next_status, Update};
+use modelstudio_core::step::Observation;
+use serde_json::json;
+use std::collections::HashSet;
+
+impl Io<'_> {
+    /// Writes the status the update leads to, if it differs from the current one, and keeps the
+    /// observation in step with what was written.
+    pub(super) async fn record(
+        &mut self,
+        obs: &mut Observation,
+        update: Option<&Update>,
+    ) -> Result<(), Error> {
+        let Some(update) = update else {
+            return Ok(());
+        };
+        let resource = obs.resource();
+        let next = next_status(
+            &resource.status,
+            update,
+            resource.generation,
+            jiff::Timestamp::now(),
+        );
+        if next == resource.status {
+            return Ok(());
+        }
+        self.write_status(&domain::model_import_status(&next))
+            .await?;
+        let mut written = obs.resource().clone();
+        written.status = next;
+        obs.fresh = Some(written);
+        Ok(())
+    }
+
+    /// Server-side apply of the whole status as [`MANAGER`]: the API server then removes the
+    /// fields this manager applied before and leaves out now, and keeps field ownership, so
+    /// another writer of the status shows in managedFields instead of being overwritten silently.
+    async fn write_status(&mut self, next: &ModelImportStatus) -> Result<(), Error> {
+        let serde = |e| Error::WriteStatus(kube::Error::SerdeError(e));
+        let current =
+            serde_json::to_value(self.obj.status.clone().unwrap_or_default()).map_err(serde)?;
+        let status = serde_json::to_value(next).map_err(serde)?;
+        let apply = json!({
+            "apiVersion": ModelImport::api_version(&()),
+            "kind": ModelImport::kind(&()),
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply),
+            )
+            .await
+            .map_err(Error::WriteStatus)?;
+        self.ctx.metrics.status_writes.inc();
+        // Apply removes only what this manager owns: a field written by an earlier merge patch
+        // (before the controller applied its status) is cleared by name, after the apply, so a
+        // crash in between leaves the new status (a recorded job beside a stale intent, which is
+        // harmless) and never a status without both.
+        let owned = applied_status_fields(&self.obj);
+        let stray: serde_json::Map<String, serde_json::Value> = current
+            .as_object()
+            .into_iter()
+            .flat_map(|c| c.keys())
+            .filter(|f| status.get(f.as_str()).is_none() && !owned.contains(f.as_str()))
+            .map(|f| (f.clone(), serde_json::Value::Null))
+            .collect();
+        if !stray.is_empty() {
+            self.api
+                .patch_status(
+                    &self.name(),
+                    &params(),
+                    &Patch::Merge(&json!({ "status": stray })),
+                )
+                .await
+                .map_err(Error::WriteStatus)?;
+        }
+        self.obj.status = Some(next.clone());
+        Ok(())
+    }
+}
+
+/// The status fields [`MANAGER`] owns through its server-side apply, from managedFields.
+fn applied_status_fields(obj: &ModelImport) -> HashSet<String> {
+    obj.managed_fields()
+        .iter()
+        .filter(|m| {
+            m.manager.as_deref() == Some(MANAGER)
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref() == Some("status")
+        })
+        .filter_map(|m| m.fields_v1.as_ref()?.0.get("f:status")?.as_object())
+        .flat_map(|fields| fields.keys())
+        .filter_map(|k| k.strip_prefix("f:").map(str::to_string))
+        .collect()
+}
