@@ -1,4 +1,5 @@
-//! The reconciler against a mocked Kubernetes API (tower-test) and the Model Studio simulator.
+//! The reconciler against a mocked Kubernetes API (tower-test) and the Model Studio simulator
+//! (or, where a test needs what the simulator cannot do, the in-memory `FakeJobs`).
 //!
 //! The mock keeps one ModelImport and the Secrets in memory and answers the requests the
 //! reconciler makes (finalizer JSON patches, status merge patches, Secret reads, Events), so each
@@ -14,10 +15,12 @@ use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::{DeletionPolicy, ModelImport, Phase, FINALIZER};
 use modelstudio_controller::metrics::Metrics;
 use modelstudio_controller::modelstudio::{
-    ApiKey, HttpClient, HttpClientConfig, ImportJobs, Job, NewJob, Source, Storage, WeightType,
+    ApiError, ApiKey, HttpClient, HttpClientConfig, ImportJobs, Job, JobState, NewJob, Operation,
+    Source, Storage, WeightType,
 };
 use modelstudio_controller::reconciler::{layered, reconcile, Context};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
+use modelstudio_testbed::{remote_error, FakeJobs};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -164,11 +167,41 @@ fn answer(
     )
 }
 
-struct Harness {
-    sim: RunningSimulator,
+/// The reconciler against the mocked Kubernetes API and a Model Studio: the simulator over HTTP
+/// (`R = RunningSimulator`, with `jobs` its client), or the in-memory fake (`R = Arc<FakeJobs>`).
+struct Harness<R = RunningSimulator> {
+    sim: R,
     ctx: Arc<Context>,
     kube: Shared,
-    jobs: HttpClient,
+    jobs: Arc<dyn ImportJobs>,
+}
+
+/// The mocked Kubernetes API, answered by [`answer`] from the shared state.
+fn kube_mock() -> (Client, Shared) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let kube: Shared = Arc::default();
+    let state = kube.clone();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_string();
+            let content_type = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let (status, value) = answer(&state, &method, &path, &content_type, &body);
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&value).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (Client::new(service, NS), kube)
 }
 
 impl Harness {
@@ -193,35 +226,25 @@ impl Harness {
             user_agent: "reconciler-test".into(),
         })
         .unwrap();
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let kube: Shared = Arc::default();
-        let state = kube.clone();
-        tokio::spawn(async move {
-            while let Some((request, send)) = handle.next_request().await {
-                let method = request.method().clone();
-                let path = request.uri().path().to_string();
-                let content_type = request
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let body = request.into_body().collect_bytes().await.unwrap();
-                let (status, value) = answer(&state, &method, &path, &content_type, &body);
-                send.send_response(
-                    Response::builder()
-                        .status(status)
-                        .body(Body::from(serde_json::to_vec(&value).unwrap()))
-                        .unwrap(),
-                );
-            }
-        });
-        let client = Client::new(service, NS);
-        let metrics = Arc::new(Metrics::default());
         let config = Config {
             endpoint: sim.base_url(),
             ..config
         };
+        Harness::with_remote(sim, Arc::new(jobs), config)
+    }
+}
+
+impl Harness<Arc<FakeJobs>> {
+    fn with_fake(config: Config) -> Self {
+        let fake = Arc::new(FakeJobs::new());
+        Harness::with_remote(fake.clone(), fake, config)
+    }
+}
+
+impl<R> Harness<R> {
+    fn with_remote(sim: R, jobs: Arc<dyn ImportJobs>, config: Config) -> Self {
+        let (client, kube) = kube_mock();
+        let metrics = Arc::new(Metrics::default());
         let layered_jobs = layered(jobs.clone(), &config, metrics.clone());
         let ctx = Arc::new(Context::new(client, layered_jobs, metrics, config));
         Harness {
@@ -232,7 +255,7 @@ impl Harness {
         }
     }
 
-    /// Makes a job in the simulator as this resource's create would have (its display name).
+    /// Makes a job as this resource's create would have (its display name).
     async fn job_with_our_token(&self) -> Job {
         self.jobs
             .create(
@@ -300,7 +323,7 @@ impl Harness {
     }
 
     /// Reconciles until `done` holds, as the controller loop would; bounded in count and time.
-    async fn until(&self, what: &str, done: impl Fn(&Harness) -> bool) {
+    async fn until(&self, what: &str, done: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         for _ in 0..200 {
             if done(self) {
@@ -1066,4 +1089,107 @@ async fn a_blocked_deletion_shows_the_job_progress() {
         "the job's progress shows while deleting"
     );
     assert_eq!(h.condition("Reconciling").unwrap().1, "DeletionBlocked");
+}
+
+/// A fake's job taken to Ready: created by the reconciler, then finished by the test.
+async fn ready_with_fake(h: &Harness<Arc<FakeJobs>>) -> String {
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.until("a job", |h| {
+        h.object()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.job_id.is_some())
+    })
+    .await;
+    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+    h.sim.set_state(&job_id, JobState::Succeeded);
+    h.until("Ready", |h| {
+        h.condition("Ready").is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    job_id
+}
+
+#[tokio::test]
+async fn a_finished_job_whose_deletion_is_refused_says_so_and_lets_go_once_orphaned() {
+    let h = Harness::with_fake(fast_settings());
+    let job_id = ready_with_fake(&h).await;
+    // Refused although finished (a deployment may use the model): not "still running".
+    h.sim.refuse_delete(&job_id);
+    h.mark_deleted();
+    h.step().await;
+    let (status, reason, message) = h.condition("Reconciling").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "DeletionRefused")
+    );
+    assert!(message.contains("has finished (SUCCESSED)"), "{message}");
+    assert!(message.contains("deletionPolicy to Orphan"), "{message}");
+    assert!(h.event_reasons().contains(&"DeletionRefused".to_string()));
+    let o = h.object().expect("still held by the finalizer");
+    assert_eq!(o.status.unwrap().phase, Some(Phase::Deleting));
+    // One DELETE, then one GET to tell a finished job from a running one.
+    let calls = h.sim.calls();
+    assert_eq!(
+        &calls[calls.len() - 2..],
+        [
+            (Operation::Delete, Some(job_id.clone())),
+            (Operation::Get, Some(job_id.clone()))
+        ]
+    );
+
+    // The person follows the message: Orphan lets the resource go and keeps the job.
+    h.edit(|o| o["spec"]["deletionPolicy"] = json!("Orphan"));
+    h.step().await;
+    assert!(h.object().is_none());
+    assert_eq!(h.sim.jobs().len(), 1);
+    assert_eq!(h.sim.count(Operation::Delete), 1);
+    assert!(h.event_reasons().contains(&"Orphaned".to_string()));
+}
+
+#[tokio::test]
+async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_each_call() {
+    let h = Harness::with_fake(fast_settings());
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Delete"));
+    h.until("a job", |h| {
+        h.object()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.job_id.is_some())
+    })
+    .await;
+    h.sim.fail_next(Operation::Get, || {
+        ApiError::Server(remote_error("InternalError", 500))
+    });
+    // The next poll (past half a poll interval) meets the outage.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    h.step().await;
+    let (status, reason, message) = h.condition("Reconciling").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "RemoteUnavailable")
+    );
+    assert!(message.contains("InternalError"), "{message}");
+    let metrics = h.ctx.metrics.encode();
+    let count = |operation: &str, result: &str| {
+        let line = format!(
+            "modelstudio_api_requests_total{{operation=\"{operation}\",result=\"{result}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("create", "ok"), 1, "{metrics}");
+    assert_eq!(count("get", "ServerError"), 1, "{metrics}");
+    assert_eq!(
+        count("get", "ok") + count("get", "ServerError"),
+        h.sim.count(Operation::Get) as u64,
+        "every call went through the metrics layer: {metrics}"
+    );
+    assert!(
+        metrics.contains("modelstudio_api_rate_limit_wait_seconds_count"),
+        "{metrics}"
+    );
 }

@@ -330,6 +330,23 @@ pub trait ImportJobs: Send + Sync {
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError>;
 }
 
+/// A shared implementation is one too, so layers and the controller can hold it behind an `Arc`.
+#[async_trait]
+impl<T: ImportJobs + ?Sized> ImportJobs for std::sync::Arc<T> {
+    async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
+        (**self).create(key, job).await
+    }
+    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
+        (**self).get(key, job_id).await
+    }
+    async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
+        (**self).list(key, query).await
+    }
+    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
+        (**self).delete(key, job_id).await
+    }
+}
+
 /// A layer's view of which operation a call is, for its labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
