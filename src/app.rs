@@ -7,13 +7,13 @@ use crate::crd::ModelImport;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
-use crate::reconciler::{error_policy, layered, reconcile, Context};
+use crate::reconciler::{error_policy_watched, layered, reconcile_watched, Context};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use kube::api::ListParams;
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -145,6 +145,13 @@ pub async fn run_with_client(
         None => Api::all(client.clone()),
     };
     check_crd(&api, config.namespace.as_deref()).await?;
+    // Watched untyped, so that one object that does not read as a ModelImport is reported and
+    // skipped instead of failing the list of all of them.
+    let resource = ApiResource::erase::<ModelImport>(&());
+    let watched: Api<DynamicObject> = match &config.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
 
     let metrics_addr = config.metrics_addr;
     let listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -210,8 +217,9 @@ pub async fn run_with_client(
         }
     }
 
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(controller::Config::default().concurrency(concurrency));
+    let controller =
+        Controller::new_with(watched, watcher::Config::default().any_semantic(), resource)
+            .with_config(controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {
@@ -220,7 +228,7 @@ pub async fn run_with_client(
     });
     let running = controller
         .graceful_shutdown_on(stopped())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_watched, error_policy_watched, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {

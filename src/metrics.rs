@@ -33,6 +33,7 @@ pub struct Metrics {
     pub status_writes: Counter,
     pub events_published: Counter,
     pub api_rate_limit_wait: Histogram,
+    pub unreadable_objects: Counter,
 }
 
 impl Default for Metrics {
@@ -47,6 +48,12 @@ impl Default for Metrics {
         let status_writes = Counter::default();
         let events_published = Counter::default();
         let api_rate_limit_wait = Histogram::new(exponential_buckets(0.001, 4.0, 10));
+        let unreadable_objects = Counter::default();
+        registry.register(
+            "unreadable_objects",
+            "ModelImports skipped because they do not read as the controller's type",
+            unreadable_objects.clone(),
+        );
         registry.register(
             "api_rate_limit_wait_seconds",
             "Time a request to Model Studio waited for the client-side rate limiter",
@@ -91,6 +98,7 @@ impl Default for Metrics {
             status_writes,
             events_published,
             api_rate_limit_wait,
+            unreadable_objects,
         }
     }
 }

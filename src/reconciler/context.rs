@@ -3,8 +3,10 @@
 
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
+use crate::crd::ModelImport;
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
+use kube::api::ApiResource;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use modelstudio_core::remote::ImportJobs;
@@ -19,6 +21,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// The ModelImport's API resource, for objects watched untyped.
+    pub api_resource: ApiResource,
     pub failures: FailureCounts,
     /// When each resource's job was last read successfully (or created).
     last_read: Mutex<HashMap<String, Instant>>,
@@ -56,6 +60,7 @@ impl Context {
             jobs,
             metrics,
             config,
+            api_resource: ApiResource::erase::<ModelImport>(&()),
             failures: FailureCounts::default(),
             last_read: Mutex::default(),
         }

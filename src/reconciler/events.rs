@@ -1,6 +1,8 @@
 //! Publishes the core's events on the resource. A failed publish is logged, never fatal.
 
+use super::context::Context;
 use super::observe::Io;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use kube::Resource;
 use modelstudio_core::reason::{self, EventType as Kind};
@@ -8,6 +10,17 @@ use tracing::warn;
 
 impl Io<'_> {
     pub(super) async fn publish(&self, events: &[reason::Event]) {
+        publish_to(self.ctx, &self.obj.object_ref(&()), events).await;
+    }
+}
+
+/// Publishes `events` on the object `reference` names.
+pub(super) async fn publish_to(
+    ctx: &Context,
+    reference: &ObjectReference,
+    events: &[reason::Event],
+) {
+    {
         for e in events {
             let event = Event {
                 type_: match e.type_ {
@@ -19,14 +32,9 @@ impl Io<'_> {
                 action: e.action.as_str().into(),
                 secondary: None,
             };
-            match self
-                .ctx
-                .recorder
-                .publish(&event, &self.obj.object_ref(&()))
-                .await
-            {
+            match ctx.recorder.publish(&event, reference).await {
                 Ok(()) => {
-                    self.ctx.metrics.events_published.inc();
+                    ctx.metrics.events_published.inc();
                 }
                 Err(err) => warn!(error = %err, reason = e.reason, "could not publish an event"),
             }

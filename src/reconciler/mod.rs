@@ -19,9 +19,11 @@ pub use context::{layered, Context};
 
 use crate::crd::ModelImport;
 use crate::metrics::ReconcileLabels;
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use modelstudio_core::decision::Requeue;
+use modelstudio_core::reason;
 use modelstudio_core::step::{self, Act, Answer, Observation, Step};
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,4 +127,41 @@ impl observe::Io<'_> {
             }
         }
     }
+}
+
+/// Reconciles an object as the controller watches it. One that does not read as a ModelImport
+/// (stored under an older or hand-loosened schema) is reported and skipped until it changes: it
+/// never fails the watch of the others nor loops.
+pub async fn reconcile_watched(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    match (*obj).clone().try_parse::<ModelImport>() {
+        Ok(typed) => reconcile(Arc::new(typed), ctx).await,
+        Err(e) => {
+            let error = e.to_string();
+            warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a ModelImport that cannot be read");
+            ctx.metrics.unreadable_objects.inc();
+            events::publish_to(
+                &ctx,
+                &obj.object_ref(&ctx.api_resource),
+                &[reason::Event::unreadable(&error)],
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// [`error_policy`] for [`reconcile_watched`].
+pub fn error_policy_watched(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, error = %error, "reconcile failed");
+    let key = obj.metadata.uid.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            obj.metadata.namespace.clone().unwrap_or_default(),
+            obj.metadata.name.clone().unwrap_or_default()
+        )
+    });
+    ctx.requeue(&key, Requeue::Backoff { min: None })
 }

@@ -325,6 +325,8 @@ pub enum Happening {
     Failed,
     Deleted,
     Orphaned,
+    /// The stored object does not read as a ModelImport (an older or hand-loosened schema).
+    Unreadable,
 }
 
 impl Happening {
@@ -337,6 +339,7 @@ impl Happening {
             Happening::Failed => "Failed",
             Happening::Deleted => "Deleted",
             Happening::Orphaned => "Orphaned",
+            Happening::Unreadable => "Unreadable",
         }
     }
 }
@@ -349,6 +352,7 @@ pub enum Action {
     AdoptImportJob,
     PollImportJob,
     DeleteImportJob,
+    ReadModelImport,
 }
 
 impl Action {
@@ -359,6 +363,7 @@ impl Action {
             Action::AdoptImportJob => "AdoptImportJob",
             Action::PollImportJob => "PollImportJob",
             Action::DeleteImportJob => "DeleteImportJob",
+            Action::ReadModelImport => "ReadModelImport",
         }
     }
 }
@@ -392,6 +397,20 @@ impl Event {
             action,
             note,
         }
+    }
+
+    /// A Warning that the stored object cannot be read, with what the reader said; the object is
+    /// skipped until it changes.
+    pub fn unreadable(error: &str) -> Event {
+        Event::of(
+            EventType::Warning,
+            Happening::Unreadable,
+            Action::ReadModelImport,
+            format!(
+                "The controller cannot read this ModelImport ({error}) and leaves it alone: correct the \
+                 field with kubectl edit, or delete it and apply it again with a valid spec"
+            ),
+        )
     }
 
     /// A Warning that repeats a condition: its reason and message.

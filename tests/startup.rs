@@ -1,0 +1,157 @@
+//! The controller binary at start-up and against objects it cannot read, on the real control
+//! plane (the embedded API server where the test command has not built it): a missing CRD stops
+//! it at once with what to do; an object stored under a loosened schema is reported and skipped
+//! while the others are reconciled.
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use modelstudio_controller::crd::{definition, ModelImport};
+use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
+use modelstudio_testbed::{
+    api_key_secret, apply_crd, run_bounded, Cluster, ControllerCommand, ImportBuilder, TempDir,
+};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
+const NS: &str = "default";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+#[test]
+fn without_the_crd_the_controller_stops_at_once_and_says_how_to_install_it() {
+    let rt = runtime();
+    let dir = TempDir::new("startup-no-crd");
+    let cluster = rt.block_on(Cluster::start()).expect("an API server");
+    let kubeconfig = dir.0.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig, NS).unwrap();
+    let started = Instant::now();
+    let out = run_bounded(
+        ControllerCommand::new(BIN, &kubeconfig, "http://127.0.0.1:1").command(),
+        Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("modelimports.modelstudio.io) is not installed")
+            && out
+                .stderr
+                .contains("kubectl apply -f crds/modelimport.yaml"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    println!("{:?}: refused in {took:?}", cluster.flavor());
+}
+
+#[test]
+fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
+    let rt = runtime();
+    let dir = TempDir::new("startup-unreadable");
+    let cluster = rt.block_on(Cluster::start()).expect("an API server");
+    let kubeconfig = dir.0.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig, NS).unwrap();
+    let sim = rt
+        .block_on(RunningSimulator::start(SimulatorConfig {
+            pending_duration: Duration::from_millis(200),
+            running_duration: Duration::from_millis(400),
+            ..SimulatorConfig::default()
+        }))
+        .expect("the simulator");
+    let client = rt.block_on(cluster.client(NS)).expect("a client");
+
+    // A schema loosened by hand (or left by another version): any weightType is stored.
+    let mut crd = serde_json::to_value(definition()).unwrap();
+    let weight_type = crd
+        .pointer_mut(
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/weightType",
+        )
+        .and_then(|v| v.as_object_mut())
+        .expect("the weightType schema");
+    assert!(weight_type.remove("enum").is_some());
+    rt.block_on(apply_crd(&client, &serde_json::from_value(crd).unwrap()))
+        .expect("the loosened CRD");
+
+    let objects: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<ModelImport>(&()),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    rt.block_on(async {
+        let post = PostParams::default();
+        secrets
+            .create(
+                &post,
+                &serde_json::from_value(api_key_secret("dashscope", "sk-startup")).unwrap(),
+            )
+            .await
+            .expect("the Secret");
+        let bad = ImportBuilder::new("quantized")
+            .secret("dashscope")
+            .spec("weightType", "int4".into())
+            .json();
+        objects
+            .create(&post, &serde_json::from_value(bad).unwrap())
+            .await
+            .expect("the API server stores the loosened object");
+        let good = ImportBuilder::new("good").secret("dashscope").json();
+        objects
+            .create(&post, &serde_json::from_value(good).unwrap())
+            .await
+            .expect("the good object");
+    });
+
+    let mut controller = ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
+        .spawn("controller", &dir.0)
+        .expect("the controller starts");
+    let typed: Api<ModelImport> = Api::namespaced(client.clone(), NS);
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut ready, mut reported) = (false, false);
+    while Instant::now() < deadline && !(ready && reported) {
+        std::thread::sleep(Duration::from_millis(300));
+        ready = rt
+            .block_on(typed.get_status("good"))
+            .ok()
+            .and_then(|m| m.status)
+            .is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+        reported = rt
+            .block_on(events.list(&ListParams::default()))
+            .map(|list| {
+                list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("Unreadable")
+                        && e.involved_object.name.as_deref() == Some("quantized")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.message.as_deref().is_some_and(|m| m.contains("int4"))
+                })
+            })
+            .unwrap_or(false);
+    }
+    let log = controller.log();
+    assert!(controller.running(), "the controller exited:\n{log}");
+    assert!(ready, "the readable import never became Ready:\n{log}");
+    assert!(
+        reported,
+        "no Unreadable event for the unreadable one:\n{log}"
+    );
+    assert!(
+        log.contains("skipping a ModelImport that cannot be read"),
+        "{log}"
+    );
+    // The unreadable object is left alone: no finalizer, no job.
+    let bad = rt.block_on(objects.get("quantized")).unwrap();
+    assert!(bad.metadata.finalizers.unwrap_or_default().is_empty());
+    assert_eq!(sim.simulator.stats().create.total, 1);
+    controller.stop(Duration::from_secs(10));
+}
