@@ -1091,8 +1091,8 @@ async fn a_blocked_deletion_shows_the_job_progress() {
     assert_eq!(h.condition("Reconciling").unwrap().1, "DeletionBlocked");
 }
 
-/// A fake's job taken to Ready: created by the reconciler, then finished by the test.
-async fn ready_with_fake(h: &Harness<Arc<FakeJobs>>) -> String {
+/// The reconciler's job in the fake, recorded in status (still pending).
+async fn job_in_fake(h: &Harness<Arc<FakeJobs>>) -> String {
     h.put_secret("dashscope", "api-key", KEY);
     h.put(manifest("models/a/", "Delete"));
     h.until("a job", |h| {
@@ -1101,7 +1101,12 @@ async fn ready_with_fake(h: &Harness<Arc<FakeJobs>>) -> String {
             .is_some_and(|s| s.job_id.is_some())
     })
     .await;
-    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+    h.object().unwrap().status.unwrap().job_id.unwrap()
+}
+
+/// A fake's job taken to Ready: created by the reconciler, then finished by the test.
+async fn ready_with_fake(h: &Harness<Arc<FakeJobs>>) -> String {
+    let job_id = job_in_fake(h).await;
     h.sim.set_state(&job_id, JobState::Succeeded);
     h.until("Ready", |h| {
         h.condition("Ready").is_some_and(|c| c.0 == "True")
@@ -1150,14 +1155,7 @@ async fn a_finished_job_whose_deletion_is_refused_says_so_and_lets_go_once_orpha
 #[tokio::test]
 async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_each_call() {
     let h = Harness::with_fake(fast_settings());
-    h.put_secret("dashscope", "api-key", KEY);
-    h.put(manifest("models/a/", "Delete"));
-    h.until("a job", |h| {
-        h.object()
-            .and_then(|o| o.status)
-            .is_some_and(|s| s.job_id.is_some())
-    })
-    .await;
+    job_in_fake(&h).await;
     h.sim.fail_next(Operation::Get, || {
         ApiError::Server(remote_error("InternalError", 500))
     });

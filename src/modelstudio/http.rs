@@ -1,10 +1,10 @@
 //! The reqwest (rustls) implementation of [`ImportJobs`]: the one real implementation.
 
 use super::error::{classify, error_code_in_success, excerpt};
-use super::wire::{state_filter, CreateBody, JobBody, PageBody};
+use super::wire::{CreateBody, JobBody, PageBody};
 use async_trait::async_trait;
 use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, ListQuery, NewJob, RemoteError,
+    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, RemoteError,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
@@ -240,7 +240,7 @@ impl ImportJobs for HttpClient {
             if let Some(s) = query
                 .state
                 .as_ref()
-                .map(state_filter)
+                .map(JobState::spelling)
                 .filter(|s| !s.is_empty())
             {
                 pairs.append_pair("status", s);

@@ -105,17 +105,6 @@ impl From<PageBody> for JobPage {
     }
 }
 
-/// A state as the list filter spells it: the documented example filters on `SUCCESSED`.
-pub(crate) fn state_filter(state: &JobState) -> &str {
-    match state {
-        JobState::Pending => "PENDING",
-        JobState::Running => "RUNNING",
-        JobState::Succeeded => "SUCCESSED",
-        JobState::Failed => "FAILED",
-        JobState::Unknown(s) => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +158,7 @@ mod tests {
             assert_eq!(job.state, JobState::Succeeded);
             assert_eq!(job.status_text, status);
         }
-        assert_eq!(state_filter(&JobState::Succeeded), "SUCCESSED");
-        assert_eq!(state_filter(&JobState::Unknown("X".into())), "X");
+        assert_eq!(JobState::Succeeded.spelling(), "SUCCESSED");
+        assert_eq!(JobState::Unknown("X".into()).spelling(), "X");
     }
 }

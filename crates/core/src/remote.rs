@@ -93,6 +93,17 @@ impl JobState {
         }
     }
 
+    /// The state as the service spells it in a status filter (the documented `SUCCESSED`).
+    pub fn spelling(&self) -> &str {
+        match self {
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCESSED",
+            JobState::Failed => "FAILED",
+            JobState::Unknown(s) => s,
+        }
+    }
+
     /// SUCCESSED/SUCCEEDED and FAILED are final: the job changes no more.
     pub fn is_terminal(&self) -> bool {
         matches!(self, JobState::Succeeded | JobState::Failed)

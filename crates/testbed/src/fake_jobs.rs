@@ -55,7 +55,7 @@ impl FakeJobs {
     /// Moves a job to `state` (FAILED jobs get an error code).
     pub fn set_state(&self, job_id: &str, state: JobState) {
         if let Some(job) = self.state().jobs.get_mut(job_id) {
-            job.status_text = spelling(&state).to_string();
+            job.status_text = state.spelling().to_string();
             job.error_code =
                 (state == JobState::Failed).then(|| "Failed to get files from OSS.".into());
             job.state = state;
@@ -98,16 +98,6 @@ impl FakeJobs {
             }
             None => Ok(()),
         }
-    }
-}
-
-fn spelling(state: &JobState) -> &str {
-    match state {
-        JobState::Pending => "PENDING",
-        JobState::Running => "RUNNING",
-        JobState::Succeeded => "SUCCESSED",
-        JobState::Failed => "FAILED",
-        JobState::Unknown(s) => s,
     }
 }
 
