@@ -32,6 +32,15 @@ pub struct Spec {
     pub deletion_policy: DeletionPolicy,
     /// A job to adopt instead of creating one.
     pub job_id: Option<String>,
+    /// The Secret spec.apiKeySecretRef names, if any.
+    pub api_key_secret: Option<SecretRef>,
+}
+
+/// A key of a Secret in the resource's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
 }
 
 /// One ModelImport as the reconcile sees it.

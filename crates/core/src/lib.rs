@@ -9,6 +9,7 @@
 //! create or delete is observed in turn and decided on the same way.
 
 pub mod correlation;
+pub mod credentials;
 pub mod decision;
 pub mod domain;
 pub mod reason;

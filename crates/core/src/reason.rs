@@ -75,6 +75,7 @@ codes! {
     RemoteError => Reconciling, false, "Model Studio answered with an unexpected error; retried slowly.";
     DeletionBlocked => Reconciling, false, "The job cannot be deleted while it is pending or running; retried until it finishes.";
     DeletionRefused => Reconciling, false, "Model Studio refuses to delete a finished job; retried slowly.";
+    WorkspaceChanged => Stalled, false, "The job was made with a key of another workspace than the current one, which cannot see it; a person restores the key or orphans the job.";
 }
 
 /// Reason and message of Reconciling=False: nothing under way.
@@ -175,6 +176,11 @@ pub enum Reason {
         status: String,
         error: String,
     },
+    WorkspaceChanged {
+        job_id: String,
+        recorded: String,
+        current: String,
+    },
 }
 
 impl Reason {
@@ -201,6 +207,7 @@ impl Reason {
             Reason::RemoteError { .. } => Code::RemoteError,
             Reason::DeletionBlocked { .. } => Code::DeletionBlocked,
             Reason::DeletionRefused { .. } => Code::DeletionRefused,
+            Reason::WorkspaceChanged { .. } => Code::WorkspaceChanged,
         }
     }
 
@@ -269,15 +276,17 @@ impl Reason {
             Reason::CredentialsMissing { problem, deleting } => {
                 let mut message = match problem {
                     CredentialProblem::NoSecretRefAndNoDefault => {
-                        "spec.apiKeySecretRef is not set and the controller has no default API key: \
-                         set spec.apiKeySecretRef to a Secret holding the DashScope API key"
+                        "spec.apiKeySecretRef is not set, this namespace has no Secret modelstudio-credentials \
+                         and the controller has no default API key: set spec.apiKeySecretRef to a Secret \
+                         holding the DashScope API key, or create the Secret modelstudio-credentials with \
+                         the key in its field api-key"
                             .to_string()
                     }
                     CredentialProblem::SecretNotFound { name } => format!(
                         "Secret {name:?} (spec.apiKeySecretRef) does not exist in this namespace"
                     ),
                     CredentialProblem::KeyMissing { name, key } => {
-                        format!("Secret {name:?} has no key {key:?} (spec.apiKeySecretRef.key)")
+                        format!("Secret {name:?} has no field {key:?} holding the API key")
                     }
                     CredentialProblem::KeyEmpty { name, key } => {
                         format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
@@ -303,6 +312,12 @@ impl Reason {
                 "Model Studio refuses to delete import job {job_id} although it has finished ({status}): {error}. \
                  Remove what uses the model (a deployment, perhaps), or set spec.deletionPolicy \
                  to Orphan to keep the job"
+            ),
+            Reason::WorkspaceChanged { job_id, recorded, current } => format!(
+                "Import job {job_id} was made with the API key {recorded}, and the key now in use ({current}) \
+                 cannot see it: the credentials point at another workspace, so the job is not taken as gone. \
+                 Put the original key back (spec.apiKeySecretRef or its Secret), or set spec.deletionPolicy \
+                 to Orphan to let this resource go and keep the job"
             ),
         }
     }

@@ -37,6 +37,8 @@ pub struct ImportStatus {
     pub phase: Option<Phase>,
     pub error_code: Option<String>,
     pub created_at: Option<String>,
+    /// The fingerprint of the key the job was last seen with: its workspace.
+    pub key_fingerprint: Option<String>,
     pub observed_generation: Option<i64>,
     pub conditions: Vec<Condition>,
 }
@@ -54,6 +56,8 @@ pub struct Update {
     pub create_not_applied: bool,
     /// A create is about to be sent with this display name: record the intent.
     pub intent: Option<String>,
+    /// The fingerprint of the key the job was just seen with.
+    pub fingerprint: Option<String>,
 }
 
 /// The status after `update`, with `observedGeneration` set to `generation`.
@@ -80,6 +84,9 @@ pub fn next_status(
     }
     if let Some(phase) = update.phase {
         next.phase = Some(phase);
+    }
+    if update.fingerprint.is_some() {
+        next.key_fingerprint = update.fingerprint.clone();
     }
     // Once a job is recorded, or the attempt certainly failed, there is nothing to recover.
     if next.job_id.is_some() || update.create_not_applied {

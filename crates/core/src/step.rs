@@ -93,6 +93,11 @@ pub struct Observation {
     pub credentials: Option<Result<KeySource, CredentialProblem>>,
     pub seen: Option<Seen>,
     pub answer: Option<Answer>,
+    /// The fingerprint of the key chosen, once the credentials were read.
+    pub key_fingerprint: Option<String>,
+    /// Whether the Secret the key came from carries the controller's finalizer (`None`: the key
+    /// did not come from a Secret).
+    pub secret_protected: Option<bool>,
 }
 
 impl Observation {
@@ -111,6 +116,8 @@ impl Observation {
             credentials: None,
             seen: None,
             answer: None,
+            key_fingerprint: None,
+            secret_protected: None,
         }
     }
 
@@ -221,6 +228,9 @@ pub struct Step {
     pub act: Act,
     pub events: Vec<Event>,
     pub requeue: Requeue,
+    /// Put the controller's finalizer on the credentials Secret first: a job whose deletion
+    /// needs its key is about to exist, or exists.
+    pub protect_secret: bool,
 }
 
 impl Step {
@@ -231,6 +241,7 @@ impl Step {
             act: Act::Nothing,
             events: Vec::new(),
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     }
 
@@ -299,6 +310,39 @@ fn age(stamp: Option<&str>, now: Timestamp) -> Option<Duration> {
 
 /// Decides the whole step from a complete observation.
 pub fn decide(obs: &Observation) -> Step {
+    let mut step = decide_step(obs);
+    // A job seen with this key lives in this key's workspace; so will the job of a create.
+    if let Some(update) = step
+        .update
+        .as_mut()
+        .filter(|u| u.job.is_some() || u.intent.is_some())
+    {
+        update.fingerprint = obs.key_fingerprint.clone();
+    }
+    let r = obs.resource();
+    step.protect_secret = obs.answer.is_none()
+        && obs.secret_protected == Some(false)
+        && matches!(obs.credentials, Some(Ok(KeySource::Secret)))
+        && !r.deleting
+        && r.spec.deletion_policy == DeletionPolicy::Delete
+        && obs.plan().calls_remote();
+    step
+}
+
+/// A NotFound under a key of another workspace than the job's is no proof that the job is gone.
+fn workspace_changed(obs: &Observation, job_id: &str, err: &ApiError) -> Option<Reason> {
+    let recorded = obs.resource().status.key_fingerprint.as_ref()?;
+    let current = obs.key_fingerprint.as_ref()?;
+    (matches!(err, ApiError::NotFound(_)) && recorded != current).then(|| {
+        Reason::WorkspaceChanged {
+            job_id: job_id.to_string(),
+            recorded: recorded.clone(),
+            current: current.clone(),
+        }
+    })
+}
+
+fn decide_step(obs: &Observation) -> Step {
     let plan = obs.plan();
     let step = Step::new(&plan);
     // An answer is decided on first: the status recorded before the call may have moved the
@@ -349,6 +393,11 @@ pub fn decide(obs: &Observation) -> Step {
             match &obs.seen {
                 Some(Seen::Job(Ok(job))) => mirror(step, r, job, op == Operation::Adopt),
                 Some(Seen::Job(Err(e))) => {
+                    if let Some(reason) = workspace_changed(obs, job_id, e) {
+                        return step
+                            .reason(reason, None)
+                            .requeue(Requeue::Backoff { min: None });
+                    }
                     let created_recently = age(r.status.created_at.as_deref(), obs.now)
                         .is_some_and(|a| a < obs.timing.create_grace);
                     let finished = matches!(r.status.phase, Some(Phase::Succeeded | Phase::Failed));
@@ -439,14 +488,35 @@ fn recover(obs: &Observation, step: Step, listing: &Result<Listing, ApiError>) -
         Some(a) => a >= obs.timing.create_grace,
         None => true,
     };
-    match on_listing(
+    let found = on_listing(
         listing,
         &expected,
         r.spec.job_id.as_deref(),
         r.deleting,
         grace_passed,
         obs.timing.create_grace,
-    ) {
+    );
+    // "Not created" means nothing when the listing was made in another workspace than the create.
+    let not_created = matches!(
+        found,
+        RecoveryStep::Create | RecoveryStep::Release | RecoveryStep::ForgetCreate
+    );
+    if let (true, Some(recorded), Some(current)) =
+        (not_created, &r.status.key_fingerprint, &obs.key_fingerprint)
+    {
+        if recorded != current {
+            let reason = Reason::WorkspaceChanged {
+                job_id: format!("with display name {:?}", expected.display_name),
+                recorded: recorded.clone(),
+                current: current.clone(),
+            };
+            let phase = r.deleting.then_some(Phase::Deleting);
+            return step
+                .reason(reason, phase)
+                .requeue(Requeue::Backoff { min: None });
+        }
+    }
+    match found {
         RecoveryStep::Mirror { job, adopted } => {
             let step = if adopted {
                 step
@@ -518,6 +588,13 @@ fn on_answer(obs: &Observation, plan: &Plan, step: Step, answer: &Answer) -> Ste
                 Plan::Delete { job_id } => job_id.clone(),
                 _ => r.status.job_id.clone().unwrap_or_default(),
             };
+            if let Err(e) = result {
+                if let Some(reason) = workspace_changed(obs, &job_id, e) {
+                    return step
+                        .reason(reason, Some(Phase::Deleting))
+                        .requeue(Requeue::Backoff { min: None });
+                }
+            }
             match on_delete(result) {
                 DeletionOutcome::Released { already_gone } => {
                     let note = if already_gone {

@@ -559,6 +559,7 @@ proptest! {
                 storage: Storage { bucket_name: "b-1".into(), object_key: "m/".into() },
                 deletion_policy: if orphan { DeletionPolicy::Orphan } else { DeletionPolicy::Delete },
                 job_id: None,
+                api_key_secret: None,
             },
             status: recorded,
         };
@@ -638,9 +639,17 @@ fn arb_phase() -> impl Strategy<Value = Phase> {
     )
 }
 
+/// A key's fingerprint, or none (not read, or nothing seen with it).
+fn arb_fingerprint() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(prop_oneof![
+        prop::sample::select(&["sha256:aaaa", "sha256:bbbb"][..]).prop_map(str::to_string),
+        "sha256:[0-9a-f]{8}",
+    ])
+}
+
 fn arb_current_status() -> impl Strategy<Value = ImportStatus> {
     (
-        arb_job_id(),
+        (arb_job_id(), arb_fingerprint()),
         prop::option::of(arb_text()),
         prop::option::of(arb_text()),
         prop::option::of(arb_remote_status_text()),
@@ -652,7 +661,7 @@ fn arb_current_status() -> impl Strategy<Value = ImportStatus> {
     )
         .prop_map(
             |(
-                job_id,
+                (job_id, key_fingerprint),
                 display_name,
                 model_name,
                 remote_status,
@@ -672,6 +681,7 @@ fn arb_current_status() -> impl Strategy<Value = ImportStatus> {
                     observed_generation: observed,
                     conditions,
                     create_attempted_at: attempted.then(|| "2026-01-01T00:00:00Z".to_string()),
+                    key_fingerprint,
                     ..Default::default()
                 }
             },
@@ -758,6 +768,11 @@ fn arb_reason() -> impl Strategy<Value = Reason> {
                     status: b,
                     error: a,
                 },
+                Code::WorkspaceChanged => Reason::WorkspaceChanged {
+                    job_id: id,
+                    recorded: a,
+                    current: b,
+                },
             };
             assert_eq!(reason.code(), code);
             reason
@@ -772,9 +787,10 @@ fn arb_update() -> impl Strategy<Value = Update> {
         any::<bool>(),
         any::<bool>(),
         prop::option::weighted(0.25, arb_text()),
+        arb_fingerprint(),
     )
         .prop_map(
-            |(job, phase, reason, reason_of_job, create_not_applied, intent)| {
+            |(job, phase, reason, reason_of_job, create_not_applied, intent, fingerprint)| {
                 // Usually the reason shown is the job's own.
                 let reason = match (&job, reason_of_job) {
                     (Some(v), true) => Some(v.reason.clone()),
@@ -786,6 +802,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
                     reason,
                     create_not_applied,
                     intent,
+                    fingerprint,
                 }
             },
         )
@@ -868,6 +885,11 @@ proptest! {
         }
         if let Some(p) = update.phase {
             prop_assert_eq!(s1.phase, Some(p));
+        }
+        // The key a job was last seen with is replaced only by another one, never forgotten.
+        match &update.fingerprint {
+            Some(f) => prop_assert_eq!(s1.key_fingerprint.as_ref(), Some(f)),
+            None => prop_assert_eq!(&s1.key_fingerprint, &current.key_fingerprint),
         }
         match &update.intent {
             // A create about to be sent: its display name and time are recorded.

@@ -59,6 +59,7 @@ fn spec() -> Spec {
         storage: storage(),
         deletion_policy: DeletionPolicy::Delete,
         job_id: None,
+        api_key_secret: None,
     }
 }
 
@@ -233,6 +234,7 @@ fn a_new_resource_gets_the_finalizer_and_nothing_else() {
                 act: Act::AddFinalizer,
                 events: vec![],
                 requeue: Requeue::Never,
+                protect_secret: false,
             }
         );
         assert!(record(&r, &step).has_finalizer);
@@ -455,6 +457,7 @@ fn a_refused_create_stalls_with_a_warning_until_the_spec_changes() {
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
     // A new generation creates again.
@@ -549,6 +552,7 @@ fn a_poll_soon_after_the_last_read_waits_out_the_rest() {
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::After(Duration::from_secs(20)),
+            protect_secret: false,
         }
     );
     // Just under half the interval still waits.
@@ -987,6 +991,7 @@ fn a_delete_plan_sends_the_delete() {
             },
             events: vec![],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
     // spec.jobId alone is deleted too.
@@ -1019,6 +1024,7 @@ fn a_deleted_job_lets_the_resource_go() {
                 note: "Deleted import job job-1 and its imported model".into(),
             }],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
     assert!(!record(&r, &step).has_finalizer);
@@ -1062,6 +1068,7 @@ fn a_denied_delete_reads_the_job() {
             },
             events: vec![],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
 }
@@ -1226,6 +1233,7 @@ fn an_orphaned_job_is_left_and_announced() {
                     ),
                 }],
                 requeue: Requeue::Never,
+                protect_secret: false,
             }
         );
     }
@@ -1250,6 +1258,7 @@ fn a_release_without_a_job_is_silent() {
                 act: Act::RemoveFinalizer,
                 events: vec![],
                 requeue: Requeue::Never,
+                protect_secret: false,
             },
             "{r:?}"
         );
@@ -1270,6 +1279,7 @@ fn a_deleting_resource_without_the_finalizer_is_left_alone() {
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
 }
@@ -1505,6 +1515,7 @@ fn nothing_listed_while_deleting_lets_go() {
             act: Act::RemoveFinalizer,
             events: vec![],
             requeue: Requeue::Never,
+            protect_secret: false,
         }
     );
     // With spec.jobId the chosen job is deleted next rather than leaked.
@@ -1651,4 +1662,895 @@ fn a_recovery_waits_for_its_listing_and_a_fresh_copy() {
     let step = decide(&o);
     assert_eq!(step.update, None);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protecting the credentials Secret
+// ---------------------------------------------------------------------------------------------
+
+/// The fingerprint of the key a job was made with, and of another key.
+const FP_OLD: &str = "sha256:0a1b2c3d";
+const FP_NEW: &str = "sha256:9f8e7d6c";
+
+/// As `observe`, with the key's fingerprint and whether its Secret is protected given along with
+/// the credentials, as the IO side reads them together.
+fn observe_key(
+    o: &mut Observation,
+    key: Result<KeySource, CredentialProblem>,
+    fingerprint: Option<&str>,
+    protected: Option<bool>,
+    seen: Option<Seen>,
+) -> Vec<Need> {
+    let needs = observe(o, key, seen);
+    if needs.contains(&Need::Credentials) {
+        o.key_fingerprint = fingerprint.map(Into::into);
+        o.secret_protected = protected;
+    }
+    needs
+}
+
+#[test]
+fn an_unprotected_secret_is_protected_before_a_create() {
+    let mut o = obs(resource());
+    assert_eq!(
+        observe_key(&mut o, SECRET, Some(FP_NEW), Some(false), None),
+        vec![Need::FreshCopy, Need::Credentials]
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "create");
+    assert!(step.protect_secret);
+    assert_eq!(
+        step.act,
+        Act::Create(modelstudio_core::step::new_job(&resource()))
+    );
+    // The intent records the key: the job of this create will live in its workspace.
+    assert_eq!(
+        step.update.as_ref().unwrap().fingerprint.as_deref(),
+        Some(FP_NEW)
+    );
+}
+
+#[test]
+fn an_unprotected_secret_is_protected_on_every_step_that_calls_model_studio() {
+    // Poll: the job is read, or fails to be read; either way it exists and needs the key.
+    for seen in [
+        Seen::Job(Ok(job("job-1", "RUNNING"))),
+        Seen::Job(Err(server_error())),
+    ] {
+        let mut o = obs(tracking("job-1", Phase::Running, 600));
+        observe_key(&mut o, SECRET, Some(FP_OLD), Some(false), Some(seen));
+        let step = decide(&o);
+        assert_eq!(step.plan, "poll");
+        assert!(step.protect_secret, "{:?}", step.update);
+    }
+    // Adopt.
+    let mut r = resource();
+    r.spec.job_id = Some("job-s".into());
+    let mut o = obs(r);
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(false),
+        Some(Seen::Job(Ok(job("job-s", "RUNNING")))),
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "adopt");
+    assert!(step.protect_secret);
+    // Recover.
+    let mut o = obs(attempted(600));
+    assert_eq!(
+        observe_key(
+            &mut o,
+            SECRET,
+            Some(FP_OLD),
+            Some(false),
+            Some(complete(vec![job("job-1", "RUNNING")]))
+        ),
+        vec![Need::FreshCopy, Need::Credentials, Need::Listing]
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "recover");
+    assert!(step.protect_secret);
+}
+
+#[test]
+fn a_key_not_from_an_unprotected_secret_protects_nothing() {
+    let problem = CredentialProblem::KeyMissing {
+        name: "s".into(),
+        key: "api-key".into(),
+    };
+    // (key, whether its Secret is protected)
+    let cases: Vec<(Result<KeySource, CredentialProblem>, Option<bool>)> = vec![
+        // The controller's default key: no Secret to protect.
+        (Ok(KeySource::Default), None),
+        // Even if the IO side reported an unprotected Secret along with it.
+        (Ok(KeySource::Default), Some(false)),
+        // Already protected.
+        (SECRET, Some(true)),
+        // Not known to be unprotected.
+        (SECRET, None),
+        // No usable key at all.
+        (Err(problem), Some(false)),
+    ];
+    for (key, protected) in cases {
+        let label = format!("{key:?} {protected:?}");
+        let mut o = obs(resource());
+        observe_key(&mut o, key.clone(), Some(FP_NEW), protected, None);
+        let step = decide(&o);
+        assert_eq!(step.plan, "create", "{label}");
+        assert!(!step.protect_secret, "{label}");
+        let mut o = obs(tracking("job-1", Phase::Running, 600));
+        let seen = key.is_ok().then(|| Seen::Job(Ok(job("job-1", "RUNNING"))));
+        observe_key(&mut o, key, Some(FP_OLD), protected, seen);
+        let step = decide(&o);
+        assert_eq!(step.plan, "poll", "{label}");
+        assert!(!step.protect_secret, "{label}");
+    }
+}
+
+#[test]
+fn a_deleting_or_orphaning_resource_protects_nothing() {
+    // Deleting: the DELETE itself, and a recovery before it.
+    let mut o = obs(deleting(tracking("job-1", Phase::Succeeded, 3600)));
+    assert_eq!(
+        observe_key(&mut o, SECRET, Some(FP_OLD), Some(false), None),
+        vec![Need::Credentials]
+    );
+    let step = decide(&o);
+    assert_eq!(
+        step,
+        Step {
+            plan: "delete",
+            update: None,
+            act: Act::Delete {
+                job_id: "job-1".into()
+            },
+            events: vec![],
+            requeue: Requeue::Never,
+            protect_secret: false,
+        }
+    );
+    let mut o = obs(deleting(attempted(600)));
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(false),
+        Some(complete(vec![job("job-1", "RUNNING")])),
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "recover");
+    assert!(!step.protect_secret);
+
+    // deletionPolicy Orphan: the job never needs the key to be deleted.
+    let mut r = resource();
+    r.spec.deletion_policy = DeletionPolicy::Orphan;
+    let mut o = obs(r);
+    observe_key(&mut o, SECRET, Some(FP_NEW), Some(false), None);
+    let step = decide(&o);
+    assert_eq!(step.plan, "create");
+    assert!(matches!(step.act, Act::Create(_)));
+    assert!(!step.protect_secret);
+    let mut r = tracking("job-1", Phase::Running, 600);
+    r.spec.deletion_policy = DeletionPolicy::Orphan;
+    let mut o = obs(r);
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(false),
+        Some(Seen::Job(Ok(job("job-1", "RUNNING")))),
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "poll");
+    assert!(!step.protect_secret);
+}
+
+#[test]
+fn steps_that_call_nothing_remote_protect_nothing() {
+    // The observation is filled in by hand: these plans never ask for a key.
+    let with_key = |r: Resource| {
+        let mut o = obs(r);
+        o.credentials = Some(SECRET);
+        o.key_fingerprint = Some(FP_NEW.into());
+        o.secret_protected = Some(false);
+        decide(&o)
+    };
+    let mut no_finalizer = resource();
+    no_finalizer.has_finalizer = false;
+    let step = with_key(no_finalizer);
+    assert_eq!(step.plan, "add_finalizer");
+    assert_eq!(step.act, Act::AddFinalizer);
+    assert!(!step.protect_secret);
+
+    let mut conflict = tracking("job-1", Phase::Running, 600);
+    conflict.spec.job_id = Some("job-2".into());
+    let step = with_key(conflict);
+    assert_eq!(step.plan, "job_id_conflict");
+    assert!(!step.protect_secret);
+
+    let mut stalled = attempted(0);
+    stalled.status = next_status(
+        &stalled.status,
+        &Update {
+            reason: Some(Reason::InvalidParameter {
+                error: "bad".into(),
+            }),
+            create_not_applied: true,
+            ..Default::default()
+        },
+        Some(1),
+        now(),
+    );
+    let step = with_key(stalled);
+    assert_eq!(step.plan, "wait_for_spec_change");
+    assert!(!step.protect_secret);
+
+    let mut orphan = deleting(tracking("job-1", Phase::Running, 600));
+    orphan.spec.deletion_policy = DeletionPolicy::Orphan;
+    let mut o = obs(orphan.clone());
+    o.fresh = Some(orphan);
+    o.credentials = Some(SECRET);
+    o.secret_protected = Some(false);
+    let step = decide(&o);
+    assert_eq!(step.plan, "release");
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert!(!step.protect_secret);
+}
+
+#[test]
+fn an_answer_step_protects_nothing() {
+    // The Secret was protected (or not) before the call; the answer only records.
+    let answers = [
+        Answer::Created(Ok(job("job-1", "PENDING"))),
+        Answer::Created(Err(server_error())),
+        Answer::Created(Err(ApiError::InvalidParameter(remote(
+            "InvalidParameter",
+            400,
+        )))),
+    ];
+    for a in answers {
+        let label = format!("{a:?}");
+        let mut o = obs(attempted(0));
+        o.credentials = Some(SECRET);
+        o.key_fingerprint = Some(FP_NEW.into());
+        o.secret_protected = Some(false);
+        o.answer = Some(a);
+        let step = decide(&o);
+        assert!(!step.protect_secret, "{label}");
+    }
+}
+
+#[test]
+fn no_protection_without_a_key_read() {
+    // A poll too soon after the last read reads no key.
+    let mut o = Observation::new(
+        now(),
+        timing(),
+        tracking("job-1", Phase::Running, 600),
+        Some(Duration::from_secs(1)),
+    );
+    o.secret_protected = Some(false);
+    assert_eq!(next_need(&o), None);
+    let step = decide(&o);
+    assert_eq!(step.requeue, Requeue::After(Duration::from_secs(29)));
+    assert!(!step.protect_secret);
+    // A create that has not read its key yet.
+    let mut o = obs(resource());
+    o.fresh = Some(resource());
+    o.secret_protected = Some(false);
+    let step = decide(&o);
+    assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
+    assert!(!step.protect_secret);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fingerprint of the key a job was seen with
+// ---------------------------------------------------------------------------------------------
+
+/// `r` with `fingerprint` recorded as the key its job was last seen with.
+fn seen_with(mut r: Resource, fingerprint: Option<&str>) -> Resource {
+    r.status.key_fingerprint = fingerprint.map(Into::into);
+    r
+}
+
+fn fingerprint_of(step: &Step) -> Option<&str> {
+    step.update.as_ref().and_then(|u| u.fingerprint.as_deref())
+}
+
+#[test]
+fn a_created_job_records_the_key_it_was_made_with() {
+    let r = attempted(0);
+    let mut o = obs(r.clone());
+    o.credentials = Some(SECRET);
+    o.key_fingerprint = Some(FP_NEW.into());
+    o.answer = Some(Answer::Created(Ok(job("job-1", "PENDING"))));
+    let step = decide(&o);
+    assert_eq!(fingerprint_of(&step), Some(FP_NEW));
+    let after = record(&r, &step);
+    assert_eq!(after.status.job_id.as_deref(), Some("job-1"));
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_NEW));
+
+    // A create that made no job records no key.
+    for err in [server_error(), not_found()] {
+        let mut o = obs(r.clone());
+        o.credentials = Some(SECRET);
+        o.key_fingerprint = Some(FP_NEW.into());
+        o.answer = Some(Answer::Created(Err(err)));
+        let step = decide(&o);
+        assert_eq!(step.update.as_ref().unwrap().job, None);
+        assert_eq!(fingerprint_of(&step), None);
+        assert_eq!(record(&r, &step).status.key_fingerprint, None);
+    }
+}
+
+#[test]
+fn a_mirrored_poll_or_adoption_records_the_key() {
+    // First seen with this key: recorded.
+    let r = tracking("job-1", Phase::Pending, 600);
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(true),
+        Some(Seen::Job(Ok(job("job-1", "RUNNING")))),
+    );
+    let step = decide(&o);
+    assert_eq!(fingerprint_of(&step), Some(FP_OLD));
+    let after = record(&r, &step);
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_OLD));
+    // Seen again with the same key: nothing changes.
+    let mut o = obs(after.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(true),
+        Some(Seen::Job(Ok(job("job-1", "RUNNING")))),
+    );
+    let again = decide(&o);
+    assert_eq!(fingerprint_of(&again), Some(FP_OLD));
+    assert_eq!(record(&after, &again).status, after.status);
+
+    // Adopted with the controller's default key: its fingerprint is recorded too.
+    let mut r = resource();
+    r.spec.job_id = Some("job-s".into());
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        Ok(KeySource::Default),
+        Some(FP_NEW),
+        None,
+        Some(Seen::Job(Ok(job("job-s", "SUCCESSED")))),
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "adopt");
+    assert_eq!(fingerprint_of(&step), Some(FP_NEW));
+    let after = record(&r, &step);
+    assert_eq!(after.status.job_id.as_deref(), Some("job-s"));
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_NEW));
+}
+
+#[test]
+fn a_recovered_job_records_the_key() {
+    let r = attempted(600);
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(complete(vec![stranger("job-x"), job("job-1", "RUNNING")])),
+    );
+    let step = decide(&o);
+    assert_eq!(step.events[0].reason, "Recovered");
+    assert_eq!(fingerprint_of(&step), Some(FP_NEW));
+    let after = record(&r, &step);
+    assert_eq!(after.status.job_id.as_deref(), Some("job-1"));
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_NEW));
+}
+
+#[test]
+fn a_rotated_key_that_still_sees_the_job_replaces_the_fingerprint() {
+    // The key was rotated within the same workspace: the job (made long ago) is still read.
+    let r = seen_with(tracking("job-1", Phase::Running, 3600), Some(FP_OLD));
+    let mut o = obs(r.clone());
+    let read = Job {
+        created_at: r.status.created_at.clone(),
+        ..job("job-1", "RUNNING")
+    };
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(Seen::Job(Ok(read))),
+    );
+    let step = decide(&o);
+    assert_eq!(code_of(&step), Some(Code::JobRunning));
+    assert_eq!(fingerprint_of(&step), Some(FP_NEW));
+    let after = record(&r, &step);
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_NEW));
+    // From then on a NotFound under the new key is taken at its word.
+    let mut o = obs(after);
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(Seen::Job(Err(not_found()))),
+    );
+    let step = decide(&o);
+    assert_eq!(
+        reason_of(&step),
+        Some(&Reason::JobNotFound {
+            error: remote("NotFound", 404).to_string()
+        })
+    );
+    assert_eq!(step.requeue, Requeue::Never);
+}
+
+#[test]
+fn updates_without_a_job_keep_the_recorded_key() {
+    // A failed read of the job is no proof of the key's workspace.
+    let r = seen_with(tracking("job-1", Phase::Running, 600), Some(FP_OLD));
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(Seen::Job(Err(server_error()))),
+    );
+    let step = decide(&o);
+    assert_eq!(code_of(&step), Some(Code::RemoteUnavailable));
+    assert_eq!(fingerprint_of(&step), None);
+    assert_eq!(
+        record(&r, &step).status.key_fingerprint.as_deref(),
+        Some(FP_OLD)
+    );
+    // Nor is a key that cannot be read.
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        Err(CredentialProblem::NoSecretRefAndNoDefault),
+        None,
+        None,
+        None,
+    );
+    let step = decide(&o);
+    assert_eq!(code_of(&step), Some(Code::CredentialsMissing));
+    assert_eq!(
+        record(&r, &step).status.key_fingerprint.as_deref(),
+        Some(FP_OLD)
+    );
+}
+
+#[test]
+fn a_job_read_after_a_refused_delete_records_the_key() {
+    let r = seen_with(
+        deleting(tracking("job-1", Phase::Succeeded, 3600)),
+        Some(FP_OLD),
+    );
+    let mut o = obs(r.clone());
+    o.key_fingerprint = Some(FP_NEW.into());
+    o.answer = Some(Answer::ReadAfterDenial {
+        message: "busy".into(),
+        job: Some(job("job-1", "RUNNING")),
+    });
+    let step = decide(&o);
+    assert_eq!(code_of(&step), Some(Code::DeletionBlocked));
+    assert_eq!(fingerprint_of(&step), Some(FP_NEW));
+    assert!(!step.protect_secret);
+    // Without the job read, nothing is recorded.
+    let mut o = obs(r);
+    o.key_fingerprint = Some(FP_NEW.into());
+    o.answer = Some(Answer::ReadAfterDenial {
+        message: "busy".into(),
+        job: None,
+    });
+    assert_eq!(fingerprint_of(&decide(&o)), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A key of another workspace
+// ---------------------------------------------------------------------------------------------
+
+fn workspace_changed(job_id: &str) -> Reason {
+    Reason::WorkspaceChanged {
+        job_id: job_id.into(),
+        recorded: FP_OLD.into(),
+        current: FP_NEW.into(),
+    }
+}
+
+#[test]
+fn workspace_changed_names_both_keys_and_the_ways_out() {
+    let reason = workspace_changed("job-1");
+    assert_eq!(reason.code(), Code::WorkspaceChanged);
+    assert_eq!(reason.code().as_str(), "WorkspaceChanged");
+    assert!(!reason.waits_for_spec_change());
+    let message = reason.message();
+    for part in [
+        "Import job job-1",
+        "the API key sha256:0a1b2c3d",
+        "(sha256:9f8e7d6c)",
+        "another workspace",
+        "Put the original key back",
+        "spec.apiKeySecretRef",
+        "spec.deletionPolicy to Orphan",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+}
+
+#[test]
+fn a_job_not_found_under_another_key_is_not_taken_as_gone() {
+    // Old, just created (within the grace period), and finished: all the same.
+    for (phase, created_secs_ago) in [
+        (Phase::Running, 3600),
+        (Phase::Pending, 10),
+        (Phase::Succeeded, 3600),
+    ] {
+        let r = seen_with(tracking("job-1", phase, created_secs_ago), Some(FP_OLD));
+        let mut o = obs(r.clone());
+        observe_key(
+            &mut o,
+            SECRET,
+            Some(FP_NEW),
+            Some(true),
+            Some(Seen::Job(Err(not_found()))),
+        );
+        let step = decide(&o);
+        let label = format!("{phase:?} {created_secs_ago}");
+        assert_eq!(
+            step,
+            Step {
+                plan: "poll",
+                update: Some(Update {
+                    reason: Some(workspace_changed("job-1")),
+                    ..Default::default()
+                }),
+                act: Act::Nothing,
+                events: vec![],
+                requeue: Requeue::Backoff { min: None },
+                protect_secret: false,
+            },
+            "{label}"
+        );
+        let after = record(&r, &step);
+        assert_eq!(condition_status(&after.status, STALLED), Some("True"));
+        assert_eq!(
+            condition_reason(&after.status, STALLED),
+            Some("WorkspaceChanged")
+        );
+        assert_eq!(condition_status(&after.status, RECONCILING), Some("False"));
+        assert_eq!(condition_status(&after.status, READY), Some("False"));
+        // Not a spec stall: the job is read again (with backoff) until the key is back.
+        assert_eq!(stalled_generation(&after.status), None, "{label}");
+        assert_eq!(after.status.job_id.as_deref(), Some("job-1"));
+        assert_eq!(after.status.phase, Some(phase));
+        assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_OLD));
+        assert_eq!(obs(after).plan().name(), "poll");
+    }
+}
+
+#[test]
+fn the_original_key_back_clears_workspace_changed() {
+    let r = seen_with(tracking("job-1", Phase::Running, 3600), Some(FP_OLD));
+    let mut o = obs(r.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(Seen::Job(Err(not_found()))),
+    );
+    let stalled = record(&r, &decide(&o));
+    let mut o = obs(stalled.clone());
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_OLD),
+        Some(true),
+        Some(Seen::Job(Ok(job("job-1", "RUNNING")))),
+    );
+    let step = decide(&o);
+    let after = record(&stalled, &step);
+    assert_eq!(condition_status(&after.status, STALLED), Some("False"));
+    assert_eq!(
+        condition_reason(&after.status, RECONCILING),
+        Some("JobRunning")
+    );
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_OLD));
+}
+
+#[test]
+fn a_job_to_adopt_not_found_under_another_key_is_workspace_changed() {
+    let mut r = seen_with(resource(), Some(FP_OLD));
+    r.spec.job_id = Some("job-s".into());
+    let mut o = obs(r);
+    observe_key(
+        &mut o,
+        SECRET,
+        Some(FP_NEW),
+        Some(true),
+        Some(Seen::Job(Err(not_found()))),
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "adopt");
+    assert_eq!(reason_of(&step), Some(&workspace_changed("job-s")));
+    assert_eq!(step.requeue, Requeue::Backoff { min: None });
+    assert!(step.events.is_empty());
+}
+
+#[test]
+fn other_read_failures_under_another_key_are_unchanged() {
+    for (err, want) in [
+        (
+            server_error(),
+            Reason::RemoteUnavailable {
+                error: server_error().to_string(),
+            },
+        ),
+        (
+            ApiError::InvalidApiKey(remote("InvalidApiKey", 401)),
+            Reason::InvalidApiKey {
+                error: ApiError::InvalidApiKey(remote("InvalidApiKey", 401)).to_string(),
+            },
+        ),
+    ] {
+        let r = seen_with(tracking("job-1", Phase::Running, 3600), Some(FP_OLD));
+        let mut o = obs(r);
+        observe_key(
+            &mut o,
+            SECRET,
+            Some(FP_NEW),
+            Some(true),
+            Some(Seen::Job(Err(err))),
+        );
+        let step = decide(&o);
+        assert_eq!(reason_of(&step), Some(&want));
+        assert_eq!(step.requeue, Requeue::Backoff { min: None });
+    }
+}
+
+#[test]
+fn a_job_not_found_under_the_same_key_or_an_unrecorded_one_stalls_as_before() {
+    // (recorded, current)
+    for (recorded, current) in [
+        (Some(FP_OLD), Some(FP_OLD)),
+        (None, Some(FP_NEW)),
+        (Some(FP_OLD), None),
+        (None, None),
+    ] {
+        let label = format!("{recorded:?} {current:?}");
+        let r = seen_with(tracking("job-1", Phase::Running, 3600), recorded);
+        let mut o = obs(r.clone());
+        observe_key(
+            &mut o,
+            SECRET,
+            current,
+            Some(true),
+            Some(Seen::Job(Err(not_found()))),
+        );
+        let step = decide(&o);
+        assert_eq!(
+            step.update,
+            Some(Update {
+                reason: Some(Reason::JobNotFound {
+                    error: remote("NotFound", 404).to_string()
+                }),
+                ..Default::default()
+            }),
+            "{label}"
+        );
+        assert_eq!(step.requeue, Requeue::Never, "{label}");
+        let after = record(&r, &step);
+        assert_eq!(stalled_generation(&after.status), Some(1), "{label}");
+        assert_eq!(after.status.key_fingerprint.as_deref(), recorded, "{label}");
+        // And a job made moments ago is still only not visible yet.
+        let r = seen_with(tracking("job-1", Phase::Pending, 10), recorded);
+        let mut o = obs(r);
+        observe_key(
+            &mut o,
+            SECRET,
+            current,
+            Some(true),
+            Some(Seen::Job(Err(not_found()))),
+        );
+        assert_eq!(
+            code_of(&decide(&o)),
+            Some(Code::JobNotVisibleYet),
+            "{label}"
+        );
+    }
+}
+
+/// The answer to the DELETE of job-1 recorded as seen with `recorded`, sent with `current`.
+fn delete_answer(
+    recorded: Option<&str>,
+    current: Option<&str>,
+    result: Answer,
+) -> (Resource, Step) {
+    let r = seen_with(
+        deleting(tracking("job-1", Phase::Succeeded, 3600)),
+        recorded,
+    );
+    let mut o = obs(r.clone());
+    o.credentials = Some(SECRET);
+    o.key_fingerprint = current.map(Into::into);
+    o.secret_protected = Some(true);
+    o.answer = Some(result);
+    let step = decide(&o);
+    (r, step)
+}
+
+#[test]
+fn a_delete_not_found_under_another_key_keeps_the_finalizer() {
+    let (r, step) = delete_answer(
+        Some(FP_OLD),
+        Some(FP_NEW),
+        Answer::Deleted(Err(not_found())),
+    );
+    assert_eq!(
+        step,
+        Step {
+            plan: "delete",
+            update: Some(Update {
+                reason: Some(workspace_changed("job-1")),
+                phase: Some(Phase::Deleting),
+                ..Default::default()
+            }),
+            act: Act::Nothing,
+            events: vec![],
+            requeue: Requeue::Backoff { min: None },
+            protect_secret: false,
+        }
+    );
+    let after = record(&r, &step);
+    assert!(after.has_finalizer);
+    assert_eq!(after.status.phase, Some(Phase::Deleting));
+    assert_eq!(
+        condition_reason(&after.status, STALLED),
+        Some("WorkspaceChanged")
+    );
+    assert_eq!(after.status.key_fingerprint.as_deref(), Some(FP_OLD));
+    // The DELETE is sent again next time.
+    assert_eq!(obs(after).plan().name(), "delete");
+
+    // Setting deletionPolicy to Orphan lets it go without a key.
+    let mut orphaned = record(&r, &step);
+    orphaned.spec.deletion_policy = DeletionPolicy::Orphan;
+    let mut o = obs(orphaned);
+    assert_eq!(observe(&mut o, SECRET, None), vec![Need::FreshCopy]);
+    let step = decide(&o);
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(step.events[0].reason, "Orphaned");
+}
+
+#[test]
+fn other_delete_answers_under_another_key_are_unchanged() {
+    // Deleted: the job is gone whatever key deleted it.
+    let (_, step) = delete_answer(
+        Some(FP_OLD),
+        Some(FP_NEW),
+        Answer::Deleted(Ok(job("job-1", "SUCCESSED"))),
+    );
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(
+        step.events[0].note,
+        "Deleted import job job-1 and its imported model"
+    );
+    // A failed DELETE is retried as before.
+    let (_, step) = delete_answer(
+        Some(FP_OLD),
+        Some(FP_NEW),
+        Answer::Deleted(Err(server_error())),
+    );
+    assert_eq!(
+        step.update,
+        Some(Update {
+            reason: Some(Reason::RemoteUnavailable {
+                error: server_error().to_string()
+            }),
+            phase: Some(Phase::Deleting),
+            ..Default::default()
+        })
+    );
+    assert_eq!(step.act, Act::Nothing);
+}
+
+#[test]
+fn a_delete_not_found_under_the_same_key_or_an_unrecorded_one_releases_as_before() {
+    for (recorded, current) in [
+        (Some(FP_OLD), Some(FP_OLD)),
+        (None, Some(FP_NEW)),
+        (Some(FP_OLD), None),
+        (None, None),
+    ] {
+        let label = format!("{recorded:?} {current:?}");
+        let (r, step) = delete_answer(recorded, current, Answer::Deleted(Err(not_found())));
+        assert_eq!(
+            step,
+            Step {
+                plan: "delete",
+                update: None,
+                act: Act::RemoveFinalizer,
+                events: vec![Event {
+                    type_: EventType::Normal,
+                    reason: "Deleted",
+                    action: Action::DeleteImportJob,
+                    note: "Import job job-1 was already gone from Model Studio".into(),
+                }],
+                requeue: Requeue::Never,
+                protect_secret: false,
+            },
+            "{label}"
+        );
+        assert!(!record(&r, &step).has_finalizer, "{label}");
+    }
+}
+
+#[test]
+fn the_secret_protected_before_a_create_is_relied_on_until_the_release() {
+    use modelstudio_core::credentials::{relies_on, NAMESPACE_CREDENTIALS};
+    use modelstudio_core::domain::SecretRef;
+    let mut r = resource();
+    r.spec.api_key_secret = Some(SecretRef {
+        name: "team-key".into(),
+        key: "token".into(),
+    });
+    assert!(!relies_on(&r, "team-key"), "nothing remote yet");
+    let mut o = obs(r.clone());
+    observe_key(&mut o, SECRET, Some(FP_NEW), Some(false), None);
+    let step = decide(&o);
+    assert!(step.protect_secret);
+    // The intent alone makes the Secret needed: the create may make a job.
+    let r = record(&r, &step);
+    assert!(relies_on(&r, "team-key"));
+    assert!(!relies_on(&r, NAMESPACE_CREDENTIALS));
+    let mut o = obs(r.clone());
+    o.key_fingerprint = Some(FP_NEW.into());
+    o.answer = Some(Answer::Created(Ok(job("job-1", "PENDING"))));
+    let r = record(&r, &decide(&o));
+    assert_eq!(r.status.key_fingerprint.as_deref(), Some(FP_NEW));
+    assert!(relies_on(&r, "team-key"));
+    // Deleted: the DELETE goes out, then the finalizer goes and the Secret is no longer needed.
+    let r = deleting(r);
+    assert!(relies_on(&r, "team-key"));
+    let mut o = obs(r.clone());
+    o.key_fingerprint = Some(FP_NEW.into());
+    o.answer = Some(Answer::Deleted(Ok(job("job-1", "SUCCESSED"))));
+    let r = record(&r, &decide(&o));
+    assert!(!r.has_finalizer);
+    assert!(!relies_on(&r, "team-key"));
+}
+
+#[test]
+fn a_lost_create_listed_in_another_workspace_is_not_taken_as_never_made() {
+    // The create was sent with the old key (its fingerprint recorded with the intent); the key
+    // now points at another workspace, whose complete listing shows nothing.
+    for deleting in [false, true] {
+        let mut r = attempted(0);
+        r.status.key_fingerprint = Some(FP_OLD.into());
+        r.deleting = deleting;
+        let mut o = obs(r.clone());
+        o.fresh = Some(r);
+        o.credentials = Some(SECRET);
+        o.key_fingerprint = Some(FP_NEW.into());
+        o.seen = Some(Seen::Listing(Ok(Listing {
+            jobs: vec![],
+            complete: true,
+        })));
+        o.now += std::time::Duration::from_secs(3600);
+        let step = decide(&o);
+        assert_eq!(step.act, Act::Nothing, "deleting={deleting}");
+        let reason = step.update.as_ref().unwrap().reason.clone().unwrap();
+        assert_eq!(reason.code().as_str(), "WorkspaceChanged");
+        assert!(reason.message().contains(FP_OLD) && reason.message().contains(FP_NEW));
+        assert_eq!(step.requeue, Requeue::Backoff { min: None });
+    }
 }
