@@ -4,6 +4,7 @@
 use crate::cli::LogFormat;
 use crate::config::{Config, ConfigError, MANAGER};
 use crate::crd::ModelImport;
+use crate::keeper::CredentialsKeeper;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
@@ -179,6 +180,8 @@ pub async fn run_with_client(
     let shutdown_timeout = config.shutdown_timeout;
     let lease = config.leader_election.clone();
     let instance = config.instance.clone();
+    let namespace = config.namespace.clone();
+    let sweep_interval = config.poll_interval;
     let ctx = Arc::new(Context::new(client, jobs, metrics, config));
     // One shutdown signal, awaited in several places.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -226,6 +229,11 @@ pub async fn run_with_client(
             ready.store(true, Ordering::Relaxed);
         }
     });
+    // Only the leader keeps the credentials Secrets, as it alone reconciles.
+    if let Some(inbox) = ctx.take_keeper_inbox() {
+        let keeper = CredentialsKeeper::new(ctx.client.clone(), namespace, sweep_interval, inbox);
+        tokio::spawn(keeper.run(stopped()));
+    }
     let running = controller
         .graceful_shutdown_on(stopped())
         .run(reconcile_watched, error_policy_watched, ctx)

@@ -227,6 +227,12 @@ pub struct ModelImportStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
 
+    /// Fingerprint (`sha256:` and 16 hex digits, not reversible) of the API key the job was last
+    /// seen with: its workspace. A job that a key with another fingerprint cannot find is not
+    /// taken as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_fingerprint: Option<String>,
+
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -261,7 +267,29 @@ pub fn definition() -> CustomResourceDefinition {
         Err(_) => return crd,
     };
     unwrap_descriptions(&mut value);
+    default_status(&mut value);
     serde_json::from_value(value).unwrap_or(crd)
+}
+
+/// A new ModelImport reads `status.observedGeneration: -1` until the controller writes its status
+/// (defaults apply when an object is read), so kstatus and Flux see it InProgress from its
+/// creation instead of Current before the controller has looked at it (Flux's own CRDs do the
+/// same).
+fn default_status(crd: &mut serde_json::Value) {
+    let versions = crd
+        .pointer_mut("/spec/versions")
+        .and_then(|v| v.as_array_mut());
+    for version in versions.into_iter().flatten() {
+        if let Some(status) = version
+            .pointer_mut("/schema/openAPIV3Schema/properties/status")
+            .and_then(|s| s.as_object_mut())
+        {
+            status.insert(
+                "default".into(),
+                serde_json::json!({ "observedGeneration": -1 }),
+            );
+        }
+    }
 }
 
 fn unwrap_descriptions(value: &mut serde_json::Value) {

@@ -5,7 +5,7 @@
 use crate::crd::{self, ModelImport, ModelImportStatus, FINALIZER};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
-use modelstudio_core::domain::{DeletionPolicy, Phase, Resource, Spec};
+use modelstudio_core::domain::{DeletionPolicy, Phase, Resource, SecretRef, Spec};
 use modelstudio_core::remote::{Source, Storage, WeightType};
 use modelstudio_core::status::{self, ImportStatus};
 
@@ -44,6 +44,10 @@ pub fn resource(obj: &ModelImport) -> Resource {
                 crd::DeletionPolicy::Orphan => DeletionPolicy::Orphan,
             },
             job_id: spec.job_id.clone(),
+            api_key_secret: spec.api_key_secret_ref.as_ref().map(|r| SecretRef {
+                name: r.name.clone(),
+                key: r.key.clone(),
+            }),
         },
         status: import_status(obj.status.as_ref()),
     }
@@ -63,6 +67,7 @@ pub fn import_status(status: Option<&ModelImportStatus>) -> ImportStatus {
         phase: s.phase.map(phase),
         error_code: s.error_code.clone(),
         created_at: s.created_at.clone(),
+        key_fingerprint: s.api_key_fingerprint.clone(),
         observed_generation: s.observed_generation,
         conditions: s
             .conditions
@@ -90,6 +95,7 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
         phase: s.phase.map(crd_phase),
         error_code: s.error_code.clone(),
         created_at: s.created_at.clone(),
+        api_key_fingerprint: s.key_fingerprint.clone(),
         observed_generation: s.observed_generation,
         conditions: s
             .conditions
@@ -142,6 +148,7 @@ mod tests {
             "phase": "Deleting",
             "errorCode": "x",
             "createdAt": "2026-01-01T00:00:01.000+00:00",
+            "apiKeyFingerprint": "sha256:0123456789abcdef",
             "observedGeneration": 3,
             "conditions": [{
                 "type": "Ready", "status": "True", "reason": "JobSucceeded", "message": "m",

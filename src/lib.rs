@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod crd;
 pub mod domain;
+pub mod keeper;
 pub mod leader;
 pub mod metrics;
 pub mod modelstudio;

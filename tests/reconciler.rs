@@ -48,6 +48,23 @@ fn status_error(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
     )
 }
 
+/// A JSON patch as kube-apiserver applies it, whose `test` of null on a missing path matches.
+fn json_patch_object(object: &mut Value, body: Value) -> Result<(), (StatusCode, Value)> {
+    let patch: json_patch::Patch = serde_json::from_value(body).unwrap();
+    let mut ops = vec![];
+    for op in patch.0 {
+        match &op {
+            json_patch::PatchOperation::Test(t) if t.value.is_null() => {
+                if !object.pointer(t.path.as_str()).is_none_or(Value::is_null) {
+                    return Err(status_error(422, "Invalid", "test failed"));
+                }
+            }
+            _ => ops.push(op),
+        }
+    }
+    json_patch::patch(object, &ops).map_err(|e| status_error(422, "Invalid", &e.to_string()))
+}
+
 fn answer(
     state: &Shared,
     method: &Method,
@@ -65,6 +82,18 @@ fn answer(
             Some(secret) => (StatusCode::OK, secret.clone()),
             None => status_error(404, "NotFound", &format!("secrets \"{name}\" not found")),
         };
+    }
+    if path.starts_with(&format!("/api/v1/namespaces/{NS}/secrets/")) && method == Method::PATCH {
+        let name = path.rsplit('/').next().unwrap().to_string();
+        let Some(mut secret) = s.secrets.get(&name).cloned() else {
+            return status_error(404, "NotFound", &format!("secrets \"{name}\" not found"));
+        };
+        assert_eq!(content_type, "application/json-patch+json");
+        if let Err(e) = json_patch_object(&mut secret, body_json) {
+            return e;
+        }
+        s.secrets.insert(name, secret.clone());
+        return (StatusCode::OK, secret);
     }
     if path.starts_with("/apis/events.k8s.io/v1/namespaces/") {
         if method == Method::POST {
@@ -86,21 +115,8 @@ fn answer(
             content_type, "application/json-patch+json",
             "finalizers change by JSON patch"
         );
-        let patch: json_patch::Patch = serde_json::from_value(body_json).unwrap();
-        // kube-apiserver's JSON patch treats `test` of null on a missing path as a match.
-        let mut ops = vec![];
-        for op in patch.0 {
-            match &op {
-                json_patch::PatchOperation::Test(t) if t.value.is_null() => {
-                    if !object.pointer(t.path.as_str()).is_none_or(Value::is_null) {
-                        return status_error(422, "Invalid", "test failed");
-                    }
-                }
-                _ => ops.push(op),
-            }
-        }
-        if let Err(e) = json_patch::patch(&mut object, &ops) {
-            return status_error(422, "Invalid", &e.to_string());
+        if let Err(e) = json_patch_object(&mut object, body_json) {
+            return e;
         }
         s.resource_version += 1;
         object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
@@ -1190,4 +1206,172 @@ async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_ea
         metrics.contains("modelstudio_api_rate_limit_wait_seconds_count"),
         "{metrics}"
     );
+}
+
+const OTHER_KEY: &str = "sk-reconciler-other-workspace";
+
+fn two_workspaces() -> SimulatorConfig {
+    SimulatorConfig {
+        pending_duration: Duration::from_millis(150),
+        running_duration: Duration::from_millis(300),
+        api_keys: vec![KEY.into(), OTHER_KEY.into()],
+        ..Default::default()
+    }
+}
+
+impl<R> Harness<R> {
+    fn secret(&self, name: &str) -> Value {
+        self.kube.lock().unwrap().secrets[name].clone()
+    }
+
+    /// The position of the first request of `method` on a path ending with `suffix`.
+    fn first_request(&self, method: Method, suffix: &str) -> Option<usize> {
+        self.kube
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .position(|(m, p)| *m == method && p.ends_with(suffix))
+    }
+}
+
+#[tokio::test]
+async fn the_credentials_secret_is_protected_before_the_create_and_the_key_is_fingerprinted() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    let secret = h.secret("dashscope");
+    assert_eq!(
+        secret["metadata"]["finalizers"],
+        json!(["modelstudio.io/credentials"])
+    );
+    assert_eq!(
+        secret["metadata"]["labels"]["modelstudio.io/credentials"],
+        "in-use"
+    );
+    // The Secret was protected before the intent (and so before the create) was written.
+    let protect = h
+        .first_request(Method::PATCH, "/secrets/dashscope")
+        .unwrap();
+    let intent = h.first_request(Method::PATCH, "/status").unwrap();
+    assert!(protect < intent, "protect {protect}, intent {intent}");
+    let fingerprint = h.object().unwrap().status.unwrap().api_key_fingerprint;
+    let fingerprint = fingerprint.expect("the key's fingerprint is recorded");
+    assert!(
+        fingerprint.starts_with("sha256:") && fingerprint.len() == 23,
+        "{fingerprint}"
+    );
+    assert!(!fingerprint.contains(KEY));
+    // Protected once: later reconciles do not patch the Secret again.
+    assert_eq!(h.kube_requests(Method::PATCH, "/secrets/dashscope"), 1);
+
+    // An import that keeps its job (Orphan) needs no protection.
+    let h = Harness::new(fast_settings()).await;
+    h.put_secret("dashscope", "api-key", KEY);
+    h.put(manifest("models/a/", "Orphan"));
+    h.until("a job", |h| {
+        h.object()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.job_id.is_some())
+    })
+    .await;
+    assert_eq!(h.kube_requests(Method::PATCH, "/secrets/dashscope"), 0);
+    assert!(h.secret("dashscope")["metadata"]["finalizers"].is_null());
+}
+
+#[tokio::test]
+async fn a_key_of_another_workspace_never_releases_the_job_and_says_what_to_do() {
+    let h = Harness::with_simulator(two_workspaces(), fast_settings()).await;
+    ready_import(&h).await;
+    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+    // The Secret now holds a key of another workspace, which cannot see the job.
+    h.put_secret("dashscope", "api-key", OTHER_KEY);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    h.step().await;
+    let (status, reason, message) = h.condition("Stalled").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "WorkspaceChanged")
+    );
+    assert!(
+        message.contains(&job_id) && message.contains("Orphan"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(OTHER_KEY) && !message.contains(KEY),
+        "{message}"
+    );
+
+    // Deleting: NotFound under the other key is no proof the job is gone.
+    h.mark_deleted();
+    h.step().await;
+    let o = h.object().expect("not released");
+    assert_eq!(o.status.unwrap().phase, Some(Phase::Deleting));
+    assert_eq!(h.condition("Stalled").unwrap().1, "WorkspaceChanged");
+    assert_eq!(h.sim.simulator.jobs().len(), 1);
+    assert_eq!(h.sim.simulator.stats().delete.code("NotFound"), 1);
+
+    // The original key back: the job is deleted and the resource released.
+    h.put_secret("dashscope", "api-key", KEY);
+    h.until("released", |h| h.object().is_none()).await;
+    assert_eq!(h.sim.simulator.stats().delete.status(200), 1);
+}
+
+#[tokio::test]
+async fn the_namespace_default_secret_comes_before_the_controller_default_key() {
+    let config = Config {
+        default_api_key: ApiKey::new(OTHER_KEY),
+        ..fast_settings()
+    };
+    let h = Harness::with_simulator(two_workspaces(), config).await;
+    h.put_secret("modelstudio-credentials", "api-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["spec"].as_object_mut().unwrap().remove("apiKeySecretRef");
+    h.put(m);
+    h.until("a job", |h| {
+        h.object()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.job_id.is_some())
+    })
+    .await;
+    // Made in the namespace Secret's workspace, not the default key's, and that Secret is kept.
+    let jobs = h.sim.simulator.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        h.secret("modelstudio-credentials")["metadata"]["finalizers"],
+        json!(["modelstudio.io/credentials"])
+    );
+    let client = HttpClient::new(HttpClientConfig {
+        endpoint: h.sim.base_url(),
+        timeout: Duration::from_secs(5),
+        user_agent: "reconciler-test".into(),
+    })
+    .unwrap();
+    let job_id = h.object().unwrap().status.unwrap().job_id.unwrap();
+    assert!(client
+        .get(&ApiKey::new(KEY).unwrap(), &job_id)
+        .await
+        .is_ok());
+    assert!(client
+        .get(&ApiKey::new(OTHER_KEY).unwrap(), &job_id)
+        .await
+        .is_err());
+    // A broken namespace Secret is reported, not passed over for the default key.
+    let h = Harness::with_simulator(
+        two_workspaces(),
+        Config {
+            default_api_key: ApiKey::new(OTHER_KEY),
+            ..fast_settings()
+        },
+    )
+    .await;
+    h.put_secret("modelstudio-credentials", "wrong-key", KEY);
+    let mut m = manifest("models/a/", "Delete");
+    m["spec"].as_object_mut().unwrap().remove("apiKeySecretRef");
+    h.put(m);
+    h.step().await;
+    h.step().await;
+    let (_, reason, message) = h.condition("Reconciling").unwrap();
+    assert_eq!(reason, "CredentialsMissing");
+    assert!(message.contains("modelstudio-credentials"), "{message}");
+    assert_eq!(h.sim.simulator.stats().create.total, 0);
 }

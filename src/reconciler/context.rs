@@ -4,6 +4,7 @@
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
 use crate::crd::ModelImport;
+use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
 use kube::api::ApiResource;
@@ -13,6 +14,7 @@ use modelstudio_core::remote::ImportJobs;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 pub struct Context {
     pub client: Client,
@@ -23,6 +25,9 @@ pub struct Context {
     pub config: Config,
     /// The ModelImport's API resource, for objects watched untyped.
     pub api_resource: ApiResource,
+    /// Where released imports ask for their credentials Secret to be checked.
+    pub keeper: KeeperHandle,
+    keeper_inbox: Mutex<Option<mpsc::UnboundedReceiver<SecretId>>>,
     pub failures: FailureCounts,
     /// When each resource's job was last read successfully (or created).
     last_read: Mutex<HashMap<String, Instant>>,
@@ -50,6 +55,7 @@ impl Context {
         metrics: Arc<Metrics>,
         config: Config,
     ) -> Self {
+        let (keeper, keeper_inbox) = KeeperHandle::new();
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
@@ -61,9 +67,19 @@ impl Context {
             metrics,
             config,
             api_resource: ApiResource::erase::<ModelImport>(&()),
+            keeper,
+            keeper_inbox: Mutex::new(Some(keeper_inbox)),
             failures: FailureCounts::default(),
             last_read: Mutex::default(),
         }
+    }
+
+    /// The keeper's inbox, for the one keeper that runs.
+    pub fn take_keeper_inbox(&self) -> Option<mpsc::UnboundedReceiver<SecretId>> {
+        self.keeper_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Notes that the job of `key` was just read (or created).

@@ -1,68 +1,133 @@
-//! The API key: the Secret that spec.apiKeySecretRef names, else the controller's default. Which
-//! one is used is the core's choice ([`choose_key`]); this file only reads the Secret.
+//! The API key: the Secret spec.apiKeySecretRef names, else the namespace's well-known Secret,
+//! else the controller's default key. Which one is used, and whether its Secret must be
+//! protected, is the core's choice ([`choose_key`], [`credentials_secret`]); this file reads the
+//! Secret, fingerprints the key and puts the controller's finalizer on the Secret when told.
 
+use super::finalizer::{json_patch, params};
 use super::observe::Io;
 use super::Error;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::ResourceExt;
+use modelstudio_core::credentials::{
+    credentials_secret, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, SECRET_FINALIZER,
+};
+use modelstudio_core::domain::SecretRef;
 use modelstudio_core::reason::CredentialProblem;
 use modelstudio_core::remote::ApiKey;
-use modelstudio_core::step::{choose_key, KeySource};
+use modelstudio_core::step::{choose_key, KeySource, Observation};
+use serde_json::json;
+
+/// A non-reversible fingerprint of a key: `sha256:` and the first 16 hex digits of its SHA-256.
+pub fn fingerprint(key: &ApiKey) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.expose().as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
 
 impl Io<'_> {
-    /// Reads the credentials, keeps the chosen key for the calls of this reconcile, and returns
-    /// the choice for the core.
-    pub(super) async fn credentials(
-        &mut self,
-        deleting: bool,
-    ) -> Result<Result<KeySource, CredentialProblem>, Error> {
-        let secret = self.secret_key().await?;
+    /// Reads the credentials into the observation and keeps the chosen key for the calls of this
+    /// reconcile.
+    pub(super) async fn credentials(&mut self, obs: &mut Observation) -> Result<(), Error> {
+        let deleting = obs.resource().deleting;
+        let choice = credentials_secret(&obs.resource().spec);
+        let secret = self.read_secret(&choice.secret).await?;
+        let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
         let default = self.ctx.config.default_api_key.clone();
-        let read = secret
-            .as_ref()
-            .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone));
-        let choice = choose_key(read, default.is_some(), deleting);
-        self.api_key = match (&choice, secret) {
-            (Ok(KeySource::Secret), Some(Ok(key))) => Some(key),
+        let chosen = choose_key(read, default.is_some(), deleting);
+        self.api_key = match (&chosen, secret) {
+            (Ok(KeySource::Secret), Ok((key, protected))) => {
+                obs.secret_protected = Some(protected);
+                self.secret = Some(choice.secret.name);
+                Some(key)
+            }
             (Ok(KeySource::Default), _) => default,
             _ => None,
         };
-        Ok(choice)
+        obs.key_fingerprint = self.api_key.as_ref().map(fingerprint);
+        obs.credentials = Some(chosen);
+        Ok(())
     }
 
-    /// The key in the resource's Secret; `None` when the resource names no Secret.
-    async fn secret_key(&self) -> Result<Option<Result<ApiKey, CredentialProblem>>, Error> {
-        let Some(reference) = &self.obj.spec.api_key_secret_ref else {
-            return Ok(None);
-        };
-        let secrets: Api<Secret> = Api::namespaced(
-            self.ctx.client.clone(),
-            &self.obj.namespace().unwrap_or_default(),
-        );
-        let secret = secrets
+    /// The key in the Secret and whether the Secret carries the controller's finalizer.
+    async fn read_secret(
+        &self,
+        reference: &SecretRef,
+    ) -> Result<Result<(ApiKey, bool), CredentialProblem>, Error> {
+        let secret = self
+            .secrets()
             .get_opt(&reference.name)
             .await
             .map_err(Error::ReadSecret)?;
         let Some(secret) = secret else {
-            return Ok(Some(Err(CredentialProblem::SecretNotFound {
+            return Ok(Err(CredentialProblem::SecretNotFound {
                 name: reference.name.clone(),
-            })));
+            }));
         };
+        let protected = secret.finalizers().iter().any(|f| f == SECRET_FINALIZER);
         let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&reference.key)) else {
-            return Ok(Some(Err(CredentialProblem::KeyMissing {
+            return Ok(Err(CredentialProblem::KeyMissing {
                 name: reference.name.clone(),
                 key: reference.key.clone(),
-            })));
+            }));
         };
-        Ok(Some(
-            std::str::from_utf8(&bytes.0)
-                .ok()
-                .and_then(ApiKey::new)
-                .ok_or(CredentialProblem::KeyEmpty {
-                    name: reference.name.clone(),
-                    key: reference.key.clone(),
-                }),
-        ))
+        Ok(std::str::from_utf8(&bytes.0)
+            .ok()
+            .and_then(ApiKey::new)
+            .map(|key| (key, protected))
+            .ok_or(CredentialProblem::KeyEmpty {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            }))
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(
+            self.ctx.client.clone(),
+            &self.obj.namespace().unwrap_or_default(),
+        )
+    }
+
+    /// Puts the controller's finalizer (and the label that finds it again) on the Secret the key
+    /// came from, so that deleting the namespace or the Secret waits until no job needs it.
+    pub(super) async fn protect_secret(&self) -> Result<(), Error> {
+        let Some(name) = &self.secret else {
+            return Ok(());
+        };
+        let secrets = self.secrets();
+        let Some(secret) = secrets.get_opt(name).await.map_err(Error::ReadSecret)? else {
+            return Ok(());
+        };
+        // Already protected, or already going (no finalizer can be added then).
+        if secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
+            || secret.metadata.deletion_timestamp.is_some()
+        {
+            return Ok(());
+        }
+        let label = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
+        let mut ops = match &secret.metadata.finalizers {
+            None => vec![
+                json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
+                json!({"op": "add", "path": "/metadata/finalizers", "value": [SECRET_FINALIZER]}),
+            ],
+            Some(list) => vec![
+                json!({"op": "test", "path": "/metadata/finalizers", "value": list}),
+                json!({"op": "add", "path": "/metadata/finalizers/-", "value": SECRET_FINALIZER}),
+            ],
+        };
+        ops.push(match &secret.metadata.labels {
+            None => json!({"op": "add", "path": "/metadata/labels", "value": {PROTECTED_LABEL: PROTECTED_VALUE}}),
+            Some(_) => json!({"op": "add", "path": label, "value": PROTECTED_VALUE}),
+        });
+        let patch = json_patch(serde_json::Value::Array(ops))
+            .map_err(|e| Error::ProtectSecret(kube::Error::SerdeError(e)))?;
+        secrets
+            .patch(name, &params(), &patch)
+            .await
+            .map_err(Error::ProtectSecret)?;
+        Ok(())
     }
 }

@@ -47,6 +47,8 @@ pub enum Error {
     ReadSecret(#[source] kube::Error),
     #[error("could not read the ModelImport: {0}")]
     ReadResource(#[source] kube::Error),
+    #[error("could not put the controller's finalizer on the API key Secret: {0}")]
+    ProtectSecret(#[source] kube::Error),
 }
 
 impl Error {
@@ -58,6 +60,7 @@ impl Error {
             Error::WriteStatus(_) => "WriteStatus",
             Error::ReadSecret(_) => "ReadSecret",
             Error::ReadResource(_) => "ReadResource",
+            Error::ProtectSecret(_) => "ProtectSecret",
         }
     }
 }
@@ -90,6 +93,10 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
     // Decide.
     let mut step: Step = step::decide(&obs);
     io.plan = step.plan;
+    // Act: the credentials Secret is protected before a job that needs its key can exist.
+    if step.protect_secret {
+        io.protect_secret().await?;
+    }
     for _ in 0..MAX_ACTS {
         // Record (a create's intent before the create), act, publish.
         io.record(&mut obs, step.update.as_ref()).await?;

@@ -19,6 +19,8 @@ pub(super) struct Io<'a> {
     pub(super) key: String,
     /// The key the credentials step chose.
     pub(super) api_key: Option<ApiKey>,
+    /// The Secret that key came from, if it came from one.
+    pub(super) secret: Option<String>,
     /// The plan carried out, for metric labels.
     pub(super) plan: &'static str,
 }
@@ -32,6 +34,7 @@ impl<'a> Io<'a> {
             obj: obj.clone(),
             key: domain::key(obj),
             api_key: None,
+            secret: None,
             plan: "observe",
         }
     }
@@ -70,10 +73,7 @@ impl<'a> Io<'a> {
                 obs.fresh = Some(domain::resource(&fresh));
                 self.obj = fresh;
             }
-            Need::Credentials => {
-                let deleting = obs.resource().deleting;
-                obs.credentials = Some(self.credentials(deleting).await?);
-            }
+            Need::Credentials => self.credentials(obs).await?,
             Need::Job(job_id) => obs.seen = Some(Seen::Job(self.poll(&job_id).await)),
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }

@@ -5,7 +5,9 @@ use super::finalizer::{json_patch, params};
 use super::observe::Io;
 use super::Error;
 use crate::crd::FINALIZER;
+use crate::domain;
 use kube::ResourceExt;
+use modelstudio_core::credentials::credentials_secret;
 use serde_json::json;
 use tracing::info;
 
@@ -24,6 +26,11 @@ impl Io<'_> {
             Ok(_) => {
                 self.ctx.forget(&self.key);
                 info!(name = %self.name(), "released");
+                // Its credentials Secret may be needed by no one now.
+                let secret = credentials_secret(&domain::resource(&self.obj).spec).secret;
+                self.ctx
+                    .keeper
+                    .check(&self.obj.namespace().unwrap_or_default(), &secret.name);
                 Ok(())
             }
             // Already gone: nothing left to release.

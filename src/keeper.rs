@@ -1,0 +1,226 @@
+//! The credentials keeper: takes the controller's finalizer off a credentials Secret as soon as
+//! no ModelImport that still has a job to delete reads its key from it. Checked when an import is
+//! released, and for every protected Secret (found by its label) at the poll interval, which also
+//! catches a changed `apiKeySecretRef` or `deletionPolicy`. Which Secret is still in use is the
+//! core's decision ([`secret_in_use`]); this loop only lists and patches.
+
+use crate::crd::{ModelImport, FINALIZER};
+use crate::domain;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use modelstudio_core::credentials::{secret_in_use, PROTECTED_LABEL, SECRET_FINALIZER};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// A Secret by namespace and name.
+pub type SecretId = (String, String);
+
+/// Where reconciles ask for a Secret to be checked.
+#[derive(Clone)]
+pub struct KeeperHandle(mpsc::UnboundedSender<SecretId>);
+
+impl KeeperHandle {
+    /// A handle and the inbox the keeper reads.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<SecretId>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (KeeperHandle(tx), rx)
+    }
+
+    /// Asks for `secret` in `namespace` to be checked soon. Without a running keeper (a test of
+    /// the reconciler alone) the request is dropped with the channel.
+    pub fn check(&self, namespace: &str, secret: &str) {
+        let _ = self.0.send((namespace.to_string(), secret.to_string()));
+    }
+}
+
+/// Why a check failed; the next sweep tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    #[error("could not list the protected Secrets: {0}")]
+    ListSecrets(#[source] kube::Error),
+    #[error("could not list the ModelImports of namespace {namespace}: {source}")]
+    ListImports {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("could not release Secret {namespace}/{name}: {source}")]
+    Release {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub struct CredentialsKeeper {
+    client: Client,
+    /// The controller's `--namespace`, when it watches one.
+    namespace: Option<String>,
+    interval: Duration,
+    inbox: mpsc::UnboundedReceiver<SecretId>,
+}
+
+impl CredentialsKeeper {
+    pub fn new(
+        client: Client,
+        namespace: Option<String>,
+        interval: Duration,
+        inbox: mpsc::UnboundedReceiver<SecretId>,
+    ) -> Self {
+        CredentialsKeeper {
+            client,
+            namespace,
+            interval,
+            inbox,
+        }
+    }
+
+    /// Checks on request and sweeps at the interval, until `stop` resolves.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut sweep = tokio::time::interval(self.interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                _ = &mut stop => return,
+                _ = sweep.tick() => self.sweep().await,
+                Some(first) = self.inbox.recv() => {
+                    // Releases come in bursts (a namespace going): check each Secret once.
+                    let mut due = BTreeSet::from([first]);
+                    while let Ok(more) = self.inbox.try_recv() {
+                        due.insert(more);
+                    }
+                    self.check_all(due).await
+                }
+            };
+            if let Err(e) = result {
+                warn!(error = %e, "credentials keeper");
+            }
+        }
+    }
+
+    /// Checks every Secret that carries the controller's label.
+    async fn sweep(&self) -> Result<(), KeeperError> {
+        let secrets: Api<Secret> = match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let protected = secrets
+            .list_metadata(&ListParams::default().labels(PROTECTED_LABEL))
+            .await
+            .map_err(KeeperError::ListSecrets)?;
+        let due = protected
+            .items
+            .iter()
+            .filter_map(|s| Some((s.namespace()?, s.name_any())))
+            .collect();
+        self.check_all(due).await
+    }
+
+    async fn check_all(&self, due: BTreeSet<SecretId>) -> Result<(), KeeperError> {
+        let namespaces: BTreeSet<&String> = due.iter().map(|(ns, _)| ns).collect();
+        for namespace in namespaces {
+            let imports = self.imports(namespace).await?;
+            for (_, name) in due.iter().filter(|(ns, _)| ns == namespace) {
+                if !imports.in_use(name) {
+                    self.release(namespace, name).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A namespace's ModelImports, read fresh from the API server (not a cache that may lag
+    /// behind a release).
+    async fn imports(&self, namespace: &str) -> Result<Imports, KeeperError> {
+        let resource = ApiResource::erase::<ModelImport>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let list =
+            api.list(&ListParams::default())
+                .await
+                .map_err(|source| KeeperError::ListImports {
+                    namespace: namespace.to_string(),
+                    source,
+                })?;
+        let mut imports = Imports::default();
+        for obj in list.items {
+            let held = obj.finalizers().iter().any(|f| f == FINALIZER);
+            match obj.try_parse::<ModelImport>() {
+                Ok(typed) => imports.readable.push(domain::resource(&typed)),
+                // One the controller cannot read may still need its key: keep every Secret.
+                Err(_) if held => imports.unreadable_held = true,
+                Err(_) => {}
+            }
+        }
+        Ok(imports)
+    }
+
+    /// Takes the finalizer and the label off the Secret.
+    async fn release(&self, namespace: &str, name: &str) -> Result<(), KeeperError> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let error = |source| KeeperError::Release {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        };
+        let Some(secret) = secrets.get_opt(name).await.map_err(error)? else {
+            return Ok(());
+        };
+        let mut ops = Vec::new();
+        if let Some(i) = secret
+            .finalizers()
+            .iter()
+            .position(|f| f == SECRET_FINALIZER)
+        {
+            let path = format!("/metadata/finalizers/{i}");
+            ops.push(json!({"op": "test", "path": path, "value": SECRET_FINALIZER}));
+            ops.push(json!({"op": "remove", "path": path}));
+        }
+        if secret.labels().contains_key(PROTECTED_LABEL) {
+            let path = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
+            ops.push(json!({"op": "remove", "path": path}));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+            .map_err(|e| error(kube::Error::SerdeError(e)))?;
+        let params = PatchParams {
+            field_manager: Some(crate::config::MANAGER.into()),
+            ..Default::default()
+        };
+        match secrets
+            .patch(name, &params, &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {
+                info!(
+                    namespace,
+                    secret = name,
+                    "no job needs this Secret's key any more: released it"
+                );
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(error(e)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Imports {
+    readable: Vec<modelstudio_core::domain::Resource>,
+    unreadable_held: bool,
+}
+
+impl Imports {
+    fn in_use(&self, secret: &str) -> bool {
+        self.unreadable_held || secret_in_use(secret, &self.readable, None)
+    }
+}
