@@ -24,6 +24,21 @@ pub enum Command {
     Run(RunArgs),
     /// Print the ModelImport CustomResourceDefinition as YAML.
     Crd,
+    /// Before uninstalling: keep every (or every selected) ModelImport's job in Model Studio and
+    /// take the controller's finalizers off the ModelImports and their Secrets, so that nothing
+    /// waits for a controller that is gone. Stop the controller first (scale it to 0).
+    Orphan(OrphanArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OrphanArgs {
+    /// Only ModelImports of this namespace (default: all namespaces).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// Only ModelImports with these labels, as kubectl writes them (`team=a,env!=prod`).
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
 }
 
 /// Log output format.

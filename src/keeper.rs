@@ -88,14 +88,14 @@ impl CredentialsKeeper {
         loop {
             let result = tokio::select! {
                 _ = &mut stop => return,
-                _ = sweep.tick() => self.sweep().await,
+                _ = sweep.tick() => self.sweep().await.map(|_| ()),
                 Some(first) = self.inbox.recv() => {
                     // Releases come in bursts (a namespace going): check each Secret once.
                     let mut due = BTreeSet::from([first]);
                     while let Ok(more) = self.inbox.try_recv() {
                         due.insert(more);
                     }
-                    self.check_all(due).await
+                    self.check_all(due).await.map(|_| ())
                 }
             };
             if let Err(e) = result {
@@ -104,8 +104,18 @@ impl CredentialsKeeper {
         }
     }
 
-    /// Checks every Secret that carries the controller's label.
-    async fn sweep(&self) -> Result<(), KeeperError> {
+    /// Releases, once, every protected Secret that no import needs any more; the number released.
+    pub async fn release_unneeded(
+        client: &Client,
+        namespace: Option<String>,
+    ) -> Result<usize, KeeperError> {
+        let (_, inbox) = KeeperHandle::new();
+        let keeper = CredentialsKeeper::new(client.clone(), namespace, Duration::MAX, inbox);
+        keeper.sweep().await
+    }
+
+    /// Checks every Secret that carries the controller's label; the number released.
+    async fn sweep(&self) -> Result<usize, KeeperError> {
         let secrets: Api<Secret> = match &self.namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
@@ -122,17 +132,18 @@ impl CredentialsKeeper {
         self.check_all(due).await
     }
 
-    async fn check_all(&self, due: BTreeSet<SecretId>) -> Result<(), KeeperError> {
+    async fn check_all(&self, due: BTreeSet<SecretId>) -> Result<usize, KeeperError> {
         let namespaces: BTreeSet<&String> = due.iter().map(|(ns, _)| ns).collect();
+        let mut released = 0;
         for namespace in namespaces {
             let imports = self.imports(namespace).await?;
             for (_, name) in due.iter().filter(|(ns, _)| ns == namespace) {
-                if !imports.in_use(name) {
-                    self.release(namespace, name).await?;
+                if !imports.in_use(name) && self.release(namespace, name).await? {
+                    released += 1;
                 }
             }
         }
-        Ok(())
+        Ok(released)
     }
 
     /// A namespace's ModelImports, read fresh from the API server (not a cache that may lag
@@ -161,8 +172,8 @@ impl CredentialsKeeper {
         Ok(imports)
     }
 
-    /// Takes the finalizer and the label off the Secret.
-    async fn release(&self, namespace: &str, name: &str) -> Result<(), KeeperError> {
+    /// Takes the finalizer and the label off the Secret; whether there was anything to take.
+    async fn release(&self, namespace: &str, name: &str) -> Result<bool, KeeperError> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let error = |source| KeeperError::Release {
             namespace: namespace.to_string(),
@@ -170,7 +181,7 @@ impl CredentialsKeeper {
             source,
         };
         let Some(secret) = secrets.get_opt(name).await.map_err(error)? else {
-            return Ok(());
+            return Ok(false);
         };
         let mut ops = Vec::new();
         if let Some(i) = secret
@@ -187,7 +198,7 @@ impl CredentialsKeeper {
             ops.push(json!({"op": "remove", "path": path}));
         }
         if ops.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
             .map_err(|e| error(kube::Error::SerdeError(e)))?;
@@ -205,9 +216,9 @@ impl CredentialsKeeper {
                     secret = name,
                     "no job needs this Secret's key any more: released it"
                 );
-                Ok(())
+                Ok(true)
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
             Err(e) => Err(error(e)),
         }
     }

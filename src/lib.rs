@@ -12,4 +12,5 @@ pub mod keeper;
 pub mod leader;
 pub mod metrics;
 pub mod modelstudio;
+pub mod orphan;
 pub mod reconciler;

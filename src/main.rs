@@ -13,6 +13,16 @@ async fn main() -> ExitCode {
             print!("{}", modelstudio_controller::crd::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Orphan(args) => {
+            app::init_logging(modelstudio_controller::cli::LogFormat::Text);
+            match modelstudio_controller::orphan::run(&args).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => {
             app::init_logging(args.log_format);
             let result = match Config::from_args(&args, &Environment::from_process()) {

@@ -19,14 +19,14 @@ fn commands(help: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_binary_has_only_run_and_crd() {
+fn the_binary_has_only_run_crd_and_orphan() {
     let mut cmd = Command::new(BIN);
     cmd.arg("--help");
     let out = run_bounded(cmd, LIMIT);
     assert!(out.ok(), "{out:?}");
     assert_eq!(
         commands(&out.stdout),
-        ["run", "crd", "help"],
+        ["run", "crd", "orphan", "help"],
         "{}",
         out.stdout
     );

@@ -12,7 +12,8 @@ use kube::Client;
 use modelstudio_controller::crd::{definition, ModelImport, Phase};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
-    api_key_secret, apply_crd, Cluster, ControllerCommand, ImportBuilder, Proc, TempDir,
+    api_key_secret, apply_crd, run_bounded, Cluster, ControllerCommand, ImportBuilder, Proc,
+    TempDir,
 };
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -369,4 +370,70 @@ fn deleting_namespaces_deletes_every_job_and_leaves_nothing_behind() {
 #[test]
 fn deleting_namespaces_finishes_after_the_controller_was_killed_in_the_middle() {
     run(true);
+}
+
+/// Uninstalling in the documented order: stop the controller, `modelstudio-controller orphan`,
+/// then a namespace deletion finishes with no controller at all and the job stays.
+#[test]
+fn after_orphan_a_namespace_goes_without_the_controller_and_its_job_stays() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let dir = TempDir::new("namespace-orphan");
+        let cluster = Cluster::start().await.expect("an API server");
+        let kubeconfig = dir.0.join("kubeconfig");
+        cluster.write_kubeconfig(&kubeconfig, "default").unwrap();
+        let client = cluster.client("default").await.expect("a client");
+        apply_crd(&client, &definition()).await.expect("the CRD");
+        let sim = RunningSimulator::start(SimulatorConfig::default())
+            .await
+            .expect("the simulator");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = serde_json::from_value(
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TEAM}}),
+        )
+        .unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), TEAM);
+        let secret = serde_json::from_value(api_key_secret("dashscope", "sk-orphan")).unwrap();
+        secrets.create(&PostParams::default(), &secret).await.unwrap();
+        let bed = Bed {
+            client: client.clone(),
+            controller: ControllerCommand::new(BIN, &kubeconfig, &sim.base_url()),
+            sim,
+            dir,
+        };
+        let mut proc = bed.controller.spawn("controller", &bed.dir.0).unwrap();
+        bed.import(TEAM, ImportBuilder::new("kept").secret("dashscope")).await;
+        let job = bed.job(TEAM, "kept", &proc).await;
+        eventually("the Secret is protected", || proc.log(), || async {
+            let s = secrets.get("dashscope").await.ok()?;
+            (!s.metadata.finalizers.unwrap_or_default().is_empty()).then_some(())
+        })
+        .await;
+        proc.stop(Duration::from_secs(10));
+
+        let mut orphan = std::process::Command::new(BIN);
+        orphan
+            .args(["orphan", "--namespace", TEAM])
+            .env("KUBECONFIG", &kubeconfig);
+        let out = run_bounded(orphan, Duration::from_secs(60));
+        assert!(out.ok(), "{out:?}");
+        assert!(
+            out.stdout.contains("1 ModelImports keep their jobs")
+                && out.stdout.contains("1 credentials Secrets released"),
+            "{}",
+            out.stdout
+        );
+        namespaces.delete(TEAM, &DeleteParams::default()).await.unwrap();
+        eventually("the namespace is gone without a controller", String::new, || async {
+            bed.namespace_gone(TEAM).await.then_some(())
+        })
+        .await;
+        let jobs = bed.sim.simulator.jobs();
+        assert!(jobs.iter().any(|j| j.job_id == job && !j.deleted), "the job stays");
+    });
 }

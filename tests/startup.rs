@@ -155,3 +155,40 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
     assert_eq!(sim.simulator.stats().create.total, 1);
     controller.stop(Duration::from_secs(10));
 }
+
+/// kstatus (and so Flux) reads a resource as Current when its status has no observedGeneration
+/// and no conditions: a new ModelImport must read as InProgress until the controller has looked
+/// at it. The CRD defaults `status.observedGeneration` to -1, as Flux's own CRDs do.
+#[test]
+fn a_new_model_import_reads_as_in_progress_before_the_controller_has_seen_it() {
+    let rt = runtime();
+    let cluster = rt.block_on(Cluster::start()).expect("an API server");
+    let client = rt.block_on(cluster.client(NS)).expect("a client");
+    rt.block_on(apply_crd(&client, &definition()))
+        .expect("the CRD");
+    let imports: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<ModelImport>(&()),
+    );
+    let new = ImportBuilder::new("fresh").secret("dashscope").json();
+    let created = rt
+        .block_on(imports.create(
+            &PostParams::default(),
+            &serde_json::from_value(new).unwrap(),
+        ))
+        .expect("created");
+    let read = rt.block_on(imports.get("fresh")).expect("read back");
+    for (what, obj) in [("create answer", &created), ("read", &read)] {
+        let generation = obj.metadata.generation;
+        let observed = obj.data["status"]["observedGeneration"].as_i64();
+        assert_eq!(generation, Some(1), "{what}");
+        assert_eq!(observed, Some(-1), "{what}: {:?}", obj.data);
+        // kstatus's first rule: an observedGeneration behind the generation is InProgress.
+        assert!(observed < generation, "{what}");
+    }
+    println!(
+        "{:?}: observedGeneration -1 from creation",
+        cluster.flavor()
+    );
+}

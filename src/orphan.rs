@@ -1,0 +1,93 @@
+//! `modelstudio-controller orphan`: the step before uninstalling. Every selected ModelImport gets
+//! `deletionPolicy: Orphan` and loses the controller's finalizer, then every credentials Secret
+//! that no remaining import needs loses its finalizer too, so that deleting a namespace (or the
+//! CRD) later never waits for a controller that is gone. The jobs stay in Model Studio.
+
+use crate::cli::OrphanArgs;
+use crate::config::MANAGER;
+use crate::crd::{ModelImport, FINALIZER};
+use crate::keeper::{CredentialsKeeper, KeeperError};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrphanError {
+    #[error("could not connect to Kubernetes (check the kubeconfig): {0}")]
+    Kube(#[source] kube::Error),
+    #[error("could not list ModelImports: {0}")]
+    List(#[source] kube::Error),
+    #[error("could not orphan ModelImport {namespace}/{name}: {source}")]
+    Patch {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Secrets(#[from] KeeperError),
+}
+
+/// What was done.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Orphaned {
+    pub imports: usize,
+    pub secrets: usize,
+}
+
+pub async fn run(args: &OrphanArgs) -> Result<Orphaned, OrphanError> {
+    let client = Client::try_default().await.map_err(OrphanError::Kube)?;
+    orphan(client, args).await
+}
+
+pub async fn orphan(client: Client, args: &OrphanArgs) -> Result<Orphaned, OrphanError> {
+    let resource = ApiResource::erase::<ModelImport>(&());
+    let api: Api<DynamicObject> = match &args.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let mut params = ListParams::default();
+    if let Some(selector) = &args.selector {
+        params = params.labels(selector);
+    }
+    let imports = api.list(&params).await.map_err(OrphanError::List)?;
+    let mut done = Orphaned::default();
+    for obj in &imports.items {
+        let namespace = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let one: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+        let error = |source| OrphanError::Patch {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        };
+        let params = PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        let policy = json!({"spec": {"deletionPolicy": "Orphan"}});
+        one.patch(&name, &params, &Patch::Merge(&policy))
+            .await
+            .map_err(error)?;
+        if let Some(i) = obj.finalizers().iter().position(|f| f == FINALIZER) {
+            let path = format!("/metadata/finalizers/{i}");
+            let ops = json!([
+                {"op": "test", "path": path, "value": FINALIZER},
+                {"op": "remove", "path": path},
+            ]);
+            let patch: json_patch::Patch =
+                serde_json::from_value(ops).map_err(|e| error(kube::Error::SerdeError(e)))?;
+            one.patch(&name, &params, &Patch::Json::<()>(patch))
+                .await
+                .map_err(error)?;
+        }
+        println!("orphaned modelimport {namespace}/{name}");
+        done.imports += 1;
+    }
+    done.secrets = CredentialsKeeper::release_unneeded(&client, args.namespace.clone()).await?;
+    println!(
+        "{} ModelImports keep their jobs in Model Studio and no longer wait for the controller; {} credentials Secrets released",
+        done.imports, done.secrets
+    );
+    Ok(done)
+}
