@@ -41,6 +41,13 @@ pub struct OrphanArgs {
     pub selector: Option<String>,
 }
 
+/// How jobs in progress are observed.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    Listing,
+    PerJob,
+}
+
 /// Log output format.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -74,6 +81,12 @@ pub struct RunArgs {
     /// How often a job in progress, or a blocked deletion, is checked.
     #[arg(long, env = "MODELSTUDIO_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How jobs in progress are observed: `listing` lists each workspace's PENDING and RUNNING
+    /// jobs once per poll interval (pages of 100) and reads on its own only a job that left them;
+    /// `per-job` reads every job on its own at every poll (the naive way, kept for comparison).
+    #[arg(long, env = "MODELSTUDIO_POLL_MODE", value_enum, default_value_t = PollMode::Listing)]
+    pub poll_mode: PollMode,
 
     /// How often a finished job is checked again (0s: never).
     #[arg(long, env = "MODELSTUDIO_RESYNC_INTERVAL", default_value = "30m", value_parser = parse_duration)]

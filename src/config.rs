@@ -4,7 +4,7 @@
 //! in one place, [`Environment::from_process`].
 
 use crate::backoff::BackoffPolicy;
-use crate::cli::{LogFormat, RunArgs};
+use crate::cli::{LogFormat, PollMode, RunArgs};
 use crate::leader;
 use modelstudio_core::remote::ApiKey;
 use std::net::SocketAddr;
@@ -78,6 +78,8 @@ pub struct Config {
     pub concurrency: u16,
     /// How often a job in progress (or a blocked deletion) is looked at.
     pub poll_interval: Duration,
+    /// How jobs in progress are observed.
+    pub poll_mode: PollMode,
     /// How often a finished job is checked again; zero turns it off.
     pub resync_interval: Duration,
     /// Spread of poll and resync delays, as a fraction (0.1: ±10%), so that jobs created together
@@ -116,6 +118,7 @@ impl Config {
             namespace: None,
             concurrency: 8,
             poll_interval: Duration::from_secs(30),
+            poll_mode: PollMode::Listing,
             resync_interval: Duration::from_secs(1800),
             poll_jitter: 0.1,
             request_timeout,
@@ -154,6 +157,7 @@ impl Config {
             namespace: args.namespace.clone(),
             concurrency: args.concurrency,
             poll_interval: args.poll_interval,
+            poll_mode: args.poll_mode,
             resync_interval: args.resync_interval,
             poll_jitter: 0.1,
             request_timeout: args.request_timeout,

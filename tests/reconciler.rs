@@ -1172,7 +1172,7 @@ async fn a_finished_job_whose_deletion_is_refused_says_so_and_lets_go_once_orpha
 async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_each_call() {
     let h = Harness::with_fake(fast_settings());
     job_in_fake(&h).await;
-    h.sim.fail_next(Operation::Get, || {
+    h.sim.fail_next(Operation::List, || {
         ApiError::Server(remote_error("InternalError", 500))
     });
     // The next poll (past half a poll interval) meets the outage.
@@ -1196,10 +1196,10 @@ async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_ea
             .unwrap_or(0)
     };
     assert_eq!(count("create", "ok"), 1, "{metrics}");
-    assert_eq!(count("get", "ServerError"), 1, "{metrics}");
+    assert_eq!(count("list", "ServerError"), 1, "{metrics}");
     assert_eq!(
-        count("get", "ok") + count("get", "ServerError"),
-        h.sim.count(Operation::Get) as u64,
+        count("list", "ok") + count("list", "ServerError"),
+        h.sim.count(Operation::List) as u64,
         "every call went through the metrics layer: {metrics}"
     );
     assert!(

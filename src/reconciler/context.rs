@@ -4,6 +4,7 @@
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
 use crate::crd::ModelImport;
+use crate::job_cache::JobCache;
 use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
@@ -29,6 +30,8 @@ pub struct Context {
     pub keeper: KeeperHandle,
     keeper_inbox: Mutex<Option<mpsc::UnboundedReceiver<SecretId>>>,
     pub failures: FailureCounts,
+    /// Each workspace's active jobs, listed once per poll cycle.
+    pub job_cache: JobCache,
     /// When each resource's job was last read successfully (or created).
     last_read: Mutex<HashMap<String, Instant>>,
 }
@@ -56,6 +59,7 @@ impl Context {
         config: Config,
     ) -> Self {
         let (keeper, keeper_inbox) = KeeperHandle::new();
+        let poll_interval = config.poll_interval;
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
@@ -70,6 +74,7 @@ impl Context {
             keeper,
             keeper_inbox: Mutex::new(Some(keeper_inbox)),
             failures: FailureCounts::default(),
+            job_cache: JobCache::new(poll_interval),
             last_read: Mutex::default(),
         }
     }

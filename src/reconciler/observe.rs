@@ -6,6 +6,7 @@ use crate::crd::ModelImport;
 use crate::domain;
 use kube::api::Api;
 use kube::ResourceExt;
+use modelstudio_core::domain::Phase;
 use modelstudio_core::remote::ApiKey;
 use modelstudio_core::step::{Need, Observation, Seen, Timing};
 
@@ -74,7 +75,15 @@ impl<'a> Io<'a> {
                 self.obj = fresh;
             }
             Need::Credentials => self.credentials(obs).await?,
-            Need::Job(job_id) => obs.seen = Some(Seen::Job(self.poll(&job_id).await)),
+            Need::Job(job_id) => {
+                // A job last seen in progress is looked up in its workspace's poll listing.
+                let active = matches!(
+                    obs.resource().status.phase,
+                    Some(Phase::Pending | Phase::Running)
+                ) && obs.resource().status.job_id.as_deref() == Some(job_id.as_str());
+                let fingerprint = obs.key_fingerprint.clone();
+                obs.seen = Some(Seen::Job(self.poll(&job_id, active, fingerprint).await));
+            }
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }
         Ok(())

@@ -1,14 +1,27 @@
-//! Poll: read the job the resource tracks (or names in spec.jobId).
+//! Poll: read the job the resource tracks (or names in spec.jobId): from its workspace's poll
+//! listing while it is in progress ([`crate::job_cache`]), else on its own.
 
 use super::observe::Io;
+use crate::cli::PollMode;
 use modelstudio_core::remote::{ApiError, Job};
 
 impl Io<'_> {
-    pub(super) async fn poll(&self, job_id: &str) -> Result<Job, ApiError> {
+    pub(super) async fn poll(
+        &self,
+        job_id: &str,
+        active: bool,
+        workspace: Option<String>,
+    ) -> Result<Job, ApiError> {
         let Some(key) = &self.api_key else {
             return Err(missing_key());
         };
-        let result = self.ctx.jobs.get(key, job_id).await;
+        let jobs = self.ctx.jobs.as_ref();
+        let result = match workspace {
+            Some(ws) if active && self.ctx.config.poll_mode == PollMode::Listing => {
+                self.ctx.job_cache.job(jobs, key, &ws, job_id).await
+            }
+            _ => jobs.get(key, job_id).await,
+        };
         if result.is_ok() {
             self.ctx.mark_read(&self.key);
         }

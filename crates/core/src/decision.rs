@@ -438,6 +438,83 @@ impl ListingGather {
     }
 }
 
+/// The states a job is in while it can still change: what a poll cycle lists.
+pub const ACTIVE_STATES: [JobState; 2] = [JobState::Pending, JobState::Running];
+
+/// A workspace's active jobs, gathered page by page with the status filter, one state after the
+/// other: a poll cycle's view. A job it lacks has left the active states (finished, or deleted)
+/// and is read on its own, once.
+#[derive(Debug, Default, Clone)]
+pub struct ActiveJobs {
+    jobs: std::collections::HashMap<String, Job>,
+    state: usize,
+    page_no: u32,
+    first_total: Option<u64>,
+    complete: bool,
+    failed: bool,
+}
+
+impl ActiveJobs {
+    /// The next page to list, or `None` once every active state was listed to its end.
+    pub fn next_query(&self) -> Option<ListQuery> {
+        if self.complete || self.failed || self.page_no >= MAX_RECOVERY_PAGES {
+            return None;
+        }
+        Some(ListQuery {
+            page_no: Some(self.page_no + 1),
+            page_size: Some(PAGE_SIZE),
+            state: Some(ACTIVE_STATES[self.state].clone()),
+            model_name: None,
+        })
+    }
+
+    /// Adds the page that [`Self::next_query`] asked for.
+    pub fn add(&mut self, page: JobPage) {
+        self.page_no += 1;
+        let steady = *self.first_total.get_or_insert(page.total) == page.total;
+        let more = page.has_more() && !page.jobs.is_empty();
+        for job in page.jobs {
+            // A job listed as PENDING then as RUNNING: the later listing is the newer.
+            self.jobs.insert(job.id.clone(), job);
+        }
+        if !steady {
+            // Jobs came or went while paging: a job may have been skipped; what was seen holds,
+            // but an absence proves nothing.
+            self.failed = true;
+        } else if !more {
+            self.state += 1;
+            self.page_no = 0;
+            self.first_total = None;
+            self.complete = self.state == ACTIVE_STATES.len();
+        }
+    }
+
+    /// A listing that failed part-way: what it saw holds, an absence proves nothing.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+
+    /// How many active jobs were seen.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// What the listing says of `job_id`: the job as listed, or `None` when it must be read on
+    /// its own (not listed as active by a whole listing, or the listing was incomplete).
+    pub fn lookup(&self, job_id: &str) -> Option<&Job> {
+        self.jobs.get(job_id)
+    }
+
+    /// Whether the listing reached the end of every active state.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+}
+
 /// Decides from a listing of every job. `chosen` is spec.jobId; `grace_passed` whether the last
 /// create attempt is old enough for a listing without its job to be final.
 pub fn on_listing(

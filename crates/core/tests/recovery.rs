@@ -654,3 +654,84 @@ fn display_name_edges() {
     assert_eq!(token(""), token(""));
     assert_eq!(token("").len(), TOKEN_LEN);
 }
+
+mod active {
+    use modelstudio_core::decision::{ActiveJobs, ACTIVE_STATES, PAGE_SIZE};
+    use modelstudio_core::remote::{Job, JobPage, JobState};
+
+    fn job(id: &str, state: JobState) -> Job {
+        Job {
+            id: id.into(),
+            model_name: None,
+            display_name: None,
+            storage: None,
+            status_text: format!("{state:?}").to_uppercase(),
+            state,
+            created_at: None,
+            error_code: None,
+        }
+    }
+
+    fn page(page_no: u32, total: u64, jobs: Vec<Job>) -> JobPage {
+        JobPage {
+            total,
+            page_no,
+            page_size: PAGE_SIZE,
+            jobs,
+        }
+    }
+
+    #[test]
+    fn pending_then_running_each_to_its_end() {
+        let mut a = ActiveJobs::default();
+        let q = a.next_query().unwrap();
+        assert_eq!((q.page_no, q.state), (Some(1), Some(JobState::Pending)));
+        assert_eq!(q.page_size, Some(100));
+        // 150 pending: two pages.
+        a.add(page(
+            1,
+            150,
+            (0..100)
+                .map(|i| job(&format!("p{i}"), JobState::Pending))
+                .collect(),
+        ));
+        assert_eq!(a.next_query().unwrap().page_no, Some(2));
+        a.add(page(
+            2,
+            150,
+            (100..150)
+                .map(|i| job(&format!("p{i}"), JobState::Pending))
+                .collect(),
+        ));
+        let q = a.next_query().unwrap();
+        assert_eq!((q.page_no, q.state), (Some(1), Some(JobState::Running)));
+        // p7 started running between the two listings: the later state wins.
+        a.add(page(1, 1, vec![job("p7", JobState::Running)]));
+        assert_eq!(a.next_query(), None);
+        assert!(a.complete());
+        assert_eq!(a.len(), 150);
+        assert_eq!(a.lookup("p7").unwrap().state, JobState::Running);
+        assert!(a.lookup("gone").is_none());
+        assert_eq!(ACTIVE_STATES.len(), 2);
+    }
+
+    #[test]
+    fn a_moving_total_or_a_failure_stops_and_proves_nothing() {
+        let mut a = ActiveJobs::default();
+        a.add(page(
+            1,
+            150,
+            (0..100)
+                .map(|i| job(&format!("p{i}"), JobState::Pending))
+                .collect(),
+        ));
+        a.add(page(2, 151, vec![job("p100", JobState::Pending)]));
+        assert_eq!(a.next_query(), None);
+        assert!(!a.complete());
+        assert!(a.lookup("p100").is_some());
+        let mut b = ActiveJobs::default();
+        b.fail();
+        assert_eq!(b.next_query(), None);
+        assert!(!b.complete() && b.is_empty());
+    }
+}

@@ -1,0 +1,135 @@
+//! The poll cycle's view of each workspace: its active jobs (PENDING, RUNNING), listed with the
+//! status filter in pages of 100 at most once per poll interval, shared by every reconcile of
+//! that workspace. A job the listing shows is not read on its own; one it lacks has left the
+//! active states (finished or deleted) and is read once. Which answer counts is the core's
+//! ([`ActiveJobs`]); this file only holds the listing and makes the calls.
+
+use modelstudio_core::decision::ActiveJobs;
+use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Cycle {
+    listed_at: Option<Instant>,
+    active: ActiveJobs,
+}
+
+/// One listing per workspace (by key fingerprint) and poll interval.
+pub struct JobCache {
+    poll_interval: Duration,
+    workspaces: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cycle>>>>,
+}
+
+impl JobCache {
+    pub fn new(poll_interval: Duration) -> Self {
+        JobCache {
+            poll_interval,
+            workspaces: Mutex::default(),
+        }
+    }
+
+    fn cycle(&self, workspace: &str) -> Arc<tokio::sync::Mutex<Cycle>> {
+        let mut all = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(workspace.to_string()).or_default().clone()
+    }
+
+    /// The job as this poll cycle sees it: from the workspace's listing (made now if the last
+    /// one is a poll interval old), or read on its own when the listing does not show it.
+    pub async fn job(
+        &self,
+        jobs: &dyn ImportJobs,
+        key: &ApiKey,
+        workspace: &str,
+        job_id: &str,
+    ) -> Result<Job, ApiError> {
+        let cycle = self.cycle(workspace);
+        let listed = {
+            // One listing at a time per workspace: the reconciles of a cycle wait for it.
+            let mut cycle = cycle.lock().await;
+            let stale = cycle
+                .listed_at
+                .is_none_or(|t| t.elapsed() >= self.poll_interval);
+            if stale {
+                let mut active = ActiveJobs::default();
+                while let Some(query) = active.next_query() {
+                    match jobs.list(key, &query).await {
+                        Ok(page) => active.add(page),
+                        // The caller retries with backoff; the next reconcile lists again.
+                        Err(e) => return Err(e),
+                    }
+                }
+                cycle.active = active;
+                cycle.listed_at = Some(Instant::now());
+            }
+            cycle.active.lookup(job_id).cloned()
+        };
+        match listed {
+            Some(job) => Ok(job),
+            None => jobs.get(key, job_id).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelstudio_core::remote::{JobState, NewJob, Operation, Source, Storage, WeightType};
+    use modelstudio_testbed::FakeJobs;
+
+    fn new_job(i: usize) -> NewJob {
+        NewJob {
+            base_model: "qwen3-32b".into(),
+            display_name: Some(format!("job-{i}")),
+            source: Source::Oss,
+            weight_type: WeightType::Lora,
+            storage: Storage {
+                bucket_name: "b".into(),
+                object_key: format!("k{i}/"),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cycle_lists_each_active_page_once_and_reads_only_jobs_that_left() {
+        let fake = FakeJobs::new();
+        let key = ApiKey::new("sk-x").unwrap();
+        let ids: Vec<String> = (0..250).map(|i| fake.insert(&new_job(i)).id).collect();
+        for id in &ids[..120] {
+            fake.set_state(id, JobState::Running);
+        }
+        fake.set_state(&ids[0], JobState::Succeeded);
+        let cache = JobCache::new(Duration::from_secs(3600));
+        for id in &ids {
+            let job = cache.job(&fake, &key, "ws", id).await.unwrap();
+            assert_eq!(&job.id, id);
+        }
+        // PENDING: 130 in 2 pages; RUNNING: 119 in 2 pages; the finished one read on its own.
+        assert_eq!(fake.count(Operation::List), 4);
+        assert_eq!(fake.count(Operation::Get), 1);
+        let finished = cache.job(&fake, &key, "ws", &ids[0]).await.unwrap();
+        assert_eq!(finished.state, JobState::Succeeded);
+        // Another workspace has its own listing (the fake shows it the same jobs).
+        cache.job(&fake, &key, "other", &ids[5]).await.unwrap();
+        assert_eq!(fake.count(Operation::List), 8);
+        assert_eq!(fake.count(Operation::Get), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_is_the_caller_error_and_the_next_call_lists_again() {
+        let fake = FakeJobs::new();
+        let key = ApiKey::new("sk-x").unwrap();
+        let id = fake.insert(&new_job(1)).id;
+        fake.fail_next(Operation::List, || {
+            ApiError::Server(modelstudio_testbed::remote_error("InternalError", 500))
+        });
+        let cache = JobCache::new(Duration::from_secs(3600));
+        assert!(matches!(
+            cache.job(&fake, &key, "ws", &id).await,
+            Err(ApiError::Server(_))
+        ));
+        assert_eq!(cache.job(&fake, &key, "ws", &id).await.unwrap().id, id);
+        assert_eq!(fake.count(Operation::Get), 0);
+    }
+}
