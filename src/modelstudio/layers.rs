@@ -7,16 +7,122 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, ListQuery, NewJob, Operation,
 };
+use std::collections::VecDeque;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
-/// Holds every call until the account's quota allows it: a token bucket of `qps` per second
-/// holding `burst` tokens, shared by every resource of the controller.
+/// Which calls go first when the quota is short: creates and deletes, then the listings that
+/// look for a lost create, then polls, then the slow resync of finished jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Mutation = 0,
+    Recovery = 1,
+    Poll = 2,
+    Resync = 3,
+}
+
+impl Priority {
+    /// The class of a call, from what it is.
+    pub fn of(operation: Operation, query: Option<&ListQuery>) -> Priority {
+        match (operation, query.and_then(|q| q.state.as_ref())) {
+            (Operation::Create | Operation::Delete, _) => Priority::Mutation,
+            (Operation::List, None) => Priority::Recovery,
+            (Operation::List, Some(state)) if state.is_terminal() => Priority::Resync,
+            _ => Priority::Poll,
+        }
+    }
+}
+
+/// Every fifth token goes to the call that has waited longest, whatever its class, so a stream
+/// of creates never holds a poll back without bound.
+const OLDEST_EVERY: u64 = 5;
+
+#[derive(Default)]
+struct Queues {
+    classes: [VecDeque<(u64, oneshot::Sender<()>)>; 4],
+    arrivals: u64,
+    granted: u64,
+    dispatching: bool,
+}
+
+impl Queues {
+    fn is_empty(&self) -> bool {
+        self.classes.iter().all(VecDeque::is_empty)
+    }
+
+    /// The next waiter: the first of the most urgent class, or now and then the oldest.
+    fn next(&mut self) -> Option<oneshot::Sender<()>> {
+        self.granted += 1;
+        let class = if self.granted.is_multiple_of(OLDEST_EVERY) {
+            (0..self.classes.len())
+                .filter(|&c| !self.classes[c].is_empty())
+                .min_by_key(|&c| self.classes[c].front().map(|(seq, _)| *seq))
+        } else {
+            (0..self.classes.len()).find(|&c| !self.classes[c].is_empty())
+        }?;
+        self.classes[class].pop_front().map(|(_, tx)| tx)
+    }
+}
+
+struct SharedQuota {
+    limiter: DefaultDirectRateLimiter,
+    queues: Mutex<Queues>,
+}
+
+impl SharedQuota {
+    /// Waits for a token: at once when nobody waits and the bucket has one, else in turn.
+    async fn acquire(self: &Arc<Self>, priority: Priority) {
+        let rx = {
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            if queues.is_empty() && self.limiter.check().is_ok() {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            queues.arrivals += 1;
+            let seq = queues.arrivals;
+            queues.classes[priority as usize].push_back((seq, tx));
+            if !queues.dispatching {
+                queues.dispatching = true;
+                tokio::spawn(self.clone().dispatch());
+            }
+            rx
+        };
+        // The dispatcher never drops a waiter without sending; a closed channel only means the
+        // runtime is going away.
+        let _ = rx.await;
+    }
+
+    /// Hands out tokens at the quota's rate, most urgent class first, while anyone waits.
+    async fn dispatch(self: Arc<Self>) {
+        loop {
+            {
+                let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+                if queues.is_empty() {
+                    queues.dispatching = false;
+                    return;
+                }
+            }
+            self.limiter.until_ready().await;
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            // A waiter that gave up (its reconcile was cancelled) just loses its turn.
+            while let Some(tx) = queues.next() {
+                if tx.send(()).is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Holds every call until the account's quota allows it: one token bucket of `qps` per second
+/// holding `burst` tokens for the whole controller, handed out by [`Priority`] (and, within a
+/// class, in order of arrival) when calls have to wait. `qps` is never exceeded.
 pub struct RateLimited<J> {
     inner: J,
-    limiter: DefaultDirectRateLimiter,
+    quota: Arc<SharedQuota>,
     metrics: Arc<Metrics>,
 }
 
@@ -24,14 +130,17 @@ impl<J: ImportJobs> RateLimited<J> {
     pub fn new(inner: J, qps: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
         RateLimited {
             inner,
-            limiter: rate_limiter(qps, burst),
+            quota: Arc::new(SharedQuota {
+                limiter: rate_limiter(qps, burst),
+                queues: Mutex::default(),
+            }),
             metrics,
         }
     }
 
-    async fn wait(&self) {
+    async fn wait(&self, priority: Priority) {
         let waited = Instant::now();
-        self.limiter.until_ready().await;
+        self.quota.acquire(priority).await;
         self.metrics
             .api_rate_limit_wait
             .observe(waited.elapsed().as_secs_f64());
@@ -41,22 +150,22 @@ impl<J: ImportJobs> RateLimited<J> {
 #[async_trait]
 impl<J: ImportJobs> ImportJobs for RateLimited<J> {
     async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
-        self.wait().await;
+        self.wait(Priority::Mutation).await;
         self.inner.create(key, job).await
     }
 
     async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.wait().await;
+        self.wait(Priority::Poll).await;
         self.inner.get(key, job_id).await
     }
 
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
-        self.wait().await;
+        self.wait(Priority::of(Operation::List, Some(query))).await;
         self.inner.list(key, query).await
     }
 
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.wait().await;
+        self.wait(Priority::Mutation).await;
         self.inner.delete(key, job_id).await
     }
 }
@@ -140,6 +249,78 @@ impl<J: ImportJobs> ImportJobs for Metered<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelstudio_core::remote::JobState;
+
+    #[test]
+    fn calls_are_classed_by_what_they_are() {
+        let list = |state| ListQuery {
+            state,
+            ..Default::default()
+        };
+        assert_eq!(Priority::of(Operation::Create, None), Priority::Mutation);
+        assert_eq!(Priority::of(Operation::Delete, None), Priority::Mutation);
+        assert_eq!(
+            Priority::of(Operation::List, Some(&list(None))),
+            Priority::Recovery
+        );
+        let running = list(Some(JobState::Running));
+        assert_eq!(
+            Priority::of(Operation::List, Some(&running)),
+            Priority::Poll
+        );
+        let done = list(Some(JobState::Succeeded));
+        assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
+        assert_eq!(Priority::of(Operation::Get, None), Priority::Poll);
+    }
+
+    /// With the quota short, waiting creates go before waiting polls, and a poll still gets a
+    /// turn among a stream of creates; the rate is never exceeded.
+    #[tokio::test]
+    async fn creates_go_first_polls_are_never_starved_and_the_rate_holds() {
+        let quota = Arc::new(SharedQuota {
+            limiter: rate_limiter(100.0, 1),
+            queues: Mutex::default(),
+        });
+        quota.acquire(Priority::Mutation).await; // the one token of the burst
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, priority) in [Priority::Poll, Priority::Poll]
+            .into_iter()
+            .chain(std::iter::repeat_n(Priority::Mutation, 8))
+            .enumerate()
+        {
+            let (quota, order) = (quota.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                quota.acquire(priority).await;
+                order.lock().unwrap().push((i, priority));
+            }));
+            // Arrive in this order.
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let elapsed = started.elapsed();
+        assert_eq!(order.len(), 10);
+        // 10 tokens at 100/s after the burst: at least 90 ms.
+        assert!(elapsed >= Duration::from_millis(90), "{elapsed:?}");
+        // Creates first; every fifth grant goes to the oldest waiter, a poll here.
+        let polls: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p))| *p == Priority::Poll)
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(polls, [4, 9], "{order:?}");
+        let creates: Vec<usize> = order
+            .iter()
+            .filter(|(_, p)| *p == Priority::Mutation)
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(creates, (2..10).collect::<Vec<_>>(), "in order of arrival");
+    }
 
     #[test]
     fn rate_limiter_allows_the_burst_then_holds_back() {
