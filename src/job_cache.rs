@@ -4,11 +4,17 @@
 //! active states (finished or deleted) and is read once. Which answer counts is the core's
 //! ([`ActiveJobs`]); this file only holds the listing and makes the calls.
 
-use modelstudio_core::decision::ActiveJobs;
+use modelstudio_core::decision::{ActiveJobs, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+enum Listed {
+    Job(Box<Job>),
+    Left,
+    Unknown,
+}
 
 #[derive(Default)]
 struct Cycle {
@@ -36,14 +42,15 @@ impl JobCache {
     }
 
     /// The job as this poll cycle sees it: from the workspace's listing (made now if the last
-    /// one is a poll interval old), or read on its own when the listing does not show it.
+    /// one is a poll interval old), or read on its own when a whole listing shows it left the
+    /// active states; `None` when the listing cannot tell (no news this cycle).
     pub async fn job(
         &self,
         jobs: &dyn ImportJobs,
         key: &ApiKey,
         workspace: &str,
         job_id: &str,
-    ) -> Result<Job, ApiError> {
+    ) -> Result<Option<Job>, ApiError> {
         let cycle = self.cycle(workspace);
         let listed = {
             // One listing at a time per workspace: the reconciles of a cycle wait for it.
@@ -63,11 +70,16 @@ impl JobCache {
                 cycle.active = active;
                 cycle.listed_at = Some(Instant::now());
             }
-            cycle.active.lookup(job_id).cloned()
+            match cycle.active.lookup(job_id) {
+                Lookup::Listed(job) => Listed::Job(Box::new(job.clone())),
+                Lookup::LeftActive => Listed::Left,
+                Lookup::Unknown => Listed::Unknown,
+            }
         };
         match listed {
-            Some(job) => Ok(job),
-            None => jobs.get(key, job_id).await,
+            Listed::Job(job) => Ok(Some(*job)),
+            Listed::Left => jobs.get(key, job_id).await.map(Some),
+            Listed::Unknown => Ok(None),
         }
     }
 }
@@ -102,13 +114,17 @@ mod tests {
         fake.set_state(&ids[0], JobState::Succeeded);
         let cache = JobCache::new(Duration::from_secs(3600));
         for id in &ids {
-            let job = cache.job(&fake, &key, "ws", id).await.unwrap();
+            let job = cache.job(&fake, &key, "ws", id).await.unwrap().unwrap();
             assert_eq!(&job.id, id);
         }
         // PENDING: 130 in 2 pages; RUNNING: 119 in 2 pages; the finished one read on its own.
         assert_eq!(fake.count(Operation::List), 4);
         assert_eq!(fake.count(Operation::Get), 1);
-        let finished = cache.job(&fake, &key, "ws", &ids[0]).await.unwrap();
+        let finished = cache
+            .job(&fake, &key, "ws", &ids[0])
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(finished.state, JobState::Succeeded);
         // Another workspace has its own listing (the fake shows it the same jobs).
         cache.job(&fake, &key, "other", &ids[5]).await.unwrap();
@@ -129,7 +145,8 @@ mod tests {
             cache.job(&fake, &key, "ws", &id).await,
             Err(ApiError::Server(_))
         ));
-        assert_eq!(cache.job(&fake, &key, "ws", &id).await.unwrap().id, id);
+        let job = cache.job(&fake, &key, "ws", &id).await.unwrap().unwrap();
+        assert_eq!(job.id, id);
         assert_eq!(fake.count(Operation::Get), 0);
     }
 }

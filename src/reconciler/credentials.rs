@@ -124,10 +124,18 @@ impl Io<'_> {
         });
         let patch = json_patch(serde_json::Value::Array(ops))
             .map_err(|e| Error::ProtectSecret(kube::Error::SerdeError(e)))?;
-        secrets
-            .patch(name, &params(), &patch)
-            .await
-            .map_err(Error::ProtectSecret)?;
-        Ok(())
+        match secrets.patch(name, &params(), &patch).await {
+            Ok(_) => Ok(()),
+            // The finalizers changed since they were read (another reconcile protecting the same
+            // Secret): fine if ours is on now, else the next reconcile tries again.
+            Err(kube::Error::Api(s)) if s.code == 422 => {
+                let now = secrets.get_opt(name).await.map_err(Error::ReadSecret)?;
+                match now {
+                    Some(s) if s.finalizers().iter().any(|f| f == SECRET_FINALIZER) => Ok(()),
+                    _ => Err(Error::ProtectSecret(kube::Error::Api(s))),
+                }
+            }
+            Err(e) => Err(Error::ProtectSecret(e)),
+        }
     }
 }

@@ -82,7 +82,7 @@ impl<'a> Io<'a> {
                     Some(Phase::Pending | Phase::Running)
                 ) && obs.resource().status.job_id.as_deref() == Some(job_id.as_str());
                 let fingerprint = obs.key_fingerprint.clone();
-                obs.seen = Some(Seen::Job(self.poll(&job_id, active, fingerprint).await));
+                obs.seen = Some(self.poll(&job_id, active, fingerprint).await);
             }
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }

@@ -3,29 +3,29 @@
 
 use super::observe::Io;
 use crate::cli::PollMode;
-use modelstudio_core::remote::{ApiError, Job};
+use modelstudio_core::remote::ApiError;
+use modelstudio_core::step::Seen;
 
 impl Io<'_> {
-    pub(super) async fn poll(
-        &self,
-        job_id: &str,
-        active: bool,
-        workspace: Option<String>,
-    ) -> Result<Job, ApiError> {
+    pub(super) async fn poll(&self, job_id: &str, active: bool, workspace: Option<String>) -> Seen {
         let Some(key) = &self.api_key else {
-            return Err(missing_key());
+            return Seen::Job(Err(missing_key()));
         };
         let jobs = self.ctx.jobs.as_ref();
         let result = match workspace {
             Some(ws) if active && self.ctx.config.poll_mode == PollMode::Listing => {
-                self.ctx.job_cache.job(jobs, key, &ws, job_id).await
+                match self.ctx.job_cache.job(jobs, key, &ws, job_id).await {
+                    Ok(Some(job)) => Ok(job),
+                    Ok(None) => return Seen::NoNews,
+                    Err(e) => Err(e),
+                }
             }
             _ => jobs.get(key, job_id).await,
         };
         if result.is_ok() {
             self.ctx.mark_read(&self.key);
         }
-        result
+        Seen::Job(result)
     }
 }
 

@@ -452,6 +452,7 @@ pub struct ActiveJobs {
     first_total: Option<u64>,
     complete: bool,
     failed: bool,
+    moved: bool,
 }
 
 impl ActiveJobs {
@@ -478,10 +479,11 @@ impl ActiveJobs {
             self.jobs.insert(job.id.clone(), job);
         }
         if !steady {
-            // Jobs came or went while paging: a job may have been skipped; what was seen holds,
-            // but an absence proves nothing.
-            self.failed = true;
-        } else if !more {
+            // Jobs came or went while paging (creates under way): a job may have been skipped,
+            // so an absence proves nothing; paging goes on, since what is seen holds.
+            self.moved = true;
+        }
+        if !more {
             self.state += 1;
             self.page_no = 0;
             self.first_total = None;
@@ -503,16 +505,37 @@ impl ActiveJobs {
         self.jobs.is_empty()
     }
 
-    /// What the listing says of `job_id`: the job as listed, or `None` when it must be read on
-    /// its own (not listed as active by a whole listing, or the listing was incomplete).
-    pub fn lookup(&self, job_id: &str) -> Option<&Job> {
-        self.jobs.get(job_id)
+    /// What the listing says of `job_id`.
+    pub fn lookup(&self, job_id: &str) -> Lookup<'_> {
+        match self.jobs.get(job_id) {
+            Some(job) => Lookup::Listed(job),
+            // A whole listing without the job: it finished or went; read it on its own, once.
+            None if self.proves_absence() => Lookup::LeftActive,
+            None => Lookup::Unknown,
+        }
     }
 
     /// Whether the listing reached the end of every active state.
     pub fn complete(&self) -> bool {
         self.complete
     }
+
+    /// Whether a job it lacks is certainly not active: every state listed to its end while no
+    /// job came or went.
+    pub fn proves_absence(&self) -> bool {
+        self.complete && !self.moved && !self.failed
+    }
+}
+
+/// What a poll cycle's listing says of one job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lookup<'a> {
+    /// Listed as active: its state as listed.
+    Listed(&'a Job),
+    /// Not active any more (finished, or deleted): read it on its own.
+    LeftActive,
+    /// The listing cannot tell (it was incomplete): no news this cycle.
+    Unknown,
 }
 
 /// Decides from a listing of every job. `chosen` is spec.jobId; `grace_passed` whether the last

@@ -65,6 +65,9 @@ pub fn choose_key(
 pub enum Seen {
     Job(Result<Job, ApiError>),
     Listing(Result<Listing, ApiError>),
+    /// This poll cycle's listing was incomplete and did not show the job: no news of it; it is
+    /// looked at again next cycle.
+    NoNews,
 }
 
 /// The answer to a mutation the step asked for.
@@ -392,6 +395,7 @@ fn decide_step(obs: &Observation) -> Step {
             };
             match &obs.seen {
                 Some(Seen::Job(Ok(job))) => mirror(step, r, job, op == Operation::Adopt),
+                Some(Seen::NoNews) => step.requeue(Requeue::Poll),
                 Some(Seen::Job(Err(e))) => {
                     if let Some(reason) = workspace_changed(obs, job_id, e) {
                         return step

@@ -656,7 +656,7 @@ fn display_name_edges() {
 }
 
 mod active {
-    use modelstudio_core::decision::{ActiveJobs, ACTIVE_STATES, PAGE_SIZE};
+    use modelstudio_core::decision::{ActiveJobs, Lookup, ACTIVE_STATES, PAGE_SIZE};
     use modelstudio_core::remote::{Job, JobPage, JobState};
 
     fn job(id: &str, state: JobState) -> Job {
@@ -708,15 +708,18 @@ mod active {
         // p7 started running between the two listings: the later state wins.
         a.add(page(1, 1, vec![job("p7", JobState::Running)]));
         assert_eq!(a.next_query(), None);
-        assert!(a.complete());
+        assert!(a.complete() && a.proves_absence());
         assert_eq!(a.len(), 150);
-        assert_eq!(a.lookup("p7").unwrap().state, JobState::Running);
-        assert!(a.lookup("gone").is_none());
+        match a.lookup("p7") {
+            Lookup::Listed(job) => assert_eq!(job.state, JobState::Running),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.lookup("gone"), Lookup::LeftActive);
         assert_eq!(ACTIVE_STATES.len(), 2);
     }
 
     #[test]
-    fn a_moving_total_or_a_failure_stops_and_proves_nothing() {
+    fn a_moving_total_pages_on_but_proves_no_absence_and_a_failure_stops() {
         let mut a = ActiveJobs::default();
         a.add(page(
             1,
@@ -725,13 +728,25 @@ mod active {
                 .map(|i| job(&format!("p{i}"), JobState::Pending))
                 .collect(),
         ));
-        a.add(page(2, 151, vec![job("p100", JobState::Pending)]));
+        // A create landed while paging: the total moved.
+        a.add(page(
+            2,
+            151,
+            (100..151)
+                .map(|i| job(&format!("p{i}"), JobState::Pending))
+                .collect(),
+        ));
+        let q = a.next_query().unwrap();
+        assert_eq!(q.state, Some(JobState::Running));
+        a.add(page(1, 0, vec![]));
         assert_eq!(a.next_query(), None);
-        assert!(!a.complete());
-        assert!(a.lookup("p100").is_some());
+        assert!(a.complete() && !a.proves_absence());
+        assert!(matches!(a.lookup("p150"), Lookup::Listed(_)));
+        assert_eq!(a.lookup("elsewhere"), Lookup::Unknown);
         let mut b = ActiveJobs::default();
         b.fail();
         assert_eq!(b.next_query(), None);
         assert!(!b.complete() && b.is_empty());
+        assert_eq!(b.lookup("x"), Lookup::Unknown);
     }
 }

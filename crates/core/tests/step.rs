@@ -2554,3 +2554,15 @@ fn a_lost_create_listed_in_another_workspace_is_not_taken_as_never_made() {
         assert_eq!(step.requeue, Requeue::Backoff { min: None });
     }
 }
+
+#[test]
+fn no_news_of_a_job_this_cycle_changes_nothing_and_looks_again_next_cycle() {
+    let mut o = obs(tracking("job-1", Phase::Running, 600));
+    o.credentials = Some(SECRET);
+    o.seen = Some(Seen::NoNews);
+    let step = decide(&o);
+    assert_eq!(step.update, None);
+    assert_eq!(step.act, Act::Nothing);
+    assert!(step.events.is_empty());
+    assert_eq!(step.requeue, Requeue::Poll);
+}
