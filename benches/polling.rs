@@ -42,6 +42,7 @@ use modelstudio_testbed::RunningApiServer;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -1193,6 +1194,26 @@ fn runtime(name: &'static str) -> tokio::runtime::Runtime {
         .expect("a tokio runtime can be built")
 }
 
+/// Where the figures are kept, beside the code that made them.
+const DOC: &str = "docs/performance.md";
+
+/// Writes the report to [`DOC`], with how to make it again.
+fn write_doc(plan: &Plan, report: &str) -> std::io::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let doc = format!(
+        "# Polling performance\n\n\
+         Written by `cargo bench --bench polling` (BENCH_JOBS={jobs}, BENCH_TIME_SCALE={scale}) on a \
+         {cores}-core machine: the controller against the Model Studio simulator and the embedded \
+         Kubernetes API server, in one process. The first column is the controller as shipped \
+         (`--poll-mode listing`), the second the naive way at the same quota (`--poll-mode per-job`, \
+         one GET per job in progress per poll), run one after the other in the same process.\n\n\
+         ```text{report}\n```\n",
+        jobs = plan.jobs,
+        scale = plan.scale,
+    );
+    std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC), doc)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; other arguments are ignored.
     let warnings = init_tracing();
@@ -1233,7 +1254,13 @@ fn main() {
         Ok::<_, BenchError>(report(&plan, &lim, &base))
     });
     match outcome {
-        Ok(text) => println!("{text}"),
+        Ok(text) => {
+            println!("{text}");
+            if let Err(e) = write_doc(&plan, &text) {
+                eprintln!("polling bench: could not write {DOC}: {e}");
+                std::process::exit(1);
+            }
+        }
         Err(e) => {
             eprintln!("polling bench failed: {e}");
             std::process::exit(1);

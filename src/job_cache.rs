@@ -43,13 +43,15 @@ impl JobCache {
 
     /// The job as this poll cycle sees it: from the workspace's listing (made now if the last
     /// one is a poll interval old), or read on its own when a whole listing shows it left the
-    /// active states; `None` when the listing cannot tell (no news this cycle).
+    /// active states; `None` when the listing cannot tell (no news this cycle). `seen_at` is
+    /// when the job was last created or read: a listing older than that cannot show it gone.
     pub async fn job(
         &self,
         jobs: &dyn ImportJobs,
         key: &ApiKey,
         workspace: &str,
         job_id: &str,
+        seen_at: Option<Instant>,
     ) -> Result<Option<Job>, ApiError> {
         let cycle = self.cycle(workspace);
         let listed = {
@@ -70,8 +72,13 @@ impl JobCache {
                 cycle.active = active;
                 cycle.listed_at = Some(Instant::now());
             }
+            let predates = cycle
+                .listed_at
+                .zip(seen_at)
+                .is_some_and(|(listed, seen)| listed < seen);
             match cycle.active.lookup(job_id) {
                 Lookup::Listed(job) => Listed::Job(Box::new(job.clone())),
+                Lookup::LeftActive if predates => Listed::Unknown,
                 Lookup::LeftActive => Listed::Left,
                 Lookup::Unknown => Listed::Unknown,
             }
@@ -114,22 +121,49 @@ mod tests {
         fake.set_state(&ids[0], JobState::Succeeded);
         let cache = JobCache::new(Duration::from_secs(3600));
         for id in &ids {
-            let job = cache.job(&fake, &key, "ws", id).await.unwrap().unwrap();
+            let job = cache
+                .job(&fake, &key, "ws", id, None)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(&job.id, id);
         }
         // PENDING: 130 in 2 pages; RUNNING: 119 in 2 pages; the finished one read on its own.
         assert_eq!(fake.count(Operation::List), 4);
         assert_eq!(fake.count(Operation::Get), 1);
         let finished = cache
-            .job(&fake, &key, "ws", &ids[0])
+            .job(&fake, &key, "ws", &ids[0], None)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(finished.state, JobState::Succeeded);
         // Another workspace has its own listing (the fake shows it the same jobs).
-        cache.job(&fake, &key, "other", &ids[5]).await.unwrap();
+        cache
+            .job(&fake, &key, "other", &ids[5], None)
+            .await
+            .unwrap();
         assert_eq!(fake.count(Operation::List), 8);
         assert_eq!(fake.count(Operation::Get), 2);
+    }
+
+    #[tokio::test]
+    async fn a_job_made_after_the_listing_is_no_news_until_the_next_cycle() {
+        let fake = FakeJobs::new();
+        let key = ApiKey::new("sk-x").unwrap();
+        let old = fake.insert(&new_job(1)).id;
+        let cache = JobCache::new(Duration::from_secs(3600));
+        cache
+            .job(&fake, &key, "ws", &old, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let new = fake.insert(&new_job(2)).id;
+        let got = cache
+            .job(&fake, &key, "ws", &new, Some(Instant::now()))
+            .await
+            .unwrap();
+        assert_eq!(got, None);
+        assert_eq!(fake.count(Operation::Get), 0);
     }
 
     #[tokio::test]
@@ -142,10 +176,14 @@ mod tests {
         });
         let cache = JobCache::new(Duration::from_secs(3600));
         assert!(matches!(
-            cache.job(&fake, &key, "ws", &id).await,
+            cache.job(&fake, &key, "ws", &id, None).await,
             Err(ApiError::Server(_))
         ));
-        let job = cache.job(&fake, &key, "ws", &id).await.unwrap().unwrap();
+        let job = cache
+            .job(&fake, &key, "ws", &id, None)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(job.id, id);
         assert_eq!(fake.count(Operation::Get), 0);
     }

@@ -93,6 +93,12 @@ impl Context {
         last.insert(key.to_string(), Instant::now());
     }
 
+    /// When the job of `key` was last read (or created).
+    pub(super) fn read_at(&self, key: &str) -> Option<Instant> {
+        let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(key).copied()
+    }
+
     /// How long ago the job of `key` was last read.
     pub(super) fn since_read(&self, key: &str) -> Option<Duration> {
         let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());

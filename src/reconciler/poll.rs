@@ -14,7 +14,13 @@ impl Io<'_> {
         let jobs = self.ctx.jobs.as_ref();
         let result = match workspace {
             Some(ws) if active && self.ctx.config.poll_mode == PollMode::Listing => {
-                match self.ctx.job_cache.job(jobs, key, &ws, job_id).await {
+                let seen_at = self.ctx.read_at(&self.key);
+                match self
+                    .ctx
+                    .job_cache
+                    .job(jobs, key, &ws, job_id, seen_at)
+                    .await
+                {
                     Ok(Some(job)) => Ok(job),
                     Ok(None) => return Seen::NoNews,
                     Err(e) => Err(e),
