@@ -360,7 +360,14 @@ fn decide_step(obs: &Observation) -> Step {
     let r = obs.resource();
     if plan.calls_remote() {
         if let (Plan::Poll { .. }, Some(wait)) = (&plan, obs.too_soon()) {
-            return step.requeue(Requeue::After(wait));
+            // Our own status write woke this reconcile: a job in progress is read at its poll,
+            // a finished one only at the resync.
+            let finished = matches!(r.status.phase, Some(Phase::Succeeded | Phase::Failed));
+            return step.requeue(if finished {
+                Requeue::Resync
+            } else {
+                Requeue::After(wait)
+            });
         }
         match &obs.credentials {
             Some(Ok(_)) => {}

@@ -2566,3 +2566,21 @@ fn no_news_of_a_job_this_cycle_changes_nothing_and_looks_again_next_cycle() {
     assert!(step.events.is_empty());
     assert_eq!(step.requeue, Requeue::Poll);
 }
+
+#[test]
+fn a_finished_job_read_a_moment_ago_is_next_read_at_the_resync_not_the_poll() {
+    for (phase, want) in [
+        (Phase::Succeeded, Requeue::Resync),
+        (Phase::Failed, Requeue::Resync),
+    ] {
+        let mut o = obs(tracking("job-1", phase, 600));
+        o.last_read = Some(std::time::Duration::from_millis(1));
+        assert_eq!(next_need(&o), None, "{phase:?}");
+        let step = decide(&o);
+        assert_eq!(step.requeue, want, "{phase:?}");
+        assert_eq!(step.act, Act::Nothing);
+    }
+    let mut o = obs(tracking("job-1", Phase::Running, 600));
+    o.last_read = Some(std::time::Duration::from_millis(1));
+    assert!(matches!(decide(&o).requeue, Requeue::After(_)));
+}
