@@ -39,6 +39,8 @@ pub enum StartError {
         #[source]
         source: kube::Error,
     },
+    #[error("--selector is not a label selector the API server accepts: {0}")]
+    Selector(String),
     #[error("lost the leader lease: stopping so that only the new leader acts")]
     LostLeadership,
     #[error("could not serve metrics on {addr}: {source}")]
@@ -67,10 +69,21 @@ pub fn init_logging(format: LogFormat) {
 
 /// Fails fast, and plainly, when the CRD is not installed or the ModelImports cannot be listed:
 /// a watcher would otherwise retry the same 404 forever.
-async fn check_crd(api: &Api<ModelImport>, namespace: Option<&str>) -> Result<(), StartError> {
-    match api.list_metadata(&ListParams::default().limit(1)).await {
+async fn check_crd(
+    api: &Api<ModelImport>,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> Result<(), StartError> {
+    let mut params = ListParams::default().limit(1);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    match api.list_metadata(&params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(StartError::CrdNotInstalled),
+        Err(kube::Error::Api(status)) if status.code == 400 && selector.is_some() => {
+            Err(StartError::Selector(status.message))
+        }
         Err(source) => Err(StartError::ListModelImports {
             scope: namespace
                 .map(|ns| format!(" in namespace {ns}"))
@@ -145,7 +158,16 @@ pub async fn run_with_client(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    check_crd(&api, config.namespace.as_deref()).await?;
+    check_crd(
+        &api,
+        config.namespace.as_deref(),
+        config.selector.as_deref(),
+    )
+    .await?;
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.selector {
+        watch_config = watch_config.labels(selector);
+    }
     // Watched untyped, so that one object that does not read as a ModelImport is reported and
     // skipped instead of failing the list of all of them.
     let resource = ApiResource::erase::<ModelImport>(&());
@@ -220,9 +242,8 @@ pub async fn run_with_client(
         }
     }
 
-    let controller =
-        Controller::new_with(watched, watcher::Config::default().any_semantic(), resource)
-            .with_config(controller::Config::default().concurrency(concurrency));
+    let controller = Controller::new_with(watched, watch_config, resource)
+        .with_config(controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {

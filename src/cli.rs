@@ -74,6 +74,12 @@ pub struct RunArgs {
     #[arg(long, env = "MODELSTUDIO_NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// Reconcile only the ModelImports with these labels, as kubectl writes them (`shard=a`,
+    /// `team in (x,y)`): several controllers with disjoint selectors split the work, each with
+    /// its own quota and Lease.
+    #[arg(long, env = "MODELSTUDIO_SELECTOR")]
+    pub selector: Option<String>,
+
     /// How many ModelImports are reconciled at once.
     #[arg(long, env = "MODELSTUDIO_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,

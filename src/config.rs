@@ -74,6 +74,8 @@ pub struct Config {
     pub endpoint: String,
     /// Watch only this namespace (`None`: all namespaces).
     pub namespace: Option<String>,
+    /// Reconcile only the ModelImports matching this label selector.
+    pub selector: Option<String>,
     /// How many ModelImports are reconciled at once.
     pub concurrency: u16,
     /// How often a job in progress (or a blocked deletion) is looked at.
@@ -116,6 +118,7 @@ impl Config {
         Config {
             endpoint: endpoint.into(),
             namespace: None,
+            selector: None,
             concurrency: 8,
             poll_interval: Duration::from_secs(30),
             poll_mode: PollMode::Listing,
@@ -155,6 +158,7 @@ impl Config {
         let config = Config {
             endpoint: args.endpoint.clone(),
             namespace: args.namespace.clone(),
+            selector: args.selector.clone().filter(|s| !s.trim().is_empty()),
             concurrency: args.concurrency,
             poll_interval: args.poll_interval,
             poll_mode: args.poll_mode,
