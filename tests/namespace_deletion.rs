@@ -12,8 +12,8 @@ use kube::Client;
 use modelstudio_controller::crd::{definition, ModelImport, Phase};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
-    api_key_secret, apply_crd, run_bounded, Cluster, ControllerCommand, ImportBuilder, Proc,
-    TempDir,
+    api_key_secret, apply_crd, run_bounded, test_runtime, Cluster, ControllerCommand,
+    ImportBuilder, Proc, TempDir,
 };
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -350,11 +350,7 @@ async fn scenario(kill_controller: bool) -> Figures {
 }
 
 fn run(kill_controller: bool) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = test_runtime();
     let figures = rt.block_on(scenario(kill_controller));
     assert_eq!(figures.leaked, 0, "jobs leaked");
     assert_eq!(figures.orphaned_kept, 1, "the orphaned job is kept");
@@ -376,11 +372,7 @@ fn deleting_namespaces_finishes_after_the_controller_was_killed_in_the_middle() 
 /// then a namespace deletion finishes with no controller at all and the job stays.
 #[test]
 fn after_orphan_a_namespace_goes_without_the_controller_and_its_job_stays() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = test_runtime();
     rt.block_on(async {
         let dir = TempDir::new("namespace-orphan");
         let cluster = Cluster::start().await.expect("an API server");

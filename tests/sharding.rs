@@ -6,9 +6,8 @@
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use modelstudio_controller::crd::{definition, ModelImport};
-use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
-    api_key_secret, apply_crd, run_bounded, Cluster, ControllerCommand, ImportBuilder, TempDir,
+    api_key_secret, apply_crd, run_bounded, ControllerCommand, ImportBuilder, ProcessBed,
 };
 use std::time::{Duration, Instant};
 
@@ -17,28 +16,14 @@ const NS: &str = "default";
 
 #[test]
 fn two_controllers_with_disjoint_selectors_never_touch_each_others_imports() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let dir = TempDir::new("sharding");
-    let cluster = rt.block_on(Cluster::start()).expect("an API server");
-    let kubeconfig = dir.0.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig, NS).unwrap();
-    let client = rt.block_on(cluster.client(NS)).expect("a client");
-    rt.block_on(apply_crd(&client, &definition()))
+    let bed = ProcessBed::start("sharding", NS);
+    let (rt, client, sim, dir) = (&bed.rt, &bed.client, &bed.sim, &bed.dir);
+    let (kubeconfig, cluster) = (&bed.kubeconfig, &bed.cluster);
+    rt.block_on(apply_crd(client, &definition()))
         .expect("the CRD");
-    let sim = rt
-        .block_on(RunningSimulator::start(SimulatorConfig {
-            pending_duration: Duration::from_millis(200),
-            running_duration: Duration::from_millis(400),
-            ..SimulatorConfig::default()
-        }))
-        .expect("the simulator");
 
     // A selector the API server refuses stops the controller at once.
-    let bad = ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
+    let bad = ControllerCommand::new(BIN, kubeconfig, &sim.base_url())
         .flags(&["--selector", "shard in (a"]);
     let out = run_bounded(bad.command(), Duration::from_secs(60));
     assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{out:?}");
@@ -82,7 +67,7 @@ fn two_controllers_with_disjoint_selectors_never_touch_each_others_imports() {
     let mut shards: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|shard| {
-            ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
+            ControllerCommand::new(BIN, kubeconfig, &sim.base_url())
                 .flags(&["--selector", &format!("shard={shard}")])
                 .env("POD_NAME", &format!("controller-{shard}"))
                 .spawn(&format!("controller-{shard}"), &dir.0)

@@ -6,33 +6,21 @@
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use modelstudio_controller::crd::{definition, ModelImport};
-use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
-    api_key_secret, apply_crd, run_bounded, Cluster, ControllerCommand, ImportBuilder, TempDir,
+    api_key_secret, apply_crd, run_bounded, ControllerCommand, ImportBuilder, ProcessBed,
 };
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
 const NS: &str = "default";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 #[test]
 fn without_the_crd_the_controller_stops_at_once_and_says_how_to_install_it() {
-    let rt = runtime();
-    let dir = TempDir::new("startup-no-crd");
-    let cluster = rt.block_on(Cluster::start()).expect("an API server");
-    let kubeconfig = dir.0.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig, NS).unwrap();
+    let bed = ProcessBed::start("startup-no-crd", NS);
+    let (kubeconfig, cluster) = (&bed.kubeconfig, &bed.cluster);
     let started = Instant::now();
     let out = run_bounded(
-        ControllerCommand::new(BIN, &kubeconfig, "http://127.0.0.1:1").command(),
+        ControllerCommand::new(BIN, kubeconfig, "http://127.0.0.1:1").command(),
         Duration::from_secs(60),
     );
     let took = started.elapsed();
@@ -52,19 +40,9 @@ fn without_the_crd_the_controller_stops_at_once_and_says_how_to_install_it() {
 
 #[test]
 fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
-    let rt = runtime();
-    let dir = TempDir::new("startup-unreadable");
-    let cluster = rt.block_on(Cluster::start()).expect("an API server");
-    let kubeconfig = dir.0.join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig, NS).unwrap();
-    let sim = rt
-        .block_on(RunningSimulator::start(SimulatorConfig {
-            pending_duration: Duration::from_millis(200),
-            running_duration: Duration::from_millis(400),
-            ..SimulatorConfig::default()
-        }))
-        .expect("the simulator");
-    let client = rt.block_on(cluster.client(NS)).expect("a client");
+    let bed = ProcessBed::start("startup-unreadable", NS);
+    let (rt, client, sim, dir) = (&bed.rt, &bed.client, &bed.sim, &bed.dir);
+    let kubeconfig = &bed.kubeconfig;
 
     // A schema loosened by hand (or left by another version): any weightType is stored.
     let mut crd = serde_json::to_value(definition()).unwrap();
@@ -75,7 +53,7 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
         .and_then(|v| v.as_object_mut())
         .expect("the weightType schema");
     assert!(weight_type.remove("enum").is_some());
-    rt.block_on(apply_crd(&client, &serde_json::from_value(crd).unwrap()))
+    rt.block_on(apply_crd(client, &serde_json::from_value(crd).unwrap()))
         .expect("the loosened CRD");
 
     let objects: Api<DynamicObject> = Api::namespaced_with(
@@ -108,7 +86,7 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
             .expect("the good object");
     });
 
-    let mut controller = ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
+    let mut controller = ControllerCommand::new(BIN, kubeconfig, &sim.base_url())
         .spawn("controller", &dir.0)
         .expect("the controller starts");
     let typed: Api<ModelImport> = Api::namespaced(client.clone(), NS);
@@ -161,10 +139,9 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
 /// at it. The CRD defaults `status.observedGeneration` to -1, as Flux's own CRDs do.
 #[test]
 fn a_new_model_import_reads_as_in_progress_before_the_controller_has_seen_it() {
-    let rt = runtime();
-    let cluster = rt.block_on(Cluster::start()).expect("an API server");
-    let client = rt.block_on(cluster.client(NS)).expect("a client");
-    rt.block_on(apply_crd(&client, &definition()))
+    let bed = ProcessBed::start("startup-kstatus", NS);
+    let (rt, client, cluster) = (&bed.rt, &bed.client, &bed.cluster);
+    rt.block_on(apply_crd(client, &definition()))
         .expect("the CRD");
     let imports: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),

@@ -5,6 +5,7 @@
 //! kube-controller-manager, built by `scripts/build-testbed.sh`) on free ports of 127.0.0.1 with
 //! its own PKI, as controller-runtime's envtest does, and stops every process by its PID.
 
+mod bed;
 mod cluster;
 mod control_plane;
 mod controller;
@@ -13,6 +14,7 @@ mod kubectl;
 mod objects;
 mod process;
 
+pub use bed::{test_runtime, ProcessBed};
 pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
 pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
 pub use controller::ControllerCommand;
