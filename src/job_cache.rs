@@ -4,7 +4,7 @@
 //! active states (finished or deleted) and is read once. Which answer counts is the core's
 //! ([`ActiveJobs`]); this file only holds the listing and makes the calls.
 
-use modelstudio_core::decision::{ActiveJobs, Lookup};
+use modelstudio_core::decision::{finished_states, ActiveJobs, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,46 +22,69 @@ struct Cycle {
     active: ActiveJobs,
 }
 
-/// One listing per workspace (by key fingerprint) and poll interval.
+/// A listing that the reconciles of one cycle wait on, one at a time.
+type SharedCycle = Arc<tokio::sync::Mutex<Cycle>>;
+
+/// Which jobs a listing holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// PENDING and RUNNING, listed once per poll interval.
+    Active,
+    /// SUCCESSED, SUCCEEDED and FAILED, listed once per resync interval.
+    Finished,
+}
+
+/// One listing per workspace (by key fingerprint), kind and interval.
 pub struct JobCache {
     poll_interval: Duration,
-    workspaces: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cycle>>>>,
+    resync_interval: Duration,
+    workspaces: Mutex<HashMap<(String, Kind), SharedCycle>>,
 }
 
 impl JobCache {
-    pub fn new(poll_interval: Duration) -> Self {
+    pub fn new(poll_interval: Duration, resync_interval: Duration) -> Self {
         JobCache {
             poll_interval,
+            resync_interval,
             workspaces: Mutex::default(),
         }
     }
 
-    fn cycle(&self, workspace: &str) -> Arc<tokio::sync::Mutex<Cycle>> {
+    fn cycle(&self, workspace: &str, kind: Kind) -> SharedCycle {
         let mut all = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(workspace.to_string()).or_default().clone()
+        all.entry((workspace.to_string(), kind))
+            .or_default()
+            .clone()
     }
 
     /// The job as this poll cycle sees it: from the workspace's listing (made now if the last
     /// one is a poll interval old), or read on its own when a whole listing shows it left the
     /// active states; `None` when the listing cannot tell (no news this cycle). `seen_at` is
     /// when the job was last created or read: a listing older than that cannot show it gone.
+    #[allow(clippy::too_many_arguments)]
     pub async fn job(
         &self,
         jobs: &dyn ImportJobs,
         key: &ApiKey,
         workspace: &str,
+        kind: Kind,
         job_id: &str,
         seen_at: Option<Instant>,
     ) -> Result<Option<Job>, ApiError> {
-        let cycle = self.cycle(workspace);
+        let cycle = self.cycle(workspace, kind);
+        let interval = match kind {
+            Kind::Active => self.poll_interval,
+            Kind::Finished => self.resync_interval,
+        };
         let listed = {
             // One listing at a time per workspace: the reconciles of a cycle wait for it.
             let mut cycle = cycle.lock().await;
-            let stale = cycle
-                .listed_at
-                .is_none_or(|t| t.elapsed() >= self.poll_interval);
+            let stale = cycle.listed_at.is_none_or(|t| t.elapsed() >= interval);
             if stale {
-                let mut active = ActiveJobs::default();
+                let mut active = match kind {
+                    Kind::Active => ActiveJobs::default(),
+                    Kind::Finished => ActiveJobs::of(finished_states()),
+                };
                 while let Some(query) = active.next_query() {
                     match jobs.list(key, &query).await {
                         Ok(page) => active.add(page),
@@ -119,10 +142,10 @@ mod tests {
             fake.set_state(id, JobState::Running);
         }
         fake.set_state(&ids[0], JobState::Succeeded);
-        let cache = JobCache::new(Duration::from_secs(3600));
+        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
         for id in &ids {
             let job = cache
-                .job(&fake, &key, "ws", id, None)
+                .job(&fake, &key, "ws", Kind::Active, id, None)
                 .await
                 .unwrap()
                 .unwrap();
@@ -132,14 +155,14 @@ mod tests {
         assert_eq!(fake.count(Operation::List), 4);
         assert_eq!(fake.count(Operation::Get), 1);
         let finished = cache
-            .job(&fake, &key, "ws", &ids[0], None)
+            .job(&fake, &key, "ws", Kind::Active, &ids[0], None)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(finished.state, JobState::Succeeded);
         // Another workspace has its own listing (the fake shows it the same jobs).
         cache
-            .job(&fake, &key, "other", &ids[5], None)
+            .job(&fake, &key, "other", Kind::Active, &ids[5], None)
             .await
             .unwrap();
         assert_eq!(fake.count(Operation::List), 8);
@@ -151,19 +174,54 @@ mod tests {
         let fake = FakeJobs::new();
         let key = ApiKey::new("sk-x").unwrap();
         let old = fake.insert(&new_job(1)).id;
-        let cache = JobCache::new(Duration::from_secs(3600));
+        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
         cache
-            .job(&fake, &key, "ws", &old, None)
+            .job(&fake, &key, "ws", Kind::Active, &old, None)
             .await
             .unwrap()
             .unwrap();
         let new = fake.insert(&new_job(2)).id;
         let got = cache
-            .job(&fake, &key, "ws", &new, Some(Instant::now()))
+            .job(&fake, &key, "ws", Kind::Active, &new, Some(Instant::now()))
             .await
             .unwrap();
         assert_eq!(got, None);
         assert_eq!(fake.count(Operation::Get), 0);
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_are_resynced_by_listing_both_spellings_and_a_deleted_one_is_read() {
+        let fake = FakeJobs::new();
+        let key = ApiKey::new("sk-x").unwrap();
+        let done: Vec<String> = (0..150).map(|i| fake.insert(&new_job(i)).id).collect();
+        for (i, id) in done.iter().enumerate() {
+            let state = if i % 3 == 0 {
+                JobState::Failed
+            } else {
+                JobState::Succeeded
+            };
+            fake.set_state(id, state);
+        }
+        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
+        for id in &done {
+            let job = cache
+                .job(&fake, &key, "ws", Kind::Finished, id, None)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(job.state.is_terminal());
+        }
+        // SUCCESSED: 100 in 1 page; SUCCEEDED (the other spelling): 1 empty page; FAILED: 50.
+        assert_eq!(fake.count(Operation::List), 3);
+        assert_eq!(fake.count(Operation::Get), 0);
+        let queries: Vec<_> = fake.calls().into_iter().map(|(op, _)| op).collect();
+        assert!(queries.iter().all(|op| *op == Operation::List));
+        // A finished job the resync listing lacks was deleted out of band: read on its own.
+        let gone = cache
+            .job(&fake, &key, "ws", Kind::Finished, "deleted-elsewhere", None)
+            .await;
+        assert!(matches!(gone, Err(ApiError::NotFound(_))), "{gone:?}");
+        assert_eq!(fake.count(Operation::Get), 1);
     }
 
     #[tokio::test]
@@ -174,13 +232,13 @@ mod tests {
         fake.fail_next(Operation::List, || {
             ApiError::Server(modelstudio_testbed::remote_error("InternalError", 500))
         });
-        let cache = JobCache::new(Duration::from_secs(3600));
+        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
         assert!(matches!(
-            cache.job(&fake, &key, "ws", &id, None).await,
+            cache.job(&fake, &key, "ws", Kind::Active, &id, None).await,
             Err(ApiError::Server(_))
         ));
         let job = cache
-            .job(&fake, &key, "ws", &id, None)
+            .job(&fake, &key, "ws", Kind::Active, &id, None)
             .await
             .unwrap()
             .unwrap();

@@ -1041,10 +1041,11 @@ async fn a_finished_job_stays_ready_when_a_resync_fails() {
     });
     tokio::time::sleep(Duration::from_millis(60)).await;
     let action = h.step().await;
+    // The resync reads finished jobs by listing them.
     assert_eq!(
-        h.sim.simulator.stats().get.code("InternalError"),
+        h.sim.simulator.stats().list.code("InternalError"),
         1,
-        "the resync read failed"
+        "the resync listing failed"
     );
     assert_ne!(action, Action::await_change());
     assert_eq!(

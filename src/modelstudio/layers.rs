@@ -5,7 +5,7 @@ use crate::metrics::{ApiLabels, Metrics};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, ListQuery, NewJob, Operation,
+    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
 };
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,7 +30,9 @@ impl Priority {
         match (operation, query.and_then(|q| q.state.as_ref())) {
             (Operation::Create | Operation::Delete, _) => Priority::Mutation,
             (Operation::List, None) => Priority::Recovery,
-            (Operation::List, Some(state)) if state.is_terminal() => Priority::Resync,
+            (Operation::List, Some(JobState::Pending | JobState::Running)) => Priority::Poll,
+            // Finished states, in either spelling.
+            (Operation::List, Some(_)) => Priority::Resync,
             _ => Priority::Poll,
         }
     }
@@ -249,7 +251,6 @@ impl<J: ImportJobs> ImportJobs for Metered<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstudio_core::remote::JobState;
 
     #[test]
     fn calls_are_classed_by_what_they_are() {
@@ -268,8 +269,10 @@ mod tests {
             Priority::of(Operation::List, Some(&running)),
             Priority::Poll
         );
-        let done = list(Some(JobState::Succeeded));
-        assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
+        for finished in modelstudio_core::decision::finished_states() {
+            let done = list(Some(finished));
+            assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
+        }
         assert_eq!(Priority::of(Operation::Get, None), Priority::Poll);
     }
 

@@ -60,6 +60,7 @@ impl Context {
     ) -> Self {
         let (keeper, keeper_inbox) = KeeperHandle::new();
         let poll_interval = config.poll_interval;
+        let resync_interval = config.resync_interval;
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
@@ -74,7 +75,7 @@ impl Context {
             keeper,
             keeper_inbox: Mutex::new(Some(keeper_inbox)),
             failures: FailureCounts::default(),
-            job_cache: JobCache::new(poll_interval),
+            job_cache: JobCache::new(poll_interval, resync_interval),
             last_read: Mutex::default(),
         }
     }

@@ -4,6 +4,7 @@ use super::context::Context;
 use super::Error;
 use crate::crd::ModelImport;
 use crate::domain;
+use crate::job_cache::Kind;
 use kube::api::Api;
 use kube::ResourceExt;
 use modelstudio_core::domain::Phase;
@@ -76,13 +77,17 @@ impl<'a> Io<'a> {
             }
             Need::Credentials => self.credentials(obs).await?,
             Need::Job(job_id) => {
-                // A job last seen in progress is looked up in its workspace's poll listing.
-                let active = matches!(
-                    obs.resource().status.phase,
-                    Some(Phase::Pending | Phase::Running)
-                ) && obs.resource().status.job_id.as_deref() == Some(job_id.as_str());
+                // A tracked job is looked up in its workspace's listing: the poll cycle's while it
+                // is in progress, the resync's once it finished.
+                let status = &obs.resource().status;
+                let tracked = status.job_id.as_deref() == Some(job_id.as_str());
+                let kind = match status.phase {
+                    Some(Phase::Pending | Phase::Running) if tracked => Some(Kind::Active),
+                    Some(Phase::Succeeded | Phase::Failed) if tracked => Some(Kind::Finished),
+                    _ => None,
+                };
                 let fingerprint = obs.key_fingerprint.clone();
-                obs.seen = Some(self.poll(&job_id, active, fingerprint).await);
+                obs.seen = Some(self.poll(&job_id, kind, fingerprint).await);
             }
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }

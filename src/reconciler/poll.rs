@@ -1,24 +1,32 @@
 //! Poll: read the job the resource tracks (or names in spec.jobId): from its workspace's poll
-//! listing while it is in progress ([`crate::job_cache`]), else on its own.
+//! listing while it is in progress, from its resync listing once it finished
+//! ([`crate::job_cache`]), else on its own.
 
 use super::observe::Io;
 use crate::cli::PollMode;
+use crate::job_cache::Kind;
 use modelstudio_core::remote::ApiError;
 use modelstudio_core::step::Seen;
 
 impl Io<'_> {
-    pub(super) async fn poll(&self, job_id: &str, active: bool, workspace: Option<String>) -> Seen {
+    pub(super) async fn poll(
+        &self,
+        job_id: &str,
+        kind: Option<Kind>,
+        workspace: Option<String>,
+    ) -> Seen {
         let Some(key) = &self.api_key else {
             return Seen::Job(Err(missing_key()));
         };
         let jobs = self.ctx.jobs.as_ref();
         let result = match workspace {
-            Some(ws) if active && self.ctx.config.poll_mode == PollMode::Listing => {
+            Some(ws) if kind.is_some() && self.ctx.config.poll_mode == PollMode::Listing => {
+                let kind = kind.unwrap_or(Kind::Active);
                 let seen_at = self.ctx.read_at(&self.key);
                 match self
                     .ctx
                     .job_cache
-                    .job(jobs, key, &ws, job_id, seen_at)
+                    .job(jobs, key, &ws, kind, job_id, seen_at)
                     .await
                 {
                     Ok(Some(job)) => Ok(job),

@@ -441,12 +441,24 @@ impl ListingGather {
 /// The states a job is in while it can still change: what a poll cycle lists.
 pub const ACTIVE_STATES: [JobState; 2] = [JobState::Pending, JobState::Running];
 
-/// A workspace's active jobs, gathered page by page with the status filter, one state after the
-/// other: a poll cycle's view. A job it lacks has left the active states (finished, or deleted)
-/// and is read on its own, once.
-#[derive(Debug, Default, Clone)]
+/// The states a finished job is listed by at the resync: both spellings of success (the filter
+/// is an exact match, and the documentation spells it both ways), and failure.
+pub fn finished_states() -> Vec<JobState> {
+    vec![
+        JobState::Succeeded,
+        JobState::Unknown("SUCCEEDED".into()),
+        JobState::Failed,
+    ]
+}
+
+/// A workspace's jobs in some states, gathered page by page with the status filter, one state
+/// after the other: a poll cycle's view of the active jobs (the default), or a resync's of the
+/// finished ones. A job a whole listing lacks has left those states (or was deleted) and is read
+/// on its own, once.
+#[derive(Debug, Clone)]
 pub struct ActiveJobs {
     jobs: std::collections::HashMap<String, Job>,
+    states: Vec<JobState>,
     state: usize,
     page_no: u32,
     first_total: Option<u64>,
@@ -455,16 +467,37 @@ pub struct ActiveJobs {
     moved: bool,
 }
 
+impl Default for ActiveJobs {
+    fn default() -> Self {
+        ActiveJobs::of(ACTIVE_STATES.to_vec())
+    }
+}
+
 impl ActiveJobs {
-    /// The next page to list, or `None` once every active state was listed to its end.
+    /// A listing of the jobs in `states`.
+    pub fn of(states: Vec<JobState>) -> Self {
+        ActiveJobs {
+            jobs: Default::default(),
+            states,
+            state: 0,
+            page_no: 0,
+            first_total: None,
+            complete: false,
+            failed: false,
+            moved: false,
+        }
+    }
+
+    /// The next page to list, or `None` once every state was listed to its end.
     pub fn next_query(&self) -> Option<ListQuery> {
         if self.complete || self.failed || self.page_no >= MAX_RECOVERY_PAGES {
             return None;
         }
+        let state = self.states.get(self.state)?.clone();
         Some(ListQuery {
             page_no: Some(self.page_no + 1),
             page_size: Some(PAGE_SIZE),
-            state: Some(ACTIVE_STATES[self.state].clone()),
+            state: Some(state),
             model_name: None,
         })
     }
@@ -487,7 +520,7 @@ impl ActiveJobs {
             self.state += 1;
             self.page_no = 0;
             self.first_total = None;
-            self.complete = self.state == ACTIVE_STATES.len();
+            self.complete = self.state >= self.states.len();
         }
     }
 
