@@ -8,7 +8,7 @@ use crate::keeper::CredentialsKeeper;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
-use crate::reconciler::{error_policy_watched, layered, reconcile_watched, Context};
+use crate::reconciler::{error_policy, layered, reconcile_watched, Context};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -257,7 +257,7 @@ pub async fn run_with_client(
     }
     let running = controller
         .graceful_shutdown_on(stopped())
-        .run(reconcile_watched, error_policy_watched, ctx)
+        .run(reconcile_watched, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {

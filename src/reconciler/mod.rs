@@ -21,7 +21,7 @@ use crate::crd::ModelImport;
 use crate::metrics::ReconcileLabels;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use modelstudio_core::decision::Requeue;
 use modelstudio_core::reason;
 use modelstudio_core::step::{self, Act, Answer, Observation, Step};
@@ -113,12 +113,6 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
     Ok(io.requeue(Requeue::Backoff { min: None }))
 }
 
-/// Requeue after a Kubernetes-side failure, with the same backoff as remote failures.
-pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %obj.name_any(), namespace = ?obj.namespace(), error = %error, "reconcile failed");
-    ctx.requeue(&crate::domain::key(&obj), Requeue::Backoff { min: None })
-}
-
 impl observe::Io<'_> {
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to the
     /// core.
@@ -160,8 +154,9 @@ pub async fn reconcile_watched(
     }
 }
 
-/// [`error_policy`] for [`reconcile_watched`].
-pub fn error_policy_watched(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+/// After a Kubernetes-side failure of [`reconcile_watched`], requeue with the same backoff as
+/// remote failures.
+pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, error = %error, "reconcile failed");
     let key = obj.metadata.uid.clone().unwrap_or_else(|| {
         format!(
