@@ -4,19 +4,23 @@
 use crate::cli::LogFormat;
 use crate::config::{Config, ConfigError, MANAGER};
 use crate::crd::ModelImport;
-use crate::keeper::CredentialsKeeper;
+use crate::keeper::{Caches, CredentialsKeeper};
+use crate::kube_requests::counting_layer;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
 use crate::reconciler::{error_policy, layered, reconcile_watched, Context};
+use crate::watches::{secret_watch_config, trim_import, trim_secret};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -133,8 +137,15 @@ pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 
 /// Runs the controller with the kubeconfig or in-cluster config until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let client = Client::try_default().await.map_err(StartError::Kube)?;
-    run_with_client(client, config, shutdown_signal()).await
+    let metrics = Arc::new(Metrics::default());
+    let kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::Kube(kube::Error::InferConfig(e)))?;
+    let client = kube::client::ClientBuilder::try_from(kube_config)
+        .map_err(StartError::Kube)?
+        .with_layer(&counting_layer(metrics.clone()))
+        .build();
+    run_with(client, config, metrics, shutdown_signal()).await
 }
 
 /// Runs the controller with `client` until `shutdown` resolves. `modelstudio-sandbox` calls this
@@ -144,6 +155,15 @@ pub async fn run_with_client(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
+    run_with(client, config, Arc::new(Metrics::default()), shutdown).await
+}
+
+async fn run_with(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartError> {
     config.check()?;
     let http = HttpClient::new(HttpClientConfig {
         endpoint: config.endpoint.clone(),
@@ -151,7 +171,6 @@ pub async fn run_with_client(
         user_agent: config.user_agent(),
     })
     .map_err(StartError::Endpoint)?;
-    let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
 
     let api: Api<ModelImport> = match &config.namespace {
@@ -242,17 +261,63 @@ pub async fn run_with_client(
         }
     }
 
-    let controller = Controller::new_with(watched, watch_config, resource)
+    // The ModelImports, cached trimmed; the watch event of the controller's own status write
+    // wakes no reconcile (the pass that wrote it scheduled the next look).
+    let writer = Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let own = ctx.clone();
+    let imports = reflector(writer, watcher(watched, watch_config).modify(trim_import))
+        .applied_objects()
+        .try_filter(move |obj| std::future::ready(!own.is_own_write(obj)));
+    // A listing that shows a job changed wakes the resources that follow it.
+    let changes = ctx.job_cache.take_changes().map(|inbox| {
+        futures::stream::unfold(inbox, |mut inbox| async move {
+            inbox.recv().await.map(|resource| (resource, inbox))
+        })
+    });
+    let mut controller = Controller::for_stream_with(imports, store.clone(), resource)
         .with_config(controller::Config::default().concurrency(concurrency));
-    let store = controller.store();
+    if let Some(changes) = changes {
+        controller = controller.reconcile_on(changes);
+    }
+    let imports_ready = store.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
+        if imports_ready.wait_until_ready().await.is_ok() {
             ready.store(true, Ordering::Relaxed);
         }
     });
+    // The Secrets the keys come from, watched instead of read at each reconcile.
+    if let Some(writer) = ctx.take_secrets_writer() {
+        let secrets: Api<Secret> = match &namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let watch = reflector(
+            writer,
+            watcher(secrets, secret_watch_config()).modify(trim_secret),
+        )
+        .default_backoff()
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "watch of the credentials Secrets");
+            }
+        });
+        let stop = stopped();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = watch => {}
+                _ = stop => {}
+            }
+        });
+    }
     // Only the leader keeps the credentials Secrets, as it alone reconciles.
     if let Some(inbox) = ctx.take_keeper_inbox() {
-        let keeper = CredentialsKeeper::new(ctx.client.clone(), namespace, sweep_interval, inbox);
+        let caches = Caches {
+            imports: store,
+            secrets: ctx.secrets.clone(),
+        };
+        let keeper = CredentialsKeeper::new(ctx.client.clone(), namespace, sweep_interval, inbox)
+            .with_caches(caches);
         tokio::spawn(keeper.run(stopped()));
     }
     let running = controller

@@ -4,11 +4,14 @@
 //! active states (finished or deleted) and is read once. Which answer counts is the core's
 //! ([`ActiveJobs`]); this file only holds the listing and makes the calls.
 
+use kube::api::DynamicObject;
+use kube::runtime::reflector::ObjectRef;
 use modelstudio_core::decision::{finished_states, ActiveJobs, Lookup};
-use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job};
+use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 enum Listed {
     Job(Box<Job>),
@@ -34,20 +37,74 @@ pub enum Kind {
     Finished,
 }
 
+/// A resource that follows a job in progress: woken when a listing shows the job changed.
+struct Follower {
+    resource: ObjectRef<DynamicObject>,
+    seen: JobState,
+}
+
 /// One listing per workspace (by key fingerprint), kind and interval.
 pub struct JobCache {
     poll_interval: Duration,
     resync_interval: Duration,
     workspaces: Mutex<HashMap<(String, Kind), SharedCycle>>,
+    /// By workspace and job id; a job leaves when a listing shows it left the active states.
+    followers: Mutex<HashMap<(String, String), Follower>>,
+    changes: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    changes_inbox: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>>>,
 }
 
 impl JobCache {
     pub fn new(poll_interval: Duration, resync_interval: Duration) -> Self {
+        let (changes, inbox) = mpsc::unbounded_channel();
         JobCache {
             poll_interval,
             resync_interval,
             workspaces: Mutex::default(),
+            followers: Mutex::default(),
+            changes,
+            changes_inbox: Mutex::new(Some(inbox)),
         }
+    }
+
+    /// The resources to reconcile because a listing showed their job changed: the status then
+    /// follows the job within one poll cycle, not one cycle plus the resource's own requeue.
+    pub fn take_changes(&self) -> Option<mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>> {
+        self.changes_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Notes that `resource` last saw its job `job_id` of `workspace` in progress, in `seen`.
+    pub fn follow(
+        &self,
+        workspace: &str,
+        job_id: &str,
+        resource: ObjectRef<DynamicObject>,
+        seen: JobState,
+    ) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (workspace.to_string(), job_id.to_string());
+        followers.insert(key, Follower { resource, seen });
+    }
+
+    /// Wakes the followers of the workspace's jobs that the new listing has news of.
+    fn announce(&self, workspace: &str, listing: &ActiveJobs) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers.retain(|(ws, job_id), follower| {
+            if ws != workspace || !listing.news(job_id, &follower.seen) {
+                return true;
+            }
+            let _ = self.changes.send(follower.resource.clone());
+            match listing.lookup(job_id) {
+                Lookup::Listed(job) => {
+                    follower.seen = job.state.clone();
+                    true
+                }
+                _ => false,
+            }
+        });
     }
 
     fn cycle(&self, workspace: &str, kind: Kind) -> SharedCycle {
@@ -91,6 +148,9 @@ impl JobCache {
                         // The caller retries with backoff; the next reconcile lists again.
                         Err(e) => return Err(e),
                     }
+                }
+                if kind == Kind::Active {
+                    self.announce(workspace, &active);
                 }
                 cycle.active = active;
                 cycle.listed_at = Some(Instant::now());

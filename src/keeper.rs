@@ -8,6 +8,7 @@ use crate::crd::{ModelImport, FINALIZER};
 use crate::domain;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use modelstudio_core::credentials::{secret_in_use, PROTECTED_LABEL, SECRET_FINALIZER};
 use serde_json::json;
@@ -63,6 +64,16 @@ pub struct CredentialsKeeper {
     namespace: Option<String>,
     interval: Duration,
     inbox: mpsc::UnboundedReceiver<SecretId>,
+    /// The controller's caches, when it runs one: a sweep reads them and asks the API server
+    /// only about a Secret the cache shows unneeded.
+    caches: Option<Caches>,
+}
+
+/// The controller's watch caches of ModelImports and Secrets.
+#[derive(Clone)]
+pub struct Caches {
+    pub imports: Store<DynamicObject>,
+    pub secrets: Store<Secret>,
 }
 
 impl CredentialsKeeper {
@@ -77,7 +88,14 @@ impl CredentialsKeeper {
             namespace,
             interval,
             inbox,
+            caches: None,
         }
+    }
+
+    /// Sweeps from the controller's caches (once they are filled).
+    pub fn with_caches(mut self, caches: Caches) -> Self {
+        self.caches = Some(caches);
+        self
     }
 
     /// Checks on request and sweeps at the interval, until `stop` resolves.
@@ -116,6 +134,32 @@ impl CredentialsKeeper {
 
     /// Checks every Secret that carries the controller's label; the number released.
     async fn sweep(&self) -> Result<usize, KeeperError> {
+        if let Some(caches) = self.caches.as_ref().filter(|c| c.ready()) {
+            // From the caches: only a Secret they show unneeded is checked against the server.
+            let protected: BTreeSet<SecretId> = caches
+                .secrets
+                .state()
+                .iter()
+                .filter(|s| s.labels().contains_key(PROTECTED_LABEL))
+                .filter_map(|s| Some((s.namespace()?, s.name_any())))
+                .collect();
+            let objects = caches.imports.state();
+            let mut due = BTreeSet::new();
+            let namespaces: BTreeSet<&String> = protected.iter().map(|(ns, _)| ns).collect();
+            for namespace in namespaces {
+                let local = objects
+                    .iter()
+                    .filter(|o| o.metadata.namespace.as_deref() == Some(namespace.as_str()));
+                let imports = Imports::of(local.map(|o| o.as_ref()));
+                due.extend(
+                    protected
+                        .iter()
+                        .filter(|(ns, name)| ns == namespace && !imports.in_use(name))
+                        .cloned(),
+                );
+            }
+            return self.check_all(due).await;
+        }
         let secrets: Api<Secret> = match &self.namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
@@ -159,17 +203,7 @@ impl CredentialsKeeper {
                     namespace: namespace.to_string(),
                     source,
                 })?;
-        let mut imports = Imports::default();
-        for obj in list.items {
-            let held = obj.finalizers().iter().any(|f| f == FINALIZER);
-            match obj.try_parse::<ModelImport>() {
-                Ok(typed) => imports.readable.push(domain::resource(&typed)),
-                // One the controller cannot read may still need its key: keep every Secret.
-                Err(_) if held => imports.unreadable_held = true,
-                Err(_) => {}
-            }
-        }
-        Ok(imports)
+        Ok(Imports::of(list.items.iter()))
     }
 
     /// Takes the finalizer and the label off the Secret; whether there was anything to take.
@@ -224,6 +258,16 @@ impl CredentialsKeeper {
     }
 }
 
+impl Caches {
+    fn ready(&self) -> bool {
+        use futures::FutureExt;
+        // An empty store before its first list would show every Secret unneeded.
+        let ready = |w: Option<Result<(), _>>| matches!(w, Some(Ok(())));
+        ready(self.imports.wait_until_ready().now_or_never())
+            && ready(self.secrets.wait_until_ready().now_or_never())
+    }
+}
+
 #[derive(Default)]
 struct Imports {
     readable: Vec<modelstudio_core::domain::Resource>,
@@ -231,6 +275,20 @@ struct Imports {
 }
 
 impl Imports {
+    fn of<'a>(objects: impl Iterator<Item = &'a DynamicObject>) -> Self {
+        let mut imports = Imports::default();
+        for obj in objects {
+            let held = obj.finalizers().iter().any(|f| f == FINALIZER);
+            match obj.clone().try_parse::<ModelImport>() {
+                Ok(typed) => imports.readable.push(domain::resource(&typed)),
+                // One the controller cannot read may still need its key: keep every Secret.
+                Err(_) if held => imports.unreadable_held = true,
+                Err(_) => {}
+            }
+        }
+        imports
+    }
+
     fn in_use(&self, secret: &str) -> bool {
         self.unreadable_held || secret_in_use(secret, &self.readable, None)
     }

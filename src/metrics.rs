@@ -23,6 +23,16 @@ pub struct ReconcileLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeLabels {
+    /// get, list, watch, create, update, patch, delete or deletecollection.
+    pub verb: &'static str,
+    /// modelimports, secrets, events, leases, namespaces or other.
+    pub resource: &'static str,
+    /// `status`, `other`, or empty for the object itself.
+    pub subresource: &'static str,
+}
+
 /// The controller's metrics.
 pub struct Metrics {
     pub registry: Registry,
@@ -34,6 +44,7 @@ pub struct Metrics {
     pub events_published: Counter,
     pub api_rate_limit_wait: Histogram,
     pub unreadable_objects: Counter,
+    pub kube_requests: Family<KubeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -49,6 +60,12 @@ impl Default for Metrics {
         let events_published = Counter::default();
         let api_rate_limit_wait = Histogram::new(exponential_buckets(0.001, 4.0, 10));
         let unreadable_objects = Counter::default();
+        let kube_requests = Family::<KubeLabels, Counter>::default();
+        registry.register(
+            "kubernetes_requests",
+            "Requests to the Kubernetes API, by verb and resource",
+            kube_requests.clone(),
+        );
         registry.register(
             "unreadable_objects",
             "ModelImports skipped because they do not read as the controller's type",
@@ -99,6 +116,7 @@ impl Default for Metrics {
             events_published,
             api_rate_limit_wait,
             unreadable_objects,
+            kube_requests,
         }
     }
 }

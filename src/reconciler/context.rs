@@ -8,8 +8,11 @@ use crate::job_cache::JobCache;
 use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
-use kube::api::ApiResource;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::Store;
 use kube::Client;
 use modelstudio_core::remote::ImportJobs;
 use std::collections::HashMap;
@@ -34,6 +37,12 @@ pub struct Context {
     pub job_cache: JobCache,
     /// When each resource's job was last read successfully (or created).
     last_read: Mutex<HashMap<String, Instant>>,
+    /// The Secrets watch cache; until a watch fills it, every Secret is read from the server.
+    pub secrets: Store<Secret>,
+    secrets_writer: Mutex<Option<Writer<Secret>>>,
+    /// By UID, the resourceVersion of the controller's last status write that needs no
+    /// reconcile of its own (the pass that wrote it scheduled the next look).
+    own_writes: Mutex<HashMap<String, String>>,
 }
 
 /// `jobs` behind the layers every controller call goes through: the account's rate limit (one
@@ -65,6 +74,7 @@ impl Context {
             controller: MANAGER.into(),
             instance: config.instance.clone(),
         };
+        let secrets_writer = Writer::default();
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -77,7 +87,37 @@ impl Context {
             failures: FailureCounts::default(),
             job_cache: JobCache::new(poll_interval, resync_interval),
             last_read: Mutex::default(),
+            secrets: secrets_writer.as_reader(),
+            secrets_writer: Mutex::new(Some(secrets_writer)),
+            own_writes: Mutex::default(),
         }
+    }
+
+    /// The writer of the Secrets cache, for the one watch that fills it.
+    pub fn take_secrets_writer(&self) -> Option<Writer<Secret>> {
+        self.secrets_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Notes a write of the controller's whose watch event needs no reconcile.
+    pub(super) fn note_own_write(&self, uid: &str, resource_version: &str) {
+        let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
+        own.insert(uid.to_string(), resource_version.to_string());
+    }
+
+    /// Whether a watched object is exactly the controller's own last write (once).
+    pub fn is_own_write(&self, obj: &DynamicObject) -> bool {
+        let (Some(uid), Some(version)) = (&obj.metadata.uid, &obj.metadata.resource_version) else {
+            return false;
+        };
+        let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
+        if own.get(uid) == Some(version) {
+            own.remove(uid);
+            return true;
+        }
+        false
     }
 
     /// The keeper's inbox, for the one keeper that runs.
@@ -111,5 +151,7 @@ impl Context {
         self.failures.succeeded(key);
         let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
         last.remove(key);
+        let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
+        own.remove(key);
     }
 }

@@ -8,6 +8,7 @@ use super::observe::Io;
 use super::Error;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::credentials::{
     credentials_secret, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, SECRET_FINALIZER,
@@ -17,6 +18,7 @@ use modelstudio_core::reason::CredentialProblem;
 use modelstudio_core::remote::ApiKey;
 use modelstudio_core::step::{choose_key, KeySource, Observation};
 use serde_json::json;
+use std::sync::Arc;
 
 /// A non-reversible fingerprint of a key: `sha256:` and the first 16 hex digits of its SHA-256.
 pub fn fingerprint(key: &ApiKey) -> String {
@@ -57,11 +59,7 @@ impl Io<'_> {
         &self,
         reference: &SecretRef,
     ) -> Result<Result<(ApiKey, bool), CredentialProblem>, Error> {
-        let secret = self
-            .secrets()
-            .get_opt(&reference.name)
-            .await
-            .map_err(Error::ReadSecret)?;
+        let secret = self.cached_secret(&reference.name).await?;
         let Some(secret) = secret else {
             return Ok(Err(CredentialProblem::SecretNotFound {
                 name: reference.name.clone(),
@@ -84,6 +82,25 @@ impl Io<'_> {
             }))
     }
 
+    /// The Secret from the watch cache; read from the server when the cache lacks it (not filled
+    /// yet, a Secret made a moment ago, or one of a type the watch leaves out).
+    async fn cached_secret(&self, name: &str) -> Result<Option<Arc<Secret>>, Error> {
+        let namespace = self.obj.namespace().unwrap_or_default();
+        let cached = self
+            .ctx
+            .secrets
+            .get(&ObjectRef::new(name).within(&namespace));
+        match cached {
+            Some(secret) => Ok(Some(secret)),
+            None => Ok(self
+                .secrets()
+                .get_opt(name)
+                .await
+                .map_err(Error::ReadSecret)?
+                .map(Arc::new)),
+        }
+    }
+
     fn secrets(&self) -> Api<Secret> {
         Api::namespaced(
             self.ctx.client.clone(),
@@ -98,13 +115,19 @@ impl Io<'_> {
             return Ok(());
         };
         let secrets = self.secrets();
+        // Already protected, or already going (no finalizer can be added then).
+        let done = |secret: &Secret| {
+            secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
+                || secret.metadata.deletion_timestamp.is_some()
+        };
+        if self.cached_secret(name).await?.is_some_and(|s| done(&s)) {
+            return Ok(());
+        }
+        // The patch's test needs the finalizers as they are now, not as cached.
         let Some(secret) = secrets.get_opt(name).await.map_err(Error::ReadSecret)? else {
             return Ok(());
         };
-        // Already protected, or already going (no finalizer can be added then).
-        if secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
-            || secret.metadata.deletion_timestamp.is_some()
-        {
+        if done(&secret) {
             return Ok(());
         }
         let label = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));

@@ -98,7 +98,9 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
         io.protect_secret().await?;
     }
     for _ in 0..MAX_ACTS {
-        // Record (a create's intent before the create), act, publish.
+        // Record (a create's intent before the create), act, publish. A write that leaves
+        // nothing scheduled wakes the next reconcile through its watch event.
+        io.quiet_writes = !(step.act == Act::Nothing && step.requeue == Requeue::Never);
         io.record(&mut obs, step.update.as_ref()).await?;
         let answer: Option<Answer> = io.act(&step.act).await?;
         io.publish(&step.events).await;

@@ -2,10 +2,13 @@
 //! listing while it is in progress, from its resync listing once it finished
 //! ([`crate::job_cache`]), else on its own.
 
+use super::credentials::fingerprint;
 use super::observe::Io;
 use crate::cli::PollMode;
 use crate::job_cache::Kind;
-use modelstudio_core::remote::ApiError;
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+use modelstudio_core::remote::{ApiError, Job};
 use modelstudio_core::step::Seen;
 
 impl Io<'_> {
@@ -36,10 +39,27 @@ impl Io<'_> {
             }
             _ => jobs.get(key, job_id).await,
         };
-        if result.is_ok() {
+        if let Ok(job) = &result {
             self.ctx.mark_read(&self.key);
+            self.follow(job);
         }
         Seen::Job(result)
+    }
+
+    /// Asks the job cache to wake this resource when a poll listing shows its job changed.
+    pub(super) fn follow(&self, job: &Job) {
+        let (Some(key), false) = (&self.api_key, job.state.is_terminal()) else {
+            return;
+        };
+        if self.ctx.config.poll_mode != PollMode::Listing {
+            return;
+        }
+        let resource = ObjectRef::new_with(&self.name(), self.ctx.api_resource.clone())
+            .within(&self.obj.namespace().unwrap_or_default());
+        let workspace = fingerprint(key);
+        self.ctx
+            .job_cache
+            .follow(&workspace, &job.id, resource, job.state.clone());
     }
 }
 

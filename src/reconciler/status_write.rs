@@ -56,7 +56,8 @@ impl Io<'_> {
             "kind": ModelImport::kind(&()),
             "status": status,
         });
-        self.api
+        let written = self
+            .api
             .patch_status(
                 &self.name(),
                 &PatchParams::apply(MANAGER).force(),
@@ -65,6 +66,7 @@ impl Io<'_> {
             .await
             .map_err(Error::WriteStatus)?;
         self.ctx.metrics.status_writes.inc();
+        self.note_write(&written);
         // Apply removes only what this manager owns: a field written by an earlier merge patch
         // (before the controller applied its status) is cleared by name, after the apply, so a
         // crash in between leaves the new status (a recorded job beside a stale intent, which is
@@ -78,7 +80,8 @@ impl Io<'_> {
             .map(|f| (f.clone(), serde_json::Value::Null))
             .collect();
         if !stray.is_empty() {
-            self.api
+            let written = self
+                .api
                 .patch_status(
                     &self.name(),
                     &params(),
@@ -86,9 +89,19 @@ impl Io<'_> {
                 )
                 .await
                 .map_err(Error::WriteStatus)?;
+            self.note_write(&written);
         }
         self.obj.status = Some(next.clone());
         Ok(())
+    }
+}
+
+impl Io<'_> {
+    /// A status write whose pass scheduled the next look wakes no reconcile of its own.
+    fn note_write(&self, written: &ModelImport) {
+        if let (true, Some(version)) = (self.quiet_writes, &written.metadata.resource_version) {
+            self.ctx.note_own_write(&self.key, version);
+        }
     }
 }
 

@@ -167,6 +167,9 @@ fn selectors(res: &ResourceInfo, q: &HashMap<String, String>) -> Result<Selector
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
     let extra: &[&str] = if events::is_events(res) {
         events::FIELDS
+    } else if res.plural == "secrets" && res.group.is_empty() {
+        // The one field a Secret offers besides the metadata ones.
+        &["type"]
     } else {
         &[]
     };

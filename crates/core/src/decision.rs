@@ -548,6 +548,16 @@ impl ActiveJobs {
         }
     }
 
+    /// Whether the listing has news of a job last seen in state `seen`: another state, or gone
+    /// from the active states. An incomplete listing has none.
+    pub fn news(&self, job_id: &str, seen: &JobState) -> bool {
+        match self.lookup(job_id) {
+            Lookup::Listed(job) => job.state != *seen,
+            Lookup::LeftActive => true,
+            Lookup::Unknown => false,
+        }
+    }
+
     /// Whether the listing reached the end of every active state.
     pub fn complete(&self) -> bool {
         self.complete

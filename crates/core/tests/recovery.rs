@@ -716,6 +716,11 @@ mod active {
         }
         assert_eq!(a.lookup("gone"), Lookup::LeftActive);
         assert_eq!(ACTIVE_STATES.len(), 2);
+        // News for a resource that last saw a job: a new state, or the job gone from the lists.
+        assert!(a.news("p7", &JobState::Pending));
+        assert!(!a.news("p7", &JobState::Running));
+        assert!(!a.news("p8", &JobState::Pending));
+        assert!(a.news("gone", &JobState::Running));
     }
 
     #[test]
@@ -743,6 +748,8 @@ mod active {
         assert!(a.complete() && !a.proves_absence());
         assert!(matches!(a.lookup("p150"), Lookup::Listed(_)));
         assert_eq!(a.lookup("elsewhere"), Lookup::Unknown);
+        // A listing that proves no absence has no news of a job it lacks.
+        assert!(!a.news("elsewhere", &JobState::Running));
         let mut b = ActiveJobs::default();
         b.fail();
         assert_eq!(b.next_query(), None);
