@@ -1,0 +1,926 @@
+//! The scale benchmark: the controller binary, as a process, against the Model Studio simulator
+//! and a Kubernetes API server (the real control plane where `MODELSTUDIO_TESTBED_BIN` names it,
+//! and the embedded one), with N ModelImports applied at once and jobs active for minutes. Each
+//! case runs twice in the same process: the controller as shipped (`--poll-mode listing`) and the
+//! naive way at the same settings (`--poll-mode per-job`: one GET per job in progress per poll).
+//! It prints its figures and writes `docs/performance.md`.
+//!
+//! `cargo bench --bench scale`. Environment:
+//! - `BENCH_CASES`: comma-separated `N@K` (default `1000@3,10000@6`): N ModelImports at time
+//!   scale K, where every duration of the defaults is divided by K and the quota multiplied by K
+//!   (`--qps 5`, `--poll-interval 30s`, jobs PENDING 60 s then RUNNING 240 s, at K = 1);
+//! - `BENCH_SERVERS`: `real`, `embedded` or both (default: both when the real control plane is
+//!   built, else `embedded`);
+//! - `BENCH_BASELINE_LIMIT`: the longest the naive run may take, in seconds (default 300): it
+//!   never finishes at scale, and is measured over the time it had.
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::Client;
+use modelstudio_controller::crd::ModelImport;
+use modelstudio_simulator::control::Endpoint;
+use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
+use modelstudio_testbed::{
+    api_key_secret, Cluster, ControllerCommand, ImportBuilder, Proc, TempDir,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const SECRET: &str = "dashscope";
+const CREATE_PARALLELISM: usize = 32;
+/// One job in this many fails (its storage path carries the simulator's failure marker).
+const FAIL_EVERY: usize = 20;
+const FAIL_MARKER: &str = "broken";
+const DOC: &str = "docs/performance.md";
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+/// The real defaults, at time scale 1.
+const QPS: f64 = 5.0;
+const BURST: u32 = 10;
+const POLL: Duration = Duration::from_secs(30);
+const PENDING: Duration = Duration::from_secs(60);
+const RUNNING: Duration = Duration::from_secs(240);
+/// Time a status write takes beyond the poll interval in the issue's lag goal.
+const LAG_SLACK: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    jobs: usize,
+    scale: f64,
+}
+
+impl Case {
+    fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.scale)
+    }
+    fn qps(&self) -> f64 {
+        QPS * self.scale
+    }
+    fn poll(&self) -> Duration {
+        self.scaled(POLL)
+    }
+    fn pending(&self) -> Duration {
+        self.scaled(PENDING)
+    }
+    fn running(&self) -> Duration {
+        self.scaled(RUNNING)
+    }
+    /// The issue's goal for creates: 1.15 × N / qps.
+    fn create_goal(&self) -> f64 {
+        1.15 * self.jobs as f64 / self.qps()
+    }
+}
+
+fn parse_cases(text: &str) -> Result<Vec<Case>> {
+    text.split(',')
+        .map(|case| {
+            let (n, k) = case.trim().split_once('@').unwrap_or((case.trim(), "1"));
+            let jobs: usize = n
+                .parse()
+                .map_err(|_| format!("BENCH_CASES: {n:?} is not a count"))?;
+            let scale: f64 = k
+                .parse()
+                .map_err(|_| format!("BENCH_CASES: {k:?} is not a time scale"))?;
+            if !(1..=100_000).contains(&jobs) || !(0.1..=50.0).contains(&scale) {
+                return Err(format!(
+                    "BENCH_CASES: {case:?} wants N in 1..=100000 and K in 0.1..=50"
+                )
+                .into());
+            }
+            Ok(Case { jobs, scale })
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Listing,
+    PerJob,
+}
+
+impl Mode {
+    fn flag(self) -> &'static str {
+        match self {
+            Mode::Listing => "listing",
+            Mode::PerJob => "per-job",
+        }
+    }
+}
+
+/// What the bench saw of one resource, in ms since the simulator started.
+#[derive(Default, Clone, Debug)]
+struct Seen {
+    job_id: Option<String>,
+    job_at: Option<u64>,
+    running_at: Option<u64>,
+    finished_at: Option<u64>,
+    ready_at: Option<u64>,
+}
+
+/// Watches the namespace's ModelImports and notes when each got its job, showed RUNNING, a
+/// final phase, and Ready.
+fn watch_imports(
+    client: Client,
+    namespace: &str,
+    t0: Instant,
+    seen: Arc<Mutex<HashMap<String, Seen>>>,
+) -> tokio::task::JoinHandle<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        namespace,
+        &kube::api::ApiResource::erase::<ModelImport>(&()),
+    );
+    tokio::spawn(async move {
+        let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            let now = t0.elapsed().as_millis() as u64;
+            let objects = match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => vec![o],
+                _ => continue,
+            };
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            for obj in objects {
+                let Some(name) = obj.metadata.name.clone() else {
+                    continue;
+                };
+                let status = &obj.data["status"];
+                let entry = seen.entry(name).or_default();
+                if let (None, Some(id)) = (&entry.job_id, status["jobId"].as_str()) {
+                    entry.job_id = Some(id.to_string());
+                    entry.job_at = Some(now);
+                }
+                match status["phase"].as_str() {
+                    Some("Running") => {
+                        entry.running_at.get_or_insert(now);
+                    }
+                    Some("Succeeded" | "Failed") => {
+                        entry.finished_at.get_or_insert(now);
+                    }
+                    _ => {}
+                }
+                let ready = status["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                if ready {
+                    entry.ready_at.get_or_insert(now);
+                }
+            }
+        }
+    })
+}
+
+async fn create_imports(client: &Client, namespace: &str, jobs: usize) -> Result<()> {
+    let api: Api<ModelImport> = Api::namespaced(client.clone(), namespace);
+    let mut next = 0;
+    let mut running = JoinSet::new();
+    // Each turn starts or finishes one create: at most 2 * N + 1 turns.
+    for _ in 0..(2 * jobs + 1) {
+        if running.len() < CREATE_PARALLELISM && next < jobs {
+            let name = format!("import-{next:05}");
+            let mut import = ImportBuilder::new(&name).secret(SECRET);
+            if next % FAIL_EVERY == FAIL_EVERY - 1 {
+                import = import.spec(
+                    "storage",
+                    serde_json::json!({"bucketName": "bucket", "objectKey": format!("{FAIL_MARKER}/{name}/")}),
+                );
+            }
+            let object: ModelImport = import.build();
+            let api = api.clone();
+            running.spawn(async move {
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("could not create ModelImport {name}: {e}"))
+            });
+            next += 1;
+            continue;
+        }
+        match running.join_next().await {
+            Some(joined) => joined.map_err(|e| format!("a create task failed: {e}"))??,
+            None => return Ok(()),
+        }
+    }
+    Err("the create loop ran longer than its bound".into())
+}
+
+/// utime + stime of a process, in seconds, and its peak resident set, in MiB.
+fn process_usage(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    Some((ticks / CLOCK_TICKS_PER_SEC, hwm_kib / 1024.0))
+}
+
+/// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, from /metrics.
+async fn kube_requests(metrics_addr: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(response) = reqwest::get(format!("http://{metrics_addr}/metrics")).await else {
+        return out;
+    };
+    let text = response.text().await.unwrap_or_default();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("modelstudio_kubernetes_requests_total{"))
+    {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_string())
+        };
+        let (Some(verb), Some(resource), Some(sub)) =
+            (label("verb"), label("resource"), label("subresource"))
+        else {
+            continue;
+        };
+        let count: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        let key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        *out.entry(key).or_default() += count;
+    }
+    out
+}
+
+/// The address the controller serves /metrics on, from its log.
+fn metrics_addr(controller: &Proc) -> Option<String> {
+    let log = controller.log();
+    let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+    let start = line.find("addr=")? + 5;
+    Some(line[start..].split_whitespace().next()?.to_string())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied()
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    /// Seconds from the start of the apply.
+    all_created: Option<f64>,
+    created: usize,
+    all_ready: Option<f64>,
+    ready: usize,
+    run_length: f64,
+    remote: BTreeMap<&'static str, u64>,
+    poll_calls: u64,
+    active_job_minutes: f64,
+    peak_active: usize,
+    finished_jobs: usize,
+    poll_cycles: f64,
+    lags: Vec<f64>,
+    kube: BTreeMap<String, u64>,
+    peak_rss_mib: Option<f64>,
+    cpu_seconds: Option<f64>,
+    idle_calls: Option<u64>,
+    idle_window: f64,
+    duplicates: usize,
+}
+
+impl Figures {
+    fn calls_per_active_job_minute(&self) -> Option<f64> {
+        (self.active_job_minutes > 0.0).then(|| self.poll_calls as f64 / self.active_job_minutes)
+    }
+    fn lag(&self, p: f64) -> Option<f64> {
+        percentile(&self.lags, p)
+    }
+    fn kube_total(&self) -> u64 {
+        self.kube.values().sum()
+    }
+}
+
+fn endpoint_name(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Create => "create",
+        Endpoint::Get => "get",
+        Endpoint::List => "list",
+        Endpoint::Delete => "delete",
+        _ => "other",
+    }
+}
+
+/// One run of the controller in `mode` in its own namespace, with its own simulator.
+async fn run_mode(
+    cluster: &Cluster,
+    client: &Client,
+    dir: &TempDir,
+    case: Case,
+    mode: Mode,
+    limit: Duration,
+) -> Result<Figures> {
+    let namespace = format!("bench-{}-{}", mode.flag(), case.jobs);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))?,
+        )
+        .await?;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(api_key_secret(SECRET, "sk-bench-0000"))?,
+        )
+        .await?;
+    let t0 = Instant::now();
+    let sim = RunningSimulator::start(SimulatorConfig {
+        pending_duration: case.pending(),
+        running_duration: case.running(),
+        fail_marker: FAIL_MARKER.into(),
+        ..SimulatorConfig::default()
+    })
+    .await?;
+    let kubeconfig = dir.0.join(format!("{namespace}.kubeconfig"));
+    cluster.write_kubeconfig(&kubeconfig, &namespace)?;
+    let secs = |d: Duration| format!("{}ms", d.as_millis());
+    let command = ControllerCommand::new(
+        env!("CARGO_BIN_EXE_modelstudio-controller"),
+        &kubeconfig,
+        &sim.base_url(),
+    )
+    .flags(&[
+        "--namespace",
+        &namespace,
+        "--qps",
+        &format!("{}", case.qps()),
+        "--burst",
+        &BURST.to_string(),
+        "--poll-interval",
+        &secs(case.poll()),
+        "--poll-mode",
+        mode.flag(),
+        "--backoff-base",
+        &secs(case.scaled(Duration::from_secs(2))),
+        "--backoff-max",
+        &secs(case.scaled(Duration::from_secs(300))),
+        "--resync-interval",
+        &secs(case.scaled(Duration::from_secs(1800))),
+        "--request-timeout",
+        "30s",
+    ])
+    .env("RUST_LOG", "warn,modelstudio_controller::app=info");
+    let mut controller = command.spawn(&namespace, &dir.0)?;
+    let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
+    let watch = watch_imports(client.clone(), &namespace, t0, seen.clone());
+    // Ready for the apply once the controller serves its metrics.
+    let mut addr = None;
+    for _ in 0..200 {
+        addr = metrics_addr(&controller);
+        if addr.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let addr = addr.ok_or("the controller did not start (no metrics address in its log)")?;
+    let applied_at = t0.elapsed();
+    create_imports(client, &namespace, case.jobs).await?;
+    eprintln!(
+        "  {}: applied {} ModelImports in {:.1} s",
+        mode.flag(),
+        case.jobs,
+        (t0.elapsed() - applied_at).as_secs_f64()
+    );
+
+    // Until every resource is Ready, or the limit.
+    let deadline = Instant::now() + limit;
+    let mut last_report = Instant::now();
+    let mut idle_from = None;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (jobs, ready) = {
+            let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                seen.values().filter(|s| s.job_id.is_some()).count(),
+                seen.values()
+                    .filter(|s| s.ready_at.is_some() || s.finished_at.is_some())
+                    .count(),
+            )
+        };
+        if last_report.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "  {}: t={:.0}s {jobs} with a job, {ready} finished",
+                mode.flag(),
+                t0.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        if ready == case.jobs && jobs == case.jobs {
+            idle_from = Some(t0.elapsed());
+            break;
+        }
+    }
+    let run_end = t0.elapsed();
+    // Nothing active: the remote calls of three poll intervals (no resync falls in them).
+    let idle_window = case.poll() * 3;
+    if idle_from.is_some() {
+        tokio::time::sleep(idle_window).await;
+    }
+    let usage = process_usage(controller.pid());
+    let kube = kube_requests(&addr).await;
+    controller.stop(Duration::from_secs(5));
+    watch.abort();
+
+    let requests = sim.simulator.requests();
+    let sim_jobs = sim.simulator.jobs();
+    sim.shutdown().await;
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let applied_ms = applied_at.as_millis() as f64;
+    let run_end_ms = run_end.as_millis() as u64;
+    let mut f = Figures {
+        run_length: (run_end - applied_at).as_secs_f64(),
+        idle_window: idle_window.as_secs_f64(),
+        kube,
+        ..Figures::default()
+    };
+    if let Some((cpu, rss)) = usage {
+        f.cpu_seconds = Some(cpu);
+        f.peak_rss_mib = Some(rss);
+    }
+    // Creates, in the simulator's clock: the job ids and when each was made.
+    let mut created_at: HashMap<String, u64> = HashMap::new();
+    for r in &requests {
+        if r.at_ms <= run_end_ms {
+            *f.remote.entry(endpoint_name(r.endpoint)).or_default() += 1;
+            if matches!(r.endpoint, Endpoint::Get | Endpoint::List) {
+                f.poll_calls += 1;
+            }
+        } else if idle_from.is_some() {
+            *f.idle_calls.get_or_insert(0) += 1;
+        }
+        if r.endpoint == Endpoint::Create && r.status == 200 {
+            if let Some(id) = &r.job_id {
+                created_at.insert(id.clone(), r.at_ms);
+            }
+        }
+    }
+    if idle_from.is_some() && f.idle_calls.is_none() {
+        f.idle_calls = Some(0);
+    }
+    f.created = created_at.len();
+    f.duplicates = sim_jobs.len().saturating_sub(case.jobs);
+    if f.created >= case.jobs {
+        let mut times: Vec<u64> = created_at.values().copied().collect();
+        times.sort_unstable();
+        f.all_created = times
+            .get(case.jobs - 1)
+            .map(|t| (*t as f64 - applied_ms) / 1000.0);
+    }
+    let (pending, running) = (
+        case.pending().as_millis() as u64,
+        case.running().as_millis() as u64,
+    );
+    // Active job-minutes within the run, and the most jobs active at once (sampled each second).
+    for at in created_at.values() {
+        let end = (at + pending + running).min(run_end_ms);
+        f.active_job_minutes += end.saturating_sub(*at) as f64 / 60_000.0;
+        if at + pending + running <= run_end_ms {
+            f.finished_jobs += 1;
+        }
+    }
+    let mut t = 0;
+    while t <= run_end_ms {
+        let active = created_at
+            .values()
+            .filter(|at| **at <= t && t < *at + pending + running)
+            .count();
+        f.peak_active = f.peak_active.max(active);
+        t += 1000;
+    }
+    f.poll_cycles = (run_end_ms as f64 - applied_ms) / case.poll().as_millis() as f64;
+    for s in seen.values() {
+        let Some(at) = s.job_id.as_ref().and_then(|id| created_at.get(id)) else {
+            continue;
+        };
+        if let Some(shown) = s.running_at {
+            // A status that skipped RUNNING (the job finished first) has no RUNNING lag.
+            if shown < at + pending + running {
+                f.lags
+                    .push(shown.saturating_sub(at + pending) as f64 / 1000.0);
+            }
+        }
+        if let Some(shown) = s.finished_at {
+            f.lags
+                .push(shown.saturating_sub(at + pending + running) as f64 / 1000.0);
+        }
+    }
+    f.lags.sort_by(|a, b| a.total_cmp(b));
+    f.ready = seen.values().filter(|s| s.finished_at.is_some()).count();
+    if f.ready == case.jobs {
+        let last = seen
+            .values()
+            .filter_map(|s| s.finished_at)
+            .max()
+            .unwrap_or(0);
+        f.all_ready = Some((last as f64 - applied_ms) / 1000.0);
+    }
+    Ok(f)
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1} s"))
+}
+
+fn ratio(ours: Option<f64>, base: Option<f64>) -> String {
+    match (ours, base) {
+        (Some(o), Some(b)) if o > 0.0 => format!("{:.1}x", b / o),
+        _ => "-".into(),
+    }
+}
+
+fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
+    let mut out = String::new();
+    let p = case.poll().as_secs_f64();
+    let _ = writeln!(
+        out,
+        "== {server}: {n} ModelImports, time scale K={k} ==",
+        n = case.jobs,
+        k = case.scale
+    );
+    let _ = writeln!(
+        out,
+        "settings: --qps {} --burst {BURST} --poll-interval {p:.1}s (the defaults 5 / 30s, time-scaled); jobs PENDING {:.0} s then RUNNING {:.0} s; 1 in {FAIL_EVERY} fails",
+        case.qps(),
+        case.pending().as_secs_f64(),
+        case.running().as_secs_f64()
+    );
+    let _ = writeln!(out, "baseline: --poll-mode per-job (one GET per job in progress per poll), same settings, stopped after {:.0} s", base.run_length);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<52} {:>22} {:>22} {:>9}",
+        "figure", "listing (shipped)", "per-job (baseline)", "base/ours"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(108));
+    let row = |out: &mut String, name: &str, a: String, b: String, r: String| {
+        let _ = writeln!(out, "{name:<52} {a:>22} {b:>22} {r:>9}");
+    };
+    let reached = |t: Option<f64>, count: usize| match t {
+        Some(t) => format!("{t:.1} s"),
+        None => format!("no: {count}/{}", case.jobs),
+    };
+    row(
+        &mut out,
+        "time until every job is created",
+        reached(ours.all_created, ours.created),
+        reached(base.all_created, base.created),
+        ratio(ours.all_created, base.all_created),
+    );
+    row(
+        &mut out,
+        "time until every ModelImport is Ready (final)",
+        reached(ours.all_ready, ours.ready),
+        reached(base.all_ready, base.ready),
+        ratio(ours.all_ready, base.all_ready),
+    );
+    for endpoint in ["create", "get", "list", "delete"] {
+        let count = |f: &Figures| f.remote.get(endpoint).copied().unwrap_or(0);
+        row(
+            &mut out,
+            &format!("remote calls: {endpoint}"),
+            count(ours).to_string(),
+            count(base).to_string(),
+            String::new(),
+        );
+    }
+    row(
+        &mut out,
+        "active job-minutes in the run",
+        format!("{:.0}", ours.active_job_minutes),
+        format!("{:.0}", base.active_job_minutes),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "poll calls (get + list) per active job-minute",
+        ours.calls_per_active_job_minute()
+            .map_or("-".into(), |v| format!("{v:.3}")),
+        base.calls_per_active_job_minute()
+            .map_or("-".into(), |v| format!("{v:.3}")),
+        ratio(
+            ours.calls_per_active_job_minute(),
+            base.calls_per_active_job_minute(),
+        ),
+    );
+    row(
+        &mut out,
+        "most jobs active at once",
+        ours.peak_active.to_string(),
+        base.peak_active.to_string(),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "list calls per poll cycle",
+        format!(
+            "{:.1}",
+            ours.remote.get("list").copied().unwrap_or(0) as f64 / ours.poll_cycles.max(1.0)
+        ),
+        format!(
+            "{:.1}",
+            base.remote.get("list").copied().unwrap_or(0) as f64 / base.poll_cycles.max(1.0)
+        ),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "GETs per job that finished in the run",
+        format!(
+            "{:.2}",
+            ours.remote.get("get").copied().unwrap_or(0) as f64 / ours.finished_jobs.max(1) as f64
+        ),
+        format!(
+            "{:.2}",
+            base.remote.get("get").copied().unwrap_or(0) as f64 / base.finished_jobs.max(1) as f64
+        ),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "status lag, remote change to status: p50",
+        secs(ours.lag(0.5)),
+        secs(base.lag(0.5)),
+        ratio(ours.lag(0.5), base.lag(0.5)),
+    );
+    row(
+        &mut out,
+        "status lag: p95",
+        secs(ours.lag(0.95)),
+        secs(base.lag(0.95)),
+        ratio(ours.lag(0.95), base.lag(0.95)),
+    );
+    row(
+        &mut out,
+        "status lag: max",
+        secs(ours.lag(1.0)),
+        secs(base.lag(1.0)),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "status changes measured",
+        ours.lags.len().to_string(),
+        base.lags.len().to_string(),
+        String::new(),
+    );
+    row(
+        &mut out,
+        &format!(
+            "remote calls in {:.0} s idle after all Ready",
+            ours.idle_window
+        ),
+        ours.idle_calls.map_or("-".into(), |v| v.to_string()),
+        base.idle_calls.map_or("-".into(), |v| v.to_string()),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "Kubernetes requests (all)",
+        ours.kube_total().to_string(),
+        base.kube_total().to_string(),
+        ratio(
+            Some(ours.kube_total() as f64),
+            Some(base.kube_total() as f64),
+        ),
+    );
+    let mut verbs: Vec<&String> = ours.kube.keys().chain(base.kube.keys()).collect();
+    verbs.sort();
+    verbs.dedup();
+    for verb in verbs {
+        let count = |f: &Figures| f.kube.get(verb).copied().unwrap_or(0).to_string();
+        row(
+            &mut out,
+            &format!("  {verb}"),
+            count(ours),
+            count(base),
+            String::new(),
+        );
+    }
+    row(
+        &mut out,
+        "controller peak RSS",
+        ours.peak_rss_mib
+            .map_or("-".into(), |v| format!("{v:.1} MiB")),
+        base.peak_rss_mib
+            .map_or("-".into(), |v| format!("{v:.1} MiB")),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "controller CPU time",
+        secs(ours.cpu_seconds),
+        secs(base.cpu_seconds),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "run length (apply to end)",
+        format!("{:.1} s", ours.run_length),
+        format!("{:.1} s", base.run_length),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "duplicate jobs",
+        ours.duplicates.to_string(),
+        base.duplicates.to_string(),
+        String::new(),
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "goals (issue 10), shipped controller:");
+    let goal = |out: &mut String, ok: bool, text: String| {
+        let _ = writeln!(out, "  [{}] {text}", if ok { "met" } else { "NOT MET" });
+    };
+    if case.jobs >= 1000 {
+        goal(
+            &mut out,
+            ours.all_created.is_some_and(|t| t <= case.create_goal()),
+            format!(
+                "every job created within 1.15 x N / qps = {:.0} s: {}",
+                case.create_goal(),
+                secs(ours.all_created)
+            ),
+        );
+    }
+    let list_bound =
+        |f: &Figures| f.poll_cycles.ceil() * 2.0 * (f.peak_active as f64 / 100.0).ceil().max(1.0);
+    let lists = ours.remote.get("list").copied().unwrap_or(0) as f64;
+    let gets = ours.remote.get("get").copied().unwrap_or(0) as f64;
+    goal(&mut out, lists <= list_bound(ours) && gets <= ours.finished_jobs as f64 * 1.02 + 1.0, format!("polling: {lists:.0} list calls (at most ceil(active/100) per state and cycle: {:.0}) and {gets:.0} GETs for {} finished jobs", list_bound(ours), ours.finished_jobs));
+    if base.peak_active >= 1000 || ours.peak_active >= 1000 {
+        let r = ours
+            .calls_per_active_job_minute()
+            .zip(base.calls_per_active_job_minute())
+            .map(|(o, b)| b / o);
+        goal(
+            &mut out,
+            r.is_some_and(|r| r >= 20.0),
+            format!(
+                "at least 20x fewer remote calls per active job-minute than the baseline: {}",
+                r.map_or("-".into(), |r| format!("{r:.0}x"))
+            ),
+        );
+    }
+    let lag_goal = p + LAG_SLACK.as_secs_f64();
+    goal(
+        &mut out,
+        ours.lag(0.95).is_some_and(|l| l <= lag_goal),
+        format!(
+            "status lag p95 at most the poll interval + 2 s = {lag_goal:.1} s: {}",
+            secs(ours.lag(0.95))
+        ),
+    );
+    goal(
+        &mut out,
+        ours.idle_calls == Some(0),
+        format!(
+            "no remote call in an idle interval: {}",
+            ours.idle_calls
+                .map_or("not measured".into(), |v| v.to_string())
+        ),
+    );
+    if case.jobs >= 10_000 {
+        goal(
+            &mut out,
+            ours.peak_rss_mib.is_some_and(|m| m <= 64.0),
+            format!(
+                "10,000 ModelImports in at most 64 MiB peak RSS: {}",
+                ours.peak_rss_mib
+                    .map_or("-".into(), |v| format!("{v:.1} MiB"))
+            ),
+        );
+    }
+    let secret_gets = ours.kube.get("get secrets").copied().unwrap_or(0);
+    goal(
+        &mut out,
+        secret_gets <= 2,
+        format!(
+            "no GET of a Secret per reconcile: {secret_gets} Secret GETs for {} ModelImports",
+            case.jobs
+        ),
+    );
+    out
+}
+
+fn write_doc(sections: &[String]) -> std::io::Result<()> {
+    let mut doc = String::from(
+        "# Performance at scale\n\n\
+         Written by `cargo bench --bench scale` on a 2-core machine: the controller binary as a process, against the \
+         Model Studio simulator and a Kubernetes API server, with N ModelImports applied at once and jobs active for \
+         minutes (PENDING 60 s, RUNNING 240 s at the real defaults). Each case runs the controller as shipped \
+         (`--poll-mode listing`) and then the naive way at the same settings (`--poll-mode per-job`, one GET per \
+         job in progress per poll, the controller's behaviour before issue 10), in the same process.\n\n\
+         Time scale K: every duration of the defaults is divided by K and the quota multiplied by K (K = 3: \
+         `--qps 15`, `--poll-interval 10s`), so a run of the defaults takes K times less; the lag goal keeps its \
+         2 s of slack unscaled. Status lag is from the moment the simulator's job changed state (its create time \
+         plus the pending or running time) to the moment the bench's watch saw the ModelImport's status show it. \
+         Peak RSS is the controller process's VmHWM; CPU time its utime + stime. Kubernetes requests are the \
+         controller's own count (`modelstudio_kubernetes_requests_total`).\n\n",
+    );
+    for section in sections {
+        doc.push_str("```text\n");
+        doc.push_str(section);
+        doc.push_str("```\n\n");
+    }
+    std::fs::write(DOC, doc)
+}
+
+fn main() -> Result<()> {
+    let cases =
+        parse_cases(&std::env::var("BENCH_CASES").unwrap_or_else(|_| "1000@3,10000@6".into()))?;
+    let real_built = std::env::var_os(modelstudio_testbed::BIN_DIR_ENV).is_some();
+    let servers = std::env::var("BENCH_SERVERS").unwrap_or_else(|_| {
+        if real_built {
+            "real,embedded".into()
+        } else {
+            "embedded".into()
+        }
+    });
+    let limit = std::env::var("BENCH_BASELINE_LIMIT")
+        .ok()
+        .map(|v| v.parse::<u64>())
+        .transpose()
+        .map_err(|_| "BENCH_BASELINE_LIMIT must be whole seconds")?
+        .unwrap_or(300);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = TempDir::new("bench-scale");
+    let mut sections = Vec::new();
+    for server in servers.split(',').map(str::trim) {
+        for case in &cases {
+            let section = rt.block_on(async {
+                let cluster = match server {
+                    "real" => Cluster::start_real().await?,
+                    "embedded" => Cluster::start_embedded().await?,
+                    other => {
+                        return Err(format!(
+                            "BENCH_SERVERS: unknown server {other:?} (real or embedded)"
+                        )
+                        .into())
+                    }
+                };
+                let client = cluster.client("default").await?;
+                modelstudio_testbed::install_crd(
+                    &client,
+                    std::path::Path::new("crds/modelimport.yaml"),
+                )
+                .await?;
+                let label = match server {
+                    "real" => "kube-apiserver 1.37 + etcd",
+                    _ => "embedded API server",
+                };
+                eprintln!("{label}: {} ModelImports at K={}", case.jobs, case.scale);
+                // The shipped controller first; its run length bounds the baseline's.
+                let ours = run_mode(
+                    &cluster,
+                    &client,
+                    &dir,
+                    *case,
+                    Mode::Listing,
+                    Duration::from_secs(3 * 3600),
+                )
+                .await?;
+                let base_limit = Duration::from_secs_f64(ours.run_length.max(60.0))
+                    .min(Duration::from_secs(limit));
+                let base =
+                    run_mode(&cluster, &client, &dir, *case, Mode::PerJob, base_limit).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(report(
+                    label, *case, &ours, &base,
+                ))
+            })?;
+            println!("{section}");
+            sections.push(section);
+            write_doc(&sections)?;
+        }
+    }
+    Ok(())
+}
