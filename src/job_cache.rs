@@ -138,6 +138,8 @@ impl JobCache {
             let mut cycle = cycle.lock().await;
             let stale = cycle.listed_at.is_none_or(|t| t.elapsed() >= interval);
             if stale {
+                // A listing counts from its start: a job made while it pages may be missing.
+                let started = Instant::now();
                 let mut active = match kind {
                     Kind::Active => ActiveJobs::default(),
                     Kind::Finished => ActiveJobs::of(finished_states()),
@@ -153,7 +155,7 @@ impl JobCache {
                     self.announce(workspace, &active);
                 }
                 cycle.active = active;
-                cycle.listed_at = Some(Instant::now());
+                cycle.listed_at = Some(started);
             }
             let predates = cycle
                 .listed_at

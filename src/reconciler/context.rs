@@ -43,6 +43,8 @@ pub struct Context {
     /// By UID, the resourceVersion of the controller's last status write that needs no
     /// reconcile of its own (the pass that wrote it scheduled the next look).
     own_writes: Mutex<HashMap<String, String>>,
+    /// Held while a credentials Secret is being protected.
+    pub(super) protecting: tokio::sync::Mutex<()>,
 }
 
 /// `jobs` behind the layers every controller call goes through: the account's rate limit (one
@@ -90,6 +92,7 @@ impl Context {
             secrets: secrets_writer.as_reader(),
             secrets_writer: Mutex::new(Some(secrets_writer)),
             own_writes: Mutex::default(),
+            protecting: tokio::sync::Mutex::default(),
         }
     }
 

@@ -20,6 +20,10 @@ use modelstudio_core::step::{choose_key, KeySource, Observation};
 use serde_json::json;
 use std::sync::Arc;
 
+/// How long a protection waits for the watch cache to show it: 1 s at most.
+const CACHE_WAIT_STEPS: usize = 50;
+const CACHE_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A non-reversible fingerprint of a key: `sha256:` and the first 16 hex digits of its SHA-256.
 pub fn fingerprint(key: &ApiKey) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, key.expose().as_bytes());
@@ -101,6 +105,25 @@ impl Io<'_> {
         }
     }
 
+    /// Waits, briefly, until the watch cache shows the Secret as `shown`; not at all without a
+    /// filled cache.
+    async fn await_cached(&self, name: &str, shown: impl Fn(&Secret) -> bool) {
+        use futures::FutureExt;
+        if !matches!(
+            self.ctx.secrets.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        ) {
+            return;
+        }
+        let reference = ObjectRef::new(name).within(&self.obj.namespace().unwrap_or_default());
+        for _ in 0..CACHE_WAIT_STEPS {
+            if self.ctx.secrets.get(&reference).is_some_and(|s| shown(&s)) {
+                return;
+            }
+            tokio::time::sleep(CACHE_WAIT_STEP).await;
+        }
+    }
+
     fn secrets(&self) -> Api<Secret> {
         Api::namespaced(
             self.ctx.client.clone(),
@@ -115,6 +138,9 @@ impl Io<'_> {
             return Ok(());
         };
         let secrets = self.secrets();
+        // One protection at a time: the reconciles of a wave of new imports all find the Secret
+        // unprotected; the first protects it, the others then find it so in the cache.
+        let _turn = self.ctx.protecting.lock().await;
         // Already protected, or already going (no finalizer can be added then).
         let done = |secret: &Secret| {
             secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
@@ -148,7 +174,13 @@ impl Io<'_> {
         let patch = json_patch(serde_json::Value::Array(ops))
             .map_err(|e| Error::ProtectSecret(kube::Error::SerdeError(e)))?;
         match secrets.patch(name, &params(), &patch).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.await_cached(name, |s| {
+                    s.finalizers().iter().any(|f| f == SECRET_FINALIZER)
+                })
+                .await;
+                Ok(())
+            }
             // The finalizers changed since they were read (another reconcile protecting the same
             // Secret): fine if ours is on now, else the next reconcile tries again.
             Err(kube::Error::Api(s)) if s.code == 422 => {
