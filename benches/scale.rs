@@ -21,8 +21,9 @@ use kube::Client;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::control::Endpoint;
 use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
+use modelstudio_testbed::metrics::{samples, scrape, sum};
 use modelstudio_testbed::{
-    api_key_secret, Cluster, ControllerCommand, ImportBuilder, Proc, TempDir,
+    api_key_secret, free_port, Cluster, ControllerCommand, ImportBuilder, TempDir,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -230,54 +231,25 @@ fn process_usage(pid: u32) -> Option<(f64, f64)> {
     Some((ticks / CLOCK_TICKS_PER_SEC, hwm_kib / 1024.0))
 }
 
-/// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, from /metrics.
+/// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, and the count of
+/// reconciles (under [`RECONCILES`]), from the controller's /metrics.
 async fn kube_requests(metrics_addr: &str) -> BTreeMap<String, u64> {
+    let all = samples(&scrape(metrics_addr).await.unwrap_or_default());
     let mut out = BTreeMap::new();
-    let Ok(response) = reqwest::get(format!("http://{metrics_addr}/metrics")).await else {
-        return out;
-    };
-    let text = response.text().await.unwrap_or_default();
-    let reconciles: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("modelstudio_reconciliations_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let reconciles = sum(&all, "modelstudio_reconciliations_total", &[]);
     out.insert(RECONCILES.to_string(), reconciles as u64);
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("modelstudio_kubernetes_requests_total{"))
+    for s in all
+        .iter()
+        .filter(|s| s.name == "modelstudio_kubernetes_requests_total")
     {
-        let label = |name: &str| {
-            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-            let end = start + line[start..].find('"')?;
-            Some(line[start..end].to_string())
+        let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+        let key = match label("subresource").as_str() {
+            "" => format!("{} {}", label("verb"), label("resource")),
+            sub => format!("{} {}/{sub}", label("verb"), label("resource")),
         };
-        let (Some(verb), Some(resource), Some(sub)) =
-            (label("verb"), label("resource"), label("subresource"))
-        else {
-            continue;
-        };
-        let count: u64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0) as u64;
-        let key = if sub.is_empty() {
-            format!("{verb} {resource}")
-        } else {
-            format!("{verb} {resource}/{sub}")
-        };
-        *out.entry(key).or_default() += count;
+        *out.entry(key).or_default() += s.value as u64;
     }
     out
-}
-
-/// The address the controller serves /metrics on, from its log.
-fn metrics_addr(controller: &Proc) -> Option<String> {
-    let log = controller.log();
-    let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-    let start = line.find("addr=")? + 5;
-    Some(line[start..].split_whitespace().next()?.to_string())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -402,19 +374,23 @@ async fn run_mode(
         "30s",
     ])
     .env("RUST_LOG", "warn,modelstudio_controller::app=info");
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let command = command.flags(&["--metrics-addr", &addr]);
     let mut controller = command.spawn(&namespace, &dir.0)?;
     let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
     let watch = watch_imports(client.clone(), &namespace, t0, seen.clone());
     // Ready for the apply once the controller serves its metrics.
-    let mut addr = None;
+    let mut up = false;
     for _ in 0..200 {
-        addr = metrics_addr(&controller);
-        if addr.is_some() {
+        up = scrape(&addr).await.is_ok();
+        if up {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let addr = addr.ok_or("the controller did not start (no metrics address in its log)")?;
+    if !up {
+        return Err(format!("the controller did not start:\n{}", controller.log()).into());
+    }
     let applied_at = t0.elapsed();
     create_imports(client, &namespace, case.jobs).await?;
     eprintln!(

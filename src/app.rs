@@ -9,8 +9,8 @@ use crate::kube_requests::counting_layer;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
-use crate::reconciler::{error_policy, layered, reconcile_watched, Context};
-use crate::watches::{secret_watch_config, trim_import, trim_secret};
+use crate::reconciler::{error_policy, layered, reconcile, report_unreadable, Context};
+use crate::watches::{secret_watch_config, trim_import, trim_secret, typed_event};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -261,12 +261,20 @@ async fn run_with(
         }
     }
 
-    // The ModelImports, cached trimmed; the watch event of the controller's own status write
-    // wakes no reconcile (the pass that wrote it scheduled the next look).
-    let writer = Writer::new(resource.clone());
+    // The ModelImports, watched untyped and cached typed and trimmed; one that does not parse is
+    // reported and left out. The watch event of the controller's own status write wakes no
+    // reconcile (the pass that wrote it scheduled the next look).
+    let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(report_unreadable(unreadable, ctx.clone()));
+    let writer: Writer<ModelImport> = Writer::default();
     let store = writer.as_reader();
     let own = ctx.clone();
-    let imports = reflector(writer, watcher(watched, watch_config).modify(trim_import))
+    let typed = watcher(watched, watch_config)
+        .modify(trim_import)
+        .filter_map(move |event| {
+            std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
+        });
+    let imports = reflector(writer, typed)
         .applied_objects()
         .try_filter(move |obj| std::future::ready(!own.is_own_write(obj)));
     // A listing that shows a job changed wakes the resources that follow it.
@@ -275,7 +283,7 @@ async fn run_with(
             inbox.recv().await.map(|resource| (resource, inbox))
         })
     });
-    let mut controller = Controller::for_stream_with(imports, store.clone(), resource)
+    let mut controller = Controller::for_stream(imports, store.clone())
         .with_config(controller::Config::default().concurrency(concurrency));
     if let Some(changes) = changes {
         controller = controller.reconcile_on(changes);
@@ -322,7 +330,7 @@ async fn run_with(
     }
     let running = controller
         .graceful_shutdown_on(stopped())
-        .run(reconcile_watched, error_policy, ctx)
+        .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {

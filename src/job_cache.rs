@@ -1,185 +1,325 @@
-//! The poll cycle's view of each workspace: its active jobs (PENDING, RUNNING), listed with the
-//! status filter in pages of 100 at most once per poll interval, shared by every reconcile of
-//! that workspace. A job the listing shows is not read on its own; one it lacks has left the
-//! active states (finished or deleted) and is read once. Which answer counts is the core's
-//! ([`ActiveJobs`]); this file only holds the listing and makes the calls.
+//! Each workspace's view of its jobs, shared by every reconcile of that workspace.
+//!
+//! Jobs in progress: one poller task per workspace lists the active jobs (PENDING, RUNNING) with
+//! the status filter, in pages of 100, once per poll interval, and reads on its own (once) each
+//! followed job that a whole listing shows gone from the active states. It wakes the resources
+//! whose job changed; a reconcile only reads what the poller holds and never waits for the quota
+//! on a poll, so polls never hold the reconcile slots that creates need. The poller stops when no
+//! job is followed: nothing active, no call.
+//!
+//! Finished jobs: listed by state (both spellings of success, and FAILED) once per resync
+//! interval by the first reconcile that needs it.
+//!
+//! Which answer counts is the core's ([`ActiveJobs`]); this file holds the listings and makes the
+//! calls.
 
-use kube::api::DynamicObject;
+use crate::crd::ModelImport;
 use kube::runtime::reflector::ObjectRef;
 use modelstudio_core::decision::{finished_states, ActiveJobs, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-enum Listed {
-    Job(Box<Job>),
-    Left,
-    Unknown,
-}
-
-#[derive(Default)]
-struct Cycle {
-    listed_at: Option<Instant>,
-    active: ActiveJobs,
-}
-
-/// A listing that the reconciles of one cycle wait on, one at a time.
-type SharedCycle = Arc<tokio::sync::Mutex<Cycle>>;
+use tracing::warn;
 
 /// Which jobs a listing holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// PENDING and RUNNING, listed once per poll interval.
+    /// PENDING and RUNNING, listed once per poll interval by the workspace's poller.
     Active,
     /// SUCCESSED, SUCCEEDED and FAILED, listed once per resync interval.
     Finished,
 }
 
-/// A resource that follows a job in progress: woken when a listing shows the job changed.
+/// A resource that follows a job in progress.
 struct Follower {
-    resource: ObjectRef<DynamicObject>,
+    resource: ObjectRef<ModelImport>,
+    /// The state the resource was last given.
     seen: JobState,
+    /// When it started following: a listing begun before cannot show the job gone.
+    since: Instant,
 }
 
-/// One listing per workspace (by key fingerprint), kind and interval.
+/// One workspace's jobs in progress, as its poller last saw them.
+#[derive(Default)]
+struct Workspace {
+    key: Option<ApiKey>,
+    listing: ActiveJobs,
+    listed_at: Option<Instant>,
+    followers: HashMap<String, Follower>,
+    /// Jobs that left the active states, as read on their own, until their resource takes them.
+    left: HashMap<String, Result<Job, ApiError>>,
+    polling: bool,
+}
+
+#[derive(Default)]
+struct FinishedCycle {
+    listed_at: Option<Instant>,
+    jobs: ActiveJobs,
+}
+
 pub struct JobCache {
+    jobs: Arc<dyn ImportJobs>,
     poll_interval: Duration,
     resync_interval: Duration,
-    workspaces: Mutex<HashMap<(String, Kind), SharedCycle>>,
-    /// By workspace and job id; a job leaves when a listing shows it left the active states.
-    followers: Mutex<HashMap<(String, String), Follower>>,
-    changes: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
-    changes_inbox: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>>>,
+    workspaces: Mutex<HashMap<String, Workspace>>,
+    finished: Mutex<HashMap<String, Arc<tokio::sync::Mutex<FinishedCycle>>>>,
+    changes: mpsc::UnboundedSender<ObjectRef<ModelImport>>,
+    changes_inbox: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<ModelImport>>>>,
 }
 
 impl JobCache {
-    pub fn new(poll_interval: Duration, resync_interval: Duration) -> Self {
+    pub fn new(
+        jobs: Arc<dyn ImportJobs>,
+        poll_interval: Duration,
+        resync_interval: Duration,
+    ) -> Arc<Self> {
         let (changes, inbox) = mpsc::unbounded_channel();
-        JobCache {
+        Arc::new(JobCache {
+            jobs,
             poll_interval,
             resync_interval,
             workspaces: Mutex::default(),
-            followers: Mutex::default(),
+            finished: Mutex::default(),
             changes,
             changes_inbox: Mutex::new(Some(inbox)),
-        }
+        })
     }
 
-    /// The resources to reconcile because a listing showed their job changed: the status then
-    /// follows the job within one poll cycle, not one cycle plus the resource's own requeue.
-    pub fn take_changes(&self) -> Option<mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>> {
+    /// The resources to reconcile because their job changed: the status then follows the job
+    /// within one poll cycle.
+    pub fn take_changes(&self) -> Option<mpsc::UnboundedReceiver<ObjectRef<ModelImport>>> {
         self.changes_inbox
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
 
-    /// Notes that `resource` last saw its job `job_id` of `workspace` in progress, in `seen`.
-    pub fn follow(
-        &self,
-        workspace: &str,
-        job_id: &str,
-        resource: ObjectRef<DynamicObject>,
-        seen: JobState,
-    ) {
-        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (workspace.to_string(), job_id.to_string());
-        followers.insert(key, Follower { resource, seen });
+    fn workspaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Workspace>> {
+        self.workspaces.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the followers of the workspace's jobs that the new listing has news of.
-    fn announce(&self, workspace: &str, listing: &ActiveJobs) {
-        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        followers.retain(|(ws, job_id), follower| {
-            if ws != workspace || !listing.news(job_id, &follower.seen) {
-                return true;
-            }
-            let _ = self.changes.send(follower.resource.clone());
-            match listing.lookup(job_id) {
-                Lookup::Listed(job) => {
-                    follower.seen = job.state.clone();
-                    true
-                }
-                _ => false,
-            }
-        });
-    }
-
-    fn cycle(&self, workspace: &str, kind: Kind) -> SharedCycle {
-        let mut all = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry((workspace.to_string(), kind))
-            .or_default()
-            .clone()
-    }
-
-    /// The job as this poll cycle sees it: from the workspace's listing (made now if the last
-    /// one is a poll interval old), or read on its own when a whole listing shows it left the
-    /// active states; `None` when the listing cannot tell (no news this cycle). `seen_at` is
-    /// when the job was last created or read: a listing older than that cannot show it gone.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn job(
-        &self,
-        jobs: &dyn ImportJobs,
+    /// A job in progress as its workspace's poller holds it; `None` when there is no news (not
+    /// listed yet, or gone from the active states and not read yet: the poller wakes the
+    /// resource once it is). The resource follows the job from now on.
+    pub fn active_job(
+        self: &Arc<Self>,
         key: &ApiKey,
         workspace: &str,
-        kind: Kind,
         job_id: &str,
-        seen_at: Option<Instant>,
-    ) -> Result<Option<Job>, ApiError> {
-        let cycle = self.cycle(workspace, kind);
-        let interval = match kind {
-            Kind::Active => self.poll_interval,
-            Kind::Finished => self.resync_interval,
+        resource: ObjectRef<ModelImport>,
+    ) -> Option<Result<Job, ApiError>> {
+        {
+            let mut all = self.workspaces();
+            let ws = all.entry(workspace.to_string()).or_default();
+            ws.key = Some(key.clone());
+            let found = match ws.left.remove(job_id) {
+                Some(read) => Some(read),
+                None => match ws.listing.lookup(job_id) {
+                    Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(job.clone())),
+                    _ => None,
+                },
+            };
+            match &found {
+                Some(Ok(job)) if !job.state.is_terminal() => {
+                    follow(ws, job_id, resource, job.state.clone());
+                }
+                Some(_) => {
+                    ws.followers.remove(job_id);
+                }
+                None => {
+                    ws.followers
+                        .entry(job_id.to_string())
+                        .or_insert_with(|| Follower {
+                            resource,
+                            seen: JobState::Pending,
+                            since: Instant::now(),
+                        });
+                }
+            }
+            self.start_poller(workspace, ws);
+            found
+        }
+    }
+
+    /// Notes that `resource` has just created `job` in `workspace` with `key`: the poller
+    /// follows it from its first listing on.
+    pub fn created(
+        self: &Arc<Self>,
+        key: &ApiKey,
+        workspace: &str,
+        job: &Job,
+        resource: ObjectRef<ModelImport>,
+    ) {
+        let mut all = self.workspaces();
+        let ws = all.entry(workspace.to_string()).or_default();
+        ws.key = Some(key.clone());
+        follow(ws, &job.id, resource, job.state.clone());
+        self.start_poller(workspace, ws);
+    }
+
+    /// Forgets a job whose resource is released.
+    pub fn forget(&self, job_id: &str) {
+        for ws in self.workspaces().values_mut() {
+            ws.followers.remove(job_id);
+            ws.left.remove(job_id);
+        }
+    }
+
+    fn start_poller(self: &Arc<Self>, workspace: &str, ws: &mut Workspace) {
+        if ws.polling || ws.followers.is_empty() {
+            return;
+        }
+        ws.polling = true;
+        let cache = Arc::downgrade(self);
+        tokio::spawn(poll_workspace(cache, workspace.to_string()));
+    }
+
+    /// One poll cycle of a workspace: the listing, then the reads of the jobs that left; `false`
+    /// when nothing is followed (the poller stops).
+    async fn poll_once(&self, workspace: &str) -> bool {
+        let key = {
+            let mut all = self.workspaces();
+            let Some(ws) = all.get_mut(workspace) else {
+                return false;
+            };
+            if ws.followers.is_empty() {
+                ws.polling = false;
+                return false;
+            }
+            ws.key.clone()
+        };
+        let Some(key) = key else {
+            return false;
+        };
+        let started = Instant::now();
+        let mut listing = ActiveJobs::default();
+        while let Some(query) = listing.next_query() {
+            match self.jobs.list(&key, &query).await {
+                Ok(page) => listing.add(page),
+                Err(e) => {
+                    warn!(error = %e, "could not list the jobs in progress; trying again at the next poll");
+                    return true;
+                }
+            }
+        }
+        let left: Vec<(String, ObjectRef<ModelImport>)> = {
+            let mut all = self.workspaces();
+            let Some(ws) = all.get_mut(workspace) else {
+                return false;
+            };
+            let mut left = Vec::new();
+            for (job_id, follower) in ws.followers.iter_mut() {
+                match listing.lookup(job_id) {
+                    Lookup::Listed(job) if job.state != follower.seen => {
+                        follower.seen = job.state.clone();
+                        let _ = self.changes.send(follower.resource.clone());
+                    }
+                    Lookup::LeftActive if follower.since < started => {
+                        left.push((job_id.clone(), follower.resource.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            ws.listing = listing;
+            ws.listed_at = Some(started);
+            left
+        };
+        // Each job that left is read once, for its final state and error_code.
+        for (job_id, resource) in left {
+            let read = self.jobs.get(&key, &job_id).await;
+            let mut all = self.workspaces();
+            let Some(ws) = all.get_mut(workspace) else {
+                return false;
+            };
+            if ws.followers.remove(&job_id).is_some() {
+                ws.left.insert(job_id, read);
+                let _ = self.changes.send(resource);
+            }
+        }
+        true
+    }
+
+    /// A finished job as the workspace's resync listing shows it (made now if the last one is a
+    /// resync interval old), or read on its own when a whole listing lacks it (deleted out of
+    /// band). `None` when another reconcile is making the listing: no news this time.
+    pub async fn finished_job(
+        &self,
+        key: &ApiKey,
+        workspace: &str,
+        job_id: &str,
+    ) -> Option<Result<Job, ApiError>> {
+        let cycle = {
+            let mut all = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(workspace.to_string()).or_default().clone()
         };
         let listed = {
-            // One listing at a time per workspace: the reconciles of a cycle wait for it.
-            let mut cycle = cycle.lock().await;
-            let stale = cycle.listed_at.is_none_or(|t| t.elapsed() >= interval);
+            // A reconcile never waits here for another's listing: it would hold its slot.
+            let mut cycle = cycle.try_lock().ok()?;
+            let stale = cycle
+                .listed_at
+                .is_none_or(|t| t.elapsed() >= self.resync_interval);
             if stale {
-                // A listing counts from its start: a job made while it pages may be missing.
                 let started = Instant::now();
-                let mut active = match kind {
-                    Kind::Active => ActiveJobs::default(),
-                    Kind::Finished => ActiveJobs::of(finished_states()),
-                };
-                while let Some(query) = active.next_query() {
-                    match jobs.list(key, &query).await {
-                        Ok(page) => active.add(page),
-                        // The caller retries with backoff; the next reconcile lists again.
-                        Err(e) => return Err(e),
+                let mut jobs = ActiveJobs::of(finished_states());
+                while let Some(query) = jobs.next_query() {
+                    match self.jobs.list(key, &query).await {
+                        Ok(page) => jobs.add(page),
+                        Err(e) => return Some(Err(e)),
                     }
                 }
-                if kind == Kind::Active {
-                    self.announce(workspace, &active);
-                }
-                cycle.active = active;
+                cycle.jobs = jobs;
                 cycle.listed_at = Some(started);
             }
-            let predates = cycle
-                .listed_at
-                .zip(seen_at)
-                .is_some_and(|(listed, seen)| listed < seen);
-            match cycle.active.lookup(job_id) {
-                Lookup::Listed(job) => Listed::Job(Box::new(job.clone())),
-                Lookup::LeftActive if predates => Listed::Unknown,
-                Lookup::LeftActive => Listed::Left,
-                Lookup::Unknown => Listed::Unknown,
+            match cycle.jobs.lookup(job_id) {
+                Lookup::Listed(job) => Some(job.clone()),
+                Lookup::LeftActive => None,
+                Lookup::Unknown => return None,
             }
         };
         match listed {
-            Listed::Job(job) => Ok(Some(*job)),
-            Listed::Left => jobs.get(key, job_id).await.map(Some),
-            Listed::Unknown => Ok(None),
+            Some(job) => Some(Ok(job)),
+            None => Some(self.jobs.get(key, job_id).await),
         }
+    }
+}
+
+fn follow(ws: &mut Workspace, job_id: &str, resource: ObjectRef<ModelImport>, seen: JobState) {
+    let since = Instant::now();
+    ws.followers
+        .entry(job_id.to_string())
+        .and_modify(|f| {
+            f.seen = seen.clone();
+            f.resource = resource.clone();
+        })
+        .or_insert(Follower {
+            resource,
+            seen,
+            since,
+        });
+}
+
+/// The poller of one workspace: a cycle per poll interval while any job is followed. It holds
+/// the cache weakly, so it ends with the controller.
+async fn poll_workspace(cache: Weak<JobCache>, workspace: String) {
+    loop {
+        let started = Instant::now();
+        let interval = {
+            let Some(cache) = cache.upgrade() else { return };
+            if !cache.poll_once(&workspace).await {
+                return;
+            }
+            cache.poll_interval
+        };
+        tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstudio_core::remote::{JobState, NewJob, Operation, Source, Storage, WeightType};
+    use modelstudio_core::remote::{NewJob, Operation, Source, Storage, WeightType};
     use modelstudio_testbed::FakeJobs;
 
     fn new_job(i: usize) -> NewJob {
@@ -195,65 +335,107 @@ mod tests {
         }
     }
 
+    fn resource(i: usize) -> ObjectRef<ModelImport> {
+        ObjectRef::new(&format!("import-{i}")).within("ns")
+    }
+
+    fn cache(fake: &Arc<FakeJobs>, poll: Duration) -> Arc<JobCache> {
+        JobCache::new(fake.clone(), poll, Duration::from_secs(3600))
+    }
+
+    /// Lets the poller run its cycles until `done` holds (bounded).
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the poller did not get there in time");
+    }
+
     #[tokio::test]
     async fn a_cycle_lists_each_active_page_once_and_reads_only_jobs_that_left() {
-        let fake = FakeJobs::new();
+        let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
         let ids: Vec<String> = (0..250).map(|i| fake.insert(&new_job(i)).id).collect();
         for id in &ids[..120] {
             fake.set_state(id, JobState::Running);
         }
-        fake.set_state(&ids[0], JobState::Succeeded);
-        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
-        for id in &ids {
+        let cache = cache(&fake, Duration::from_secs(3600));
+        let mut changes = cache.take_changes().unwrap();
+        // Nothing is known before the first listing: no news, and the job is followed.
+        assert!(cache.active_job(&key, "ws", &ids[0], resource(0)).is_none());
+        until(|| fake.count(Operation::List) == 4).await;
+        // PENDING: 130 in 2 pages; RUNNING: 120 in 2 pages.
+        for (i, id) in ids.iter().enumerate() {
             let job = cache
-                .job(&fake, &key, "ws", Kind::Active, id, None)
-                .await
+                .active_job(&key, "ws", id, resource(i))
                 .unwrap()
                 .unwrap();
             assert_eq!(&job.id, id);
         }
-        // PENDING: 130 in 2 pages; RUNNING: 119 in 2 pages; the finished one read on its own.
         assert_eq!(fake.count(Operation::List), 4);
-        assert_eq!(fake.count(Operation::Get), 1);
-        let finished = cache
-            .job(&fake, &key, "ws", Kind::Active, &ids[0], None)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(finished.state, JobState::Succeeded);
-        // Another workspace has its own listing (the fake shows it the same jobs).
-        cache
-            .job(&fake, &key, "other", Kind::Active, &ids[5], None)
-            .await
-            .unwrap();
-        assert_eq!(fake.count(Operation::List), 8);
-        assert_eq!(fake.count(Operation::Get), 2);
+        assert_eq!(fake.count(Operation::Get), 0);
+        // The first resource was woken: its job is RUNNING, not the PENDING it was given.
+        assert_eq!(changes.try_recv().unwrap(), resource(0));
+        assert!(changes.try_recv().is_err());
+        drop(cache);
     }
 
     #[tokio::test]
-    async fn a_job_made_after_the_listing_is_no_news_until_the_next_cycle() {
-        let fake = FakeJobs::new();
+    async fn a_job_that_leaves_the_active_states_is_read_once_and_its_resource_woken() {
+        let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
-        let old = fake.insert(&new_job(1)).id;
-        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
-        cache
-            .job(&fake, &key, "ws", Kind::Active, &old, None)
-            .await
+        let done = fake.insert(&new_job(1)).id;
+        let going = fake.insert(&new_job(2)).id;
+        let cache = cache(&fake, Duration::from_millis(50));
+        let mut changes = cache.take_changes().unwrap();
+        assert!(cache.active_job(&key, "ws", &done, resource(1)).is_none());
+        assert!(cache.active_job(&key, "ws", &going, resource(2)).is_none());
+        until(|| fake.count(Operation::List) >= 2).await;
+        assert!(cache
+            .active_job(&key, "ws", &done, resource(1))
+            .unwrap()
+            .is_ok());
+        fake.set_state(&done, JobState::Succeeded);
+        until(|| fake.count(Operation::Get) == 1).await;
+        assert_eq!(changes.recv().await.unwrap(), resource(1));
+        let read = cache
+            .active_job(&key, "ws", &done, resource(1))
             .unwrap()
             .unwrap();
-        let new = fake.insert(&new_job(2)).id;
-        let got = cache
-            .job(&fake, &key, "ws", Kind::Active, &new, Some(Instant::now()))
-            .await
-            .unwrap();
-        assert_eq!(got, None);
+        assert_eq!(read.state, JobState::Succeeded);
+        // Read once: later cycles neither read nor follow it again.
+        until(|| fake.count(Operation::List) >= 6).await;
+        assert_eq!(fake.count(Operation::Get), 1);
+        // With nothing followed, the poller stops: no call at all.
+        cache.forget(&going);
+        let lists = fake.count(Operation::List);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(fake.count(Operation::List) <= lists + 2);
+        let settled = fake.count(Operation::List);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(fake.count(Operation::List), settled);
+    }
+
+    #[tokio::test]
+    async fn a_job_created_after_a_listing_began_is_not_taken_for_gone() {
+        let fake = Arc::new(FakeJobs::new());
+        let key = ApiKey::new("sk-x").unwrap();
+        let old = fake.insert(&new_job(1)).id;
+        let cache = cache(&fake, Duration::from_secs(3600));
+        assert!(cache.active_job(&key, "ws", &old, resource(1)).is_none());
+        until(|| fake.count(Operation::List) == 2).await;
+        let new = fake.insert(&new_job(2));
+        cache.created(&key, "ws", &new, resource(2));
+        assert!(cache.active_job(&key, "ws", &new.id, resource(2)).is_none());
         assert_eq!(fake.count(Operation::Get), 0);
     }
 
     #[tokio::test]
     async fn finished_jobs_are_resynced_by_listing_both_spellings_and_a_deleted_one_is_read() {
-        let fake = FakeJobs::new();
+        let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
         let done: Vec<String> = (0..150).map(|i| fake.insert(&new_job(i)).id).collect();
         for (i, id) in done.iter().enumerate() {
@@ -264,47 +446,37 @@ mod tests {
             };
             fake.set_state(id, state);
         }
-        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
+        let cache = cache(&fake, Duration::from_secs(3600));
         for id in &done {
-            let job = cache
-                .job(&fake, &key, "ws", Kind::Finished, id, None)
-                .await
-                .unwrap()
-                .unwrap();
+            let job = cache.finished_job(&key, "ws", id).await.unwrap().unwrap();
             assert!(job.state.is_terminal());
         }
         // SUCCESSED: 100 in 1 page; SUCCEEDED (the other spelling): 1 empty page; FAILED: 50.
         assert_eq!(fake.count(Operation::List), 3);
         assert_eq!(fake.count(Operation::Get), 0);
-        let queries: Vec<_> = fake.calls().into_iter().map(|(op, _)| op).collect();
-        assert!(queries.iter().all(|op| *op == Operation::List));
         // A finished job the resync listing lacks was deleted out of band: read on its own.
-        let gone = cache
-            .job(&fake, &key, "ws", Kind::Finished, "deleted-elsewhere", None)
-            .await;
-        assert!(matches!(gone, Err(ApiError::NotFound(_))), "{gone:?}");
+        let gone = cache.finished_job(&key, "ws", "deleted-elsewhere").await;
+        assert!(matches!(gone, Some(Err(ApiError::NotFound(_)))), "{gone:?}");
         assert_eq!(fake.count(Operation::Get), 1);
     }
 
     #[tokio::test]
-    async fn a_failed_listing_is_the_caller_error_and_the_next_call_lists_again() {
-        let fake = FakeJobs::new();
+    async fn a_failed_listing_is_retried_at_the_next_poll() {
+        let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
         let id = fake.insert(&new_job(1)).id;
         fake.fail_next(Operation::List, || {
             ApiError::Server(modelstudio_testbed::remote_error("InternalError", 500))
         });
-        let cache = JobCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
-        assert!(matches!(
-            cache.job(&fake, &key, "ws", Kind::Active, &id, None).await,
-            Err(ApiError::Server(_))
-        ));
+        let cache = cache(&fake, Duration::from_millis(50));
+        assert!(cache.active_job(&key, "ws", &id, resource(1)).is_none());
+        until(|| fake.count(Operation::List) >= 3).await;
         let job = cache
-            .job(&fake, &key, "ws", Kind::Active, &id, None)
-            .await
+            .active_job(&key, "ws", &id, resource(1))
             .unwrap()
             .unwrap();
         assert_eq!(job.id, id);
         assert_eq!(fake.count(Operation::Get), 0);
+        cache.forget(&id);
     }
 }

@@ -72,7 +72,7 @@ pub struct CredentialsKeeper {
 /// The controller's watch caches of ModelImports and Secrets.
 #[derive(Clone)]
 pub struct Caches {
-    pub imports: Store<DynamicObject>,
+    pub imports: Store<ModelImport>,
     pub secrets: Store<Secret>,
 }
 
@@ -150,7 +150,10 @@ impl CredentialsKeeper {
                 let local = objects
                     .iter()
                     .filter(|o| o.metadata.namespace.as_deref() == Some(namespace.as_str()));
-                let imports = Imports::of(local.map(|o| o.as_ref()));
+                let imports = Imports {
+                    readable: local.map(|o| domain::resource(o)).collect(),
+                    unreadable_held: false,
+                };
                 due.extend(
                     protected
                         .iter()

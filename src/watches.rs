@@ -1,11 +1,13 @@
 //! The controller's watch caches: the ModelImports it reconciles and the Secrets their keys come
-//! from. What is cached is trimmed to what the controller reads (managedFields but its own
-//! status entry, the last-applied annotation), so 10,000 imports fit in a small memory.
+//! from. ModelImports are watched untyped and cached typed: one that does not parse is reported
+//! and left out, never failing the others. What is cached is trimmed to what the controller
+//! reads (no managedFields, no last-applied annotation): 10,000 imports fit in a small memory.
 
-use crate::config::MANAGER;
+use crate::crd::{ModelImport, ModelImportSpec, Storage, WeightType};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::DynamicObject;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
 
 /// kubectl's copy of the whole applied object; for a Secret it holds the key itself.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -14,18 +16,64 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub const SECRET_FIELD_SELECTOR: &str =
     "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
 
-/// Keeps of a ModelImport's managedFields only the entry of the controller's status apply (the
-/// status write reads it) and drops the last-applied annotation.
+/// Drops a ModelImport's managedFields (a third of its size or more, read by nothing) and the
+/// last-applied annotation.
 pub fn trim_import(obj: &mut DynamicObject) {
-    if let Some(fields) = obj.metadata.managed_fields.as_mut() {
-        fields.retain(|m| {
-            m.manager.as_deref() == Some(MANAGER)
-                && m.operation.as_deref() == Some("Apply")
-                && m.subresource.as_deref() == Some("status")
-        });
-    }
+    obj.metadata.managed_fields = None;
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A watch event of an untyped ModelImport as the typed cache takes it. An object that does not
+/// read as a ModelImport goes to `unreadable` and out of the cache (a delete, should an older
+/// readable version be cached).
+pub fn typed_event(
+    event: Event<DynamicObject>,
+    unreadable: &mpsc::UnboundedSender<DynamicObject>,
+) -> Option<Event<ModelImport>> {
+    let parse = |obj: DynamicObject| {
+        obj.clone().try_parse::<ModelImport>().map_err(|_| {
+            let gone = Box::new(tombstone(&obj));
+            let _ = unreadable.send(obj);
+            gone
+        })
+    };
+    Some(match event {
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+        Event::InitApply(obj) => Event::InitApply(parse(obj).ok()?),
+        Event::Apply(obj) => match parse(obj) {
+            Ok(typed) => Event::Apply(typed),
+            Err(gone) => Event::Delete(*gone),
+        },
+        Event::Delete(obj) => Event::Delete(
+            obj.clone()
+                .try_parse::<ModelImport>()
+                .unwrap_or_else(|_| tombstone(&obj)),
+        ),
+    })
+}
+
+/// A ModelImport that only names an object, for taking it out of the cache.
+fn tombstone(obj: &DynamicObject) -> ModelImport {
+    let spec = ModelImportSpec {
+        base_model: String::new(),
+        display_name: None,
+        weight_type: WeightType::Lora,
+        source: Default::default(),
+        storage: Storage {
+            bucket_name: String::new(),
+            object_key: String::new(),
+        },
+        api_key_secret_ref: None,
+        deletion_policy: Default::default(),
+        job_id: None,
+    };
+    ModelImport {
+        metadata: obj.metadata.clone(),
+        spec,
+        status: None,
     }
 }
 
@@ -46,38 +94,56 @@ pub fn secret_watch_config() -> watcher::Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
-    fn entry(manager: &str, operation: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
-        ManagedFieldsEntry {
-            manager: Some(manager.into()),
-            operation: Some(operation.into()),
-            subresource: subresource.map(str::to_string),
-            ..Default::default()
-        }
+    fn import(spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
+            "metadata": {"name": "a", "namespace": "n", "annotations": {LAST_APPLIED: "{}", "team": "x"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn good_spec() -> serde_json::Value {
+        serde_json::json!({"baseModel": "qwen3-32b", "weightType": "lora",
+                           "storage": {"bucketName": "bucket", "objectKey": "m/"}})
     }
 
     #[test]
-    fn an_import_keeps_only_the_controllers_status_apply_entry() {
-        let mut obj: DynamicObject = serde_json::from_value(serde_json::json!({
-            "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
-            "metadata": {"name": "a", "annotations": {LAST_APPLIED: "{}", "team": "x"}},
-        }))
-        .unwrap();
-        obj.metadata.managed_fields = Some(vec![
-            entry("kubectl-client-side-apply", "Update", None),
-            entry(MANAGER, "Update", None),
-            entry(MANAGER, "Apply", Some("status")),
-            entry("argocd", "Apply", None),
-        ]);
+    fn an_import_is_cached_without_managed_fields_or_last_applied() {
+        let mut obj = import(good_spec());
         trim_import(&mut obj);
-        assert_eq!(
-            obj.metadata.managed_fields,
-            Some(vec![entry(MANAGER, "Apply", Some("status"))])
-        );
+        assert_eq!(obj.metadata.managed_fields, None);
         let annotations = obj.metadata.annotations.unwrap();
         assert_eq!(annotations.len(), 1);
         assert_eq!(annotations["team"], "x");
+    }
+
+    #[test]
+    fn an_unreadable_import_is_reported_and_kept_out_of_the_cache() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let good = typed_event(Event::Apply(import(good_spec())), &tx);
+        assert!(matches!(good, Some(Event::Apply(ref m)) if m.spec.base_model == "qwen3-32b"));
+        assert!(rx.try_recv().is_err());
+        let bad = import(serde_json::json!({"baseModel": 7}));
+        // A readable version may be cached: it goes.
+        match typed_event(Event::Apply(bad.clone()), &tx) {
+            Some(Event::Delete(gone)) => assert_eq!(gone.metadata.name.as_deref(), Some("a")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(rx.try_recv().unwrap().metadata.name.as_deref(), Some("a"));
+        // In a (re)list it is left out of the new cache.
+        assert!(typed_event(Event::InitApply(bad.clone()), &tx).is_none());
+        assert!(rx.try_recv().is_ok());
+        assert!(matches!(
+            typed_event(Event::Delete(bad), &tx),
+            Some(Event::Delete(_))
+        ));
+        assert!(matches!(
+            typed_event(Event::InitDone, &tx),
+            Some(Event::InitDone)
+        ));
     }
 
     #[test]

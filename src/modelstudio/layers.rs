@@ -69,12 +69,54 @@ impl Queues {
     }
 }
 
+/// How long a call may wait in the queue before callers are given later turns instead: waiting
+/// holds a reconcile slot, which other resources need.
+const MAX_QUEUED_WAIT: Duration = Duration::from_secs(1);
+
 struct SharedQuota {
     limiter: DefaultDirectRateLimiter,
     queues: Mutex<Queues>,
+    /// The time one token takes.
+    period: Duration,
+    /// The end of the turns handed out by [`SharedQuota::pace`].
+    turns_until: Mutex<Option<Instant>>,
 }
 
 impl SharedQuota {
+    fn new(qps: f64, burst: u32) -> Self {
+        SharedQuota {
+            limiter: rate_limiter(qps, burst),
+            queues: Mutex::default(),
+            period: token_period(qps),
+            turns_until: Mutex::default(),
+        }
+    }
+
+    /// A turn for a call of `priority` when the queue ahead of it is longer than
+    /// [`MAX_QUEUED_WAIT`] or earlier turns are still to come: the delay until that turn.
+    fn pace(&self, priority: Priority) -> Option<Duration> {
+        let ahead: usize = {
+            let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            queues.classes[..=priority as usize]
+                .iter()
+                .map(VecDeque::len)
+                .sum()
+        };
+        let now = Instant::now();
+        let queued = self.period.saturating_mul(ahead as u32);
+        let mut turns = self.turns_until.lock().unwrap_or_else(|p| p.into_inner());
+        let pending_turns = turns.is_some_and(|t| t > now);
+        if queued < MAX_QUEUED_WAIT && !pending_turns {
+            return None;
+        }
+        let turn = turns
+            .filter(|t| *t > now)
+            .unwrap_or(now + queued)
+            .max(now + queued);
+        *turns = Some(turn + self.period);
+        Some(turn - now)
+    }
+
     /// Waits for a token: at once when nobody waits and the bucket has one, else in turn.
     async fn acquire(self: &Arc<Self>, priority: Priority) {
         let rx = {
@@ -132,10 +174,7 @@ impl<J: ImportJobs> RateLimited<J> {
     pub fn new(inner: J, qps: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
         RateLimited {
             inner,
-            quota: Arc::new(SharedQuota {
-                limiter: rate_limiter(qps, burst),
-                queues: Mutex::default(),
-            }),
+            quota: Arc::new(SharedQuota::new(qps, burst)),
             metrics,
         }
     }
@@ -170,19 +209,28 @@ impl<J: ImportJobs> ImportJobs for RateLimited<J> {
         self.wait(Priority::Mutation).await;
         self.inner.delete(key, job_id).await
     }
+
+    fn pace(&self, operation: Operation) -> Option<Duration> {
+        self.quota.pace(Priority::of(operation, None))
+    }
 }
 
-/// A token bucket of `qps` per second holding `burst` tokens (both at least a minimal value).
-pub fn rate_limiter(qps: f64, burst: u32) -> DefaultDirectRateLimiter {
+/// The time one token of `qps` takes.
+fn token_period(qps: f64) -> Duration {
     let qps = if qps.is_finite() && qps > 0.0 {
         qps
     } else {
         1.0
     };
     // A rate so small that its period overflows becomes one request a day.
-    let period = Duration::try_from_secs_f64(1.0 / qps)
+    Duration::try_from_secs_f64(1.0 / qps)
         .unwrap_or(Duration::from_secs(86_400))
-        .clamp(Duration::from_nanos(1), Duration::from_secs(86_400));
+        .clamp(Duration::from_nanos(1), Duration::from_secs(86_400))
+}
+
+/// A token bucket of `qps` per second holding `burst` tokens (both at least a minimal value).
+pub fn rate_limiter(qps: f64, burst: u32) -> DefaultDirectRateLimiter {
+    let period = token_period(qps);
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -246,6 +294,10 @@ impl<J: ImportJobs> ImportJobs for Metered<J> {
         self.count(Operation::Delete, self.inner.delete(key, job_id))
             .await
     }
+
+    fn pace(&self, operation: Operation) -> Option<Duration> {
+        self.inner.pace(operation)
+    }
 }
 
 #[cfg(test)]
@@ -276,14 +328,39 @@ mod tests {
         assert_eq!(Priority::of(Operation::Get, None), Priority::Poll);
     }
 
+    /// Past a second of queue, callers get turns one token apart instead of waiting in it; a
+    /// turn handed out makes later callers line up behind it.
+    #[tokio::test]
+    async fn a_long_queue_hands_out_turns_one_token_apart() {
+        let quota = Arc::new(SharedQuota::new(10.0, 1));
+        assert_eq!(quota.pace(Priority::Mutation), None);
+        quota.acquire(Priority::Mutation).await;
+        // Twelve creates wait: more than a second at 10 a second.
+        let waiting: Vec<_> = (0..12)
+            .map(|_| {
+                let quota = quota.clone();
+                tokio::spawn(async move { quota.acquire(Priority::Mutation).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let first = quota.pace(Priority::Mutation).expect("a turn");
+        let second = quota.pace(Priority::Mutation).expect("a turn");
+        assert!(first >= Duration::from_millis(1000), "{first:?}");
+        let gap = second - first;
+        assert!(gap >= Duration::from_millis(99) && gap <= Duration::from_millis(101), "{gap:?}");
+        // Polls queued behind creates are not counted for a create's turn, but a create's are
+        // for a poll's.
+        assert!(quota.pace(Priority::Poll).is_some());
+        for w in waiting {
+            w.abort();
+        }
+    }
+
     /// With the quota short, waiting creates go before waiting polls, and a poll still gets a
     /// turn among a stream of creates; the rate is never exceeded.
     #[tokio::test]
     async fn creates_go_first_polls_are_never_starved_and_the_rate_holds() {
-        let quota = Arc::new(SharedQuota {
-            limiter: rate_limiter(100.0, 1),
-            queues: Mutex::default(),
-        });
+        let quota = Arc::new(SharedQuota::new(100.0, 1));
         quota.acquire(Priority::Mutation).await; // the one token of the burst
         let order = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();

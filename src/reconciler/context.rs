@@ -9,16 +9,19 @@ use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::Store;
 use kube::Client;
-use modelstudio_core::remote::ImportJobs;
+use modelstudio_core::remote::{ImportJobs, Operation};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// A turn counts as come this early: the reconcile then waits in the quota's queue briefly.
+const TURN_LEAD: Duration = Duration::from_millis(100);
 
 pub struct Context {
     pub client: Client,
@@ -34,7 +37,7 @@ pub struct Context {
     keeper_inbox: Mutex<Option<mpsc::UnboundedReceiver<SecretId>>>,
     pub failures: FailureCounts,
     /// Each workspace's active jobs, listed once per poll cycle.
-    pub job_cache: JobCache,
+    pub job_cache: Arc<JobCache>,
     /// When each resource's job was last read successfully (or created).
     last_read: Mutex<HashMap<String, Instant>>,
     /// The Secrets watch cache; until a watch fills it, every Secret is read from the server.
@@ -43,6 +46,8 @@ pub struct Context {
     /// By UID, the resourceVersion of the controller's last status write that needs no
     /// reconcile of its own (the pass that wrote it scheduled the next look).
     own_writes: Mutex<HashMap<String, String>>,
+    /// By UID, when a resource's turn for a create comes ([`ImportJobs::pace`]).
+    turns: Mutex<HashMap<String, Instant>>,
     /// Held while a credentials Secret is being protected.
     pub(super) protecting: tokio::sync::Mutex<()>,
 }
@@ -77,6 +82,7 @@ impl Context {
             instance: config.instance.clone(),
         };
         let secrets_writer = Writer::default();
+        let job_cache = JobCache::new(jobs.clone(), poll_interval, resync_interval);
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -87,11 +93,12 @@ impl Context {
             keeper,
             keeper_inbox: Mutex::new(Some(keeper_inbox)),
             failures: FailureCounts::default(),
-            job_cache: JobCache::new(poll_interval, resync_interval),
+            job_cache,
             last_read: Mutex::default(),
             secrets: secrets_writer.as_reader(),
             secrets_writer: Mutex::new(Some(secrets_writer)),
             own_writes: Mutex::default(),
+            turns: Mutex::default(),
             protecting: tokio::sync::Mutex::default(),
         }
     }
@@ -104,6 +111,23 @@ impl Context {
             .take()
     }
 
+    /// How long the resource `key` must wait before a call of `operation`: its turn, taken now
+    /// if the quota is short, or the rest of the wait for a turn it holds; `None` to go now.
+    pub(super) fn turn(&self, key: &str, operation: Operation) -> Option<Duration> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if let Some(due) = turns.get(key).copied() {
+            if due <= now + TURN_LEAD {
+                turns.remove(key);
+                return None;
+            }
+            return Some(due - now);
+        }
+        let wait = self.jobs.pace(operation)?;
+        turns.insert(key.to_string(), now + wait);
+        Some(wait)
+    }
+
     /// Notes a write of the controller's whose watch event needs no reconcile.
     pub(super) fn note_own_write(&self, uid: &str, resource_version: &str) {
         let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,7 +135,7 @@ impl Context {
     }
 
     /// Whether a watched object is exactly the controller's own last write (once).
-    pub fn is_own_write(&self, obj: &DynamicObject) -> bool {
+    pub fn is_own_write(&self, obj: &ModelImport) -> bool {
         let (Some(uid), Some(version)) = (&obj.metadata.uid, &obj.metadata.resource_version) else {
             return false;
         };
@@ -137,12 +161,6 @@ impl Context {
         last.insert(key.to_string(), Instant::now());
     }
 
-    /// When the job of `key` was last read (or created).
-    pub(super) fn read_at(&self, key: &str) -> Option<Instant> {
-        let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
-        last.get(key).copied()
-    }
-
     /// How long ago the job of `key` was last read.
     pub(super) fn since_read(&self, key: &str) -> Option<Duration> {
         let last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
@@ -156,5 +174,7 @@ impl Context {
         last.remove(key);
         let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
         own.remove(key);
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        turns.remove(key);
     }
 }

@@ -15,7 +15,7 @@ impl Io<'_> {
         let result = self.ctx.jobs.create(key, job).await;
         if let Ok(created) = &result {
             self.ctx.mark_read(&self.key);
-            self.follow(created);
+            self.follow_created(created);
             info!(name = %self.name(), job_id = %created.id, "created import job");
         }
         Answer::Created(result)

@@ -24,6 +24,7 @@ use kube::runtime::controller::Action;
 use kube::Resource;
 use modelstudio_core::decision::Requeue;
 use modelstudio_core::reason;
+use modelstudio_core::remote::Operation;
 use modelstudio_core::step::{self, Act, Answer, Observation, Step};
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,6 +98,13 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
     if step.protect_secret {
         io.protect_secret().await?;
     }
+    // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
+    // before its intent is recorded.
+    if let Act::Create(_) = step.act {
+        if let Some(turn) = io.ctx.turn(&io.key, Operation::Create) {
+            return Ok(Action::requeue(turn));
+        }
+    }
     for _ in 0..MAX_ACTS {
         // Record (a create's intent before the create), act, publish. A write that leaves
         // nothing scheduled wakes the next reconcile through its watch event.
@@ -132,40 +140,40 @@ impl observe::Io<'_> {
     }
 }
 
-/// Reconciles an object as the controller watches it. One that does not read as a ModelImport
-/// (stored under an older or hand-loosened schema) is reported and skipped until it changes: it
-/// never fails the watch of the others nor loops.
-pub async fn reconcile_watched(
-    obj: Arc<DynamicObject>,
+/// Reports an object that does not read as a ModelImport (stored under an older or
+/// hand-loosened schema): a Warning event naming the bad value, a log line and a metric, once per
+/// version. The watch leaves it out of the cache, so it never fails the others nor loops.
+pub async fn report_unreadable(
+    mut unreadable: tokio::sync::mpsc::UnboundedReceiver<DynamicObject>,
     ctx: Arc<Context>,
-) -> Result<Action, Error> {
-    match (*obj).clone().try_parse::<ModelImport>() {
-        Ok(typed) => reconcile(Arc::new(typed), ctx).await,
-        Err(e) => {
-            let error = e.to_string();
-            warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a ModelImport that cannot be read");
-            ctx.metrics.unreadable_objects.inc();
-            events::publish_to(
-                &ctx,
-                &obj.object_ref(&ctx.api_resource),
-                &[reason::Event::unreadable(&error)],
-            )
-            .await;
-            Ok(Action::await_change())
+) {
+    let mut reported = std::collections::HashSet::new();
+    while let Some(obj) = unreadable.recv().await {
+        let version = (
+            obj.metadata.uid.clone(),
+            obj.metadata.resource_version.clone(),
+        );
+        if !reported.insert(version) {
+            continue;
         }
+        let Err(e) = obj.clone().try_parse::<ModelImport>() else {
+            continue;
+        };
+        let error = e.to_string();
+        warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a ModelImport that cannot be read");
+        ctx.metrics.unreadable_objects.inc();
+        events::publish_to(
+            &ctx,
+            &obj.object_ref(&ctx.api_resource),
+            &[reason::Event::unreadable(&error)],
+        )
+        .await;
     }
 }
 
-/// After a Kubernetes-side failure of [`reconcile_watched`], requeue with the same backoff as
-/// remote failures.
-pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+/// After a Kubernetes-side failure of [`reconcile`], requeue with the same backoff as remote
+/// failures.
+pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, error = %error, "reconcile failed");
-    let key = obj.metadata.uid.clone().unwrap_or_else(|| {
-        format!(
-            "{}/{}",
-            obj.metadata.namespace.clone().unwrap_or_default(),
-            obj.metadata.name.clone().unwrap_or_default()
-        )
-    });
-    ctx.requeue(&key, Requeue::Backoff { min: None })
+    ctx.requeue(&crate::domain::key(&obj), Requeue::Backoff { min: None })
 }

@@ -7,7 +7,6 @@ use super::observe::Io;
 use crate::cli::PollMode;
 use crate::job_cache::Kind;
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use modelstudio_core::remote::{ApiError, Job};
 use modelstudio_core::step::Seen;
 
@@ -21,45 +20,34 @@ impl Io<'_> {
         let Some(key) = &self.api_key else {
             return Seen::Job(Err(missing_key()));
         };
-        let jobs = self.ctx.jobs.as_ref();
-        let result = match workspace {
-            Some(ws) if kind.is_some() && self.ctx.config.poll_mode == PollMode::Listing => {
-                let kind = kind.unwrap_or(Kind::Active);
-                let seen_at = self.ctx.read_at(&self.key);
-                match self
-                    .ctx
-                    .job_cache
-                    .job(jobs, key, &ws, kind, job_id, seen_at)
-                    .await
-                {
-                    Ok(Some(job)) => Ok(job),
-                    Ok(None) => return Seen::NoNews,
-                    Err(e) => Err(e),
-                }
+        let cache = &self.ctx.job_cache;
+        let listing = self.ctx.config.poll_mode == PollMode::Listing;
+        let found = match (workspace, kind) {
+            (Some(ws), Some(Kind::Active)) if listing => {
+                cache.active_job(key, &ws, job_id, ObjectRef::from_obj(&self.obj))
             }
-            _ => jobs.get(key, job_id).await,
+            (Some(ws), Some(Kind::Finished)) if listing => {
+                cache.finished_job(key, &ws, job_id).await
+            }
+            _ => Some(self.ctx.jobs.get(key, job_id).await),
         };
-        if let Ok(job) = &result {
+        let Some(result) = found else {
+            return Seen::NoNews;
+        };
+        if result.is_ok() {
             self.ctx.mark_read(&self.key);
-            self.follow(job);
         }
         Seen::Job(result)
     }
 
-    /// Asks the job cache to wake this resource when a poll listing shows its job changed.
-    pub(super) fn follow(&self, job: &Job) {
-        let (Some(key), false) = (&self.api_key, job.state.is_terminal()) else {
+    /// Has the workspace's poller follow a job this resource just created.
+    pub(super) fn follow_created(&self, job: &Job) {
+        let (Some(key), PollMode::Listing) = (&self.api_key, self.ctx.config.poll_mode) else {
             return;
         };
-        if self.ctx.config.poll_mode != PollMode::Listing {
-            return;
-        }
-        let resource = ObjectRef::new_with(&self.name(), self.ctx.api_resource.clone())
-            .within(&self.obj.namespace().unwrap_or_default());
-        let workspace = fingerprint(key);
         self.ctx
             .job_cache
-            .follow(&workspace, &job.id, resource, job.state.clone());
+            .created(key, &fingerprint(key), job, ObjectRef::from_obj(&self.obj));
     }
 }
 

@@ -25,6 +25,9 @@ impl Io<'_> {
         match self.api.patch(&self.name(), &params(), &patch).await {
             Ok(_) => {
                 self.ctx.forget(&self.key);
+                if let Some(job_id) = self.obj.status.as_ref().and_then(|s| s.job_id.as_deref()) {
+                    self.ctx.job_cache.forget(job_id);
+                }
                 info!(name = %self.name(), "released");
                 // Its credentials Secret may be needed by no one now.
                 let secret = credentials_secret(&domain::resource(&self.obj).spec).secret;

@@ -8,11 +8,10 @@ use crate::config::MANAGER;
 use crate::crd::{ModelImport, ModelImportStatus};
 use crate::domain;
 use kube::api::{Patch, PatchParams};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use modelstudio_core::status::{next_status, Update};
 use modelstudio_core::step::Observation;
 use serde_json::json;
-use std::collections::HashSet;
 
 impl Io<'_> {
     /// Writes the status the update leads to, if it differs from the current one, and keeps the
@@ -48,8 +47,6 @@ impl Io<'_> {
     /// another writer of the status shows in managedFields instead of being overwritten silently.
     async fn write_status(&mut self, next: &ModelImportStatus) -> Result<(), Error> {
         let serde = |e| Error::WriteStatus(kube::Error::SerdeError(e));
-        let current =
-            serde_json::to_value(self.obj.status.clone().unwrap_or_default()).map_err(serde)?;
         let status = serde_json::to_value(next).map_err(serde)?;
         let apply = json!({
             "apiVersion": ModelImport::api_version(&()),
@@ -67,16 +64,21 @@ impl Io<'_> {
             .map_err(Error::WriteStatus)?;
         self.ctx.metrics.status_writes.inc();
         self.note_write(&written);
-        // Apply removes only what this manager owns: a field written by an earlier merge patch
-        // (before the controller applied its status) is cleared by name, after the apply, so a
-        // crash in between leaves the new status (a recorded job beside a stale intent, which is
-        // harmless) and never a status without both.
-        let owned = applied_status_fields(&self.obj);
-        let stray: serde_json::Map<String, serde_json::Value> = current
-            .as_object()
+        // Apply removes only what this manager owns: a field an earlier merge patch wrote (before
+        // the controller applied its status) is still in the answer, and is cleared by name, after
+        // the apply, so a crash in between leaves the new status (a recorded job beside a stale
+        // intent, which is harmless) and never a status without both.
+        let stray: serde_json::Map<String, serde_json::Value> = written
+            .status
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(serde)?
+            .as_ref()
+            .and_then(|v| v.as_object())
             .into_iter()
             .flat_map(|c| c.keys())
-            .filter(|f| status.get(f.as_str()).is_none() && !owned.contains(f.as_str()))
+            .filter(|f| status.get(f.as_str()).is_none())
             .map(|f| (f.clone(), serde_json::Value::Null))
             .collect();
         if !stray.is_empty() {
@@ -103,19 +105,4 @@ impl Io<'_> {
             self.ctx.note_own_write(&self.key, version);
         }
     }
-}
-
-/// The status fields [`MANAGER`] owns through its server-side apply, from managedFields.
-fn applied_status_fields(obj: &ModelImport) -> HashSet<String> {
-    obj.managed_fields()
-        .iter()
-        .filter(|m| {
-            m.manager.as_deref() == Some(MANAGER)
-                && m.operation.as_deref() == Some("Apply")
-                && m.subresource.as_deref() == Some("status")
-        })
-        .filter_map(|m| m.fields_v1.as_ref()?.0.get("f:status")?.as_object())
-        .flat_map(|fields| fields.keys())
-        .filter_map(|k| k.strip_prefix("f:").map(str::to_string))
-        .collect()
 }

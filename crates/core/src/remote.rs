@@ -339,6 +339,12 @@ pub trait ImportJobs: Send + Sync {
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError>;
     /// `DELETE /api/v1/custom_models/import/{job_id}`.
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError>;
+    /// When the quota is short: how long from now a call of `operation` should be held back
+    /// before it is sent, each caller given its own turn; `None` to send it now. Without a
+    /// quota, always now.
+    fn pace(&self, _operation: Operation) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A shared implementation is one too, so layers and the controller can hold it behind an `Arc`.
@@ -355,6 +361,9 @@ impl<T: ImportJobs + ?Sized> ImportJobs for std::sync::Arc<T> {
     }
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
         (**self).delete(key, job_id).await
+    }
+    fn pace(&self, operation: Operation) -> Option<std::time::Duration> {
+        (**self).pace(operation)
     }
 }
 

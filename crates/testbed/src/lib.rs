@@ -11,6 +11,7 @@ mod control_plane;
 mod controller;
 mod fake_jobs;
 mod kubectl;
+pub mod metrics;
 mod objects;
 mod process;
 
