@@ -50,6 +50,8 @@ struct Workspace {
     followers: HashMap<String, Follower>,
     /// Jobs that left the active states, as read on their own, until their resource takes them.
     left: HashMap<String, Result<Job, ApiError>>,
+    /// Why the last listing failed: the answer for every job of the workspace until one works.
+    failure: Option<ApiError>,
     polling: bool,
 }
 
@@ -116,6 +118,7 @@ impl JobCache {
             ws.key = Some(key.clone());
             let found = match ws.left.remove(job_id) {
                 Some(read) => Some(read),
+                None if ws.failure.is_some() => ws.failure.clone().map(Err),
                 None => match ws.listing.lookup(job_id) {
                     Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(job.clone())),
                     _ => None,
@@ -125,9 +128,11 @@ impl JobCache {
                 Some(Ok(job)) if !job.state.is_terminal() => {
                     follow(ws, job_id, resource, job.state.clone());
                 }
-                Some(_) => {
+                Some(Ok(_)) => {
                     ws.followers.remove(job_id);
                 }
+                // A failed read or listing: the resource retries with its backoff.
+                Some(Err(_)) => {}
                 None => {
                     ws.followers
                         .entry(job_id.to_string())
@@ -200,6 +205,7 @@ impl JobCache {
                 Ok(page) => listing.add(page),
                 Err(e) => {
                     warn!(error = %e, "could not list the jobs in progress; trying again at the next poll");
+                    self.failed(workspace, e);
                     return true;
                 }
             }
@@ -224,6 +230,7 @@ impl JobCache {
             }
             ws.listing = listing;
             ws.listed_at = Some(started);
+            ws.failure = None;
             left
         };
         // Each job that left is read once, for its final state and error_code.
@@ -239,6 +246,21 @@ impl JobCache {
             }
         }
         true
+    }
+
+    /// Keeps a failed listing as the workspace's answer; its followers are woken when the
+    /// failure begins, so their status tells of it.
+    fn failed(&self, workspace: &str, error: ApiError) {
+        let mut all = self.workspaces();
+        let Some(ws) = all.get_mut(workspace) else {
+            return;
+        };
+        if ws.failure.is_none() {
+            for follower in ws.followers.values() {
+                let _ = self.changes.send(follower.resource.clone());
+            }
+        }
+        ws.failure = Some(error);
     }
 
     /// A finished job as the workspace's resync listing shows it (made now if the last one is a

@@ -1072,11 +1072,20 @@ async fn a_just_created_job_that_cannot_be_read_yet_is_not_stalled() {
     h.put(m);
     let action = h.step().await;
     assert_ne!(action, Action::await_change(), "looked at again");
-    assert_eq!(h.condition("Reconciling").unwrap().1, "JobNotVisibleYet");
+    // The workspace's poller lists, misses the job and reads it on its own: not found yet.
+    h.until("JobNotVisibleYet", |h| {
+        h.condition("Reconciling")
+            .is_some_and(|c| c.1 == "JobNotVisibleYet")
+    })
+    .await;
     // An old job that is gone is a real stall.
     h.edit(|o| o["status"]["createdAt"] = json!("2024-01-01T12:00:00.000+00:00"));
+    h.until("JobNotFound", |h| {
+        h.condition("Stalled").is_some_and(|c| c.1 == "JobNotFound")
+    })
+    .await;
+    // Stalled for good: not looked at again until the resource changes.
     assert_eq!(h.step().await, Action::await_change());
-    assert_eq!(h.condition("Stalled").unwrap().1, "JobNotFound");
 }
 
 #[tokio::test]
@@ -1176,9 +1185,12 @@ async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_ea
     h.sim.fail_next(Operation::List, || {
         ApiError::Server(remote_error("InternalError", 500))
     });
-    // The next poll (past half a poll interval) meets the outage.
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    h.step().await;
+    // The workspace's next listing meets the outage: every job of the workspace shows it.
+    h.until("RemoteUnavailable", |h| {
+        h.condition("Reconciling")
+            .is_some_and(|c| c.1 == "RemoteUnavailable")
+    })
+    .await;
     let (status, reason, message) = h.condition("Reconciling").unwrap();
     assert_eq!(
         (status.as_str(), reason.as_str()),

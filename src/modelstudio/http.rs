@@ -163,9 +163,9 @@ impl HttpClient {
         if e.is_timeout() {
             ApiError::Timeout(self.timeout)
         } else if e.is_connect() {
-            ApiError::Connect(Box::new(e))
+            ApiError::Connect(std::sync::Arc::new(e))
         } else {
-            ApiError::Transport(Box::new(e))
+            ApiError::Transport(std::sync::Arc::new(e))
         }
     }
 }

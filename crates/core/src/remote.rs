@@ -184,12 +184,13 @@ impl fmt::Display for RemoteError {
     }
 }
 
-/// The cause below a transport failure (a reqwest error in the HTTP client).
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+/// The cause below a transport failure (a reqwest error in the HTTP client); shared, so that one
+/// failed listing can be the answer of every resource of the workspace.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 
 /// A failed call to the import API, one variant per way it can fail; decided by the error `code`,
 /// never by the HTTP status alone.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("Model Studio refused the request as invalid: {0}")]
     InvalidParameter(RemoteError),
