@@ -109,7 +109,7 @@ fn own_status_writes_wake_no_reconcile_and_keys_come_from_a_watch() {
         "{status_writes} status writes"
     );
     assert!(
-        reconciles <= 2.0 * IMPORTS as f64 + 4.0,
+        reconciles <= 2.5 * IMPORTS as f64,
         "{reconciles} reconciles for {IMPORTS} imports: own writes woke reconciles"
     );
     // The key is read from the watch cache: a GET of the Secret only to protect it, once.
