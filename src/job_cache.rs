@@ -2,7 +2,8 @@
 //!
 //! Jobs in progress: one poller task per workspace lists the active jobs (PENDING, RUNNING) with
 //! the status filter, in pages of 100, once per poll interval, and reads on its own (once) each
-//! followed job that a whole listing shows gone from the active states. It wakes the resources
+//! followed job that a whole listing lacks (gone from the active states, or passed over by pages
+//! that moved while creates landed). It wakes the resources
 //! whose job changed; a reconcile only reads what the poller holds and never waits for the quota
 //! on a poll, so polls never hold the reconcile slots that creates need. The poller stops when no
 //! job is followed: nothing active, no call.
@@ -199,12 +200,28 @@ impl JobCache {
             return false;
         };
         let started = Instant::now();
-        let mut listing = ActiveJobs::default();
-        while let Some(query) = listing.next_query() {
-            match self.jobs.list(&key, &query).await {
-                Ok(page) => listing.add(page),
+        let (mut listing, pages) = match self.list_active(&key).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                self.failed(workspace, e);
+                return true;
+            }
+        };
+        let lacking = {
+            let all = self.workspaces();
+            all.get(workspace).map_or(0, |ws| {
+                ws.followers
+                    .iter()
+                    .filter(|(id, f)| f.since < started && listing.lacks(id))
+                    .count()
+            })
+        };
+        if listing.moved() && lacking > pages {
+            // Jobs came and went while paging and moved the pages: a second pass finds what the
+            // first passed over, for fewer calls than a read of each job it lacks.
+            match self.list_active(&key).await {
+                Ok((second, _)) => listing.merge(second),
                 Err(e) => {
-                    warn!(error = %e, "could not list the jobs in progress; trying again at the next poll");
                     self.failed(workspace, e);
                     return true;
                 }
@@ -222,7 +239,9 @@ impl JobCache {
                         follower.seen = job.state.clone();
                         let _ = self.changes.send(follower.resource.clone());
                     }
-                    Lookup::LeftActive if follower.since < started => {
+                    Lookup::Listed(_) => {}
+                    // Gone from the lists (or the pages moved past it): its own read tells.
+                    _ if listing.lacks(job_id) && follower.since < started => {
                         left.push((job_id.clone(), follower.resource.clone()));
                     }
                     _ => {}
@@ -248,9 +267,21 @@ impl JobCache {
         true
     }
 
+    /// Every page of the jobs in progress, and how many pages that took.
+    async fn list_active(&self, key: &ApiKey) -> Result<(ActiveJobs, usize), ApiError> {
+        let mut listing = ActiveJobs::default();
+        let mut pages = 0;
+        while let Some(query) = listing.next_query() {
+            listing.add(self.jobs.list(key, &query).await?);
+            pages += 1;
+        }
+        Ok((listing, pages))
+    }
+
     /// Keeps a failed listing as the workspace's answer; its followers are woken when the
     /// failure begins, so their status tells of it.
     fn failed(&self, workspace: &str, error: ApiError) {
+        warn!(error = %error, "could not list the jobs in progress; trying again at the next poll");
         let mut all = self.workspaces();
         let Some(ws) = all.get_mut(workspace) else {
             return;

@@ -548,6 +548,28 @@ impl ActiveJobs {
         }
     }
 
+    /// Adds a second pass over the same states, made because jobs came and went while this one
+    /// paged: together they miss only what both passed over. The later pass's states win.
+    pub fn merge(&mut self, later: ActiveJobs) {
+        self.jobs.extend(later.jobs);
+        self.complete &= later.complete;
+        self.failed |= later.failed;
+        self.moved |= later.moved;
+    }
+
+    /// Whether the totals moved while paging, so that an absence proves nothing by itself.
+    pub fn moved(&self) -> bool {
+        self.moved
+    }
+
+    /// Whether a job must be read on its own: the listing reached the end of every state without
+    /// it. Either it left the active states or, when jobs came and went while paging (creates
+    /// under way shift the pages), the pages moved past it; its own read tells which. A failed
+    /// or cut listing lacks nothing for sure.
+    pub fn lacks(&self, job_id: &str) -> bool {
+        self.complete && !self.failed && !self.jobs.contains_key(job_id)
+    }
+
     /// Whether the listing has news of a job last seen in state `seen`: another state, or gone
     /// from the active states. An incomplete listing has none.
     pub fn news(&self, job_id: &str, seen: &JobState) -> bool {

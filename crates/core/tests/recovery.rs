@@ -721,6 +721,7 @@ mod active {
         assert!(!a.news("p7", &JobState::Running));
         assert!(!a.news("p8", &JobState::Pending));
         assert!(a.news("gone", &JobState::Running));
+        assert!(a.lacks("gone") && !a.lacks("p7"));
     }
 
     #[test]
@@ -748,12 +749,30 @@ mod active {
         assert!(a.complete() && !a.proves_absence());
         assert!(matches!(a.lookup("p150"), Lookup::Listed(_)));
         assert_eq!(a.lookup("elsewhere"), Lookup::Unknown);
-        // A listing that proves no absence has no news of a job it lacks.
+        // A listing that proves no absence has no news of a job it lacks, but it lacks the job:
+        // the pages may have moved past it, and its own read tells.
         assert!(!a.news("elsewhere", &JobState::Running));
+        assert!(a.lacks("elsewhere") && !a.lacks("p150"));
+        assert!(a.moved());
+        // A second pass finds what the first passed over, and has the newer state.
+        let mut second = ActiveJobs::default();
+        second.add(page(1, 2, vec![job("elsewhere", JobState::Pending), job("p3", JobState::Running)]));
+        second.add(page(1, 0, vec![]));
+        a.merge(second);
+        assert!(!a.lacks("elsewhere") && a.lacks("never-seen"));
+        match a.lookup("p3") {
+            Lookup::Listed(job) => assert_eq!(job.state, JobState::Running),
+            other => panic!("{other:?}"),
+        }
+        let mut failed = ActiveJobs::default();
+        failed.fail();
+        a.merge(failed);
+        assert!(!a.lacks("never-seen"), "a failed pass makes the whole listing unsure");
         let mut b = ActiveJobs::default();
         b.fail();
         assert_eq!(b.next_query(), None);
         assert!(!b.complete() && b.is_empty());
         assert_eq!(b.lookup("x"), Lookup::Unknown);
+        assert!(!b.lacks("x"), "a failed listing lacks nothing for sure");
     }
 }
