@@ -15,6 +15,7 @@
 //! calls.
 
 use crate::crd::ModelImport;
+use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
 use modelstudio_core::decision::{finished_states, ActiveJobs, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
@@ -23,6 +24,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::warn;
+
+/// How many jobs that left the active states a poller reads at once.
+const READS_IN_FLIGHT: usize = 16;
 
 /// Which jobs a listing holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,12 +110,15 @@ impl JobCache {
     /// A job in progress as its workspace's poller holds it; `None` when there is no news (not
     /// listed yet, or gone from the active states and not read yet: the poller wakes the
     /// resource once it is). The resource follows the job from now on.
+    /// `shown` is the state the resource's status shows: the poller wakes it when the job is
+    /// listed in another.
     pub fn active_job(
         self: &Arc<Self>,
         key: &ApiKey,
         workspace: &str,
         job_id: &str,
         resource: ObjectRef<ModelImport>,
+        shown: JobState,
     ) -> Option<Result<Job, ApiError>> {
         {
             let mut all = self.workspaces();
@@ -139,7 +146,7 @@ impl JobCache {
                         .entry(job_id.to_string())
                         .or_insert_with(|| Follower {
                             resource,
-                            seen: JobState::Pending,
+                            seen: shown,
                             since: Instant::now(),
                         });
                 }
@@ -252,9 +259,16 @@ impl JobCache {
             ws.failure = None;
             left
         };
-        // Each job that left is read once, for its final state and error_code.
-        for (job_id, resource) in left {
-            let read = self.jobs.get(&key, &job_id).await;
+        // Each job that left is read once, for its final state and error_code; several at a
+        // time, so that their share of the quota is used.
+        let key = &key;
+        let mut reads = futures::stream::iter(left)
+            .map(|(job_id, resource)| async move {
+                let read = self.jobs.get(key, &job_id).await;
+                (job_id, resource, read)
+            })
+            .buffer_unordered(READS_IN_FLIGHT);
+        while let Some((job_id, resource, read)) = reads.next().await {
             let mut all = self.workspaces();
             let Some(ws) = all.get_mut(workspace) else {
                 return false;
@@ -418,12 +432,14 @@ mod tests {
         let cache = cache(&fake, Duration::from_secs(3600));
         let mut changes = cache.take_changes().unwrap();
         // Nothing is known before the first listing: no news, and the job is followed.
-        assert!(cache.active_job(&key, "ws", &ids[0], resource(0)).is_none());
+        assert!(cache
+            .active_job(&key, "ws", &ids[0], resource(0), JobState::Pending)
+            .is_none());
         until(|| fake.count(Operation::List) == 4).await;
         // PENDING: 130 in 2 pages; RUNNING: 120 in 2 pages.
         for (i, id) in ids.iter().enumerate() {
             let job = cache
-                .active_job(&key, "ws", id, resource(i))
+                .active_job(&key, "ws", id, resource(i), JobState::Pending)
                 .unwrap()
                 .unwrap();
             assert_eq!(&job.id, id);
@@ -444,18 +460,22 @@ mod tests {
         let going = fake.insert(&new_job(2)).id;
         let cache = cache(&fake, Duration::from_millis(50));
         let mut changes = cache.take_changes().unwrap();
-        assert!(cache.active_job(&key, "ws", &done, resource(1)).is_none());
-        assert!(cache.active_job(&key, "ws", &going, resource(2)).is_none());
+        assert!(cache
+            .active_job(&key, "ws", &done, resource(1), JobState::Pending)
+            .is_none());
+        assert!(cache
+            .active_job(&key, "ws", &going, resource(2), JobState::Pending)
+            .is_none());
         until(|| fake.count(Operation::List) >= 2).await;
         assert!(cache
-            .active_job(&key, "ws", &done, resource(1))
+            .active_job(&key, "ws", &done, resource(1), JobState::Pending)
             .unwrap()
             .is_ok());
         fake.set_state(&done, JobState::Succeeded);
         until(|| fake.count(Operation::Get) == 1).await;
         assert_eq!(changes.recv().await.unwrap(), resource(1));
         let read = cache
-            .active_job(&key, "ws", &done, resource(1))
+            .active_job(&key, "ws", &done, resource(1), JobState::Pending)
             .unwrap()
             .unwrap();
         assert_eq!(read.state, JobState::Succeeded);
@@ -478,11 +498,15 @@ mod tests {
         let key = ApiKey::new("sk-x").unwrap();
         let old = fake.insert(&new_job(1)).id;
         let cache = cache(&fake, Duration::from_secs(3600));
-        assert!(cache.active_job(&key, "ws", &old, resource(1)).is_none());
+        assert!(cache
+            .active_job(&key, "ws", &old, resource(1), JobState::Pending)
+            .is_none());
         until(|| fake.count(Operation::List) == 2).await;
         let new = fake.insert(&new_job(2));
         cache.created(&key, "ws", &new, resource(2));
-        assert!(cache.active_job(&key, "ws", &new.id, resource(2)).is_none());
+        assert!(cache
+            .active_job(&key, "ws", &new.id, resource(2), JobState::Pending)
+            .is_none());
         assert_eq!(fake.count(Operation::Get), 0);
     }
 
@@ -522,10 +546,12 @@ mod tests {
             ApiError::Server(modelstudio_testbed::remote_error("InternalError", 500))
         });
         let cache = cache(&fake, Duration::from_millis(50));
-        assert!(cache.active_job(&key, "ws", &id, resource(1)).is_none());
+        assert!(cache
+            .active_job(&key, "ws", &id, resource(1), JobState::Pending)
+            .is_none());
         until(|| fake.count(Operation::List) >= 3).await;
         let job = cache
-            .active_job(&key, "ws", &id, resource(1))
+            .active_job(&key, "ws", &id, resource(1), JobState::Pending)
             .unwrap()
             .unwrap();
         assert_eq!(job.id, id);

@@ -440,8 +440,9 @@ async fn creates_once_and_becomes_ready() {
     assert_eq!(h.object().unwrap().finalizers(), [FINALIZER]);
     assert_eq!(h.sim.simulator.stats().create.total, 0);
 
-    // Then one create, whose job ID is recorded at once.
-    assert_eq!(h.step().await, Action::requeue(Duration::from_millis(100)));
+    // Then one create, whose job ID is recorded at once. The workspace's poller follows the job
+    // and wakes the resource when it changes: its own look is only the resync's.
+    assert_eq!(h.step().await, Action::requeue(Duration::from_secs(600)));
     let status = h.object().unwrap().status.unwrap();
     let job_id = status.job_id.clone().expect("jobId recorded");
     assert_eq!(status.phase, Some(Phase::Pending));

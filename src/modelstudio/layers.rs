@@ -347,7 +347,10 @@ mod tests {
         let second = quota.pace(Priority::Mutation).expect("a turn");
         assert!(first >= Duration::from_millis(1000), "{first:?}");
         let gap = second - first;
-        assert!(gap >= Duration::from_millis(99) && gap <= Duration::from_millis(101), "{gap:?}");
+        assert!(
+            gap >= Duration::from_millis(99) && gap <= Duration::from_millis(101),
+            "{gap:?}"
+        );
         // Polls queued behind creates are not counted for a create's turn, but a create's are
         // for a poll's.
         assert!(quota.pace(Priority::Poll).is_some());

@@ -28,6 +28,8 @@ pub(super) struct Io<'a> {
     /// Whether the status writes of the current step need no reconcile of their own: the pass
     /// goes on or schedules its next look.
     pub(super) quiet_writes: bool,
+    /// Whether the workspace's poller follows the resource's job (and wakes it on a change).
+    pub(super) followed: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Io<'a> {
@@ -42,6 +44,7 @@ impl<'a> Io<'a> {
             secret: None,
             plan: "observe",
             quiet_writes: false,
+            followed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

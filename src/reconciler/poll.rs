@@ -7,7 +7,7 @@ use super::observe::Io;
 use crate::cli::PollMode;
 use crate::job_cache::Kind;
 use kube::runtime::reflector::ObjectRef;
-use modelstudio_core::remote::{ApiError, Job};
+use modelstudio_core::remote::{ApiError, Job, JobState};
 use modelstudio_core::step::Seen;
 
 impl Io<'_> {
@@ -24,7 +24,15 @@ impl Io<'_> {
         let listing = self.ctx.config.poll_mode == PollMode::Listing;
         let found = match (workspace, kind) {
             (Some(ws), Some(Kind::Active)) if listing => {
-                cache.active_job(key, &ws, job_id, ObjectRef::from_obj(&self.obj))
+                let shown = self
+                    .obj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.remote_status.as_deref())
+                    .map_or(JobState::Pending, JobState::parse);
+                self.followed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                cache.active_job(key, &ws, job_id, ObjectRef::from_obj(&self.obj), shown)
             }
             (Some(ws), Some(Kind::Finished)) if listing => {
                 cache.finished_job(key, &ws, job_id).await
@@ -45,6 +53,8 @@ impl Io<'_> {
         let (Some(key), PollMode::Listing) = (&self.api_key, self.ctx.config.poll_mode) else {
             return;
         };
+        self.followed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.ctx
             .job_cache
             .created(key, &fingerprint(key), job, ObjectRef::from_obj(&self.obj));

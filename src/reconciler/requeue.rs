@@ -33,6 +33,14 @@ impl Context {
 
 impl Io<'_> {
     pub(super) fn requeue(&self, requeue: Requeue) -> Action {
+        // A job the workspace's poller follows wakes its resource when it changes: the resource
+        // needs no poll of its own, only the resync's look as a safety net.
+        let requeue = match requeue {
+            Requeue::Poll if self.followed.load(std::sync::atomic::Ordering::Relaxed) => {
+                Requeue::Resync
+            }
+            other => other,
+        };
         self.ctx.requeue(&self.key, requeue)
     }
 }

@@ -202,12 +202,12 @@ impl ErrSpec {
                 request_id,
             },
             ErrSpec::Timeout(d) => ApiError::Timeout(d),
-            ErrSpec::Connect(cause) => ApiError::Connect(Box::new(std::io::Error::new(
+            ErrSpec::Connect(cause) => ApiError::Connect(std::sync::Arc::new(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,
                 cause,
             ))),
             ErrSpec::Transport(cause) => {
-                ApiError::Transport(Box::new(std::io::Error::other(cause)))
+                ApiError::Transport(std::sync::Arc::new(std::io::Error::other(cause)))
             }
         }
     }

@@ -756,7 +756,14 @@ mod active {
         assert!(a.moved());
         // A second pass finds what the first passed over, and has the newer state.
         let mut second = ActiveJobs::default();
-        second.add(page(1, 2, vec![job("elsewhere", JobState::Pending), job("p3", JobState::Running)]));
+        second.add(page(
+            1,
+            2,
+            vec![
+                job("elsewhere", JobState::Pending),
+                job("p3", JobState::Running),
+            ],
+        ));
         second.add(page(1, 0, vec![]));
         a.merge(second);
         assert!(!a.lacks("elsewhere") && a.lacks("never-seen"));
@@ -767,7 +774,10 @@ mod active {
         let mut failed = ActiveJobs::default();
         failed.fail();
         a.merge(failed);
-        assert!(!a.lacks("never-seen"), "a failed pass makes the whole listing unsure");
+        assert!(
+            !a.lacks("never-seen"),
+            "a failed pass makes the whole listing unsure"
+        );
         let mut b = ActiveJobs::default();
         b.fail();
         assert_eq!(b.next_query(), None);
