@@ -5,6 +5,10 @@ use modelstudio_controller::cli::{Cli, Command};
 use modelstudio_controller::config::{Config, Environment};
 use std::process::ExitCode;
 
+/// jemalloc keeps the footprint of a controller with thousands of cached objects low.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -4,13 +4,14 @@
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
 use crate::crd::ModelImport;
+use crate::event_recorder::EventRecorder;
 use crate::job_cache::JobCache;
 use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
 use crate::modelstudio::{Metered, RateLimited};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ApiResource;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::Store;
 use kube::Client;
@@ -27,7 +28,7 @@ pub struct Context {
     pub client: Client,
     /// The import API, with its layers.
     pub jobs: Arc<dyn ImportJobs>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
     /// The ModelImport's API resource, for objects watched untyped.
@@ -84,7 +85,7 @@ impl Context {
         let secrets_writer = Writer::default();
         let job_cache = JobCache::new(jobs.clone(), poll_interval, resync_interval);
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), reporter),
             client,
             jobs,
             metrics,

@@ -7,6 +7,7 @@ use super::observe::Io;
 use crate::cli::PollMode;
 use crate::job_cache::Kind;
 use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
 use modelstudio_core::remote::{ApiError, Job, JobState};
 use modelstudio_core::step::Seen;
 
@@ -32,7 +33,13 @@ impl Io<'_> {
                     .map_or(JobState::Pending, JobState::parse);
                 self.followed
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                cache.active_job(key, &ws, job_id, ObjectRef::from_obj(&self.obj), shown)
+                cache.active_job(
+                    key,
+                    &ws,
+                    job_id,
+                    ObjectRef::new(&self.name()).within(&self.obj.namespace().unwrap_or_default()),
+                    shown,
+                )
             }
             (Some(ws), Some(Kind::Finished)) if listing => {
                 cache.finished_job(key, &ws, job_id).await
@@ -55,9 +62,12 @@ impl Io<'_> {
         };
         self.followed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.ctx
-            .job_cache
-            .created(key, &fingerprint(key), job, ObjectRef::from_obj(&self.obj));
+        self.ctx.job_cache.created(
+            key,
+            &fingerprint(key),
+            job,
+            ObjectRef::new(&self.name()).within(&self.obj.namespace().unwrap_or_default()),
+        );
     }
 }
 
