@@ -11,7 +11,7 @@
 //!   (`--qps 5`, `--poll-interval 30s`, jobs PENDING 60 s then RUNNING 10 min, at K = 1);
 //! - `BENCH_SERVERS`: `real`, `embedded` or both (default: both when the real control plane is
 //!   built, else `embedded`);
-//! - `BENCH_BASELINE_LIMIT`: the longest the naive run may take, in seconds (default 300): it
+//! - `BENCH_BASELINE_LIMIT`: the longest the naive run may take, in seconds (default 180): it
 //!   never finishes at scale, and is measured over the time it had.
 
 use futures::StreamExt;
@@ -930,7 +930,7 @@ fn main() -> Result<()> {
         .map(|v| v.parse::<u64>())
         .transpose()
         .map_err(|_| "BENCH_BASELINE_LIMIT must be whole seconds")?
-        .unwrap_or(300);
+        .unwrap_or(180);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

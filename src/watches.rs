@@ -1,7 +1,7 @@
 //! The controller's watch caches: the ModelImports it reconciles and the Secrets their keys come
 //! from. ModelImports are watched untyped and cached typed: one that does not parse is reported
 //! and left out, never failing the others. What is cached is trimmed to what the controller
-//! reads (no managedFields, no last-applied annotation): 10,000 imports fit in a small memory.
+//! reads (no managedFields, annotations or labels): 10,000 imports fit in a small memory.
 
 use crate::crd::{ModelImport, ModelImportSpec, Storage, WeightType};
 use k8s_openapi::api::core::v1::Secret;
@@ -9,20 +9,17 @@ use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
-/// kubectl's copy of the whole applied object; for a Secret it holds the key itself.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 /// Secrets that never hold an API key and that clusters keep many (or large) of.
 pub const SECRET_FIELD_SELECTOR: &str =
     "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
 
-/// Drops a ModelImport's managedFields (a third of its size or more, read by nothing) and the
-/// last-applied annotation.
+/// Drops what the controller never reads of a cached ModelImport: managedFields (a third of its
+/// size or more), annotations (the last-applied copy of the whole object, GitOps tools'
+/// tracking) and labels (selection happens in the API server).
 pub fn trim_import(obj: &mut DynamicObject) {
     obj.metadata.managed_fields = None;
-    if let Some(annotations) = obj.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
+    obj.metadata.annotations = None;
+    obj.metadata.labels = None;
 }
 
 /// A watch event of an untyped ModelImport as the typed cache takes it. An object that does not
@@ -95,6 +92,9 @@ pub fn secret_watch_config() -> watcher::Config {
 mod tests {
     use super::*;
 
+    /// kubectl's copy of the whole applied object; for a Secret it holds the key itself.
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
     fn import(spec: serde_json::Value) -> DynamicObject {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
@@ -111,13 +111,14 @@ mod tests {
     }
 
     #[test]
-    fn an_import_is_cached_without_managed_fields_or_last_applied() {
+    fn an_import_is_cached_without_managed_fields_annotations_or_labels() {
         let mut obj = import(good_spec());
+        obj.metadata.labels = Some([("shard".to_string(), "a".to_string())].into());
         trim_import(&mut obj);
         assert_eq!(obj.metadata.managed_fields, None);
-        let annotations = obj.metadata.annotations.unwrap();
-        assert_eq!(annotations.len(), 1);
-        assert_eq!(annotations["team"], "x");
+        assert_eq!(obj.metadata.annotations, None);
+        assert_eq!(obj.metadata.labels, None);
+        assert_eq!(obj.metadata.name.as_deref(), Some("a"));
     }
 
     #[test]

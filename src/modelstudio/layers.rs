@@ -38,9 +38,10 @@ impl Priority {
     }
 }
 
-/// Every fifth token goes to the call that has waited longest, whatever its class, so a stream
-/// of creates never holds a poll back without bound.
-const OLDEST_EVERY: u64 = 5;
+/// Every tenth token goes to the call that has waited longest, whatever its class, so a stream
+/// of creates never holds a poll back without bound, and creates keep nine tenths of a quota
+/// they fill.
+const OLDEST_EVERY: u64 = 10;
 
 #[derive(Default)]
 struct Queues {
@@ -370,7 +371,7 @@ mod tests {
         let mut tasks = Vec::new();
         for (i, priority) in [Priority::Poll, Priority::Poll]
             .into_iter()
-            .chain(std::iter::repeat_n(Priority::Mutation, 8))
+            .chain(std::iter::repeat_n(Priority::Mutation, 18))
             .enumerate()
         {
             let (quota, order) = (quota.clone(), order.clone());
@@ -386,23 +387,23 @@ mod tests {
         }
         let order = order.lock().unwrap().clone();
         let elapsed = started.elapsed();
-        assert_eq!(order.len(), 10);
-        // 10 tokens at 100/s after the burst: at least 90 ms.
-        assert!(elapsed >= Duration::from_millis(90), "{elapsed:?}");
-        // Creates first; every fifth grant goes to the oldest waiter, a poll here.
+        assert_eq!(order.len(), 20);
+        // 20 tokens at 100/s after the burst: at least 190 ms.
+        assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
+        // Creates first; every tenth grant goes to the oldest waiter, a poll here.
         let polls: Vec<usize> = order
             .iter()
             .enumerate()
             .filter(|(_, (_, p))| *p == Priority::Poll)
             .map(|(at, _)| at)
             .collect();
-        assert_eq!(polls, [4, 9], "{order:?}");
+        assert_eq!(polls, [9, 19], "{order:?}");
         let creates: Vec<usize> = order
             .iter()
             .filter(|(_, p)| *p == Priority::Mutation)
             .map(|(i, _)| *i)
             .collect();
-        assert_eq!(creates, (2..10).collect::<Vec<_>>(), "in order of arrival");
+        assert_eq!(creates, (2..20).collect::<Vec<_>>(), "in order of arrival");
     }
 
     #[test]
