@@ -23,12 +23,14 @@ const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
 const PRUNE_EVERY: SignedDuration = SignedDuration::from_secs(10);
 /// The most events remembered; the oldest go first.
 pub const CAPACITY: usize = 20_000;
+/// How many of the oldest a full cache drops at once, so the scan that finds them is paid once
+/// per this many new events, not at each.
+const EVICT: usize = CAPACITY / 16;
 
-/// What a repeat needs of a published event.
+/// What a repeat needs of a published event: the namespace is the reference's, part of the key.
 #[derive(Debug, Clone, PartialEq)]
 struct Published {
-    name: String,
-    namespace: Option<String>,
+    name: Box<str>,
     count: i32,
     last: Timestamp,
 }
@@ -40,33 +42,39 @@ struct Cache {
 }
 
 impl Cache {
-    /// Drops expired entries (at most every [`PRUNE_EVERY`]) and, when full, the oldest.
+    /// Drops expired entries, at most every [`PRUNE_EVERY`].
     fn prune(&mut self, now: Timestamp) {
         if self.pruned.is_none_or(|t| t + PRUNE_EVERY <= now) {
             self.entries.retain(|_, e| e.last + SERIES_TTL > now);
             self.pruned = Some(now);
         }
-        if self.entries.len() >= CAPACITY {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.last)
-                .map(|(k, _)| *k)
-            {
-                self.entries.remove(&oldest);
-            }
-        }
     }
 
-    /// The series a new publish of `key` continues, if any, counted on.
-    fn repeat(&mut self, key: u64, now: Timestamp) -> Option<Published> {
-        let entry = self.entries.get_mut(&key)?;
-        if entry.last + SERIES_TTL <= now {
-            return None;
+    /// The name and the next count of the live series `key` would continue, if any.
+    fn repeat(&self, key: u64, now: Timestamp) -> Option<(Box<str>, i32)> {
+        let entry = self.entries.get(&key)?;
+        (entry.last + SERIES_TTL > now).then(|| (entry.name.clone(), entry.count + 1))
+    }
+
+    /// Remembers a published event; a full cache first drops its [`EVICT`] oldest.
+    fn insert(&mut self, key: u64, published: Published) {
+        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&key) {
+            let mut times: Vec<Timestamp> = self.entries.values().map(|e| e.last).collect();
+            let (_, cutoff, _) = times.select_nth_unstable(EVICT - 1);
+            let cutoff = *cutoff;
+            self.entries.retain(|_, e| e.last > cutoff);
         }
-        entry.count += 1;
-        entry.last = now;
-        Some(entry.clone())
+        self.entries.insert(key, published);
+    }
+
+    /// Counts a repeat the server took, unless its series was dropped or replaced meanwhile.
+    fn observed(&mut self, key: u64, name: &str, count: i32, now: Timestamp) {
+        if let Some(entry) = self.entries.get_mut(&key) {
+            if *entry.name == *name && entry.count < count {
+                entry.count = count;
+                entry.last = now;
+            }
+        }
     }
 }
 
@@ -105,23 +113,24 @@ impl EventRecorder {
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         match repeat {
-            Some(series) => {
-                let patch =
-                    json!({"series": {"count": series.count, "lastObservedTime": MicroTime(now)}});
+            // The series alone: a merge patch keeps the fields the server holds immutable.
+            Some((name, count)) => {
+                let patch = json!({"series": {"count": count, "lastObservedTime": MicroTime(now)}});
                 events
-                    .patch(&series.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
+                // Counted once the server took it, as kube-runtime does.
+                self.cache().observed(key, &name, count, now);
             }
             None => {
                 let created = self.new_event(event, regarding, now);
                 events.create(&PostParams::default(), &created).await?;
                 let published = Published {
-                    name: created.metadata.name.unwrap_or_default(),
-                    namespace: created.metadata.namespace,
+                    name: created.metadata.name.unwrap_or_default().into(),
                     count: 1,
                     last: now,
                 };
-                self.cache().entries.insert(key, published);
+                self.cache().insert(key, published);
             }
         }
         Ok(())
@@ -273,6 +282,11 @@ mod tests {
                 &format!("/apis/events.k8s.io/v1/namespaces/ns/events/{name}")
             );
             assert_eq!(body["series"]["count"], i as i64 + 2);
+            assert_eq!(
+                body.as_object().unwrap().len(),
+                1,
+                "the series alone: {body}"
+            );
         }
         assert_eq!(recorder.cache().entries.len(), 1);
     }
@@ -305,33 +319,62 @@ mod tests {
         );
     }
 
-    #[test]
-    fn entries_expire_after_six_minutes_and_the_cache_is_capped() {
-        let t0 = Timestamp::now();
-        let published = |last| Published {
+    fn published(count: i32, last: Timestamp) -> Published {
+        Published {
             name: "e".into(),
-            namespace: None,
-            count: 1,
+            count,
             last,
-        };
-        let mut cache = Cache::default();
-        cache.entries.insert(1, published(t0));
-        assert_eq!(
-            cache
-                .repeat(1, t0 + SignedDuration::from_mins(1))
-                .map(|p| p.count),
-            Some(2)
-        );
-        assert_eq!(cache.repeat(1, t0 + SignedDuration::from_mins(8)), None);
-        cache.prune(t0 + SignedDuration::from_mins(8));
-        assert!(cache.entries.is_empty());
-        for k in 0..CAPACITY as u64 {
-            cache
-                .entries
-                .insert(k, published(t0 + SignedDuration::from_secs(k as i64)));
         }
-        cache.prune(t0 + SignedDuration::from_secs(5));
-        assert_eq!(cache.entries.len(), CAPACITY - 1);
-        assert!(!cache.entries.contains_key(&0), "the oldest went");
+    }
+
+    #[test]
+    fn a_series_expires_six_minutes_after_its_last_repeat() {
+        let t0 = Timestamp::now();
+        let mut cache = Cache::default();
+        cache.insert(1, published(1, t0));
+        let t1 = t0 + SignedDuration::from_mins(5);
+        assert_eq!(cache.repeat(1, t1), Some(("e".into(), 2)));
+        cache.observed(1, "e", 2, t1);
+        // Seven minutes after the first, five after the last: still one series.
+        let t2 = t0 + SignedDuration::from_mins(7);
+        assert_eq!(cache.repeat(1, t2), Some(("e".into(), 3)));
+        assert_eq!(cache.repeat(1, t1 + SERIES_TTL), None);
+        cache.prune(t1 + SERIES_TTL);
+        assert!(cache.entries.is_empty());
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_at_most_every_ten_seconds() {
+        let t0 = Timestamp::now();
+        let mut cache = Cache::default();
+        cache.prune(t0);
+        cache.insert(1, published(1, t0 - SERIES_TTL));
+        cache.prune(t0 + SignedDuration::from_secs(9));
+        assert_eq!(cache.entries.len(), 1, "pruned 9 s ago: not yet");
+        // An expired entry waiting for the pass is still no series.
+        assert_eq!(cache.repeat(1, t0 + SignedDuration::from_secs(9)), None);
+        cache.prune(t0 + PRUNE_EVERY);
+        assert!(cache.entries.is_empty());
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_oldest_and_stays_capped() {
+        let t0 = Timestamp::now();
+        let mut cache = Cache::default();
+        for k in 0..CAPACITY as u64 {
+            cache.insert(k, published(1, t0 + SignedDuration::from_secs(k as i64)));
+        }
+        assert_eq!(cache.entries.len(), CAPACITY);
+        let new = CAPACITY as u64;
+        cache.insert(new, published(1, t0 + SignedDuration::from_hours(6)));
+        assert_eq!(cache.entries.len(), CAPACITY - EVICT + 1);
+        assert!(cache.entries.contains_key(&new));
+        assert!((0..EVICT as u64).all(|k| !cache.entries.contains_key(&k)));
+        assert!(cache.entries.contains_key(&(EVICT as u64)));
+        // A repeat's count on a full cache drops nothing.
+        let full = cache.entries.len();
+        cache.observed(new, "e", 2, t0 + SignedDuration::from_hours(6));
+        assert_eq!(cache.entries.len(), full);
+        assert_eq!(cache.entries[&new].count, 2);
     }
 }
