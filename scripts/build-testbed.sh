@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, kube-controller-manager, kubectl 1.37 and etcd)
-# from testbed/kube's Go module, once per go.sum: the binaries are cached outside the checkout,
-# in $TESTBED_CACHE (default ~/.cache/modelstudio-testbed/<hash of go.mod+go.sum>).
+# Builds the Go tools the tests run, from one Go module under testbed/ (default: kube), once per
+# go.sum: the binaries are cached outside the checkout, in $TESTBED_CACHE (default
+# ~/.cache/modelstudio-testbed/<module>-<hash of go.mod+go.sum>; the control plane keeps its old
+# folder name, <hash>, so a warm cache stays warm).
+#   scripts/build-testbed.sh          the control plane: kube-apiserver, kube-controller-manager,
+#                                     kubectl 1.37 and etcd (testbed/kube)
+#   scripts/build-testbed.sh MODULE   every binary named in testbed/MODULE/binaries, a line each:
+#                                     "<name> <Go package>"
 # Prints the folder holding the binaries on its last line of stdout.
 set -euo pipefail
-cd "$(dirname "$0")/../testbed/kube"
+module="${1:-kube}"
+case "$module" in
+  */* | .* | "") echo "build-testbed: $module is not a module folder under testbed/" >&2; exit 2 ;;
+esac
+cd "$(dirname "$0")/../testbed/$module"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 key=$(cat go.mod go.sum | sha256sum | cut -c1-16)
+[ "$module" = kube ] || key="$module-$key"
 out="${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed}/$key"
-bins=(kube-apiserver kube-controller-manager kubectl etcd)
+
+# Each line: the binary's name, its Go package, and the -X flags it is linked with (if any).
+V=v1.37.2
+VERSION_X="-X k8s.io/component-base/version.gitVersion=$V -X k8s.io/component-base/version.gitMajor=1 \
+ -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
+if [ "$module" = kube ]; then
+  targets="kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver $VERSION_X
+kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager $VERSION_X
+kubectl k8s.io/kubernetes/cmd/kubectl $VERSION_X
+etcd go.etcd.io/etcd/server/v3"
+else
+  targets=$(grep -v '^\s*\(#\|$\)' binaries)
+fi
+bins=$(awk '{print $1}' <<<"$targets")
 
 complete() {
-  for b in "${bins[@]}"; do [ -x "$out/$b" ] || return 1; done
+  for b in $bins; do [ -x "$out/$b" ] || return 1; done
 }
 if complete; then
   echo "$out"
@@ -28,18 +51,15 @@ if complete; then
   exit 0
 fi
 
-command -v go >/dev/null || { echo "build-testbed: Go is needed to build the test control plane" >&2; exit 1; }
+command -v go >/dev/null || { echo "build-testbed: Go is needed to build testbed/$module" >&2; exit 1; }
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-V=v1.37.2
-LDF="-s -w -X k8s.io/component-base/version.gitVersion=$V -X k8s.io/component-base/version.gitMajor=1 \
- -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
 start=$(date +%s)
-echo "build-testbed: building the control plane into $out (one-time; several minutes)" >&2
+echo "build-testbed: building testbed/$module into $out (one-time; minutes)" >&2
 go mod download >&2
-go build -ldflags "$LDF" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
-go build -ldflags "$LDF" -o "$out.tmp/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager >&2
-go build -ldflags "$LDF" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl >&2
-go build -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2
+while read -r name package flags; do
+  # shellcheck disable=SC2086 # the -X flags are words of their own
+  go build -ldflags "-s -w $flags" -o "$out.tmp/$name" "$package" >&2
+done <<<"$targets"
 rm -rf "$out" && mv "$out.tmp" "$out"
-echo "build-testbed: built in $(( $(date +%s) - start )) s" >&2
+echo "build-testbed: built testbed/$module in $(( $(date +%s) - start )) s" >&2
 echo "$out"

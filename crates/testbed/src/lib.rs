@@ -10,6 +10,7 @@ mod cluster;
 mod control_plane;
 mod controller;
 mod fake_jobs;
+mod go_tools;
 mod kubectl;
 pub mod metrics;
 mod objects;
@@ -20,6 +21,7 @@ pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor,
 pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
 pub use controller::ControllerCommand;
 pub use fake_jobs::{remote_error, FakeJobs};
+pub use go_tools::{go_tool, workspace_root, GoToolError};
 pub use kubectl::{require_kubectl, table, Kubectl, TempDir};
 pub use modelstudio_simulator;
 pub use objects::{api_key_secret, ImportBuilder, API_KEY_FIELD};
