@@ -76,9 +76,9 @@ fn rbac_is_least_privilege() {
     assert_eq!(verbs("modelimports"), ["list", "watch", "patch"]);
     assert_eq!(verbs("modelimports/status"), ["get", "patch"]);
     assert!(verbs("modelimports/finalizers").is_empty());
-    // get: the API key; patch: the finalizer on a Secret a job still needs; list: the Secrets
-    // carrying its label, to release them (no watch: they are listed at the poll interval).
-    assert_eq!(verbs("secrets"), ["get", "list", "patch"]);
+    // list and watch: the watch cache the API keys are read from; get: a Secret the cache does
+    // not hold yet; patch: the finalizer on a Secret a job still needs.
+    assert_eq!(verbs("secrets"), ["get", "list", "watch", "patch"]);
     assert_eq!(verbs("events"), ["create", "patch"]);
     assert!(!rules
         .iter()
