@@ -3,7 +3,8 @@
 //! Jobs in progress: one poller task per workspace lists the active jobs (PENDING, RUNNING) with
 //! the status filter, in pages of 100, once per poll interval, and reads on its own (once) each
 //! followed job that a whole listing lacks (gone from the active states, or passed over by pages
-//! that moved while creates landed). It wakes the resources
+//! that moved while creates landed); when a wave of jobs left at once, a listing of the finished
+//! states reads them for fewer calls than a GET each. It wakes the resources
 //! whose job changed; a reconcile only reads what the poller holds and never waits for the quota
 //! on a poll, so polls never hold the reconcile slots that creates need. The poller stops when no
 //! job is followed: nothing active, no call.
@@ -64,6 +65,8 @@ struct Workspace {
 struct FinishedCycle {
     listed_at: Option<Instant>,
     jobs: ActiveJobs,
+    /// How many calls the last listing of the finished states took.
+    pages: Option<usize>,
 }
 
 pub struct JobCache {
@@ -259,6 +262,7 @@ impl JobCache {
             ws.failure = None;
             left
         };
+        let left = self.take_from_finished_listing(&key, workspace, left).await;
         // Each job that left is read once, for its final state and error_code; several at a
         // time, so that their share of the quota is used.
         let key = &key;
@@ -283,13 +287,77 @@ impl JobCache {
 
     /// Every page of the jobs in progress, and how many pages that took.
     async fn list_active(&self, key: &ApiKey) -> Result<(ActiveJobs, usize), ApiError> {
-        let mut listing = ActiveJobs::default();
+        self.list_all(key, ActiveJobs::default()).await
+    }
+
+    /// Every page of `listing`'s states, and how many calls that took.
+    async fn list_all(
+        &self,
+        key: &ApiKey,
+        mut listing: ActiveJobs,
+    ) -> Result<(ActiveJobs, usize), ApiError> {
         let mut pages = 0;
         while let Some(query) = listing.next_query() {
             listing.add(self.jobs.list(key, &query).await?);
             pages += 1;
         }
         Ok((listing, pages))
+    }
+
+    fn finished_cycle(&self, workspace: &str) -> Arc<tokio::sync::Mutex<FinishedCycle>> {
+        let mut all = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(workspace.to_string()).or_default().clone()
+    }
+
+    /// When a wave of jobs left the active states at once, one listing of the finished states
+    /// (pages of 100) gives their final states for fewer calls than a GET each. The jobs it
+    /// shows are handed to their resources; the rest (deleted, or passed over by moving pages)
+    /// are returned, to be read on their own. The listing also serves as the workspace's resync.
+    async fn take_from_finished_listing(
+        &self,
+        key: &ApiKey,
+        workspace: &str,
+        left: Vec<(String, ObjectRef<ModelImport>)>,
+    ) -> Vec<(String, ObjectRef<ModelImport>)> {
+        let cycle = self.finished_cycle(workspace);
+        let mut cycle = cycle.lock().await;
+        // The last listing's calls, plus the pages these jobs add; at first, one call a state.
+        let cost = cycle.pages.unwrap_or(finished_states().len()) + left.len().div_ceil(100);
+        if left.len() <= cost {
+            return left;
+        }
+        let started = Instant::now();
+        let finished = match self.list_all(key, ActiveJobs::of(finished_states())).await {
+            Ok((finished, pages)) => {
+                cycle.pages = Some(pages);
+                finished
+            }
+            Err(e) => {
+                warn!(error = %e, "could not list the finished jobs; reading each on its own");
+                return left;
+            }
+        };
+        let mut unread = Vec::new();
+        {
+            let mut all = self.workspaces();
+            let Some(ws) = all.get_mut(workspace) else {
+                return Vec::new();
+            };
+            for (job_id, resource) in left {
+                match finished.lookup(&job_id) {
+                    Lookup::Listed(job) => {
+                        if ws.followers.remove(&job_id).is_some() {
+                            ws.left.insert(job_id, Ok(job.clone()));
+                            let _ = self.changes.send(resource);
+                        }
+                    }
+                    _ => unread.push((job_id, resource)),
+                }
+            }
+        }
+        cycle.jobs = finished;
+        cycle.listed_at = Some(started);
+        unread
     }
 
     /// Keeps a failed listing as the workspace's answer; its followers are woken when the
@@ -317,10 +385,7 @@ impl JobCache {
         workspace: &str,
         job_id: &str,
     ) -> Option<Result<Job, ApiError>> {
-        let cycle = {
-            let mut all = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-            all.entry(workspace.to_string()).or_default().clone()
-        };
+        let cycle = self.finished_cycle(workspace);
         let listed = {
             // A reconcile never waits here for another's listing: it would hold its slot.
             let mut cycle = cycle.try_lock().ok()?;
@@ -329,15 +394,14 @@ impl JobCache {
                 .is_none_or(|t| t.elapsed() >= self.resync_interval);
             if stale {
                 let started = Instant::now();
-                let mut jobs = ActiveJobs::of(finished_states());
-                while let Some(query) = jobs.next_query() {
-                    match self.jobs.list(key, &query).await {
-                        Ok(page) => jobs.add(page),
-                        Err(e) => return Some(Err(e)),
+                match self.list_all(key, ActiveJobs::of(finished_states())).await {
+                    Ok((jobs, pages)) => {
+                        cycle.jobs = jobs;
+                        cycle.pages = Some(pages);
+                        cycle.listed_at = Some(started);
                     }
+                    Err(e) => return Some(Err(e)),
                 }
-                cycle.jobs = jobs;
-                cycle.listed_at = Some(started);
             }
             match cycle.jobs.lookup(job_id) {
                 Lookup::Listed(job) => Some(job.clone()),
@@ -490,6 +554,72 @@ mod tests {
         let settled = fake.count(Operation::List);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(fake.count(Operation::List), settled);
+    }
+
+    #[tokio::test]
+    async fn a_wave_of_finished_jobs_is_read_by_one_listing_and_only_a_deleted_one_on_its_own() {
+        let fake = Arc::new(FakeJobs::new());
+        let key = ApiKey::new("sk-x").unwrap();
+        let ids: Vec<String> = (0..60).map(|i| fake.insert(&new_job(i)).id).collect();
+        // The spawned poller makes the first cycle; the test makes the next one itself.
+        let cache = cache(&fake, Duration::from_secs(3600));
+        let mut changes = cache.take_changes().unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(cache
+                .active_job(&key, "ws", id, resource(i), JobState::Pending)
+                .is_none());
+        }
+        until(|| fake.count(Operation::List) == 2).await;
+        for (i, id) in ids.iter().enumerate() {
+            assert!(cache
+                .active_job(&key, "ws", id, resource(i), JobState::Pending)
+                .is_some());
+        }
+        // 40 finish at once (one in four fails); one more is deleted out of band.
+        for (i, id) in ids[..40].iter().enumerate() {
+            let state = if i % 4 == 0 {
+                JobState::Failed
+            } else {
+                JobState::Succeeded
+            };
+            fake.set_state(id, state);
+        }
+        fake.set_state(&ids[40], JobState::Succeeded);
+        fake.delete(&key, &ids[40]).await.unwrap();
+        assert!(cache.poll_once("ws").await);
+        // The active states (a page each), then SUCCESSED, SUCCEEDED (empty) and FAILED, a page
+        // each, instead of 41 GETs; only the deleted job, which no listing shows, is read alone.
+        assert_eq!(fake.count(Operation::List), 2 + 2 + 3);
+        assert_eq!(fake.count(Operation::Get), 1);
+        let mut woken = std::collections::HashSet::new();
+        while let Ok(resource) = changes.try_recv() {
+            woken.insert(resource);
+        }
+        assert_eq!(woken, (0..41).map(resource).collect());
+        for (i, id) in ids[..40].iter().enumerate() {
+            let job = cache
+                .active_job(&key, "ws", id, resource(i), JobState::Running)
+                .unwrap()
+                .unwrap();
+            assert!(job.state.is_terminal(), "{job:?}");
+        }
+        let gone = cache
+            .active_job(&key, "ws", &ids[40], resource(40), JobState::Running)
+            .unwrap();
+        assert!(matches!(gone, Err(ApiError::NotFound(_))), "{gone:?}");
+        // The listing serves as the resync: a finished job's reconcile lists nothing more.
+        let job = cache
+            .finished_job(&key, "ws", &ids[0])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(fake.count(Operation::List), 7);
+        // A single job that leaves is cheaper to read on its own than to list for.
+        fake.set_state(&ids[41], JobState::Succeeded);
+        assert!(cache.poll_once("ws").await);
+        assert_eq!(fake.count(Operation::List), 7 + 2);
+        assert_eq!(fake.count(Operation::Get), 2);
     }
 
     #[tokio::test]
