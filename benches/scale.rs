@@ -232,6 +232,20 @@ fn process_usage(pid: u32) -> Option<(f64, f64)> {
     Some((ticks / CLOCK_TICKS_PER_SEC, hwm_kib / 1024.0))
 }
 
+/// A process's resident set now, in MiB.
+fn current_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
 /// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, and the count of
 /// reconciles (under [`RECONCILES`]), from the controller's /metrics.
 async fn kube_requests(metrics_addr: &str) -> BTreeMap<String, u64> {
@@ -280,8 +294,18 @@ struct Figures {
     /// Median time between two reads of the same job (per-job polling).
     read_gap: Option<f64>,
     lags: Vec<f64>,
+    /// The same lags by what changed (to RUNNING, to finished) and by when (while creates still
+    /// took the quota, or after the last create).
+    lags_running: Vec<f64>,
+    lags_finished: Vec<f64>,
+    lags_while_creating: Vec<f64>,
+    lags_after_creates: Vec<f64>,
     kube: BTreeMap<String, u64>,
     peak_rss_mib: Option<f64>,
+    /// When the sampled resident set was highest, in seconds after the apply.
+    rss_peak_at: Option<f64>,
+    /// The resident set at the end, everything finished.
+    end_rss_mib: Option<f64>,
     cpu_seconds: Option<f64>,
     idle_calls: Option<u64>,
     /// Of those, GETs (the rest are lists: a resync may fall in the window).
@@ -411,8 +435,15 @@ async fn run_mode(
     let deadline = Instant::now() + limit;
     let mut last_report = Instant::now();
     let mut idle_from = None;
+    // The resident set's highest sample and when it was taken (seconds after the apply).
+    let mut rss_high: Option<(f64, f64)> = None;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(rss) = current_rss_mib(controller.pid()) {
+            if rss_high.is_none_or(|(high, _)| rss > high) {
+                rss_high = Some((rss, (t0.elapsed() - applied_at).as_secs_f64()));
+            }
+        }
         let (jobs, ready) = {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
             (
@@ -424,9 +455,10 @@ async fn run_mode(
         };
         if last_report.elapsed() > Duration::from_secs(30) {
             eprintln!(
-                "  {}: t={:.0}s {jobs} with a job, {ready} finished",
+                "  {}: t={:.0}s {jobs} with a job, {ready} finished, RSS {:.1} MiB",
                 mode.flag(),
-                t0.elapsed().as_secs_f64()
+                t0.elapsed().as_secs_f64(),
+                current_rss_mib(controller.pid()).unwrap_or(0.0)
             );
             last_report = Instant::now();
         }
@@ -442,6 +474,7 @@ async fn run_mode(
         tokio::time::sleep(idle_window).await;
     }
     let usage = process_usage(controller.pid());
+    let end_rss = current_rss_mib(controller.pid());
     let kube = kube_requests(&addr).await;
     controller.stop(Duration::from_secs(5));
     watch.abort();
@@ -462,6 +495,8 @@ async fn run_mode(
         f.cpu_seconds = Some(cpu);
         f.peak_rss_mib = Some(rss);
     }
+    f.rss_peak_at = rss_high.map(|(_, at)| at);
+    f.end_rss_mib = end_rss;
     // Creates, in the simulator's clock: the job ids and when each was made.
     let mut created_at: HashMap<String, u64> = HashMap::new();
     for r in &requests {
@@ -546,23 +581,45 @@ async fn run_mode(
     }
     gaps.sort_by(|a, b| a.total_cmp(b));
     f.read_gap = percentile(&gaps, 0.5);
+    // The last create, when every job was made: changes before it competed with creates.
+    let last_create = (f.created >= case.jobs).then(|| created_at.values().copied().max());
+    let last_create = last_create.flatten().unwrap_or(u64::MAX);
     for s in seen.values() {
         let Some(at) = s.job_id.as_ref().and_then(|id| created_at.get(id)) else {
             continue;
         };
+        let mut measured = Vec::new();
         if let Some(shown) = s.running_at {
             // A status that skipped RUNNING (the job finished first) has no RUNNING lag.
             if shown < at + pending + running {
-                f.lags
-                    .push(shown.saturating_sub(at + pending) as f64 / 1000.0);
+                let lag = shown.saturating_sub(at + pending) as f64 / 1000.0;
+                f.lags_running.push(lag);
+                measured.push((at + pending, lag));
             }
         }
         if let Some(shown) = s.finished_at {
-            f.lags
-                .push(shown.saturating_sub(at + pending + running) as f64 / 1000.0);
+            let lag = shown.saturating_sub(at + pending + running) as f64 / 1000.0;
+            f.lags_finished.push(lag);
+            measured.push((at + pending + running, lag));
+        }
+        for (changed, lag) in measured {
+            f.lags.push(lag);
+            if changed < last_create {
+                f.lags_while_creating.push(lag);
+            } else {
+                f.lags_after_creates.push(lag);
+            }
         }
     }
-    f.lags.sort_by(|a, b| a.total_cmp(b));
+    for lags in [
+        &mut f.lags,
+        &mut f.lags_running,
+        &mut f.lags_finished,
+        &mut f.lags_while_creating,
+        &mut f.lags_after_creates,
+    ] {
+        lags.sort_by(|a, b| a.total_cmp(b));
+    }
     f.ready = seen.values().filter(|s| s.finished_at.is_some()).count();
     if f.ready == case.jobs {
         let last = seen
@@ -724,6 +781,37 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
         secs(base.lag(0.95)),
         ratio(ours.lag(0.95), base.lag(0.95)),
     );
+    for (name, ours_lags, base_lags) in [
+        (
+            "  p95 of changes to RUNNING",
+            &ours.lags_running,
+            &base.lags_running,
+        ),
+        (
+            "  p95 of changes to finished",
+            &ours.lags_finished,
+            &base.lags_finished,
+        ),
+        (
+            "  p95 of changes while creates go on",
+            &ours.lags_while_creating,
+            &base.lags_while_creating,
+        ),
+        (
+            "  p95 of changes after the last create",
+            &ours.lags_after_creates,
+            &base.lags_after_creates,
+        ),
+    ] {
+        let (o, b) = (percentile(ours_lags, 0.95), percentile(base_lags, 0.95));
+        row(
+            &mut out,
+            &format!("{name} ({} / {})", ours_lags.len(), base_lags.len()),
+            secs(o),
+            secs(b),
+            String::new(),
+        );
+    }
     row(
         &mut out,
         "status lag: max",
@@ -789,6 +877,22 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
         ours.peak_rss_mib
             .map_or("-".into(), |v| format!("{v:.1} MiB")),
         base.peak_rss_mib
+            .map_or("-".into(), |v| format!("{v:.1} MiB")),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "  sampled RSS highest at (s after the apply)",
+        secs(ours.rss_peak_at),
+        secs(base.rss_peak_at),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "  RSS at the end",
+        ours.end_rss_mib
+            .map_or("-".into(), |v| format!("{v:.1} MiB")),
+        base.end_rss_mib
             .map_or("-".into(), |v| format!("{v:.1} MiB")),
         String::new(),
     );
