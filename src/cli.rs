@@ -1,6 +1,6 @@
 //! Command-line interface. Every flag can also be set from an environment variable.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,4 +151,83 @@ pub struct RunArgs {
     /// The environment variable DASHSCOPE_API_KEY can hold it instead.
     #[arg(long, env = "MODELSTUDIO_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+}
+
+/// The configuration reference in Markdown, generated from the command-line definition (the
+/// README carries it; a test fails when it drifts): a table per command with flags.
+pub fn configuration_reference() -> String {
+    let cli = Cli::command();
+    let mut out = String::new();
+    for name in ["run", "orphan"] {
+        let Some(command) = cli.find_subcommand(name) else {
+            continue;
+        };
+        let about = one_line(
+            &command
+                .get_about()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        );
+        out.push_str(&format!(
+            "`modelstudio-controller {name}`: {}.\n\n",
+            about.trim_end_matches('.')
+        ));
+        out.push_str("| Flag | Environment | Default | Meaning |\n|---|---|---|---|\n");
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            let env = arg
+                .get_env()
+                .map(|e| format!("`{}`", e.to_string_lossy()))
+                .unwrap_or_else(|| "—".into());
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let default = match defaults.as_slice() {
+                [] if arg.get_action().takes_values() => "—".to_string(),
+                [] => "off".to_string(),
+                [v] if v == "false" => "off".to_string(),
+                values => format!("`{}`", values.join(",")),
+            };
+            let mut meaning = one_line(
+                &arg.get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+            );
+            if !meaning.is_empty() && !meaning.ends_with('.') {
+                meaning.push('.');
+            }
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| format!("`{}`", v.get_name()))
+                .collect();
+            if !values.is_empty() && arg.get_action().takes_values() {
+                meaning.push_str(&format!(" One of {}.", values.join(", ")));
+            }
+            out.push_str(&format!(
+                "| `--{long}` | {env} | {default} | {} |\n",
+                meaning.replace('|', "\\|")
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "Read from the environment only (`run`):\n\n| Environment | Meaning |\n|---|---|\n",
+    );
+    for (name, meaning) in crate::config::ENVIRONMENT_ONLY {
+        out.push_str(&format!("| `{name}` | {} |\n", meaning.replace('|', "\\|")));
+    }
+    out
+}
+
+/// A doc comment's text on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

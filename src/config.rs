@@ -44,17 +44,40 @@ pub struct Environment {
     pub default_api_key: Option<ApiKey>,
 }
 
+/// `POD_NAME`: see [`Environment::pod_name`].
+pub const POD_NAME_ENV: &str = "POD_NAME";
+/// `DASHSCOPE_API_KEY`: see [`Environment::default_api_key`].
+pub const API_KEY_ENV: &str = "DASHSCOPE_API_KEY";
+
+/// The environment variables that are not a flag's, with their meaning, for the configuration
+/// reference.
+pub const ENVIRONMENT_ONLY: [(&str, &str); 3] = [
+    (
+        API_KEY_ENV,
+        "The default API key itself, used by ModelImports without `apiKeySecretRef` when no \
+         `--api-key-file` is given.",
+    ),
+    (
+        POD_NAME_ENV,
+        "This replica's name: its Lease identity, the events' reporting instance and its \
+         User-Agent (deploy/ and the Helm chart set it from the pod).",
+    ),
+    (
+        "RUST_LOG",
+        "Which logs are written, as a tracing filter (default `info`; e.g. \
+         `info,modelstudio_controller=debug`).",
+    ),
+];
+
 impl Environment {
     /// Reads `POD_NAME` and `DASHSCOPE_API_KEY`; the only place the controller reads the
     /// environment outside its flags.
     pub fn from_process() -> Self {
         Environment {
-            pod_name: std::env::var("POD_NAME")
+            pod_name: std::env::var(POD_NAME_ENV)
                 .ok()
                 .filter(|name| !name.trim().is_empty()),
-            default_api_key: std::env::var("DASHSCOPE_API_KEY")
-                .ok()
-                .and_then(ApiKey::new),
+            default_api_key: std::env::var(API_KEY_ENV).ok().and_then(ApiKey::new),
         }
     }
 }
