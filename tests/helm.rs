@@ -614,6 +614,103 @@ fn full_values_reach_the_controller_and_the_policies() {
     assert_eq!(ports(&egress[2]), [("TCP".into(), 443)]);
 }
 
+/// The controller's environment as the chart renders it for a pod (the downward API's fields
+/// filled in), on loopback only: the metrics address on a free port of 127.0.0.1, the endpoint a
+/// closed local port, and the default key's file (mounted from a Secret in a pod) a local file.
+fn pod_environment(deployment: &Value, key_file: &Path) -> Vec<(String, String)> {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let free = modelstudio_testbed::free_port().expect("a free port");
+    container["env"]
+        .as_array()
+        .expect("an env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = match (name.as_str(), e["value"].as_str()) {
+                ("MODELSTUDIO_METRICS_ADDR", _) => format!("127.0.0.1:{free}"),
+                ("MODELSTUDIO_ENDPOINT", _) => format!("http://127.0.0.1:{free}"),
+                ("MODELSTUDIO_API_KEY_FILE", _) => key_file.display().to_string(),
+                (_, Some(v)) => v.to_string(),
+                (_, None) => match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                    Some("metadata.name") => "modelstudio-controller-helm-test".to_string(),
+                    Some("metadata.namespace") => NS.to_string(),
+                    other => panic!("{name}: a value from {other:?} this test cannot give"),
+                },
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// Runs `modelstudio-controller run` with only `env` (and the kubeconfig); returns its output.
+fn run_controller(env: &[(String, String)], kubeconfig: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelstudio-controller"));
+    cmd.arg("run")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("KUBECONFIG", kubeconfig);
+    run_bounded(cmd, Duration::from_secs(60))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_accepts_every_setting_the_chart_renders() {
+    let dir = TempDir::new("helm-settings");
+    let cluster = Cluster::start().await.expect("an API server starts");
+    let kubeconfig = dir.0.join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig, "default").unwrap();
+    let key_file = dir.0.join("api-key");
+    std::fs::write(&key_file, "sk-helm-settings-test\n").unwrap();
+    let helm = Helm::new("helm-settings-render");
+    // No CRD in this cluster: a controller whose settings all parse and pass their checks goes
+    // on to its first call and stops there, naming the CRD; a refused setting stops it before.
+    let crd_missing = "CustomResourceDefinition (modelimports.modelstudio.io) is not installed";
+    for (what, extra) in [
+        ("default values", vec![]),
+        (
+            "every value set",
+            vec![
+                "--values",
+                FULL_VALUES,
+                "--api-versions",
+                SERVICE_MONITOR_API,
+            ],
+        ),
+        (
+            "one replica without leader election",
+            vec![
+                "--set",
+                "replicas=1",
+                "--set",
+                "leaderElection.enabled=false",
+                "--set",
+                "podDisruptionBudget.enabled=false",
+            ],
+        ),
+    ] {
+        let docs = helm.template(&extra);
+        let env = pod_environment(one(&docs, "Deployment"), &key_file);
+        let out = run_controller(&env, &kubeconfig);
+        assert!(
+            !out.ok() && out.stderr.contains(crd_missing),
+            "{what}: the controller should accept every setting and stop only at the missing \
+             CRD; it said:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    // A control: a setting the controller refuses stops it before, with the flag's name.
+    let docs = helm.template(&[]);
+    let mut env = pod_environment(one(&docs, "Deployment"), &key_file);
+    env.push(("MODELSTUDIO_POLL_MODE".into(), "sometimes".into()));
+    env.retain(|(k, v)| k != "MODELSTUDIO_POLL_MODE" || v == "sometimes");
+    let out = run_controller(&env, &kubeconfig);
+    assert!(
+        !out.ok() && !out.stderr.contains(crd_missing) && out.stderr.contains("--poll-mode"),
+        "a refused setting must stop the controller before it calls the API server:\n{}",
+        out.stderr
+    );
+}
+
 /// True (and says why) when the real control plane is not built; CI always builds it.
 fn skipped(test: &str) -> bool {
     if modelstudio_testbed::available() {
