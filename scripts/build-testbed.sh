@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go tools the tests run, from one Go module under testbed/ (default: kube), once per
 # go.sum: the binaries are cached outside the checkout, in $TESTBED_CACHE (default
-# ~/.cache/modelstudio-testbed/<module>-<hash of go.mod+go.sum>; the control plane keeps its old
+# ~/.cache/modelstudio-testbed/<module>-<hash of go.mod+go.sum+binaries>; the control plane keeps its old
 # folder name, <hash>, so a warm cache stays warm).
 #   scripts/build-testbed.sh          the control plane: kube-apiserver, kube-controller-manager,
 #                                     kubectl 1.37 and etcd (testbed/kube)
@@ -17,7 +17,8 @@ cd "$(dirname "$0")/../testbed/$module"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 key=$(cat go.mod go.sum | sha256sum | cut -c1-16)
-[ "$module" = kube ] || key="$module-$key"
+# A tool module's key covers its binaries list too: a new binary or -X flag is a new build.
+[ "$module" = kube ] || key="$module-$(cat go.mod go.sum binaries | sha256sum | cut -c1-16)"
 out="${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed}/$key"
 
 # Each line: the binary's name, its Go package, and the -X flags it is linked with (if any).
