@@ -260,6 +260,9 @@ async fn run_with(
             _ = stopped() => return Ok(()),
         }
     }
+    // From here on this replica reconciles: it won the Lease, or runs alone.
+    ctx.metrics.set_leader(true);
+    let metrics = ctx.metrics.clone();
 
     // The ModelImports, watched untyped and cached typed and trimmed; one that does not parse is
     // reported and left out. The watch event of the controller's own status write wakes no
@@ -268,6 +271,7 @@ async fn run_with(
     tokio::spawn(report_unreadable(unreadable, ctx.clone()));
     let writer: Writer<ModelImport> = Writer::default();
     let store = writer.as_reader();
+    ctx.metrics.imports.watch(store.clone());
     let own = ctx.clone();
     let typed = watcher(watched, watch_config)
         .modify(trim_import)
@@ -358,6 +362,7 @@ async fn run_with(
         }
         _ = lost_leadership => Err(StartError::LostLeadership),
     };
+    metrics.set_leader(false);
     if outcome.is_ok() {
         if let Some(elector) = &elector {
             elector.release().await;

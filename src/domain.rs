@@ -112,7 +112,8 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
     }
 }
 
-fn phase(p: crd::Phase) -> Phase {
+/// The CRD's phase in the core's terms.
+pub fn phase(p: crd::Phase) -> Phase {
     match p {
         crd::Phase::Pending => Phase::Pending,
         crd::Phase::Running => Phase::Running,
@@ -164,6 +165,17 @@ mod tests {
         assert_eq!(core.conditions.len(), 2);
         assert_eq!(model_import_status(&core), written);
         assert_eq!(import_status(None), ImportStatus::default());
+    }
+
+    #[test]
+    fn a_phase_name_is_the_one_status_phase_holds() {
+        for p in Phase::ALL {
+            assert_eq!(
+                serde_json::to_value(crd_phase(p)).unwrap(),
+                json!(p.as_str())
+            );
+            assert_eq!(phase(crd_phase(p)), p);
+        }
     }
 
     #[test]

@@ -429,11 +429,26 @@ async fn ready_import(h: &Harness) {
     .await;
 }
 
+/// The value of one metric of the harness's controller, summed over the samples with `labels`.
+fn metric<R>(h: &Harness<R>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    modelstudio_testbed::metrics::sum(
+        &modelstudio_testbed::metrics::samples(&h.ctx.metrics.encode()),
+        name,
+        labels,
+    )
+}
+
 #[tokio::test]
 async fn creates_once_and_becomes_ready() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY);
-    h.put(manifest("models/a/", "Delete"));
+    let mut created = manifest("models/a/", "Delete");
+    let thirty_seconds_ago = jiff::Timestamp::now().as_second() - 30;
+    created["metadata"]["creationTimestamp"] =
+        json!(jiff::Timestamp::from_second(thirty_seconds_ago)
+            .unwrap()
+            .to_string());
+    h.put(created);
 
     // The finalizer comes first, before anything remote.
     assert_eq!(h.step().await, Action::await_change());
@@ -475,6 +490,11 @@ async fn creates_once_and_becomes_ready() {
         "exactly one create"
     );
     assert_eq!(h.event_reasons(), ["Created", "Succeeded"]);
+    // Ready=True was written once, about thirty seconds after the creation.
+    let ready_count = "modelstudio_time_to_ready_seconds_count";
+    assert_eq!(metric(&h, ready_count, &[]), 1.0);
+    let ready_after = metric(&h, "modelstudio_time_to_ready_seconds_sum", &[]);
+    assert!((30.0..90.0).contains(&ready_after), "{ready_after}");
 
     // A finished job is only resynced slowly, and an unchanged status is not written again.
     let writes = h.kube_requests(Method::PATCH, "/status");
@@ -482,6 +502,7 @@ async fn creates_once_and_becomes_ready() {
     assert_eq!(h.step().await, Action::requeue(Duration::from_secs(600)));
     assert_eq!(h.kube_requests(Method::PATCH, "/status"), writes);
     assert_eq!(h.sim.simulator.stats().create.total, 1);
+    assert_eq!(metric(&h, ready_count, &[]), 1.0, "Ready counted once");
 }
 
 #[tokio::test]
@@ -551,6 +572,13 @@ async fn delete_while_running_is_blocked_then_released_after_one_successful_dele
         .unwrap();
     assert_eq!(h.step().await, Action::await_change());
     assert!(h.object().is_none(), "released");
+    // Timed from the deletionTimestamp (2026-01-01) to the release.
+    let deletion = [("policy", "Delete")];
+    let count = "modelstudio_deletion_duration_seconds_count";
+    assert_eq!(metric(&h, count, &deletion), 1.0);
+    let since = jiff::Timestamp::now().as_second() - 1_767_225_600;
+    let took = metric(&h, "modelstudio_deletion_duration_seconds_sum", &deletion);
+    assert!((took - since as f64).abs() < 60.0, "{took} vs {since}");
     let stats = h.sim.simulator.stats();
     assert_eq!(stats.delete.status(200), 1, "exactly one successful DELETE");
     assert!(stats.delete.code("OperationDenied") >= 2);
@@ -599,6 +627,9 @@ async fn orphan_releases_without_a_call() {
     assert_eq!(h.sim.simulator.stats().delete.total, 0);
     assert!(h.sim.simulator.jobs().iter().all(|j| !j.deleted));
     assert!(h.event_reasons().contains(&"Orphaned".to_string()));
+    let count = "modelstudio_deletion_duration_seconds_count";
+    assert_eq!(metric(&h, count, &[("policy", "Orphan")]), 1.0);
+    assert_eq!(metric(&h, count, &[("policy", "Delete")]), 0.0);
 }
 
 #[tokio::test]
@@ -1216,10 +1247,17 @@ async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_ea
         h.sim.count(Operation::List) as u64,
         "every call went through the metrics layer: {metrics}"
     );
-    assert!(
-        metrics.contains("modelstudio_api_rate_limit_wait_seconds_count"),
-        "{metrics}"
-    );
+    // Every call waited its turn in the quota, in its class: the create among mutations, the
+    // listings among polls.
+    let waits = |priority| {
+        metric(
+            &h,
+            "modelstudio_api_rate_limit_wait_seconds_count",
+            &[("priority", priority)],
+        )
+    };
+    assert_eq!(waits("mutation"), 1.0, "{metrics}");
+    assert!(waits("poll") >= 1.0, "{metrics}");
 }
 
 const OTHER_KEY: &str = "sk-reconciler-other-workspace";

@@ -1,7 +1,7 @@
 //! Layers around an [`ImportJobs`]: each wraps another implementation and is one itself, so rate
 //! limiting and metrics are stacked once where the client is built, not written at each call site.
 
-use crate::metrics::{ApiLabels, Metrics};
+use crate::metrics::{ApiLabels, Metrics, QuotaLabels};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use modelstudio_core::remote::{
@@ -25,6 +25,14 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every class, most urgent first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Mutation,
+        Priority::Recovery,
+        Priority::Poll,
+        Priority::Resync,
+    ];
+
     /// The class of a call, from what it is.
     pub fn of(operation: Operation, query: Option<&ListQuery>) -> Priority {
         match (operation, query.and_then(|q| q.state.as_ref())) {
@@ -34,6 +42,16 @@ impl Priority {
             // Finished states, in either spelling.
             (Operation::List, Some(_)) => Priority::Resync,
             _ => Priority::Poll,
+        }
+    }
+
+    /// The class's name, for metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Mutation => "mutation",
+            Priority::Recovery => "recovery",
+            Priority::Poll => "poll",
+            Priority::Resync => "resync",
         }
     }
 }
@@ -183,8 +201,12 @@ impl<J: ImportJobs> RateLimited<J> {
     async fn wait(&self, priority: Priority) {
         let waited = Instant::now();
         self.quota.acquire(priority).await;
+        let labels = QuotaLabels {
+            priority: priority.name(),
+        };
         self.metrics
             .api_rate_limit_wait
+            .get_or_create(&labels)
             .observe(waited.elapsed().as_secs_f64());
     }
 }

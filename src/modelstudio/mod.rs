@@ -8,7 +8,7 @@ mod layers;
 mod wire;
 
 pub use http::{decode_job, decode_page, HttpClient, HttpClientConfig};
-pub use layers::{rate_limiter, Metered, RateLimited};
+pub use layers::{rate_limiter, Metered, Priority, RateLimited};
 pub use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
     RemoteError, Source, Storage, WeightType,

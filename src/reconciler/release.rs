@@ -4,8 +4,9 @@
 use super::finalizer::{json_patch, params};
 use super::observe::Io;
 use super::Error;
-use crate::crd::FINALIZER;
+use crate::crd::{DeletionPolicy, FINALIZER};
 use crate::domain;
+use crate::metrics::{seconds_between, DeletionLabels};
 use kube::ResourceExt;
 use modelstudio_core::credentials::credentials_secret;
 use serde_json::json;
@@ -24,6 +25,19 @@ impl Io<'_> {
         .map_err(|e| Error::RemoveFinalizer(kube::Error::SerdeError(e)))?;
         match self.api.patch(&self.name(), &params(), &patch).await {
             Ok(_) => {
+                if let Some(deleted) = &self.obj.metadata.deletion_timestamp {
+                    let labels = DeletionLabels {
+                        policy: match self.obj.spec.deletion_policy {
+                            DeletionPolicy::Delete => "Delete",
+                            DeletionPolicy::Orphan => "Orphan",
+                        },
+                    };
+                    self.ctx
+                        .metrics
+                        .deletion_duration
+                        .get_or_create(&labels)
+                        .observe(seconds_between(deleted.0, jiff::Timestamp::now()));
+                }
                 self.ctx.forget(&self.key);
                 if let Some(job_id) = self.obj.status.as_ref().and_then(|s| s.job_id.as_deref()) {
                     self.ctx.job_cache.forget(job_id);

@@ -7,9 +7,10 @@ use super::Error;
 use crate::config::MANAGER;
 use crate::crd::{ModelImport, ModelImportStatus};
 use crate::domain;
+use crate::metrics::seconds_between;
 use kube::api::{Patch, PatchParams};
 use kube::Resource;
-use modelstudio_core::status::{next_status, Update};
+use modelstudio_core::status::{became_ready, next_status, Update};
 use modelstudio_core::step::Observation;
 use serde_json::json;
 
@@ -25,17 +26,20 @@ impl Io<'_> {
             return Ok(());
         };
         let resource = obs.resource();
-        let next = next_status(
-            &resource.status,
-            update,
-            resource.generation,
-            jiff::Timestamp::now(),
-        );
+        let now = jiff::Timestamp::now();
+        let next = next_status(&resource.status, update, resource.generation, now);
         if next == resource.status {
             return Ok(());
         }
+        let ready = became_ready(&resource.status, &next);
         self.write_status(&domain::model_import_status(&next))
             .await?;
+        if let (true, Some(created)) = (ready, &self.obj.metadata.creation_timestamp) {
+            self.ctx
+                .metrics
+                .time_to_ready
+                .observe(seconds_between(created.0, now));
+        }
         let mut written = obs.resource().clone();
         written.status = next;
         obs.fresh = Some(written);

@@ -15,6 +15,17 @@ pub enum Meaning {
     Stalled,
 }
 
+impl Meaning {
+    /// The condition that is True for this meaning.
+    pub fn condition(self) -> &'static str {
+        match self {
+            Meaning::Ready => crate::status::READY,
+            Meaning::Reconciling => crate::status::RECONCILING,
+            Meaning::Stalled => crate::status::STALLED,
+        }
+    }
+}
+
 macro_rules! codes {
     ($($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)*) => {
         /// The name of a condition reason, as written in `status.conditions[].reason`.

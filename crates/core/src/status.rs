@@ -173,6 +173,12 @@ pub fn stalled_generation(status: &ImportStatus) -> Option<i64> {
         .and_then(|c| c.observed_generation)
 }
 
+/// Whether `after` is the first status of a series to say Ready=True: the moment an import
+/// became usable.
+pub fn became_ready(before: &ImportStatus, after: &ImportStatus) -> bool {
+    condition_status(before, READY) != Some(TRUE) && condition_status(after, READY) == Some(TRUE)
+}
+
 /// The status of a condition type, if present.
 pub fn condition_status<'a>(status: &'a ImportStatus, type_: &str) -> Option<&'a str> {
     status
@@ -238,6 +244,20 @@ mod tests {
             .conditions
             .iter()
             .all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn becoming_ready_is_seen_once() {
+        let running = apply(&ImportStatus::default(), view("RUNNING"), 1, t(10));
+        let done = apply(&running, view("SUCCESSED"), 1, t(20));
+        assert!(became_ready(&running, &done));
+        assert!(became_ready(&ImportStatus::default(), &done));
+        // Already Ready: a later write is no new transition.
+        let resynced = apply(&done, view("SUCCESSED"), 1, t(30));
+        assert!(!became_ready(&done, &resynced));
+        assert!(!became_ready(&ImportStatus::default(), &running));
+        let failed = apply(&running, view("FAILED"), 1, t(20));
+        assert!(!became_ready(&running, &failed));
     }
 
     #[test]
