@@ -451,3 +451,71 @@ fn deploy_monitoring_scrapes_the_controller_pods_and_ships_the_dashboard() {
         read("deploy/monitoring/grafana-dashboard.json")
     );
 }
+
+/// A Markdown heading's anchor as GitHub makes it: lower case, spaces to dashes, punctuation gone.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn the_docs_name_only_exported_metrics_and_real_alerts_and_have_every_runbook() {
+    let exported = exported_names(&controller_metrics().encode());
+    let rule = read("deploy/monitoring/prometheusrule.yaml");
+    let troubleshooting = read("docs/troubleshooting.md");
+    let anchors: BTreeSet<String> = troubleshooting
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(anchor)
+        .collect();
+    for runbook in RUNBOOKS {
+        assert!(
+            anchors.contains(runbook),
+            "docs/troubleshooting.md has no section #{runbook}: {anchors:?}"
+        );
+    }
+    for doc in ["docs/troubleshooting.md", "README.md"] {
+        let text = read(doc);
+        let words = text.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+        // modelstudio_controller is the crate, as RUST_LOG names it.
+        let metric = |w: &&str| w.starts_with("modelstudio_") && *w != "modelstudio_controller";
+        for word in words.filter(metric).filter(|w| w.len() > 12) {
+            // A family named bare (a counter without _total) is fine too.
+            let known = exported.contains(word)
+                || exported.contains(&format!("{word}_total"))
+                || exported.contains(&format!("{word}_count"));
+            assert!(
+                known,
+                "{doc} names {word}, which the controller does not export"
+            );
+        }
+        for word in text.split(|c: char| !c.is_alphanumeric()) {
+            if (word.starts_with("ModelImport") || word.starts_with("ModelStudio"))
+                && [
+                    "Blocked",
+                    "Missing",
+                    "Stalled",
+                    "Errors",
+                    "Saturated",
+                    "Leader",
+                ]
+                .iter()
+                .any(|end| word.ends_with(end))
+            {
+                assert!(
+                    rule.contains(&format!("alert: {word}")),
+                    "{doc} names the alert {word}, which deploy/monitoring does not have"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        anchor("Why is my deletion blocked?"),
+        "why-is-my-deletion-blocked"
+    );
+}
