@@ -327,6 +327,8 @@ impl JobCache {
             return left;
         }
         let started = Instant::now();
+        // The old listing goes first: two of them at once would double the peak footprint.
+        forget_listing(&mut cycle);
         let finished = match self.list_all(key, ActiveJobs::of(finished_states())).await {
             Ok((finished, pages)) => {
                 cycle.pages = Some(pages);
@@ -394,6 +396,7 @@ impl JobCache {
                 .is_none_or(|t| t.elapsed() >= self.resync_interval);
             if stale {
                 let started = Instant::now();
+                forget_listing(&mut cycle);
                 match self.list_all(key, ActiveJobs::of(finished_states())).await {
                     Ok((jobs, pages)) => {
                         cycle.jobs = jobs;
@@ -414,6 +417,12 @@ impl JobCache {
             None => Some(self.jobs.get(key, job_id).await),
         }
     }
+}
+
+/// Drops a workspace's listing of finished jobs (before it is made again).
+fn forget_listing(cycle: &mut FinishedCycle) {
+    cycle.jobs = ActiveJobs::of(finished_states());
+    cycle.listed_at = None;
 }
 
 fn follow(ws: &mut Workspace, job_id: &str, resource: ObjectRef<ModelImport>, seen: JobState) {
