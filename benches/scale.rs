@@ -220,30 +220,26 @@ fn process_usage(pid: u32) -> Option<(f64, f64)> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    Some((ticks / CLOCK_TICKS_PER_SEC, hwm_kib / 1024.0))
+    Some((ticks / CLOCK_TICKS_PER_SEC, status_mib(pid, "VmHWM:")?))
 }
 
-/// A process's resident set now, in MiB.
-fn current_rss_mib(pid: u32) -> Option<f64> {
+/// A memory figure of /proc/PID/status (`VmHWM:`, `VmRSS:`), in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse::<f64>()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+/// A process's resident set now, in MiB.
+fn current_rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
 }
 
 /// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, and the count of

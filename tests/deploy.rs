@@ -2,22 +2,12 @@
 //! least-privilege RBAC.
 
 use serde_json::Value;
-use std::process::Command;
 
 fn rendered() -> Vec<Value> {
-    let out = Command::new("kubectl")
-        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
-        .output()
-        .expect("kubectl is on PATH (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split("\n---\n")
-        .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("valid YAML"))
-        .collect()
+    modelstudio_testbed::kustomize(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy"
+    )))
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -6,7 +6,7 @@
 //! MODELSTUDIO_TESTBED_BIN they say SKIPPED.
 
 use modelstudio_testbed::{
-    go_tool, install_crd, run_bounded, Cluster, Kubectl, Output, TempDir, BIN_DIR_ENV,
+    go_tool, install_crd, run_bounded, yaml_documents, Cluster, Kubectl, Output, TempDir,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -104,46 +104,12 @@ impl Helm {
     }
 
     fn template(&self, extra: &[&str]) -> Vec<Value> {
-        documents(&self.template_text(extra))
+        yaml_documents(&self.template_text(extra))
     }
-}
-
-/// The objects of a multi-document YAML stream (comment-only documents left out).
-fn documents(text: &str) -> Vec<Value> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut flush = |current: &mut String| {
-        let content = current
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        if content {
-            let doc: Value = serde_saphyr::from_str(current)
-                .unwrap_or_else(|e| panic!("a rendered document is not YAML ({e}):\n{current}"));
-            if !doc.is_null() {
-                docs.push(doc);
-            }
-        }
-        current.clear();
-    };
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            flush(&mut current);
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    flush(&mut current);
-    docs
 }
 
 fn kustomize_rendering() -> Vec<Value> {
-    modelstudio_testbed::require_kubectl();
-    let mut cmd = Command::new("kubectl");
-    cmd.args(["kustomize", DEPLOY]);
-    let out = run_bounded(cmd, Duration::from_secs(60));
-    assert!(out.ok(), "kubectl kustomize deploy/ failed: {}", out.stderr);
-    documents(&out.stdout)
+    modelstudio_testbed::kustomize(Path::new(DEPLOY))
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -713,15 +679,10 @@ async fn the_controller_accepts_every_setting_the_chart_renders() {
 
 /// True (and says why) when the real control plane is not built; CI always builds it.
 fn skipped(test: &str) -> bool {
-    if modelstudio_testbed::available() {
-        return false;
-    }
-    println!(
-        "SKIPPED {test}: {BIN_DIR_ENV} is not set, and this test needs the real kube-apiserver \
-         (server-side dry run, Pod Security, RBAC objects, helm's release storage). Run \
-         `export {BIN_DIR_ENV}=$(scripts/build-testbed.sh | tail -n 1)` first."
-    );
-    true
+    modelstudio_testbed::skip_without_real_server(
+        test,
+        "server-side dry run, Pod Security, RBAC objects, helm's release storage",
+    )
 }
 
 /// Writes the cluster's admin kubeconfig readable by its owner only (helm warns otherwise).
@@ -836,7 +797,7 @@ async fn every_rendering_passes_a_server_dry_run_without_a_warning() {
             "{what}: the API server warned:\n{}",
             out.stderr
         );
-        let objects = documents(&text).len();
+        let objects = yaml_documents(&text).len();
         let applied = out
             .stdout
             .lines()
@@ -962,7 +923,7 @@ async fn install_and_uninstall_on_the_real_control_plane() {
     assert!(established, "{}", crd["status"]);
 
     // Every object the release rendered exists, is Helm's, and reads back as rendered.
-    let manifest = documents(&helm.run(&["get", "manifest", RELEASE, "--namespace", NS]));
+    let manifest = yaml_documents(&helm.run(&["get", "manifest", RELEASE, "--namespace", NS]));
     let rendered = helm.template(&values);
     let set = |docs: &[Value]| identities(docs).into_iter().collect::<BTreeSet<_>>();
     assert_eq!(set(&manifest), set(&rendered));

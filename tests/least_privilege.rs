@@ -13,7 +13,6 @@ use modelstudio_controller::crd::{ModelImport, FINALIZER};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
     api_key_secret, install_crd, Cluster, ControlPlane, ControllerCommand, ImportBuilder, TempDir,
-    BIN_DIR_ENV,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,15 +36,10 @@ const CONVERGE: Duration = Duration::from_secs(60);
 
 /// True (and says why) when the real control plane is not built; CI always builds it.
 fn skipped(test: &str) -> bool {
-    if modelstudio_testbed::available() {
-        return false;
-    }
-    println!(
-        "SKIPPED {test}: {BIN_DIR_ENV} is not set, and this test needs the real kube-apiserver \
-         (RBAC, TokenRequest, audit log, Pod Security). Run \
-         `export {BIN_DIR_ENV}=$(scripts/build-testbed.sh | tail -n 1)` first."
-    );
-    true
+    modelstudio_testbed::skip_without_real_server(
+        test,
+        "RBAC, TokenRequest, audit log, Pod Security",
+    )
 }
 
 /// kubectl as admin; fails the test unless it exits 0. Returns (stdout, stderr).

@@ -355,26 +355,16 @@ fn the_dashboard_parses_and_every_panel_queries_exported_metrics() {
         }
     }
     // The dashboard shows every family of the controller.
-    let families: BTreeSet<String> = exported
-        .iter()
-        .map(|n| {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| n.strip_suffix(s))
-                .unwrap_or(n)
-                .to_string()
-        })
-        .collect();
-    let shown: BTreeSet<String> = queried
-        .iter()
-        .map(|n| {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| n.strip_suffix(s))
-                .unwrap_or(n)
-                .to_string()
-        })
-        .collect();
+    // A histogram's series are one family.
+    let family = |n: &String| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| n.strip_suffix(s))
+            .unwrap_or(n)
+            .to_string()
+    };
+    let families: BTreeSet<String> = exported.iter().map(family).collect();
+    let shown: BTreeSet<String> = queried.iter().map(family).collect();
     let missing: Vec<_> = families.difference(&shown).collect();
     assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
 }
@@ -399,22 +389,7 @@ fn a_query_naming_an_unknown_metric_or_value_is_caught() {
 
 /// `kubectl kustomize` of a folder of this repository, one value per document.
 fn kustomize(rel: &str) -> Vec<Value> {
-    let dir = Path::new(ROOT).join(rel);
-    let out = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .expect("kubectl is on PATH (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .split("\n---\n")
-        .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("valid YAML"))
-        .collect()
+    modelstudio_testbed::kustomize(&Path::new(ROOT).join(rel))
 }
 
 #[test]

@@ -150,3 +150,48 @@ pub fn table(text: &str) -> Vec<Vec<String>> {
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect()
 }
+
+/// The objects of a multi-document YAML stream, as JSON values (comment-only and empty documents
+/// left out); the test fails on a document that is not YAML.
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut flush = |current: &mut String| {
+        let content = current
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if content {
+            let doc: serde_json::Value = serde_saphyr::from_str(current)
+                .unwrap_or_else(|e| panic!("a rendered document is not YAML ({e}):\n{current}"));
+            if !doc.is_null() {
+                docs.push(doc);
+            }
+        }
+        current.clear();
+    };
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            flush(&mut current);
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    flush(&mut current);
+    docs
+}
+
+/// `kubectl kustomize DIR`, one value per object; the test fails if kustomize does.
+pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
+    require_kubectl();
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("kustomize").arg(dir);
+    let out = run_bounded(cmd, KUBECTL_LIMIT);
+    assert!(
+        out.ok(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        out.stderr
+    );
+    yaml_documents(&out.stdout)
+}

@@ -18,11 +18,13 @@ mod process;
 
 pub use bed::{test_runtime, ProcessBed};
 pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
-pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
+pub use control_plane::{
+    available, bin_dir, skip_without_real_server, ControlPlane, StartError, BIN_DIR_ENV,
+};
 pub use controller::ControllerCommand;
 pub use fake_jobs::{remote_error, FakeJobs};
 pub use go_tools::{go_tool, workspace_root, GoToolError};
-pub use kubectl::{require_kubectl, table, Kubectl, TempDir};
+pub use kubectl::{kustomize, require_kubectl, table, yaml_documents, Kubectl, TempDir};
 pub use modelstudio_simulator;
 pub use objects::{api_key_secret, ImportBuilder, API_KEY_FIELD};
 pub use process::{free_port, run_bounded, Output, Proc};
