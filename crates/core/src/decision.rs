@@ -339,10 +339,9 @@ pub fn on_delete_denied(message: &str, job: Option<&Job>) -> Outcome {
             reason: Reason::DeletionRefused {
                 job_id: j.id.clone(),
                 status: j.status_text.clone(),
-                error: Reason::DeletionBlocked {
-                    error: message.to_string(),
-                }
-                .message(),
+                // Model Studio's own words: the job is not pending or running, so the
+                // DeletionBlocked wording would mislead.
+                error: message.to_string(),
             },
             requeue: Requeue::Backoff { min: None },
         },
@@ -993,7 +992,9 @@ mod tests {
         let o = on_delete_denied(&message, Some(&job("SUCCESSED")));
         assert_eq!(o.reason.code().as_str(), "DeletionRefused");
         assert!(o.reason.message().contains("Orphan"));
-        assert!(o.reason.message().contains(&denied.reason.message()));
+        assert!(o.reason.message().contains(&message));
+        assert!(!o.reason.message().contains("still pending or running"));
+        assert!(denied.reason.message().contains("still pending or running"));
         assert_eq!(o.requeue, Requeue::Backoff { min: None });
     }
 

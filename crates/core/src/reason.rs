@@ -320,9 +320,10 @@ impl Reason {
                 "The import job cannot be deleted while it is still pending or running ({error}); retrying until it finishes"
             ),
             Reason::DeletionRefused { job_id, status, error } => format!(
-                "Model Studio refuses to delete import job {job_id} although it has finished ({status}): {error}. \
+                "Model Studio refuses to delete import job {job_id} although it has finished ({status}): {}. \
                  Remove what uses the model (a deployment, perhaps), or set spec.deletionPolicy \
-                 to Orphan to keep the job"
+                 to Orphan to keep the job",
+                error.trim_end_matches('.')
             ),
             Reason::WorkspaceChanged { job_id, recorded, current } => format!(
                 "Import job {job_id} was made with the API key {recorded}, and the key now in use ({current}) \

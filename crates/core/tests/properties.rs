@@ -509,7 +509,9 @@ proptest! {
                         if *job_id == j.id && *status == j.status_text
                 );
                 prop_assert!(refused, "{:?}", o);
-                prop_assert!(o.reason.message().contains(&blocked.reason.message()));
+                // Model Studio's words, not the wording for a job still running.
+                prop_assert!(o.reason.message().contains(message.as_str()));
+                prop_assert!(o.reason.message() != blocked.reason.message());
                 prop_assert_eq!(o.requeue, Requeue::Backoff { min: None });
             }
             None => prop_assert_eq!(o, blocked),

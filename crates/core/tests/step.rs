@@ -1153,10 +1153,7 @@ fn a_finished_job_refused_deletion_is_refused_not_blocked() {
     let reason = Reason::DeletionRefused {
         job_id: "job-1".into(),
         status: "SUCCESSED".into(),
-        error: Reason::DeletionBlocked {
-            error: "in use".into(),
-        }
-        .message(),
+        error: "in use".into(),
     };
     assert_eq!(reason_of(&step), Some(&reason));
     assert_eq!(step.requeue, Requeue::Backoff { min: None });
