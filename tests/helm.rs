@@ -692,6 +692,20 @@ fn write_private_kubeconfig(cluster: &Cluster, path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// The real control plane with an admin kubeconfig (owner-only) and kubectl on it, and the
+/// namespace [`NS`] made as docs/helm.md makes it.
+async fn restricted_cluster(name: &str) -> (TempDir, Cluster, PathBuf, Kubectl) {
+    let dir = TempDir::new(name);
+    let cluster = Cluster::start_real()
+        .await
+        .expect("the control plane starts");
+    let kubeconfig = dir.0.join("kubeconfig");
+    write_private_kubeconfig(&cluster, &kubeconfig);
+    let kubectl = Kubectl::new(kubeconfig.clone(), &dir.0);
+    create_restricted_namespace(&kubectl, NS);
+    (dir, cluster, kubeconfig, kubectl)
+}
+
 /// Creates `namespace` with deploy/namespace.yaml's Pod Security labels, as docs/helm.md does.
 fn create_restricted_namespace(kubectl: &Kubectl, namespace: &str) {
     // --save-config, as `kubectl apply` expects of an object it did not create.
@@ -716,14 +730,7 @@ async fn every_rendering_passes_a_server_dry_run_without_a_warning() {
         return;
     }
     let t0 = Instant::now();
-    let dir = TempDir::new("helm-dry-run");
-    let cluster = Cluster::start_real()
-        .await
-        .expect("the control plane starts");
-    let kubeconfig = dir.0.join("kubeconfig");
-    write_private_kubeconfig(&cluster, &kubeconfig);
-    let kubectl = Kubectl::new(kubeconfig, &dir.0);
-    create_restricted_namespace(&kubectl, NS);
+    let (dir, cluster, _, kubectl) = restricted_cluster("helm-dry-run").await;
     let client = cluster.client("default").await.unwrap();
     install_crd(&client, Path::new(SERVICE_MONITOR_CRD))
         .await
@@ -882,17 +889,10 @@ async fn install_and_uninstall_on_the_real_control_plane() {
         return;
     }
     let t0 = Instant::now();
-    let dir = TempDir::new("helm-install");
-    let cluster = Cluster::start_real()
-        .await
-        .expect("the control plane starts");
-    let kubeconfig = dir.0.join("kubeconfig");
-    write_private_kubeconfig(&cluster, &kubeconfig);
-    let kubectl = Kubectl::new(kubeconfig.clone(), &dir.0);
-    let helm = Helm::on_cluster("helm-install-home", &kubeconfig);
-
     // As docs/helm.md says: the namespace first, labelled, then the release.
-    create_restricted_namespace(&kubectl, NS);
+    // The cluster lives to the end of the test (dropping it stops the control plane).
+    let (dir, _cluster, kubeconfig, kubectl) = restricted_cluster("helm-install").await;
+    let helm = Helm::on_cluster("helm-install-home", &kubeconfig);
     let values = [
         "--set",
         "modelStudio.defaultCredentials.existingSecret=dashscope",
