@@ -2,7 +2,7 @@
 //! no ModelImport that still has a job to delete reads its key from it. Checked when an import is
 //! released, and for every protected Secret (found by its label) at the poll interval, which also
 //! catches a changed `apiKeySecretRef` or `deletionPolicy`. Which Secret is still in use is the
-//! core's decision ([`secret_in_use`]); this loop only lists and patches.
+//! core's decision ([`secret_relied_on`]); this loop only lists and patches.
 
 use crate::crd::{ModelImport, FINALIZER};
 use crate::domain;
@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
-use modelstudio_core::credentials::{secret_in_use, PROTECTED_LABEL, SECRET_FINALIZER};
+use modelstudio_core::credentials::{secret_relied_on, PROTECTED_LABEL, SECRET_FINALIZER};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -147,13 +147,13 @@ impl CredentialsKeeper {
             let mut due = BTreeSet::new();
             let namespaces: BTreeSet<&String> = protected.iter().map(|(ns, _)| ns).collect();
             for namespace in namespaces {
-                let local = objects
+                let mut imports = Imports::default();
+                for import in objects
                     .iter()
-                    .filter(|o| o.metadata.namespace.as_deref() == Some(namespace.as_str()));
-                let imports = Imports {
-                    readable: local.map(|o| domain::resource(o)).collect(),
-                    unreadable_held: false,
-                };
+                    .filter(|o| o.metadata.namespace.as_deref() == Some(namespace.as_str()))
+                {
+                    imports.add(&domain::resource(import));
+                }
                 due.extend(
                     protected
                         .iter()
@@ -271,9 +271,11 @@ impl Caches {
     }
 }
 
+/// What a namespace's imports need of its Secrets: the names they rely on, gathered one import
+/// at a time (a sweep of 10,000 cached imports never holds a copy of them all).
 #[derive(Default)]
 struct Imports {
-    readable: Vec<modelstudio_core::domain::Resource>,
+    relied_on: BTreeSet<String>,
     unreadable_held: bool,
 }
 
@@ -283,7 +285,7 @@ impl Imports {
         for obj in objects {
             let held = obj.finalizers().iter().any(|f| f == FINALIZER);
             match obj.clone().try_parse::<ModelImport>() {
-                Ok(typed) => imports.readable.push(domain::resource(&typed)),
+                Ok(typed) => imports.add(&domain::resource(&typed)),
                 // One the controller cannot read may still need its key: keep every Secret.
                 Err(_) if held => imports.unreadable_held = true,
                 Err(_) => {}
@@ -292,7 +294,13 @@ impl Imports {
         imports
     }
 
+    fn add(&mut self, import: &modelstudio_core::domain::Resource) {
+        if let Some(secret) = secret_relied_on(import) {
+            self.relied_on.insert(secret);
+        }
+    }
+
     fn in_use(&self, secret: &str) -> bool {
-        self.unreadable_held || secret_in_use(secret, &self.readable, None)
+        self.unreadable_held || self.relied_on.contains(secret)
     }
 }

@@ -54,10 +54,15 @@ pub fn secret_read(
     }
 }
 
-/// Whether `r` still needs the key in Secret `secret` to delete its job: it holds our finalizer,
-/// would call DELETE, and reads its key from that Secret.
+/// The Secret whose key `r` still needs to delete its job, if any: it holds our finalizer and
+/// would call DELETE.
+pub fn secret_relied_on(r: &Resource) -> Option<String> {
+    (r.has_finalizer && deletes_remotely(r)).then(|| credentials_secret(&r.spec).secret.name)
+}
+
+/// Whether `r` still needs the key in Secret `secret` to delete its job.
 pub fn relies_on(r: &Resource, secret: &str) -> bool {
-    r.has_finalizer && deletes_remotely(r) && credentials_secret(&r.spec).secret.name == secret
+    secret_relied_on(r).is_some_and(|s| s == secret)
 }
 
 /// Whether any of `imports` (one namespace's) other than `released` (a UID) relies on `secret`.

@@ -3,8 +3,8 @@
 //! side does), and which Secrets stay protected (`credentials::relies_on`, `secret_in_use`).
 
 use modelstudio_core::credentials::{
-    credentials_secret, relies_on, secret_in_use, secret_read, SecretChoice, DEFAULT_SECRET_KEY,
-    NAMESPACE_CREDENTIALS,
+    credentials_secret, relies_on, secret_in_use, secret_read, secret_relied_on, SecretChoice,
+    DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
 };
 use modelstudio_core::domain::{DeletionPolicy, Resource, SecretRef, Spec};
 use modelstudio_core::reason::CredentialProblem;
@@ -291,5 +291,17 @@ fn a_secret_stays_in_use_until_its_last_user_is_released() {
     let mut released = import("r", Some("team-key"));
     released.deleting = true;
     released.has_finalizer = false;
-    assert!(!secret_in_use("team-key", &[orphan, released], None));
+    assert!(!secret_in_use(
+        "team-key",
+        &[orphan.clone(), released.clone()],
+        None
+    ));
+    // The name each relies on, as a sweep gathers them one import at a time.
+    assert_eq!(secret_relied_on(&imports[0]).as_deref(), Some("team-key"));
+    assert_eq!(
+        secret_relied_on(&imports[2]).as_deref(),
+        Some(NAMESPACE_CREDENTIALS)
+    );
+    assert_eq!(secret_relied_on(&orphan), None);
+    assert_eq!(secret_relied_on(&released), None);
 }
