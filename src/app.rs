@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
+/// The longest the controller waits at exit for its last events to be sent.
+const EVENT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the controller could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -334,7 +337,7 @@ async fn run_with(
     }
     let running = controller
         .graceful_shutdown_on(stopped())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
@@ -363,6 +366,13 @@ async fn run_with(
         _ = lost_leadership => Err(StartError::LostLeadership),
     };
     metrics.set_leader(false);
+    // The last reconciles' events go out before the process ends.
+    if tokio::time::timeout(EVENT_FLUSH_TIMEOUT, ctx.events.flush())
+        .await
+        .is_err()
+    {
+        warn!(timeout = ?EVENT_FLUSH_TIMEOUT, "events still unsent at exit");
+    }
     if outcome.is_ok() {
         if let Some(elector) = &elector {
             elector.release().await;

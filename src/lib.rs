@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod crd;
 pub mod domain;
+pub mod event_queue;
 pub mod event_recorder;
 pub mod job_cache;
 pub mod keeper;

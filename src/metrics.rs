@@ -76,6 +76,8 @@ pub struct Metrics {
     pub api_request_duration: Family<ApiLabels, Histogram>,
     pub status_writes: Counter,
     pub events_published: Counter,
+    /// Events dropped because too many were waiting to be sent.
+    pub events_dropped: Counter,
     pub api_rate_limit_wait: Family<QuotaLabels, Histogram>,
     pub unreadable_objects: Counter,
     pub kube_requests: Family<KubeLabels, Counter>,
@@ -100,6 +102,7 @@ impl Default for Metrics {
         });
         let status_writes = Counter::default();
         let events_published = Counter::default();
+        let events_dropped = Counter::default();
         let api_rate_limit_wait = Family::<QuotaLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 4.0, 10))
         });
@@ -163,6 +166,11 @@ impl Default for Metrics {
             events_published.clone(),
         );
         registry.register(
+            "events_dropped",
+            "Kubernetes Events dropped unsent because too many were waiting (the status still says it)",
+            events_dropped.clone(),
+        );
+        registry.register(
             "time_to_ready_seconds",
             "Time from a ModelImport's creation to the controller's write of Ready=True",
             time_to_ready.clone(),
@@ -191,6 +199,7 @@ impl Default for Metrics {
             api_request_duration,
             status_writes,
             events_published,
+            events_dropped,
             api_rate_limit_wait,
             unreadable_objects,
             kube_requests,

@@ -333,9 +333,12 @@ impl<R> Harness<R> {
     /// One reconcile of the object as it is now.
     async fn step(&self) -> Action {
         let object = self.object().expect("object exists");
-        reconcile(Arc::new(object), self.ctx.clone())
+        let action = reconcile(Arc::new(object), self.ctx.clone())
             .await
-            .expect("reconcile succeeds")
+            .expect("reconcile succeeds");
+        // Events go out in the background; the assertions read them after the pass.
+        self.ctx.events.flush().await;
+        action
     }
 
     /// Reconciles until `done` holds, as the controller loop would; bounded in count and time.

@@ -4,6 +4,7 @@
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
 use crate::crd::ModelImport;
+use crate::event_queue::EventQueue;
 use crate::event_recorder::EventRecorder;
 use crate::job_cache::JobCache;
 use crate::keeper::{KeeperHandle, SecretId};
@@ -28,7 +29,8 @@ pub struct Context {
     pub client: Client,
     /// The import API, with its layers.
     pub jobs: Arc<dyn ImportJobs>,
-    pub recorder: EventRecorder,
+    /// The events to publish, sent in the background.
+    pub events: EventQueue,
     pub metrics: Arc<Metrics>,
     pub config: Config,
     /// The ModelImport's API resource, for objects watched untyped.
@@ -85,7 +87,10 @@ impl Context {
         let secrets_writer = Writer::default();
         let job_cache = JobCache::new(jobs.clone(), poll_interval, resync_interval);
         Context {
-            recorder: EventRecorder::new(client.clone(), reporter),
+            events: EventQueue::start(
+                EventRecorder::new(client.clone(), reporter),
+                metrics.clone(),
+            ),
             client,
             jobs,
             metrics,

@@ -111,7 +111,7 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
         io.quiet_writes = !(step.act == Act::Nothing && step.requeue == Requeue::Never);
         io.record(&mut obs, step.update.as_ref()).await?;
         let answer: Option<Answer> = io.act(&step.act).await?;
-        io.publish(&step.events).await;
+        io.publish(&step.events);
         let Some(answer) = answer else {
             return Ok(io.requeue(step.requeue));
         };
@@ -166,8 +166,7 @@ pub async fn report_unreadable(
             &ctx,
             &obj.object_ref(&ctx.api_resource),
             &[reason::Event::unreadable(&error)],
-        )
-        .await;
+        );
     }
 }
 
