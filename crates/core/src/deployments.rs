@@ -112,7 +112,10 @@ impl NewDeployment {
             _ => {}
         }
         if self.plan == Some(Plan::Mu)
-            && self.deploy_spec.as_deref().is_none_or(|s| s.trim().is_empty())
+            && self
+                .deploy_spec
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
         {
             problems.push("deploy_spec is required for plan mu (e.g. MU1)".to_string());
         }
@@ -352,8 +355,11 @@ impl DeploymentPage {
 pub trait Deployments: Send + Sync {
     /// `POST /api/v1/deployments`. Not idempotent: a repeat answers `Conflict` (same name) or
     /// makes a second deployment (new suffix); never retry blindly.
-    async fn create(&self, key: &ApiKey, deployment: &NewDeployment)
-        -> Result<Deployment, ApiError>;
+    async fn create(
+        &self,
+        key: &ApiKey,
+        deployment: &NewDeployment,
+    ) -> Result<Deployment, ApiError>;
     /// `GET /api/v1/deployments/{deployed_model}`.
     async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError>;
     /// `GET /api/v1/deployments`: one page.
@@ -502,7 +508,10 @@ mod tests {
     fn suffixes_and_names() {
         assert!(check_suffix("v2").is_ok());
         assert!(check_suffix("12345678").is_ok());
-        assert!(check_suffix("模型模型模型模型").is_ok(), "characters, not bytes");
+        assert!(
+            check_suffix("模型模型模型模型").is_ok(),
+            "characters, not bytes"
+        );
         assert!(check_suffix("").is_err());
         assert!(check_suffix("a/b").is_err());
         assert!(check_suffix("a b").is_err());
