@@ -191,11 +191,8 @@ pub fn check_capacity(capacity: u32, base_capacity: u32) -> Result<(), String> {
             "capacity must be below {CAPACITY_LIMIT}, not {capacity}"
         ));
     }
-    let fits = match base_capacity {
-        0 => capacity == 0,
-        base => capacity % base == 0,
-    };
-    if !fits {
+    // A base of 0 (which no model documents) only fits 0.
+    if !capacity.is_multiple_of(base_capacity) {
         return Err(format!(
             "capacity must be a multiple of the model's base capacity {base_capacity}, not {capacity}"
         ));
@@ -450,7 +447,8 @@ mod tests {
     #[test]
     fn a_valid_request_has_no_problems_and_each_broken_rule_says_what_to_fix() {
         assert!(valid().problems().is_empty());
-        let cases: [(fn(&mut NewDeployment), &str); 9] = [
+        type Change = fn(&mut NewDeployment);
+        let cases: [(Change, &str); 9] = [
             (|d| d.model_name = " ".into(), "model_name"),
             (|d| d.capacity = None, "capacity is required"),
             (|d| d.capacity = Some(1000), "below 1000"),
