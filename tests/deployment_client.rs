@@ -681,3 +681,128 @@ async fn the_layers_count_and_pace_deployment_calls() {
     assert!(!text.contains(KEY));
     sim.shutdown().await;
 }
+
+/// The routes the client does not call, over raw HTTP: the deployable models (configured ones,
+/// then the workspace's SUCCESSED imports) and the control endpoints.
+#[tokio::test]
+async fn deployable_models_and_the_control_endpoints() {
+    let (sim, client) = simulator(quick()).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", sim.base_url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    let body: serde_json::Value = get("/api/v1/deployments/models")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["output"]["total"], 3, "{body}");
+    assert_eq!(body["output"]["page_size"], 50);
+    assert_eq!(body["output"]["models"][0]["model_name"], "qwen-plus");
+    assert_eq!(body["output"]["models"][0]["base_capacity"], 8);
+    assert!(body.get("code").is_none(), "no code on success: {body}");
+
+    let job = ImportJobs::create(
+        &client,
+        &key(),
+        &NewJob {
+            base_model: "qwen3-8b".into(),
+            display_name: None,
+            source: Source::Oss,
+            weight_type: WeightType::Lora,
+            storage: Storage {
+                bucket_name: "b".into(),
+                object_key: "models/m/".into(),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    sim.simulator
+        .set_outcome(
+            &job.id,
+            OutcomeRequest {
+                finish_now: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let body: serde_json::Value = get("/api/v1/deployments/models?model_source=custom")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["output"]["total"], 1, "{body}");
+    assert_eq!(
+        body["output"]["models"][0]["model_name"].as_str(),
+        job.model_name.as_deref()
+    );
+    assert_eq!(body["output"]["models"][0]["base_capacity"], 1);
+    let answer = get("/api/v1/deployments/models?page_size=201")
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidParameter");
+    assert!(
+        body["message"].as_str().unwrap().contains("page_size"),
+        "{body}"
+    );
+
+    // The control API: records, and forcing a state over HTTP.
+    let d = Deployments::create(&client, &key(), &turbo(Plan::Mu, 2))
+        .await
+        .unwrap();
+    let records: Vec<modelstudio_simulator::DeploymentRecord> = http
+        .get(format!("{}/_simulator/deployments", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].deployed_model, d.deployed_model);
+    assert!(records[0].workspace_id.starts_with("llm-sim"));
+    let answer = http
+        .post(format!(
+            "{}/_simulator/deployments/{}/state",
+            sim.base_url(),
+            records[0].id
+        ))
+        .json(&serde_json::json!({"status": "FAILED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let failed = Deployments::get(&client, &key(), &d.deployed_model)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, DeploymentState::Failed);
+    let answer = http
+        .post(format!(
+            "{}/_simulator/deployments/nope/state",
+            sim.base_url()
+        ))
+        .json(&serde_json::json!({"finish_now": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    let stats = sim.simulator.stats();
+    assert_eq!(stats.deployable_models.total, 3);
+    assert_eq!(stats.deployment_get.total, 1);
+    assert_eq!(stats.other.total, 0, "control calls are not counted");
+    // The request log names the deployment a call concerned.
+    let last = sim.simulator.requests().pop().unwrap();
+    assert_eq!(
+        last.deployed_model.as_deref(),
+        Some(d.deployed_model.as_str())
+    );
+    assert_eq!(last.job_id, None);
+    sim.shutdown().await;
+}
