@@ -14,7 +14,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
-    /// create, get, list or delete.
+    /// create, get, list or delete (import jobs); deployment_create, deployment_get,
+    /// deployment_list, deployment_scale, deployment_update or deployment_delete.
     pub operation: &'static str,
     /// `ok` or the error kind.
     pub result: &'static str,

@@ -88,6 +88,10 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
         "InvalidParameter" => ApiError::InvalidParameter(remote),
         "NotFound" => ApiError::NotFound(remote),
         "OperationDenied" => ApiError::OperationDenied(remote),
+        // The deployment API's answer to a name in use (HTTP 409).
+        "Conflict" => ApiError::Conflict(remote),
+        // The sibling fine-tune API's code for what a resource can never do (HTTP 400).
+        "UnsupportedOperation" => ApiError::Unsupported(remote),
         "InvalidApiKey" | "invalid_api_key" | "NOT AUTHORIZED" => ApiError::InvalidApiKey(remote),
         c if c.starts_with("AccessDenied") || c == "Workspace.AccessDenied" => {
             ApiError::AccessDenied(remote)
@@ -133,7 +137,12 @@ mod tests {
     #[test]
     fn classified_by_code_not_status() {
         type Check = fn(&ApiError) -> bool;
-        let cases: [(u16, &str, Check); 11] = [
+        let cases: [(u16, &str, Check); 14] = [
+            (409, "Conflict", |e| matches!(e, ApiError::Conflict(_))),
+            (400, "Conflict", |e| matches!(e, ApiError::Conflict(_))),
+            (400, "UnsupportedOperation", |e| {
+                matches!(e, ApiError::Unsupported(_))
+            }),
             (400, "OperationDenied", |e| {
                 matches!(e, ApiError::OperationDenied(_))
             }),

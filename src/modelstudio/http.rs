@@ -9,7 +9,7 @@ use modelstudio_core::remote::{
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
@@ -87,12 +87,17 @@ impl HttpClient {
     }
 
     fn url(&self, job_id: Option<&str>) -> Url {
+        self.url_of(&IMPORT_PATH, job_id.into_iter())
+    }
+
+    /// The endpoint's base, then `path`, then each of `segments` percent-encoded (so an odd ID
+    /// cannot change the path).
+    pub(super) fn url_of<'a>(&self, path: &[&str], segments: impl Iterator<Item = &'a str>) -> Url {
         let mut url = self.base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(IMPORT_PATH);
-            if let Some(id) = job_id {
-                // push() percent-encodes, so an odd job ID cannot change the path.
-                segments.push(id);
+        if let Ok(mut parts) = url.path_segments_mut() {
+            parts.pop_if_empty().extend(path);
+            for segment in segments {
+                parts.push(segment);
             }
         }
         url
@@ -116,12 +121,12 @@ impl HttpClient {
         Ok(headers)
     }
 
-    async fn send<T: DeserializeOwned>(
+    pub(super) async fn send<T: DeserializeOwned, B: Serialize + Sync>(
         &self,
         key: &ApiKey,
         method: Method,
         url: Url,
-        body: Option<&CreateBody>,
+        body: Option<&B>,
     ) -> Result<T, ApiError> {
         let mut request = self.http.request(method, url).headers(Self::headers(key)?);
         if let Some(body) = body {
@@ -191,7 +196,7 @@ pub fn decode_page(
 }
 
 /// Turns an answer into the `output` it carries or the error it reports.
-fn decode_response<T: DeserializeOwned>(
+pub(super) fn decode_response<T: DeserializeOwned>(
     status: u16,
     retry_after: Option<Duration>,
     bytes: &[u8],
@@ -216,13 +221,13 @@ fn decode_response<T: DeserializeOwned>(
 impl ImportJobs for HttpClient {
     async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
         let body = CreateBody::from(job);
-        self.send::<JobBody>(key, Method::POST, self.url(None), Some(&body))
+        self.send::<JobBody, _>(key, Method::POST, self.url(None), Some(&body))
             .await
             .map(Job::from)
     }
 
     async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody>(key, Method::GET, self.url(Some(job_id)), None)
+        self.send::<JobBody, ()>(key, Method::GET, self.url(Some(job_id)), None)
             .await
             .map(Job::from)
     }
@@ -252,13 +257,13 @@ impl ImportJobs for HttpClient {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        self.send::<PageBody>(key, Method::GET, url, None)
+        self.send::<PageBody, ()>(key, Method::GET, url, None)
             .await
             .map(JobPage::from)
     }
 
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody>(key, Method::DELETE, self.url(Some(job_id)), None)
+        self.send::<JobBody, ()>(key, Method::DELETE, self.url(Some(job_id)), None)
             .await
             .map(Job::from)
     }

@@ -1,9 +1,14 @@
-//! Layers around an [`ImportJobs`]: each wraps another implementation and is one itself, so rate
-//! limiting and metrics are stacked once where the client is built, not written at each call site.
+//! Layers around an [`ImportJobs`] and a [`Deployments`]: each wraps another implementation and
+//! is one itself, so rate limiting and metrics are stacked once where the client is built, not
+//! written at each call site. One layer wrapping a client of both APIs gives both one quota (the
+//! account's), so deployment calls and import calls are paced together.
 
 use crate::metrics::{ApiLabels, Metrics, QuotaLabels};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use modelstudio_core::deployments::{
+    Deployment, DeploymentPage, Deployments, Limits, NewDeployment, PageRequest,
+};
 use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
 };
@@ -35,12 +40,17 @@ impl Priority {
 
     /// The class of a call, from what it is.
     pub fn of(operation: Operation, query: Option<&ListQuery>) -> Priority {
+        if operation.is_mutation() {
+            return Priority::Mutation;
+        }
         match (operation, query.and_then(|q| q.state.as_ref())) {
-            (Operation::Create | Operation::Delete, _) => Priority::Mutation,
             (Operation::List, None) => Priority::Recovery,
             (Operation::List, Some(JobState::Pending | JobState::Running)) => Priority::Poll,
             // Finished states, in either spelling.
             (Operation::List, Some(_)) => Priority::Resync,
+            // A deployment listing looks for a create whose answer was lost, as a bare job
+            // listing does; reads of one deployment are polls.
+            (Operation::DeploymentList, _) => Priority::Recovery,
             _ => Priority::Poll,
         }
     }
@@ -189,7 +199,7 @@ pub struct RateLimited<J> {
     metrics: Arc<Metrics>,
 }
 
-impl<J: ImportJobs> RateLimited<J> {
+impl<J> RateLimited<J> {
     pub fn new(inner: J, qps: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
         RateLimited {
             inner,
@@ -238,6 +248,58 @@ impl<J: ImportJobs> ImportJobs for RateLimited<J> {
     }
 }
 
+#[async_trait]
+impl<J: Deployments> Deployments for RateLimited<J> {
+    async fn create(
+        &self,
+        key: &ApiKey,
+        deployment: &NewDeployment,
+    ) -> Result<Deployment, ApiError> {
+        self.wait(Priority::Mutation).await;
+        self.inner.create(key, deployment).await
+    }
+
+    async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        self.wait(Priority::Poll).await;
+        self.inner.get(key, deployed_model).await
+    }
+
+    async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
+        self.wait(Priority::of(Operation::DeploymentList, None))
+            .await;
+        self.inner.list(key, page).await
+    }
+
+    async fn scale(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        capacity: u32,
+    ) -> Result<Deployment, ApiError> {
+        self.wait(Priority::Mutation).await;
+        self.inner.scale(key, deployed_model, capacity).await
+    }
+
+    async fn update_limits(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        limits: &Limits,
+    ) -> Result<Deployment, ApiError> {
+        self.wait(Priority::Mutation).await;
+        self.inner.update_limits(key, deployed_model, limits).await
+    }
+
+    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        self.wait(Priority::Mutation).await;
+        self.inner.delete(key, deployed_model).await
+    }
+
+    fn pace(&self, operation: Operation) -> Option<Duration> {
+        self.quota.pace(Priority::of(operation, None))
+    }
+}
+
 /// The time one token of `qps` takes.
 fn token_period(qps: f64) -> Duration {
     let qps = if qps.is_finite() && qps > 0.0 {
@@ -268,7 +330,7 @@ pub struct Metered<J> {
     metrics: Arc<Metrics>,
 }
 
-impl<J: ImportJobs> Metered<J> {
+impl<J> Metered<J> {
     pub fn new(inner: J, metrics: Arc<Metrics>) -> Self {
         Metered { inner, metrics }
     }
@@ -323,6 +385,72 @@ impl<J: ImportJobs> ImportJobs for Metered<J> {
     }
 }
 
+#[async_trait]
+impl<J: Deployments> Deployments for Metered<J> {
+    async fn create(
+        &self,
+        key: &ApiKey,
+        deployment: &NewDeployment,
+    ) -> Result<Deployment, ApiError> {
+        self.count(
+            Operation::DeploymentCreate,
+            self.inner.create(key, deployment),
+        )
+        .await
+    }
+
+    async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        self.count(
+            Operation::DeploymentGet,
+            self.inner.get(key, deployed_model),
+        )
+        .await
+    }
+
+    async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
+        self.count(Operation::DeploymentList, self.inner.list(key, page))
+            .await
+    }
+
+    async fn scale(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        capacity: u32,
+    ) -> Result<Deployment, ApiError> {
+        self.count(
+            Operation::DeploymentScale,
+            self.inner.scale(key, deployed_model, capacity),
+        )
+        .await
+    }
+
+    async fn update_limits(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        limits: &Limits,
+    ) -> Result<Deployment, ApiError> {
+        self.count(
+            Operation::DeploymentUpdate,
+            self.inner.update_limits(key, deployed_model, limits),
+        )
+        .await
+    }
+
+    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        self.count(
+            Operation::DeploymentDelete,
+            self.inner.delete(key, deployed_model),
+        )
+        .await
+    }
+
+    fn pace(&self, operation: Operation) -> Option<Duration> {
+        self.inner.pace(operation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +477,19 @@ mod tests {
             assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
         }
         assert_eq!(Priority::of(Operation::Get, None), Priority::Poll);
+        for mutation in [
+            Operation::DeploymentCreate,
+            Operation::DeploymentScale,
+            Operation::DeploymentUpdate,
+            Operation::DeploymentDelete,
+        ] {
+            assert_eq!(Priority::of(mutation, None), Priority::Mutation);
+        }
+        assert_eq!(Priority::of(Operation::DeploymentGet, None), Priority::Poll);
+        assert_eq!(
+            Priority::of(Operation::DeploymentList, None),
+            Priority::Recovery
+        );
     }
 
     /// Past a second of queue, callers get turns one token apart instead of waiting in it; a

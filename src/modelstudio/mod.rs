@@ -1,14 +1,21 @@
-//! The Model Studio import API: the core's [`ImportJobs`] trait (domain terms), its one real
-//! implementation over HTTP (the wire format lives here and nowhere else), and the layers that
-//! wrap it (rate limiting, metrics).
+//! The Model Studio import and deployment APIs: the core's [`ImportJobs`] and [`Deployments`]
+//! traits (domain terms), their one real implementation over HTTP (the wire format lives here
+//! and nowhere else), and the layers that wrap it (rate limiting, metrics).
 
+mod deployment_http;
+mod deployment_wire;
 mod error;
 mod http;
 mod layers;
 mod wire;
 
+pub use deployment_http::{decode_deployment, decode_deployment_page};
 pub use http::{decode_job, decode_page, HttpClient, HttpClientConfig};
 pub use layers::{rate_limiter, Metered, Priority, RateLimited};
+pub use modelstudio_core::deployments::{
+    Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
+    Plan, PtuCapacity,
+};
 pub use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
     RemoteError, Source, Storage, WeightType,

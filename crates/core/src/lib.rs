@@ -11,6 +11,7 @@
 pub mod correlation;
 pub mod credentials;
 pub mod decision;
+pub mod deployments;
 pub mod domain;
 pub mod reason;
 pub mod remote;

@@ -196,8 +196,14 @@ pub enum ApiError {
     InvalidParameter(RemoteError),
     #[error("Model Studio found no such job or base model: {0}")]
     NotFound(RemoteError),
-    #[error("Model Studio refused the operation in the job's current state: {0}")]
+    #[error("Model Studio refused the operation in the resource's current state: {0}")]
     OperationDenied(RemoteError),
+    /// A deployment of this name exists already (the deployment API's `Conflict`, HTTP 409).
+    #[error("Model Studio found that the resource already exists: {0}")]
+    Conflict(RemoteError),
+    /// The operation can never succeed on this resource as it is (e.g. scaling a `lora` plan).
+    #[error("Model Studio does not support this operation on this resource: {0}")]
+    Unsupported(RemoteError),
     #[error("Model Studio rejected the API key (check the key and that it belongs to the endpoint's region): {0}")]
     InvalidApiKey(RemoteError),
     #[error("the API key has no access to this operation or workspace: {0}")]
@@ -244,6 +250,8 @@ impl ApiError {
             ApiError::InvalidParameter(_) => "InvalidParameter",
             ApiError::NotFound(_) => "NotFound",
             ApiError::OperationDenied(_) => "OperationDenied",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::Unsupported(_) => "Unsupported",
             ApiError::InvalidApiKey(_) => "InvalidApiKey",
             ApiError::AccessDenied(_) => "AccessDenied",
             ApiError::Throttled { .. } => "Throttled",
@@ -279,6 +287,8 @@ impl ApiError {
             ApiError::InvalidParameter(_)
             | ApiError::NotFound(_)
             | ApiError::OperationDenied(_)
+            | ApiError::Conflict(_)
+            | ApiError::Unsupported(_)
             | ApiError::InvalidApiKey(_)
             | ApiError::AccessDenied(_)
             | ApiError::Throttled { .. }
@@ -304,6 +314,8 @@ impl ApiError {
             ApiError::InvalidParameter(r)
             | ApiError::NotFound(r)
             | ApiError::OperationDenied(r)
+            | ApiError::Conflict(r)
+            | ApiError::Unsupported(r)
             | ApiError::InvalidApiKey(r)
             | ApiError::AccessDenied(r)
             | ApiError::Server(r)
@@ -368,13 +380,21 @@ impl<T: ImportJobs + ?Sized> ImportJobs for std::sync::Arc<T> {
     }
 }
 
-/// A layer's view of which operation a call is, for its labels.
+/// A layer's view of which operation a call is, for its labels and priority. The import API's
+/// operations keep their short names; the deployment API's are prefixed, so the two APIs'
+/// series never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Create,
     Get,
     List,
     Delete,
+    DeploymentCreate,
+    DeploymentGet,
+    DeploymentList,
+    DeploymentScale,
+    DeploymentUpdate,
+    DeploymentDelete,
 }
 
 impl Operation {
@@ -384,6 +404,29 @@ impl Operation {
             Operation::Get => "get",
             Operation::List => "list",
             Operation::Delete => "delete",
+            Operation::DeploymentCreate => "deployment_create",
+            Operation::DeploymentGet => "deployment_get",
+            Operation::DeploymentList => "deployment_list",
+            Operation::DeploymentScale => "deployment_scale",
+            Operation::DeploymentUpdate => "deployment_update",
+            Operation::DeploymentDelete => "deployment_delete",
+        }
+    }
+
+    /// Whether the call changes something remote (and so goes before reads when the quota is
+    /// short).
+    pub fn is_mutation(self) -> bool {
+        match self {
+            Operation::Create
+            | Operation::Delete
+            | Operation::DeploymentCreate
+            | Operation::DeploymentScale
+            | Operation::DeploymentUpdate
+            | Operation::DeploymentDelete => true,
+            Operation::Get
+            | Operation::List
+            | Operation::DeploymentGet
+            | Operation::DeploymentList => false,
         }
     }
 }

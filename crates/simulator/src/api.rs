@@ -61,11 +61,11 @@ impl ApiError {
         self
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidParameter", &message.into())
     }
 
-    fn not_found(message: &str) -> Self {
+    pub(crate) fn not_found(message: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
 
@@ -73,7 +73,7 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "InvalidApiKey", message)
     }
 
-    fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
@@ -111,13 +111,20 @@ struct ErrorBody<'a> {
 /// and the job it concerns (for the request record).
 pub(crate) struct Success {
     output: String,
+    /// The job (or, for deployment calls, the `deployed_model`) the call concerned.
     job_id: Option<String>,
+    /// The store's handle of a deployment just made, so a lost answer can be marked on it.
+    pub(crate) deployment_id: Option<String>,
 }
 
 impl Success {
-    fn new(output: &impl Serialize, job_id: Option<String>) -> Result<Self, ApiError> {
+    pub(crate) fn new(output: &impl Serialize, job_id: Option<String>) -> Result<Self, ApiError> {
         let output = serde_json::to_string(output).map_err(|_| ApiError::internal())?;
-        Ok(Self { output, job_id })
+        Ok(Self {
+            output,
+            job_id,
+            deployment_id: None,
+        })
     }
 }
 
@@ -131,11 +138,11 @@ struct ListOutput {
 
 /// What a handler may touch while the state lock is held.
 pub(crate) struct Ctx<'a> {
-    inner: &'a Inner,
-    state: &'a mut SimState,
-    workspace_id: String,
-    now: Instant,
-    client: Option<String>,
+    pub(crate) inner: &'a Inner,
+    pub(crate) state: &'a mut SimState,
+    pub(crate) workspace_id: String,
+    pub(crate) now: Instant,
+    pub(crate) client: Option<String>,
 }
 
 /// A job as the API shows it. `weight_type` only in the create answer, `error_code` only when FAILED.
@@ -175,6 +182,7 @@ pub(crate) fn routes() -> Router<Simulator> {
     Router::new()
         .route(COLLECTION_PATH, post(create).get(list))
         .route(ITEM_PATH, get(get_job).delete(delete_job))
+        .merge(crate::deployment_api::routes())
 }
 
 async fn create(
@@ -314,7 +322,7 @@ pub(crate) async fn wrong_method(
 impl Simulator {
     /// Runs one API call: latency, auth, injected faults, the handler, a lost create answer,
     /// then counting and recording.
-    async fn call<F>(
+    pub(crate) async fn call<F>(
         &self,
         endpoint: Endpoint,
         headers: &HeaderMap,
@@ -365,16 +373,20 @@ impl Simulator {
                         if let Ok(success) = &result {
                             job_id = success.job_id.clone().or(job_id);
                         }
+                        let is_create =
+                            matches!(endpoint, Endpoint::Create | Endpoint::DeploymentCreate);
                         match result {
                             Ok(success)
-                                if endpoint == Endpoint::Create
+                                if is_create
                                     && faults::lose_create_answer(
                                         &state.faults,
                                         &mut state.fault_rng,
                                     ) =>
                             {
-                                // The job stays; only its answer is lost.
-                                if let Some(id) = &success.job_id {
+                                // The job or deployment stays; only its answer is lost.
+                                if let Some(id) = &success.deployment_id {
+                                    state.deployments.mark_lost(id);
+                                } else if let Some(id) = &success.job_id {
                                     state.store.mark_lost(id);
                                 }
                                 state.calls.count_lost_create();
@@ -397,6 +409,11 @@ impl Simulator {
             code = code.as_deref().unwrap_or(""),
             "simulated API call"
         );
+        let (job_id, deployed_model) = if endpoint.is_deployment() {
+            (None, job_id)
+        } else {
+            (job_id, None)
+        };
         state.calls.record(
             Call {
                 endpoint,
@@ -406,6 +423,7 @@ impl Simulator {
                 client,
                 workspace_id,
                 job_id,
+                deployed_model,
             },
             now,
         );
@@ -444,6 +462,7 @@ impl Simulator {
                     client: header_text(headers.get(CLIENT_HEADER)),
                     workspace_id: None,
                     job_id: None,
+                    deployed_model: None,
                 },
                 Instant::now(),
             );
@@ -485,7 +504,7 @@ fn authenticate(
         .clone())
 }
 
-fn clip(s: &str, max_chars: usize) -> String {
+pub(crate) fn clip(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
@@ -566,7 +585,7 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<NewJob, String> {
     })
 }
 
-fn parse_bounded(name: &str, value: &str, max: Option<u64>) -> Result<u64, String> {
+pub(crate) fn parse_bounded(name: &str, value: &str, max: Option<u64>) -> Result<u64, String> {
     let message = || match max {
         Some(max) => format!("Invalid parameter {name}: must be an integer between 1 and {max}."),
         None => format!("Invalid parameter {name}: must be an integer greater than or equal to 1."),

@@ -30,6 +30,7 @@ pub struct Call {
     pub client: Option<String>,
     pub workspace_id: Option<String>,
     pub job_id: Option<String>,
+    pub deployed_model: Option<String>,
 }
 
 impl CallLog {
@@ -67,6 +68,7 @@ impl CallLog {
             client: call.client,
             workspace_id: call.workspace_id,
             job_id: call.job_id,
+            deployed_model: call.deployed_model,
         });
         self.next_seq += 1;
     }
@@ -110,6 +112,7 @@ mod tests {
             client: None,
             workspace_id: None,
             job_id: None,
+            deployed_model: None,
         }
     }
 

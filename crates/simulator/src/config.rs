@@ -29,6 +29,44 @@ pub const DEFAULT_FAILURE_MESSAGE: &str = "Failed to get files from OSS. Check t
 /// An `object_key` containing this makes the job end FAILED.
 pub const DEFAULT_FAIL_MARKER: &str = "simulate-failure";
 
+/// Models every workspace can deploy, as `name=base_capacity` (the deployment reference's
+/// examples). A workspace's SUCCESSED imports are deployable too.
+pub const DEFAULT_DEPLOYABLE_MODELS: &[&str] = &["qwen-plus=8", "qwen-turbo=2", "emo=1"];
+
+/// DELETE accepts any deployment (the documentation's example deletes a live one).
+pub const DELETE_ANY: &str = "any";
+/// DELETE accepts only STOPPED or FAILED deployments (what the official CLI checks).
+pub const DELETE_STOPPED_OR_FAILED: &str = "stopped-or-failed";
+
+fn default_deployable_models() -> Vec<String> {
+    DEFAULT_DEPLOYABLE_MODELS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect()
+}
+
+/// Reads `name=base_capacity`.
+pub fn parse_deployable(s: &str) -> Result<(String, u32), String> {
+    let (name, base) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not name=base_capacity"))?;
+    let base: u32 = base
+        .trim()
+        .parse()
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("`{s}`: base_capacity must be a positive integer"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("`{s}`: the model name is empty"));
+    }
+    Ok((name.to_owned(), base))
+}
+
+fn deployable_arg(s: &str) -> Result<String, String> {
+    parse_deployable(s).map(|_| s.to_owned())
+}
+
 fn default_base_models() -> Vec<String> {
     DEFAULT_BASE_MODELS
         .iter()
@@ -114,6 +152,32 @@ pub struct SimulatorConfig {
     /// Seed of the random generators (ids, names, faults), for repeatable runs.
     #[arg(long, env = "SIMULATOR_SEED")]
     pub seed: Option<u64>,
+
+    /// How long a new deployment stays PENDING (the service takes 5 to 10 minutes).
+    #[arg(long, env = "SIMULATOR_DEPLOYMENT_PENDING_DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub deployment_pending_duration: Duration,
+
+    /// How long a scaled deployment stays UPDATING before it runs at its new capacity.
+    #[arg(long, env = "SIMULATOR_DEPLOYMENT_UPDATING_DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub deployment_updating_duration: Duration,
+
+    /// How long a deleted deployment stays DELETING before it is gone.
+    #[arg(long, env = "SIMULATOR_DEPLOYMENT_DELETING_DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub deployment_deleting_duration: Duration,
+
+    /// Which deployments DELETE accepts: `any` (the documentation's example) or
+    /// `stopped-or-failed` (the official CLI's check; others answer OperationDenied).
+    #[arg(long, env = "SIMULATOR_DEPLOYMENT_DELETE_RULE", default_value = DELETE_ANY, value_parser = [DELETE_ANY, DELETE_STOPPED_OR_FAILED])]
+    pub deployment_delete_rule: String,
+
+    /// Models every workspace can deploy, as `name=base_capacity` (repeat the flag, or
+    /// comma-separate in the variable).
+    #[arg(long = "deployable-model", env = "SIMULATOR_DEPLOYABLE_MODELS", value_delimiter = ',', default_values_t = default_deployable_models(), value_parser = deployable_arg)]
+    pub deployable_models: Vec<String>,
+
+    /// base_capacity of a workspace's imported (custom) models.
+    #[arg(long, env = "SIMULATOR_CUSTOM_MODEL_BASE_CAPACITY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub custom_model_base_capacity: u32,
 }
 
 impl Default for SimulatorConfig {
@@ -133,6 +197,12 @@ impl Default for SimulatorConfig {
             error_rate: 0.0,
             lost_create_rate: 0.0,
             seed: None,
+            deployment_pending_duration: Duration::from_secs(3),
+            deployment_updating_duration: Duration::from_secs(2),
+            deployment_deleting_duration: Duration::from_secs(2),
+            deployment_delete_rule: DELETE_ANY.to_owned(),
+            deployable_models: default_deployable_models(),
+            custom_model_base_capacity: 1,
         }
     }
 }
@@ -157,6 +227,24 @@ impl fmt::Debug for SimulatorConfig {
             .field("error_rate", &self.error_rate)
             .field("lost_create_rate", &self.lost_create_rate)
             .field("seed", &self.seed)
+            .field(
+                "deployment_pending_duration",
+                &self.deployment_pending_duration,
+            )
+            .field(
+                "deployment_updating_duration",
+                &self.deployment_updating_duration,
+            )
+            .field(
+                "deployment_deleting_duration",
+                &self.deployment_deleting_duration,
+            )
+            .field("deployment_delete_rule", &self.deployment_delete_rule)
+            .field("deployable_models", &self.deployable_models)
+            .field(
+                "custom_model_base_capacity",
+                &self.custom_model_base_capacity,
+            )
             .finish()
     }
 }
@@ -203,6 +291,14 @@ mod tests {
             "7",
             "--latency",
             "250ms",
+            "--deployment-pending-duration",
+            "1s",
+            "--deployment-delete-rule",
+            "stopped-or-failed",
+            "--deployable-model",
+            "m1=4",
+            "--custom-model-base-capacity",
+            "2",
         ])
         .unwrap()
         .sim;
@@ -215,6 +311,10 @@ mod tests {
         assert_eq!(parsed.throttle_rate, 0.5);
         assert_eq!(parsed.seed, Some(7));
         assert_eq!(parsed.latency, Duration::from_millis(250));
+        assert_eq!(parsed.deployment_pending_duration, Duration::from_secs(1));
+        assert_eq!(parsed.deployment_delete_rule, DELETE_STOPPED_OR_FAILED);
+        assert_eq!(parsed.deployable_models, ["m1=4"]);
+        assert_eq!(parsed.custom_model_base_capacity, 2);
     }
 
     #[test]
@@ -225,6 +325,10 @@ mod tests {
             ["sim", "--success-spelling", "DONE"],
             ["sim", "--operation-denied-status", "200"],
             ["sim", "--latency", "fast"],
+            ["sim", "--deployment-delete-rule", "never"],
+            ["sim", "--deployable-model", "m1"],
+            ["sim", "--deployable-model", "m1=0"],
+            ["sim", "--custom-model-base-capacity", "0"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
+use crate::deployments::StateError;
 use crate::jobs::OutcomeError;
 use crate::Simulator;
 
@@ -77,14 +78,48 @@ impl Faults {
 
 /// The API endpoints that are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     Create,
     Get,
     List,
     Delete,
+    /// `POST /api/v1/deployments`.
+    DeploymentCreate,
+    /// `GET /api/v1/deployments/{deployed_model}`.
+    DeploymentGet,
+    /// `GET /api/v1/deployments`.
+    DeploymentList,
+    /// `PUT /api/v1/deployments/{deployed_model}/scale`.
+    DeploymentScale,
+    /// `PUT /api/v1/deployments/{deployed_model}/update`.
+    DeploymentUpdate,
+    /// `DELETE /api/v1/deployments/{deployed_model}`.
+    DeploymentDelete,
+    /// `GET /api/v1/deployments/models`.
+    DeployableModels,
     /// Unknown routes and wrong methods.
     Other,
+}
+
+impl Endpoint {
+    /// Whether the call is one of the deployment API's (its subject is a `deployed_model`).
+    pub fn is_deployment(self) -> bool {
+        match self {
+            Endpoint::DeploymentCreate
+            | Endpoint::DeploymentGet
+            | Endpoint::DeploymentList
+            | Endpoint::DeploymentScale
+            | Endpoint::DeploymentUpdate
+            | Endpoint::DeploymentDelete
+            | Endpoint::DeployableModels => true,
+            Endpoint::Create
+            | Endpoint::Get
+            | Endpoint::List
+            | Endpoint::Delete
+            | Endpoint::Other => false,
+        }
+    }
 }
 
 /// Counters of one endpoint.
@@ -119,8 +154,22 @@ pub struct Stats {
     pub get: EndpointStats,
     pub list: EndpointStats,
     pub delete: EndpointStats,
+    #[serde(default)]
+    pub deployment_create: EndpointStats,
+    #[serde(default)]
+    pub deployment_get: EndpointStats,
+    #[serde(default)]
+    pub deployment_list: EndpointStats,
+    #[serde(default)]
+    pub deployment_scale: EndpointStats,
+    #[serde(default)]
+    pub deployment_update: EndpointStats,
+    #[serde(default)]
+    pub deployment_delete: EndpointStats,
+    #[serde(default)]
+    pub deployable_models: EndpointStats,
     pub other: EndpointStats,
-    /// Creates whose job was made but whose answer was replaced by a 500.
+    /// Creates (of jobs or deployments) that were made but whose answer was replaced by a 500.
     pub lost_creates: u64,
 }
 
@@ -131,6 +180,13 @@ impl Stats {
             Endpoint::Get => &self.get,
             Endpoint::List => &self.list,
             Endpoint::Delete => &self.delete,
+            Endpoint::DeploymentCreate => &self.deployment_create,
+            Endpoint::DeploymentGet => &self.deployment_get,
+            Endpoint::DeploymentList => &self.deployment_list,
+            Endpoint::DeploymentScale => &self.deployment_scale,
+            Endpoint::DeploymentUpdate => &self.deployment_update,
+            Endpoint::DeploymentDelete => &self.deployment_delete,
+            Endpoint::DeployableModels => &self.deployable_models,
             Endpoint::Other => &self.other,
         }
     }
@@ -141,6 +197,13 @@ impl Stats {
             Endpoint::Get => &mut self.get,
             Endpoint::List => &mut self.list,
             Endpoint::Delete => &mut self.delete,
+            Endpoint::DeploymentCreate => &mut self.deployment_create,
+            Endpoint::DeploymentGet => &mut self.deployment_get,
+            Endpoint::DeploymentList => &mut self.deployment_list,
+            Endpoint::DeploymentScale => &mut self.deployment_scale,
+            Endpoint::DeploymentUpdate => &mut self.deployment_update,
+            Endpoint::DeploymentDelete => &mut self.deployment_delete,
+            Endpoint::DeployableModels => &mut self.deployable_models,
             Endpoint::Other => &mut self.other,
         }
     }
@@ -165,6 +228,9 @@ pub struct RequestRecord {
     pub workspace_id: Option<String>,
     /// The job concerned (create, get, delete), when known.
     pub job_id: Option<String>,
+    /// The deployment concerned (deployment calls), when known.
+    #[serde(default)]
+    pub deployed_model: Option<String>,
 }
 
 /// `storage_info` of a job.
@@ -212,6 +278,58 @@ pub struct OutcomeRequest {
     pub finish_now: bool,
 }
 
+/// `ptu_capacity` of a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtuCapacityInfo {
+    pub input_tpm: u64,
+    pub output_tpm: u64,
+}
+
+/// A deployment as seen by the control API (`GET /_simulator/deployments`), deleted ones
+/// included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The control API's handle (`POST /_simulator/deployments/{id}/state`).
+    pub id: String,
+    /// The workspace of the key that created it (never the key itself).
+    pub workspace_id: String,
+    pub deployed_model: String,
+    pub name: String,
+    pub model_name: String,
+    pub base_model: String,
+    pub plan: Option<String>,
+    pub deploy_spec: Option<String>,
+    pub ptu_capacity: Option<PtuCapacityInfo>,
+    pub capacity: u32,
+    pub base_capacity: u32,
+    pub ready_capacity: u32,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub enable_thinking: Option<bool>,
+    pub max_context_length: Option<u64>,
+    /// Current status (`DELETING` for deleted ones).
+    pub status: String,
+    pub gmt_create: String,
+    pub gmt_modified: String,
+    /// Past DELETING: the API no longer finds it.
+    pub deleted: bool,
+    /// The create made this deployment but its answer was replaced by a 500.
+    pub lost_answer: bool,
+    /// `X-Simulator-Client` of the create call.
+    pub created_by: Option<String>,
+}
+
+/// Body of `POST /_simulator/deployments/{id}/state`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploymentStateRequest {
+    /// `STOPPED` or `FAILED` holds it there (as the console's stop, or a failure); `RUNNING`
+    /// starts it again; absent keeps it.
+    pub status: Option<String>,
+    /// End the change in progress (PENDING, UPDATING, DELETING) now.
+    pub finish_now: bool,
+}
+
 #[derive(Deserialize)]
 struct RequestsQuery {
     since: Option<u64>,
@@ -223,6 +341,8 @@ pub(crate) fn routes() -> Router<Simulator> {
         .route("/_simulator/requests", get(requests))
         .route("/_simulator/jobs", get(jobs))
         .route("/_simulator/jobs/{job_id}/outcome", post(outcome))
+        .route("/_simulator/deployments", get(deployments))
+        .route("/_simulator/deployments/{id}/state", post(deployment_state))
         .route("/_simulator/faults", get(get_faults).put(put_faults))
         .route("/_simulator/reset", post(reset))
 }
@@ -321,6 +441,48 @@ async fn outcome(
                 OutcomeError::NotFound => "NotFound",
                 OutcomeError::InvalidStatus(_) => "InvalidParameter",
                 OutcomeError::Deleted | OutcomeError::AlreadyFinished => "Conflict",
+            };
+            control_error(status, code, &e.to_string())
+        }
+    }
+}
+
+async fn deployments(State(sim): State<Simulator>) -> Json<Vec<DeploymentRecord>> {
+    Json(sim.deployments())
+}
+
+async fn deployment_state(
+    State(sim): State<Simulator>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return control_error(StatusCode::NOT_FOUND, "NotFound", "no such deployment");
+    };
+    let Ok(body) = body else {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "unreadable body",
+        );
+    };
+    let request: DeploymentStateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                &format!("invalid state request: {e}"),
+            )
+        }
+    };
+    match sim.set_deployment_state(&id, request) {
+        Ok(record) => Json(record).into_response(),
+        Err(e) => {
+            let (status, code) = match e {
+                StateError::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+                StateError::InvalidStatus(_) => (StatusCode::BAD_REQUEST, "InvalidParameter"),
+                StateError::Deleted => (StatusCode::CONFLICT, "Conflict"),
             };
             control_error(status, code, &e.to_string())
         }

@@ -1,5 +1,7 @@
-//! A local simulator of the Alibaba Cloud Model Studio (DashScope) custom model import API,
-//! faithful to `model-studio-import-api.md` (sections 2 to 6 and the checklist of section 12).
+//! A local simulator of the Alibaba Cloud Model Studio (DashScope) custom model import API and
+//! deployment API, faithful to `model-studio-import-api.md` (sections 2 to 6 and the checklist
+//! of section 12 for imports, section 11 for deployments; `docs/deployment-api.md` says what the
+//! deployment part decides where the reference is silent).
 //!
 //! # Simulated API (Bearer auth)
 //!
@@ -9,6 +11,13 @@
 //! | `GET /api/v1/custom_models/import` | list: `page_no` (≥1, default 1), `page_size` (1..=100, default 10), `status`, `model_name` |
 //! | `GET /api/v1/custom_models/import/{job_id}` | one job |
 //! | `DELETE /api/v1/custom_models/import/{job_id}` | delete a SUCCESSED/FAILED job |
+//! | `GET /api/v1/deployments/models` | deployable models and their `base_capacity`: the configured ones, then the workspace's SUCCESSED imports |
+//! | `POST /api/v1/deployments` | create a deployment (`PENDING`, then `RUNNING`); `Conflict` 409 for a live name |
+//! | `GET /api/v1/deployments` | list: `page_no`, `page_size` (1..=100, default 10), newest first |
+//! | `GET /api/v1/deployments/{deployed_model}` | one deployment |
+//! | `PUT /api/v1/deployments/{deployed_model}/scale` | `{"capacity"}`: `UPDATING`, then `RUNNING` at it; `UnsupportedOperation` for plan lora |
+//! | `PUT /api/v1/deployments/{deployed_model}/update` | `{"rpm_limit", "tpm_limit"}` (at least one), plan mu only |
+//! | `DELETE /api/v1/deployments/{deployed_model}` | `DELETING`, then gone (NotFound) |
 //!
 //! Success: HTTP 200 `{"request_id", "output"}` (no `code`). Error: `{"request_id", "code", "message"}`.
 //! Every API key is its own workspace. Status is computed from the time since creation:
@@ -25,7 +34,9 @@
 //! | `GET /_simulator/faults` | [`Faults`] |
 //! | `PUT /_simulator/faults` | [`Faults`] replaces the settings (missing fields = no fault); answers the new settings |
 //! | `POST /_simulator/jobs/{job_id}/outcome` | [`OutcomeRequest`], e.g. `{"status":"FAILED","error_code":"..."}`, `{"status":"SUCCESSED"}`, `{"finish_now":true}`; answers the [`JobRecord`]; 409 if the job already finished or was deleted |
-//! | `POST /_simulator/reset` | 204; forgets jobs, workspaces, counters and records, restores the configured faults and seed |
+//! | `GET /_simulator/deployments` | `[DeploymentRecord]`, every deployment of every workspace, deleted ones included |
+//! | `POST /_simulator/deployments/{id}/state` | [`DeploymentStateRequest`], e.g. `{"status":"STOPPED"}`, `{"status":"FAILED"}`, `{"status":"RUNNING"}`, `{"finish_now":true}`; answers the [`DeploymentRecord`] |
+//! | `POST /_simulator/reset` | 204; forgets jobs, deployments, workspaces, counters and records, restores the configured faults and seed |
 //!
 //! Requests may carry `X-Simulator-Client: <name>` so that records say which client called.
 //! API keys are never logged nor returned: workspaces are shown as `llm-simNNNN`.
@@ -36,6 +47,8 @@ mod api;
 mod calls;
 pub mod config;
 pub mod control;
+mod deployment_api;
+pub mod deployments;
 mod faults;
 pub mod jobs;
 
@@ -56,12 +69,15 @@ use tokio::task::JoinHandle;
 pub use calls::REQUEST_LOG_CAPACITY;
 pub use config::SimulatorConfig;
 pub use control::{
-    Endpoint, EndpointStats, Faults, JobRecord, OutcomeRequest, RequestRecord, Stats, StorageInfo,
+    DeploymentRecord, DeploymentStateRequest, Endpoint, EndpointStats, Faults, JobRecord,
+    OutcomeRequest, PtuCapacityInfo, RequestRecord, Stats, StorageInfo,
 };
+pub use deployments::StateError;
 pub use jobs::OutcomeError;
 
 use calls::CallLog;
-use jobs::{JobStore, Lifecycle, Outcome};
+use deployments::{DeleteRule, Deployable, DeploymentStore, Timers};
+use jobs::{JobStore, Lifecycle, Outcome, Phase as JobPhase};
 
 /// The simulator: configuration plus shared in-memory state. Clones share the state.
 #[derive(Clone)]
@@ -74,11 +90,15 @@ pub(crate) struct Inner {
     lifecycle: Lifecycle,
     denied_status: StatusCode,
     base_models: HashSet<String>,
+    timers: Timers,
+    /// Models every workspace can deploy, with their base capacity, in configured order.
+    deployable: Vec<(String, u32)>,
     state: Mutex<State>,
 }
 
 pub(crate) struct State {
     store: JobStore,
+    deployments: DeploymentStore,
     /// API key → workspace id. Keys stay here, in memory only.
     workspaces: HashMap<String, String>,
     faults: Faults,
@@ -91,6 +111,7 @@ impl State {
     fn fresh(config: &SimulatorConfig) -> Self {
         Self {
             store: JobStore::new(),
+            deployments: DeploymentStore::new(),
             workspaces: HashMap::new(),
             faults: faults_from_config(config),
             fault_rng: faults::fault_rng(config.seed),
@@ -148,12 +169,35 @@ impl Simulator {
             fail_marker: config.fail_marker.clone(),
             failure_message: config.failure_message.clone(),
         };
+        let timers = Timers {
+            pending: config.deployment_pending_duration,
+            updating: config.deployment_updating_duration,
+            deleting: config.deployment_deleting_duration,
+            delete_rule: if config.deployment_delete_rule == config::DELETE_STOPPED_OR_FAILED {
+                DeleteRule::StoppedOrFailed
+            } else {
+                DeleteRule::Any
+            },
+        };
+        let deployable = config
+            .deployable_models
+            .iter()
+            .filter_map(|m| match config::parse_deployable(m) {
+                Ok(model) => Some(model),
+                Err(e) => {
+                    tracing::warn!(error = %e, "deployable model ignored");
+                    None
+                }
+            })
+            .collect();
         let state = Mutex::new(State::fresh(&config));
         Self {
             inner: Arc::new(Inner {
                 base_models: config.base_models.iter().cloned().collect(),
                 lifecycle,
                 denied_status,
+                timers,
+                deployable,
                 state,
                 config,
             }),
@@ -200,6 +244,33 @@ impl Simulator {
             .collect()
     }
 
+    /// Every deployment of every workspace, deleted ones included, oldest first.
+    pub fn deployments(&self) -> Vec<DeploymentRecord> {
+        let state = self.lock();
+        let now = Instant::now();
+        state
+            .deployments
+            .all()
+            .iter()
+            .map(|d| d.record(&self.inner.timers, now))
+            .collect()
+    }
+
+    /// Holds a deployment STOPPED or FAILED, starts it again, or ends its change now.
+    pub fn set_deployment_state(
+        &self,
+        id: &str,
+        request: DeploymentStateRequest,
+    ) -> Result<DeploymentRecord, StateError> {
+        let now = Instant::now();
+        let t = &self.inner.timers;
+        let mut state = self.lock();
+        let d = state
+            .deployments
+            .set_state(id, request.status.as_deref(), request.finish_now)?;
+        Ok(d.record(t, now))
+    }
+
     pub fn faults(&self) -> Faults {
         self.lock().faults.clone()
     }
@@ -244,6 +315,39 @@ impl Simulator {
     /// Back to the initial state: no jobs, workspaces, counters or records; configured faults.
     pub fn reset(&self) {
         *self.lock() = State::fresh(&self.inner.config);
+    }
+}
+
+impl Inner {
+    /// What `workspace_id` can deploy: the configured models, then its SUCCESSED imports (as
+    /// custom models of the configured base capacity), newest import first.
+    pub(crate) fn deployable(
+        &self,
+        state: &State,
+        workspace_id: &str,
+        now: Instant,
+    ) -> Vec<Deployable> {
+        let presets = self.deployable.iter().map(|(name, base)| Deployable {
+            model_name: name.clone(),
+            base_model: name.clone(),
+            base_capacity: *base,
+        });
+        let imported = state
+            .store
+            .all()
+            .iter()
+            .rev()
+            .filter(|job| {
+                job.workspace_id == workspace_id
+                    && job.deleted.is_none()
+                    && job.phase(&self.lifecycle, now) == JobPhase::Succeeded
+            })
+            .map(|job| Deployable {
+                model_name: job.model_name.clone(),
+                base_model: job.base_model.clone(),
+                base_capacity: self.config.custom_model_base_capacity,
+            });
+        presets.chain(imported).collect()
     }
 }
 

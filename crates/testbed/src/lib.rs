@@ -9,6 +9,7 @@ mod bed;
 mod cluster;
 mod control_plane;
 mod controller;
+mod fake_deployments;
 mod fake_jobs;
 mod go_tools;
 mod kubectl;
@@ -22,6 +23,7 @@ pub use control_plane::{
     available, bin_dir, skip_without_real_server, ControlPlane, StartError, BIN_DIR_ENV,
 };
 pub use controller::ControllerCommand;
+pub use fake_deployments::FakeDeployments;
 pub use fake_jobs::{remote_error, FakeJobs};
 pub use go_tools::{go_tool, workspace_root, GoToolError};
 pub use kubectl::{kustomize, require_kubectl, table, yaml_documents, Kubectl, TempDir};

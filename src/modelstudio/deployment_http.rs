@@ -1,0 +1,174 @@
+//! [`Deployments`] over HTTP: the same client, base URL, headers, timeout, body limit, key
+//! redaction and error mapping as the import API, on `/api/v1/deployments`.
+
+use super::deployment_wire::{
+    CreateDeploymentBody, DeploymentBody, DeploymentPageBody, ScaleBody, UpdateLimitsBody,
+};
+use super::http::{decode_response, HttpClient};
+use async_trait::async_trait;
+use modelstudio_core::deployments::{
+    Deployment, DeploymentPage, Deployments, Limits, NewDeployment, PageRequest,
+};
+use modelstudio_core::remote::{ApiError, ApiKey};
+use reqwest::{Method, Url};
+use std::time::Duration;
+
+const DEPLOYMENTS_PATH: [&str; 3] = ["api", "v1", "deployments"];
+
+impl HttpClient {
+    /// `/api/v1/deployments`, then the deployment's name and an action, each percent-encoded.
+    fn deployment_url(&self, deployed_model: Option<&str>, action: Option<&str>) -> Url {
+        self.url_of(&DEPLOYMENTS_PATH, deployed_model.into_iter().chain(action))
+    }
+}
+
+/// Turns an answer to a create, get, scale, update or delete into the deployment it carries or
+/// the error it reports. Pure and panic-free, so any bytes are tested without a server.
+pub fn decode_deployment(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<Deployment, ApiError> {
+    decode_response::<DeploymentBody>(status, retry_after, bytes).map(Deployment::from)
+}
+
+/// Turns an answer to a listing into the page it carries or the error it reports.
+pub fn decode_deployment_page(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<DeploymentPage, ApiError> {
+    decode_response::<DeploymentPageBody>(status, retry_after, bytes).map(DeploymentPage::from)
+}
+
+#[async_trait]
+impl Deployments for HttpClient {
+    async fn create(
+        &self,
+        key: &ApiKey,
+        deployment: &NewDeployment,
+    ) -> Result<Deployment, ApiError> {
+        let body = CreateDeploymentBody::from(deployment);
+        let url = self.deployment_url(None, None);
+        self.send::<DeploymentBody, _>(key, Method::POST, url, Some(&body))
+            .await
+            .map(Deployment::from)
+    }
+
+    async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        let url = self.deployment_url(Some(deployed_model), None);
+        self.send::<DeploymentBody, ()>(key, Method::GET, url, None)
+            .await
+            .map(Deployment::from)
+    }
+
+    async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
+        let mut url = self.deployment_url(None, None);
+        if page.page_no.is_some() || page.page_size.is_some() {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(n) = page.page_no {
+                pairs.append_pair("page_no", &n.to_string());
+            }
+            if let Some(n) = page.page_size {
+                pairs.append_pair("page_size", &n.to_string());
+            }
+        }
+        self.send::<DeploymentPageBody, ()>(key, Method::GET, url, None)
+            .await
+            .map(DeploymentPage::from)
+    }
+
+    async fn scale(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        capacity: u32,
+    ) -> Result<Deployment, ApiError> {
+        let url = self.deployment_url(Some(deployed_model), Some("scale"));
+        self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&ScaleBody { capacity }))
+            .await
+            .map(Deployment::from)
+    }
+
+    async fn update_limits(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+        limits: &Limits,
+    ) -> Result<Deployment, ApiError> {
+        let url = self.deployment_url(Some(deployed_model), Some("update"));
+        let body = UpdateLimitsBody::from(limits);
+        self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&body))
+            .await
+            .map(Deployment::from)
+    }
+
+    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+        let url = self.deployment_url(Some(deployed_model), None);
+        self.send::<DeploymentBody, ()>(key, Method::DELETE, url, None)
+            .await
+            .map(Deployment::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modelstudio::HttpClientConfig;
+    use modelstudio_core::deployments::DeploymentState;
+
+    #[test]
+    fn urls_encode_the_name_and_keep_the_action() {
+        let c = HttpClient::new(HttpClientConfig {
+            endpoint: "https://dashscope.aliyuncs.com/".into(),
+            timeout: Duration::from_secs(1),
+            user_agent: "t".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            c.deployment_url(None, None).as_str(),
+            "https://dashscope.aliyuncs.com/api/v1/deployments"
+        );
+        assert_eq!(
+            c.deployment_url(Some("m-v2"), Some("scale")).as_str(),
+            "https://dashscope.aliyuncs.com/api/v1/deployments/m-v2/scale"
+        );
+        assert_eq!(
+            c.deployment_url(Some("a/b?c"), None).as_str(),
+            "https://dashscope.aliyuncs.com/api/v1/deployments/a%2Fb%3Fc"
+        );
+    }
+
+    #[test]
+    fn answers_decode_to_deployments_or_typed_errors() {
+        let d = decode_deployment(
+            200,
+            None,
+            br#"{"request_id":"r","output":{"deployed_model":"m","status":"DELETING"}}"#,
+        )
+        .unwrap();
+        assert_eq!(d.status, DeploymentState::Deleting);
+        let e = decode_deployment(
+            409,
+            None,
+            br#"{"request_id":"r","code":"Conflict","message":"Deployed model m already exists, please specify a suffix."}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ApiError::Conflict(_)), "{e}");
+        assert!(!e.is_transient() && e.create_certainly_not_applied());
+        let e = decode_deployment(200, None, br#"{"request_id":"r"}"#).unwrap_err();
+        assert!(matches!(e, ApiError::MalformedResponse { .. }), "{e}");
+        let page = decode_deployment_page(
+            200,
+            None,
+            br#"{"output":{"total":3,"page_no":1,"page_size":2,"deployments":[{"deployed_model":"a","status":"RUNNING"},{"deployed_model":"b","status":"PENDING"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(page.deployments.len(), 2);
+        assert!(page.has_more());
+        for junk in [&b""[..], b"\xff\xfe", b"[]", b"{\"output\":7}", b"null"] {
+            assert!(decode_deployment(200, None, junk).is_err());
+            assert!(decode_deployment_page(500, None, junk).is_err());
+        }
+    }
+}
