@@ -11,6 +11,10 @@
 //! `accepted`. The expectations are what kube-apiserver says, asserted in full on the real server;
 //! where the embedded server says something else, the fixture is listed in [`KNOWN_SERVER_GAPS`]
 //! with the reason, and only there is its message not asserted.
+//!
+//! ModelDeployment gets the same treatment from cases written in this file (each plan accepted,
+//! each invalid object and immutable change refused with its message, the mutable fields
+//! accepted), then kubectl shows its printer columns, short name and category.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
