@@ -35,6 +35,12 @@ fn descriptions_flow_for_kubectl_explain() {
     let text = key.as_str().unwrap();
     assert!(text.contains("is not the bucket root"), "{text}");
     assert!(!text.contains('\n'));
+    let crd = serde_json::to_value(Kind::ModelDeployment.definition()).unwrap();
+    let capacity = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["capacity"]["description"];
+    let text = capacity.as_str().unwrap();
+    assert!(text.contains("from 1 to 999"), "{text}");
+    assert!(!text.contains('\n'));
 }
 
 #[test]
