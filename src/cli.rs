@@ -22,12 +22,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller against the cluster of the kubeconfig (or in-cluster config).
     Run(RunArgs),
-    /// Print the ModelImport CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML: ModelImport's (the default) or
+    /// ModelDeployment's.
+    Crd(CrdArgs),
     /// Before uninstalling: keep every (or every selected) ModelImport's job in Model Studio and
     /// take the controller's finalizers off the ModelImports and their Secrets, so that nothing
     /// waits for a controller that is gone. Stop the controller first (scale it to 0).
     Orphan(OrphanArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CrdArgs {
+    /// Which CRD to print.
+    #[arg(value_enum, default_value_t = CrdKind::Modelimport)]
+    pub kind: CrdKind,
+}
+
+/// The CRDs `crd` prints, named as their singular resource names.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdKind {
+    Modelimport,
+    Modeldeployment,
+}
+
+impl From<CrdKind> for crate::crd::Kind {
+    fn from(kind: CrdKind) -> Self {
+        match kind {
+            CrdKind::Modelimport => crate::crd::Kind::ModelImport,
+            CrdKind::Modeldeployment => crate::crd::Kind::ModelDeployment,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

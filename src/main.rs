@@ -13,8 +13,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", modelstudio_controller::crd::crd_yaml());
+        Command::Crd(args) => {
+            print!(
+                "{}",
+                modelstudio_controller::crd::Kind::from(args.kind).yaml()
+            );
             ExitCode::SUCCESS
         }
         Command::Orphan(args) => {

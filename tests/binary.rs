@@ -60,6 +60,29 @@ fn the_binary_has_only_run_crd_and_orphan() {
         "{}",
         out.stdout
     );
+
+    // `crd modeldeployment` prints the committed ModelDeployment CRD; another word is refused
+    // with the words that exist.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["crd", "modeldeployment"]);
+    let out = run_bounded(cmd, LIMIT);
+    assert!(out.ok(), "{out:?}");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/modeldeployment.yaml"
+    ))
+    .unwrap();
+    assert!(out.stdout == committed, "{}", out.stdout);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["crd", "deployment"]);
+    let out = run_bounded(cmd, LIMIT);
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("[possible values: modelimport, modeldeployment]"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

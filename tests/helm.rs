@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/modelstudio-controller");
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelimport.yaml");
+/// Every CRD the chart's crds/ installs.
+const CRD_NAMES: [&str; 2] = [
+    "modelimports.modelstudio.io",
+    "modeldeployments.modelstudio.io",
+];
 const FULL_VALUES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/helm/full-values.yaml"
@@ -185,16 +190,40 @@ fn grants(docs: &[Value]) -> BTreeSet<(String, String, String, String)> {
 }
 
 #[test]
-fn chart_crd_is_the_repository_crd() {
-    let chart = std::fs::read_to_string(format!("{CHART}/crds/modelimport.yaml"))
-        .expect("the chart carries the CRD in crds/");
-    let repository = std::fs::read_to_string(CRD).expect("crds/modelimport.yaml");
-    assert!(
-        chart == repository,
-        "charts/modelstudio-controller/crds/modelimport.yaml differs from crds/modelimport.yaml \
-         (generated from the Rust types): run `cp crds/modelimport.yaml \
+fn chart_crds_are_the_repository_crds() {
+    // The same files, byte for byte: each generated from the Rust types (tests/crd.rs).
+    let names = |dir: &str| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let repository_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    let expected: BTreeSet<String> = modelstudio_controller::crd::Kind::ALL
+        .iter()
+        .map(|k| k.file_name().to_string())
+        .collect();
+    assert_eq!(
+        names(repository_dir),
+        expected,
+        "crds/ holds one file per CRD"
+    );
+    assert_eq!(
+        names(&format!("{CHART}/crds")),
+        expected,
+        "the chart's crds/ holds the same files as crds/: run `cp crds/*.yaml \
          charts/modelstudio-controller/crds/`"
     );
+    for name in &expected {
+        let chart = std::fs::read_to_string(format!("{CHART}/crds/{name}"))
+            .expect("the chart carries the CRD in crds/");
+        let repository = std::fs::read_to_string(format!("{repository_dir}/{name}")).unwrap();
+        assert!(
+            chart == repository,
+            "charts/modelstudio-controller/crds/{name} differs from crds/{name} (generated from \
+             the Rust types): run `cp crds/{name} charts/modelstudio-controller/crds/`"
+        );
+    }
 }
 
 #[test]
@@ -912,15 +941,17 @@ async fn install_and_uninstall_on_the_real_control_plane() {
         out.stderr
     );
 
-    // The CRD came from the chart's crds/ and is served.
-    let crd = get_object(&kubectl, "crd", "modelimports.modelstudio.io", None)
-        .expect("helm install created the CRD from crds/");
-    let established = crd["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Established" && c["status"] == "True");
-    assert!(established, "{}", crd["status"]);
+    // The CRDs came from the chart's crds/ and are served.
+    for name in CRD_NAMES {
+        let crd = get_object(&kubectl, "crd", name, None)
+            .unwrap_or_else(|| panic!("helm install created {name} from crds/"));
+        let established = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        assert!(established, "{name}: {}", crd["status"]);
+    }
 
     // Every object the release rendered exists, is Helm's, and reads back as rendered.
     let manifest = yaml_documents(&helm.run(&["get", "manifest", RELEASE, "--namespace", NS]));
@@ -1046,7 +1077,9 @@ async fn install_and_uninstall_on_the_real_control_plane() {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    assert!(get_object(&kubectl, "crd", "modelimports.modelstudio.io", None).is_some());
+    for name in CRD_NAMES {
+        assert!(get_object(&kubectl, "crd", name, None).is_some(), "{name}");
+    }
     let releases = kubectl.run(&["get", "secrets", "-n", NS, "-l", "owner=helm", "-o", "name"]);
     assert!(
         releases.trim().is_empty(),

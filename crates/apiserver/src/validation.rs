@@ -628,8 +628,10 @@ fn rules(
     }
 }
 
-/// serde_json → CEL value (integers stay signed ints so `self.x > 0` works).
-pub fn to_cel(v: &Value) -> cel::Value {
+/// serde_json → CEL value (integers stay signed ints so `self.x > 0` works), for a value of
+/// `schema`. As kube-apiserver's `unstructuredMap`, a `null` in a property of an object with
+/// `properties` is absent: `has(self.x)` is false for `x: null` (a nullable field).
+pub fn to_cel(schema: &Value, v: &Value) -> cel::Value {
     match v {
         Value::Null => cel::Value::Null,
         Value::Bool(b) => cel::Value::Bool(*b),
@@ -643,21 +645,42 @@ pub fn to_cel(v: &Value) -> cel::Value {
             }
         }
         Value::String(s) => cel::Value::String(s.clone().into()),
-        Value::Array(a) => cel::Value::List(a.iter().map(to_cel).collect::<Vec<_>>().into()),
+        Value::Array(a) => {
+            let items = &schema["items"];
+            cel::Value::List(
+                a.iter()
+                    .map(|x| to_cel(items, x))
+                    .collect::<Vec<_>>()
+                    .into(),
+            )
+        }
         Value::Object(m) => {
-            let map: HashMap<String, cel::Value> =
-                m.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            let props = schema["properties"].as_object();
+            let additional = &schema["additionalProperties"];
+            let map: HashMap<String, cel::Value> = m
+                .iter()
+                .filter(|(_, x)| props.is_none() || !x.is_null())
+                .map(|(k, x)| {
+                    let s = props.and_then(|p| p.get(k)).unwrap_or(additional);
+                    (k.clone(), to_cel(s, x))
+                })
+                .collect();
             cel::Value::from(map)
         }
     }
 }
 
-fn run_cel(expr: &str, v: &Value, old: Option<&Value>) -> Result<cel::Value, String> {
+fn run_cel(
+    expr: &str,
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+) -> Result<cel::Value, String> {
     let program = cel::Program::compile(expr).map_err(|e| format!("compilation failed: {e}"))?;
     let mut ctx = cel::Context::default();
-    ctx.add_variable_from_value("self", to_cel(v));
+    ctx.add_variable_from_value("self", to_cel(schema, v));
     if let Some(o) = old {
-        ctx.add_variable_from_value("oldSelf", to_cel(o));
+        ctx.add_variable_from_value("oldSelf", to_cel(schema, o));
     }
     program.execute(&ctx).map_err(|e| e.to_string())
 }
@@ -687,16 +710,15 @@ fn eval_rule(
         _ => path.to_string(),
     };
     let ty = schema["type"].as_str().unwrap_or("object");
-    let detail = match run_cel(expr, v, old) {
+    let detail = match run_cel(expr, schema, v, old) {
         Ok(cel::Value::Bool(true)) => return None,
         Ok(cel::Value::Bool(false)) => {
-            let from_expr =
-                rule["messageExpression"]
-                    .as_str()
-                    .and_then(|me| match run_cel(me, v, old) {
-                        Ok(cel::Value::String(s)) if !s.trim().is_empty() => Some(s.to_string()),
-                        _ => None,
-                    });
+            let from_expr = rule["messageExpression"].as_str().and_then(|me| {
+                match run_cel(me, schema, v, old) {
+                    Ok(cel::Value::String(s)) if !s.trim().is_empty() => Some(s.to_string()),
+                    _ => None,
+                }
+            });
             from_expr
                 .or_else(|| rule["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| format!("failed rule: {expr}"))
@@ -887,6 +909,25 @@ mod tests {
         let old2 = obj(json!({"modelName": "m", "weightType": "lora"}));
         let mut o = obj(json!({"modelName": "m", "weightType": "lora", "jobId": "j"}));
         assert!(process(&s, &mut o, Some(&old2)).errors.is_empty());
+    }
+
+    #[test]
+    fn cel_reads_a_null_property_as_absent() {
+        // kube-apiserver's `unstructuredMap.Find`: a null-valued nullable property of an object
+        // with properties is absent to CEL; a null under additionalProperties is a value.
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "has(self.a) != has(self.b)", "message": "one"}],
+            "properties": {
+                "a": {"type": "string", "nullable": true},
+                "b": {"type": "string", "nullable": true},
+                "m": {"type": "object", "additionalProperties": {"type": "string", "nullable": true},
+                      "x-kubernetes-validations": [{"rule": "has(self.k)", "message": "k"}]}}}}});
+        let mut o = json!({"spec": {"a": "x", "b": null, "m": {"k": null}}});
+        assert!(process(&s, &mut o, None).errors.is_empty());
+        let mut o = json!({"spec": {"a": null, "b": null, "m": {"k": null}}});
+        let errs = process(&s, &mut o, None).errors;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "spec");
     }
 
     #[test]
