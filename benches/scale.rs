@@ -956,6 +956,23 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
             secs(ours.lag(0.95))
         ),
     );
+    // The two goals share one quota: creates within 1.15 x N / qps take 87% of it, so polling at
+    // the set interval fits beside them only while a cycle's listings need at most 13%.
+    let pages = (ours.peak_active as f64 / 100.0).ceil() + 1.0;
+    let poll_share = pages / p / case.qps();
+    let _ = writeln!(
+        out,
+        "  note: with {} jobs in progress a poll cycle lists {pages:.0} pages every {p:.0} s, {:.0}% of the quota; \
+         creates within the goal take 87%, so {}; after the last create the lag p95 is {} (goal {lag_goal:.1} s)",
+        ours.peak_active,
+        poll_share * 100.0,
+        if poll_share <= 1.0 - 1.0 / 1.15 {
+            "both fit in the quota"
+        } else {
+            "both cannot fit: while creates go on, polls wait (creates first) and the poll interval stretches"
+        },
+        secs(percentile(&ours.lags_after_creates, 0.95)),
+    );
     // Nothing in progress: no poll at all; only the resync of finished jobs may list them.
     let resync_pages = 3 * case.jobs.div_ceil(100) as u64 + 3;
     goal(
