@@ -4,6 +4,7 @@
 //! that a reconcile must meet (Conflict on a name in use, capacity a multiple of the base,
 //! no scaling of plan lora, at least one limit, NotFound once gone), in the core's domain types.
 
+use crate::fake_calls::CallScript;
 use crate::fake_jobs::remote_error;
 use async_trait::async_trait;
 use modelstudio_core::deployments::{
@@ -11,10 +12,8 @@ use modelstudio_core::deployments::{
     NewDeployment, PageRequest, Plan,
 };
 use modelstudio_core::remote::{ApiError, ApiKey, Operation, RemoteError};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-
-type MakeError = Box<dyn FnOnce() -> ApiError + Send>;
 
 #[derive(Default)]
 struct State {
@@ -22,8 +21,8 @@ struct State {
     deployments: BTreeMap<String, Deployment>,
     order: Vec<String>,
     base_capacity: HashMap<String, u32>,
-    failures: VecDeque<(Operation, MakeError)>,
-    calls: Vec<(Operation, Option<String>)>,
+    script: CallScript,
+
     clock: u64,
 }
 
@@ -63,7 +62,7 @@ impl FakeDeployments {
 
     /// The next call of `op` fails with the error `make` builds.
     pub fn fail_next(&self, op: Operation, make: impl FnOnce() -> ApiError + Send + 'static) {
-        self.state().failures.push_back((op, Box::new(make)));
+        self.state().script.fail_next(op, make);
     }
 
     /// The base capacity of `model_name` (1 unless set).
@@ -124,25 +123,17 @@ impl FakeDeployments {
 
     /// Every call so far: the operation and the deployment it named.
     pub fn calls(&self) -> Vec<(Operation, Option<String>)> {
-        self.state().calls.clone()
+        self.state().script.calls().to_vec()
     }
 
     pub fn count(&self, op: Operation) -> usize {
-        self.state().calls.iter().filter(|(o, _)| *o == op).count()
+        self.state().script.count(op)
     }
 
     /// Logs the call and takes its scripted failure, if one is due.
     fn enter(&self, op: Operation, deployed_model: Option<&str>) -> Result<(), ApiError> {
-        let mut s = self.state();
-        s.calls.push((op, deployed_model.map(str::to_string)));
-        match s.failures.iter().position(|(o, _)| *o == op) {
-            Some(i) => {
-                let (_, make) = s.failures.remove(i).expect("position is in range");
-                drop(s);
-                Err(make())
-            }
-            None => Ok(()),
-        }
+        let due = self.state().script.enter(op, deployed_model);
+        due.map_or(Ok(()), |make| Err(make()))
     }
 }
 

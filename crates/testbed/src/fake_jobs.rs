@@ -2,24 +2,22 @@
 //! so, any call can be made to fail once with a chosen error, and every call is logged. It speaks
 //! the core's domain types, so no HTTP and no wire format is involved.
 
+use crate::fake_calls::CallScript;
 use async_trait::async_trait;
 use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation, RemoteError,
 };
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
-
-type MakeError = Box<dyn FnOnce() -> ApiError + Send>;
 
 #[derive(Default)]
 struct State {
     /// By ID, in creation order (IDs are zero-padded counters).
     jobs: BTreeMap<String, Job>,
     next: u64,
-    failures: VecDeque<(Operation, MakeError)>,
+    script: CallScript,
     /// Finished jobs whose DELETE is refused (as if a deployment used the model).
     refuse_delete: HashSet<String>,
-    calls: Vec<(Operation, Option<String>)>,
 }
 
 /// The fake. Every method is synchronous under one lock, so a test reads a consistent state.
@@ -49,7 +47,7 @@ impl FakeJobs {
 
     /// The next call of `op` fails with the error `make` builds.
     pub fn fail_next(&self, op: Operation, make: impl FnOnce() -> ApiError + Send + 'static) {
-        self.state().failures.push_back((op, Box::new(make)));
+        self.state().script.fail_next(op, make);
     }
 
     /// Moves a job to `state` (FAILED jobs get an error code).
@@ -79,25 +77,17 @@ impl FakeJobs {
 
     /// Every call so far: the operation and the job it named.
     pub fn calls(&self) -> Vec<(Operation, Option<String>)> {
-        self.state().calls.clone()
+        self.state().script.calls().to_vec()
     }
 
     pub fn count(&self, op: Operation) -> usize {
-        self.state().calls.iter().filter(|(o, _)| *o == op).count()
+        self.state().script.count(op)
     }
 
     /// Logs the call and takes its scripted failure, if one is due.
     fn enter(&self, op: Operation, job_id: Option<&str>) -> Result<(), ApiError> {
-        let mut s = self.state();
-        s.calls.push((op, job_id.map(str::to_string)));
-        match s.failures.iter().position(|(o, _)| *o == op) {
-            Some(i) => {
-                let (_, make) = s.failures.remove(i).expect("position is in range");
-                drop(s);
-                Err(make())
-            }
-            None => Ok(()),
-        }
+        let due = self.state().script.enter(op, job_id);
+        due.map_or(Ok(()), |make| Err(make()))
     }
 }
 

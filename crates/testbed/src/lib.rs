@@ -9,6 +9,7 @@ mod bed;
 mod cluster;
 mod control_plane;
 mod controller;
+mod fake_calls;
 mod fake_deployments;
 mod fake_jobs;
 mod go_tools;
