@@ -26,7 +26,13 @@ pub struct SecretChoice {
 
 /// spec.apiKeySecretRef when set, else the namespace's [`NAMESPACE_CREDENTIALS`].
 pub fn credentials_secret(spec: &Spec) -> SecretChoice {
-    match &spec.api_key_secret {
+    secret_choice(spec.api_key_secret.as_ref())
+}
+
+/// The Secret to read for a resource whose spec names `named` (any kind that carries
+/// `apiKeySecretRef`): that one, else the namespace's well-known Secret.
+pub fn secret_choice(named: Option<&SecretRef>) -> SecretChoice {
+    match named {
         Some(secret) => SecretChoice {
             secret: secret.clone(),
             named: true,

@@ -11,6 +11,8 @@
 pub mod correlation;
 pub mod credentials;
 pub mod decision;
+pub mod deployment_reason;
+pub mod deployment_step;
 pub mod deployments;
 pub mod domain;
 pub mod reason;

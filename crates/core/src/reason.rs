@@ -26,45 +26,50 @@ impl Meaning {
     }
 }
 
+/// Declares a list of condition reasons: `Code` for ModelImport, `DeploymentCode` for
+/// ModelDeployment.
 macro_rules! codes {
-    ($($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)*) => {
-        /// The name of a condition reason, as written in `status.conditions[].reason`.
+    ($(#[$attr:meta])* $name:ident { $($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)* }) => {
+        $(#[$attr])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Code { $(#[doc = $doc] $code,)* }
+        pub enum $name { $(#[doc = $doc] $code,)* }
 
-        impl Code {
+        impl $name {
             /// Every reason, in documentation order.
-            pub const ALL: &'static [Code] = &[$(Code::$code,)*];
+            pub const ALL: &'static [$name] = &[$($name::$code,)*];
 
             /// The reason as written in a condition.
             pub fn as_str(self) -> &'static str {
-                match self { $(Code::$code => stringify!($code),)* }
+                match self { $($name::$code => stringify!($code),)* }
             }
 
             /// What it means for Ready, Reconciling and Stalled.
             pub fn meaning(self) -> Meaning {
-                match self { $(Code::$code => Meaning::$meaning,)* }
+                match self { $($name::$code => Meaning::$meaning,)* }
             }
 
             /// Stalls that only a spec change can cure (a failed job, by contrast, is final).
             pub fn waits_for_spec_change(self) -> bool {
-                match self { $(Code::$code => $spec_stall,)* }
+                match self { $($name::$code => $spec_stall,)* }
             }
 
             /// One line for a person, as the documentation lists it.
             pub fn description(self) -> &'static str {
-                match self { $(Code::$code => $doc,)* }
+                match self { $($name::$code => $doc,)* }
             }
 
             /// Reads a reason back from a condition.
-            pub fn parse(s: &str) -> Option<Code> {
-                Code::ALL.iter().copied().find(|c| c.as_str() == s)
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|c| c.as_str() == s)
             }
         }
     };
 }
+pub(crate) use codes;
 
 codes! {
+    /// The name of a ModelImport condition reason, as written in `status.conditions[].reason`.
+    Code {
     Creating => Reconciling, false, "The create request is about to be sent (its intent is recorded first).";
     CreateUnconfirmed => Reconciling, false, "A create may have made a job whose answer was lost; the job is looked for before creating again.";
     JobPending => Reconciling, false, "The import job is queued in Model Studio.";
@@ -87,7 +92,8 @@ codes! {
     DeletionBlocked => Reconciling, false, "The job cannot be deleted while it is pending or running; retried until it finishes.";
     DeletionRefused => Reconciling, false, "Model Studio refuses to delete a finished job; retried slowly.";
     WorkspaceChanged => Stalled, false, "The job was made with a key of another workspace than the current one, which cannot see it; a person restores the key or orphans the job.";
-}
+    ServedByDeployment => Reconciling, false, "The job is kept while a ModelDeployment serves its model; deletion goes on once the deployment is gone.";
+}}
 
 /// Reason and message of Reconciling=False: nothing under way.
 pub const IDLE: (&str, &str) = ("Idle", "No work in progress");
@@ -192,6 +198,10 @@ pub enum Reason {
         recorded: String,
         current: String,
     },
+    /// A ModelDeployment of the namespace serves the model: the job is deleted once it is gone.
+    ServedByDeployment {
+        deployment: String,
+    },
 }
 
 impl Reason {
@@ -219,6 +229,7 @@ impl Reason {
             Reason::DeletionBlocked { .. } => Code::DeletionBlocked,
             Reason::DeletionRefused { .. } => Code::DeletionRefused,
             Reason::WorkspaceChanged { .. } => Code::WorkspaceChanged,
+            Reason::ServedByDeployment { .. } => Code::ServedByDeployment,
         }
     }
 
@@ -331,6 +342,11 @@ impl Reason {
                  Put the original key back (spec.apiKeySecretRef or its Secret), or set spec.deletionPolicy \
                  to Orphan to let this resource go and keep the job"
             ),
+            Reason::ServedByDeployment { deployment } => format!(
+                "ModelDeployment {deployment} serves this model: the import job is deleted once that \
+                 deployment is gone (delete the ModelDeployment, or set spec.deletionPolicy to Orphan \
+                 to let this resource go and keep the job)"
+            ),
         }
     }
 }
@@ -354,6 +370,10 @@ pub enum Happening {
     Orphaned,
     /// The stored object does not read as a ModelImport (an older or hand-loosened schema).
     Unreadable,
+    /// A deployment serves at the capacity asked for.
+    Running,
+    Scaled,
+    LimitsUpdated,
 }
 
 impl Happening {
@@ -367,6 +387,9 @@ impl Happening {
             Happening::Deleted => "Deleted",
             Happening::Orphaned => "Orphaned",
             Happening::Unreadable => "Unreadable",
+            Happening::Running => "Running",
+            Happening::Scaled => "Scaled",
+            Happening::LimitsUpdated => "LimitsUpdated",
         }
     }
 }
@@ -380,6 +403,12 @@ pub enum Action {
     PollImportJob,
     DeleteImportJob,
     ReadModelImport,
+    CreateDeployment,
+    RecoverDeployment,
+    PollDeployment,
+    ScaleDeployment,
+    UpdateDeployment,
+    DeleteDeployment,
 }
 
 impl Action {
@@ -391,6 +420,12 @@ impl Action {
             Action::PollImportJob => "PollImportJob",
             Action::DeleteImportJob => "DeleteImportJob",
             Action::ReadModelImport => "ReadModelImport",
+            Action::CreateDeployment => "CreateDeployment",
+            Action::RecoverDeployment => "RecoverDeployment",
+            Action::PollDeployment => "PollDeployment",
+            Action::ScaleDeployment => "ScaleDeployment",
+            Action::UpdateDeployment => "UpdateDeployment",
+            Action::DeleteDeployment => "DeleteDeployment",
         }
     }
 }

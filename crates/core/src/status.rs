@@ -109,9 +109,21 @@ pub fn next_status(
 
 /// The three kstatus conditions for a reason.
 pub fn conditions_for(reason: &Reason, generation: Option<i64>) -> Vec<Condition> {
-    let meaning = reason.meaning();
-    let name = reason.code().as_str();
-    let message = reason.message();
+    conditions_of(
+        reason.meaning(),
+        reason.code().as_str(),
+        &reason.message(),
+        generation,
+    )
+}
+
+/// The three kstatus conditions for a reason named `name` that means `meaning`.
+pub fn conditions_of(
+    meaning: Meaning,
+    name: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Vec<Condition> {
     let cond = |type_: &str, on: bool, reason: &str, message: &str| Condition {
         type_: type_.to_string(),
         status: if on { TRUE } else { FALSE }.to_string(),
@@ -121,14 +133,14 @@ pub fn conditions_for(reason: &Reason, generation: Option<i64>) -> Vec<Condition
         last_transition_time: Timestamp::UNIX_EPOCH,
     };
     vec![
-        cond(READY, meaning == Meaning::Ready, name, &message),
+        cond(READY, meaning == Meaning::Ready, name, message),
         if meaning == Meaning::Reconciling {
-            cond(RECONCILING, true, name, &message)
+            cond(RECONCILING, true, name, message)
         } else {
             cond(RECONCILING, false, IDLE.0, IDLE.1)
         },
         if meaning == Meaning::Stalled {
-            cond(STALLED, true, name, &message)
+            cond(STALLED, true, name, message)
         } else {
             cond(STALLED, false, NOT_STALLED.0, NOT_STALLED.1)
         },

@@ -781,6 +781,7 @@ fn arb_reason() -> impl Strategy<Value = Reason> {
                     recorded: a,
                     current: b,
                 },
+                Code::ServedByDeployment => Reason::ServedByDeployment { deployment: a },
             };
             assert_eq!(reason.code(), code);
             reason
