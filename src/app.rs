@@ -3,13 +3,15 @@
 
 use crate::cli::LogFormat;
 use crate::config::{Config, ConfigError, MANAGER};
+use crate::crd::ModelDeployment;
 use crate::crd::ModelImport;
+use crate::deployment_reconciler::{self, DeploymentContext};
 use crate::keeper::{Caches, CredentialsKeeper};
 use crate::kube_requests::counting_layer;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
-use crate::reconciler::{error_policy, layered, reconcile, report_unreadable, Context};
+use crate::reconciler::{error_policy, layered_both, reconcile, report_unreadable, Context};
 use crate::watches::{secret_watch_config, trim_import, trim_secret, typed_event};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -22,6 +24,8 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
+use modelstudio_core::deployments::Deployments;
+use modelstudio_core::remote::ImportJobs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -213,7 +217,10 @@ async fn run_with(
         }
     });
 
-    let jobs = layered(http, &config, metrics.clone());
+    // One quota for both APIs: the import jobs and the deployments go through the same layers.
+    let api = layered_both(http, &config, metrics.clone());
+    let jobs: Arc<dyn ImportJobs> = api.clone();
+    let deployments: Arc<dyn Deployments> = api;
     info!(
         endpoint = %config.endpoint,
         namespace = config.namespace.as_deref().unwrap_or("(all)"),
@@ -226,6 +233,7 @@ async fn run_with(
     let instance = config.instance.clone();
     let namespace = config.namespace.clone();
     let sweep_interval = config.poll_interval;
+    let selector = config.selector.clone();
     let ctx = Arc::new(Context::new(client, jobs, metrics, config));
     // One shutdown signal, awaited in several places.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -295,6 +303,16 @@ async fn run_with(
     if let Some(changes) = changes {
         controller = controller.reconcile_on(changes);
     }
+    let deployments_running = deployment_controller(
+        ctx.clone(),
+        deployments,
+        store.clone(),
+        namespace.as_deref(),
+        selector.as_deref(),
+        concurrency,
+        stopped(),
+    )
+    .await;
     let imports_ready = store.clone();
     tokio::spawn(async move {
         if imports_ready.wait_until_ready().await.is_ok() {
@@ -335,7 +353,7 @@ async fn run_with(
             .with_caches(caches);
         tokio::spawn(keeper.run(stopped()));
     }
-    let running = controller
+    let imports_running = controller
         .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -346,6 +364,7 @@ async fn run_with(
                 }
             }
         });
+    let running = futures::future::join(imports_running, deployments_running);
     // After the signal, in-flight reconciles get `shutdown_timeout` to finish.
     let deadline = async {
         stopped().await;
@@ -381,6 +400,100 @@ async fn run_with(
     metrics_server.abort();
     info!("controller stopped");
     outcome
+}
+
+/// The ModelDeployment controller, when its CRD is installed: it runs beside the import
+/// controller, on the same context (client, quota, Secrets cache, events), and fills the
+/// deployments' cache that import deletions consult. Without the CRD (an install that predates
+/// it), imports are reconciled alone.
+async fn deployment_controller(
+    ctx: Arc<Context>,
+    deployments: Arc<dyn Deployments>,
+    imports: reflector::Store<ModelImport>,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+    concurrency: u16,
+    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> futures::future::BoxFuture<'static, ()> {
+    use futures::FutureExt;
+    use kube::runtime::reflector::ObjectRef;
+    let client = ctx.client.clone();
+    let api: Api<ModelDeployment> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            warn!("the ModelDeployment CustomResourceDefinition (modeldeployments.modelstudio.io) is not installed: ModelDeployments are not reconciled; install crds/modeldeployment.yaml to deploy models");
+            return futures::future::ready(()).boxed();
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot list ModelDeployments (check the controller's RBAC): ModelDeployments are not reconciled");
+            return futures::future::ready(()).boxed();
+        }
+    }
+    let Some(writer) = ctx.take_deployments_writer() else {
+        return futures::future::ready(()).boxed();
+    };
+    let store = writer.as_reader();
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = selector {
+        watch_config = watch_config.labels(selector);
+    }
+    let objects = reflector(
+        writer,
+        watcher(api, watch_config.clone()).modify(|d: &mut ModelDeployment| {
+            d.metadata.managed_fields = None;
+        }),
+    )
+    .applied_objects();
+    // A change of a ModelImport wakes the deployments that name it.
+    let import_api: Api<kube::core::PartialObjectMeta<ModelImport>> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let waiting = store.clone();
+    let import_changes =
+        watcher(import_api, watcher::Config::default().any_semantic()).touched_objects();
+    let mapper = move |import: kube::core::PartialObjectMeta<ModelImport>| {
+        let namespace = import.metadata.namespace.clone();
+        let name = import.metadata.name.clone();
+        waiting
+            .state()
+            .into_iter()
+            .filter(|d| {
+                d.metadata.namespace == namespace
+                    && d.spec.model_import_ref.as_ref().map(|r| Some(&r.name))
+                        == Some(name.as_ref())
+            })
+            .map(|d| ObjectRef::from_obj(&*d))
+            .collect::<Vec<_>>()
+    };
+    let dctx = Arc::new(DeploymentContext {
+        core: ctx,
+        deployments,
+        imports,
+    });
+    info!("reconciling ModelDeployments");
+    Controller::for_stream(objects, store)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .watches_stream(import_changes, mapper)
+        .graceful_shutdown_on(stopped)
+        .run(
+            deployment_reconciler::reconcile,
+            deployment_reconciler::error_policy,
+            dctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    controller::Error::ObjectNotFound(_) => {}
+                    e => warn!(error = %e, "deployment controller event"),
+                }
+            }
+        })
+        .boxed()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod crd;
+pub mod deployment_reconciler;
 pub mod domain;
 pub mod event_queue;
 pub mod event_recorder;

@@ -72,6 +72,7 @@ const DELETION_BUCKETS: [f64; 17] = [
 pub struct Metrics {
     pub registry: Registry,
     pub reconciliations: Family<ReconcileLabels, Counter>,
+    pub deployment_reconciliations: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub api_requests: Family<ApiLabels, Counter>,
     pub api_request_duration: Family<ApiLabels, Histogram>,
@@ -96,6 +97,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("modelstudio");
         let reconciliations = Family::<ReconcileLabels, Counter>::default();
+        let deployment_reconciliations = Family::<ReconcileLabels, Counter>::default();
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let api_requests = Family::<ApiLabels, Counter>::default();
         let api_request_duration = Family::<ApiLabels, Histogram>::new_with_constructor(|| {
@@ -140,6 +142,11 @@ impl Default for Metrics {
             "reconciliations",
             "Reconciliations of ModelImports, by step and result",
             reconciliations.clone(),
+        );
+        registry.register(
+            "deployment_reconciliations",
+            "Reconciliations of ModelDeployments, by step and result",
+            deployment_reconciliations.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -195,6 +202,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             reconciliations,
+            deployment_reconciliations,
             reconcile_duration,
             api_requests,
             api_request_duration,

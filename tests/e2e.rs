@@ -464,3 +464,163 @@ fn invalid_manifests_and_immutable_changes_are_refused_with_readable_messages() 
         r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
     ]);
 }
+
+/// Short timers for a deployment: pending 2 s, updating and deleting 1 s.
+fn deployment_timers() -> SimulatorConfig {
+    SimulatorConfig {
+        pending_duration: Duration::from_secs(1),
+        running_duration: Duration::from_secs(3),
+        deployment_pending_duration: Duration::from_secs(2),
+        deployment_updating_duration: Duration::from_secs(1),
+        deployment_deleting_duration: Duration::from_secs(1),
+        ..SimulatorConfig::default()
+    }
+}
+
+#[test]
+fn import_and_deployment_applied_together_serve_scale_and_delete_together() {
+    use modelstudio_simulator::Endpoint;
+    let mut c = Cluster::start("deployment", deployment_timers());
+    c.start_controller();
+    let k = &c.kubectl;
+    // As a GitOps tool applies a folder: everything at once.
+    let out = k.run(&[
+        "apply",
+        "-f",
+        &example("secret.yaml"),
+        "-f",
+        &example("modelimport.yaml"),
+        "-f",
+        &example("modeldeployment.yaml"),
+    ]);
+    assert!(
+        out.contains("modeldeployment.modelstudio.io/qwen3-lora created"),
+        "{out}"
+    );
+    // While the import runs, the deployment says what it waits for.
+    let mut waiting = String::new();
+    for _ in 0..40 {
+        waiting = ready_reason(k, "mdeploy/qwen3-lora");
+        if waiting == "Pending/WaitingForImport" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(waiting, "Pending/WaitingForImport");
+    let message = k
+        .jsonpath(
+            "mdeploy/qwen3-lora",
+            r#"{.status.conditions[?(@.type=="Reconciling")].message}"#,
+        )
+        .stdout;
+    assert!(message.contains("ModelImport qwen3-lora"), "{message}");
+    assert_eq!(c.stats().deployment_create.total, 0);
+
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=Ready",
+        "--timeout=90s",
+    ]);
+    let model = k
+        .jsonpath("mimport/qwen3-lora", "{.status.modelName}")
+        .stdout;
+    let listed = k.run(&["get", "modeldeployments"]);
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "MODEL",
+            "PHASE",
+            "CAPACITY",
+            "READY CAPACITY",
+            "READY",
+            "AGE"
+        ],
+        "{listed}"
+    );
+    let rows = table(&listed);
+    assert_eq!(
+        rows[1][..6],
+        ["qwen3-lora", &model, "Running", "1", "1", "True"],
+        "{rows:?}"
+    );
+    let deployed = k
+        .jsonpath("mdeploy/qwen3-lora", "{.status.deployedModel}")
+        .stdout;
+    assert_eq!(
+        deployed, model,
+        "no suffix: the deployed model is the model"
+    );
+
+    // Scale: the capacity changes in place, through UPDATING, and Ready comes back.
+    k.run(&[
+        "patch",
+        "mdeploy",
+        "qwen3-lora",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"capacity":2}}"#,
+    ]);
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=jsonpath={.status.readyCapacity}=2",
+        "--timeout=60s",
+    ]);
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+    let stats = c.stats();
+    assert_eq!(stats.deployment_scale.status(200), 1, "{stats:?}");
+    assert_eq!(stats.deployment_create.total, 1, "{stats:?}");
+
+    // Delete both at once: kubectl waits until both are gone; the job goes after the deployment.
+    let out = k.run(&[
+        "delete",
+        "-f",
+        &example("modeldeployment.yaml"),
+        "-f",
+        &example("modelimport.yaml"),
+        "--timeout=90s",
+    ]);
+    assert!(out.contains("deleted"), "{out}");
+    assert!(k
+        .fail(&["get", "mdeploy", "qwen3-lora"])
+        .contains("not found"));
+    assert!(k
+        .fail(&["get", "mimport", "qwen3-lora"])
+        .contains("not found"));
+    let deployments = c.sim.simulator.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert!(deployments[0].deleted, "{deployments:?}");
+    let requests = c.sim.simulator.requests();
+    let first = |endpoint: Endpoint, status: u16| {
+        requests
+            .iter()
+            .find(|r| r.endpoint == endpoint && r.status == status)
+            .map(|r| r.seq)
+    };
+    let deployment_gone =
+        first(Endpoint::DeploymentGet, 404).expect("the deployment was seen gone");
+    let job_deleted = first(Endpoint::Delete, 200).expect("the job was deleted");
+    assert!(
+        deployment_gone < job_deleted,
+        "the job was deleted (request {job_deleted}) before the deployment was gone (request {deployment_gone})"
+    );
+    let stats = c.stats();
+    assert_eq!(stats.delete.status(200), 1, "{stats:?}");
+    assert_eq!(stats.deployment_delete.status(200), 1, "{stats:?}");
+    assert!(!c.controller_log().contains(EXAMPLE_KEY));
+}

@@ -3,7 +3,7 @@
 
 use crate::backoff::FailureCounts;
 use crate::config::{Config, MANAGER};
-use crate::crd::ModelImport;
+use crate::crd::{ModelDeployment, ModelImport};
 use crate::event_queue::EventQueue;
 use crate::event_recorder::EventRecorder;
 use crate::job_cache::JobCache;
@@ -16,6 +16,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::Store;
 use kube::Client;
+use modelstudio_core::deployments::Deployments;
 use modelstudio_core::remote::{ImportJobs, Operation};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,10 @@ pub struct Context {
     turns: Mutex<HashMap<String, Instant>>,
     /// Held while a credentials Secret is being protected.
     pub(super) protecting: tokio::sync::Mutex<()>,
+    /// The ModelDeployments' watch cache, once the deployment controller runs: an import's job
+    /// is not deleted while a deployment serves its model.
+    pub model_deployments: Store<ModelDeployment>,
+    deployments_writer: Mutex<Option<Writer<ModelDeployment>>>,
 }
 
 /// `jobs` behind the layers every controller call goes through: the account's rate limit (one
@@ -64,6 +69,24 @@ pub fn layered(
 ) -> Arc<dyn ImportJobs> {
     Arc::new(RateLimited::new(
         Metered::new(jobs, metrics.clone()),
+        config.qps,
+        config.burst,
+        metrics,
+    ))
+}
+
+/// One client behind the layers, for both the import and the deployment API: one token bucket
+/// for the whole controller, whichever API a call goes to.
+pub fn layered_both<A>(
+    api: A,
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Arc<RateLimited<Metered<A>>>
+where
+    A: ImportJobs + Deployments + 'static,
+{
+    Arc::new(RateLimited::new(
+        Metered::new(api, metrics.clone()),
         config.qps,
         config.burst,
         metrics,
@@ -85,6 +108,7 @@ impl Context {
             instance: config.instance.clone(),
         };
         let secrets_writer = Writer::default();
+        let deployments_writer = Writer::default();
         let job_cache = JobCache::new(jobs.clone(), poll_interval, resync_interval);
         Context {
             events: EventQueue::start(
@@ -106,6 +130,8 @@ impl Context {
             own_writes: Mutex::default(),
             turns: Mutex::default(),
             protecting: tokio::sync::Mutex::default(),
+            model_deployments: deployments_writer.as_reader(),
+            deployments_writer: Mutex::new(Some(deployments_writer)),
         }
     }
 
@@ -115,6 +141,22 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// The writer of the ModelDeployments cache, for the one watch that fills it.
+    pub fn take_deployments_writer(&self) -> Option<Writer<ModelDeployment>> {
+        self.deployments_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Whether a watch fills the ModelDeployments cache (the deployment controller runs).
+    pub fn deployments_watched(&self) -> bool {
+        self.deployments_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// How long the resource `key` must wait before a call of `operation`: its turn, taken now

@@ -3,6 +3,7 @@
 //! protected, is the core's choice ([`choose_key`], [`credentials_secret`]); this file reads the
 //! Secret, fingerprints the key and puts the controller's finalizer on the Secret when told.
 
+use super::context::Context;
 use super::finalizer::{json_patch, params};
 use super::observe::Io;
 use super::Error;
@@ -11,7 +12,8 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::credentials::{
-    credentials_secret, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, SECRET_FINALIZER,
+    credentials_secret, secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE,
+    SECRET_FINALIZER,
 };
 use modelstudio_core::domain::SecretRef;
 use modelstudio_core::reason::CredentialProblem;
@@ -32,6 +34,73 @@ pub fn fingerprint(key: &ApiKey) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256:{hex}")
+}
+
+impl Context {
+    /// The key in the Secret `reference` names in `namespace`, and whether the Secret carries
+    /// the controller's finalizer.
+    pub(crate) async fn read_key(
+        &self,
+        namespace: &str,
+        reference: &SecretRef,
+    ) -> Result<Result<(ApiKey, bool), CredentialProblem>, kube::Error> {
+        let secret = self.cached_secret(namespace, &reference.name).await?;
+        let Some(secret) = secret else {
+            return Ok(Err(CredentialProblem::SecretNotFound {
+                name: reference.name.clone(),
+            }));
+        };
+        let protected = secret.finalizers().iter().any(|f| f == SECRET_FINALIZER);
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&reference.key)) else {
+            return Ok(Err(CredentialProblem::KeyMissing {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            }));
+        };
+        Ok(std::str::from_utf8(&bytes.0)
+            .ok()
+            .and_then(ApiKey::new)
+            .map(|key| (key, protected))
+            .ok_or(CredentialProblem::KeyEmpty {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            }))
+    }
+
+    /// The Secret from the watch cache; read from the server when the cache lacks it (not filled
+    /// yet, a Secret made a moment ago, or one of a type the watch leaves out).
+    pub(crate) async fn cached_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        if let Some(secret) = self.secrets.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(Some(secret));
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.map(Arc::new))
+    }
+
+    /// The key a resource of `namespace` whose spec names `named` calls with: the credentials as
+    /// the core reads them, and the key when one was chosen.
+    pub(crate) async fn api_key(
+        &self,
+        namespace: &str,
+        named: Option<&SecretRef>,
+        deleting: bool,
+    ) -> Result<(Result<KeySource, CredentialProblem>, Option<ApiKey>), kube::Error> {
+        let choice = secret_choice(named);
+        let secret = self.read_key(namespace, &choice.secret).await?;
+        let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
+        let default = self.config.default_api_key.clone();
+        let chosen = choose_key(read, default.is_some(), deleting);
+        let key = match (&chosen, secret) {
+            (Ok(KeySource::Secret), Ok((key, _))) => Some(key),
+            (Ok(KeySource::Default), _) => default,
+            _ => None,
+        };
+        Ok((chosen, key))
+    }
 }
 
 impl Io<'_> {
@@ -58,51 +127,21 @@ impl Io<'_> {
         Ok(())
     }
 
-    /// The key in the Secret and whether the Secret carries the controller's finalizer.
     async fn read_secret(
         &self,
         reference: &SecretRef,
     ) -> Result<Result<(ApiKey, bool), CredentialProblem>, Error> {
-        let secret = self.cached_secret(&reference.name).await?;
-        let Some(secret) = secret else {
-            return Ok(Err(CredentialProblem::SecretNotFound {
-                name: reference.name.clone(),
-            }));
-        };
-        let protected = secret.finalizers().iter().any(|f| f == SECRET_FINALIZER);
-        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&reference.key)) else {
-            return Ok(Err(CredentialProblem::KeyMissing {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-            }));
-        };
-        Ok(std::str::from_utf8(&bytes.0)
-            .ok()
-            .and_then(ApiKey::new)
-            .map(|key| (key, protected))
-            .ok_or(CredentialProblem::KeyEmpty {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-            }))
+        self.ctx
+            .read_key(&self.obj.namespace().unwrap_or_default(), reference)
+            .await
+            .map_err(Error::ReadSecret)
     }
 
-    /// The Secret from the watch cache; read from the server when the cache lacks it (not filled
-    /// yet, a Secret made a moment ago, or one of a type the watch leaves out).
     async fn cached_secret(&self, name: &str) -> Result<Option<Arc<Secret>>, Error> {
-        let namespace = self.obj.namespace().unwrap_or_default();
-        let cached = self
-            .ctx
-            .secrets
-            .get(&ObjectRef::new(name).within(&namespace));
-        match cached {
-            Some(secret) => Ok(Some(secret)),
-            None => Ok(self
-                .secrets()
-                .get_opt(name)
-                .await
-                .map_err(Error::ReadSecret)?
-                .map(Arc::new)),
-        }
+        self.ctx
+            .cached_secret(&self.obj.namespace().unwrap_or_default(), name)
+            .await
+            .map_err(Error::ReadSecret)
     }
 
     /// Waits, briefly, until the watch cache shows the Secret as `shown`; not at all without a

@@ -17,7 +17,7 @@ impl Io<'_> {
 }
 
 /// Publishes `events` on the object `reference` names.
-pub(super) fn publish_to(ctx: &Context, reference: &ObjectReference, events: &[reason::Event]) {
+pub(crate) fn publish_to(ctx: &Context, reference: &ObjectReference, events: &[reason::Event]) {
     for e in events {
         let event = Event {
             type_: match e.type_ {

@@ -7,7 +7,7 @@ mod create;
 mod credentials;
 mod delete;
 mod events;
-mod finalizer;
+pub(crate) mod finalizer;
 mod observe;
 mod poll;
 mod recover;
@@ -15,7 +15,9 @@ mod release;
 mod requeue;
 mod status_write;
 
-pub use context::{layered, Context};
+pub use context::{layered, layered_both, Context};
+pub use credentials::fingerprint;
+pub(crate) use events::publish_to;
 
 use crate::crd::ModelImport;
 use crate::metrics::ReconcileLabels;
@@ -33,6 +35,9 @@ use tracing::warn;
 /// A create's or a delete's answer may call for one more call (a delete refused: read the job);
 /// no step chains further than this.
 const MAX_ACTS: usize = 3;
+
+/// How long a deletion waits while the ModelDeployments' cache is not filled yet.
+const SERVED_BY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Errors of the Kubernetes side of a reconcile, one variant per operation. Remote API errors are
 /// not here: they become conditions, not reconcile failures.
@@ -90,6 +95,13 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
     let mut obs: Observation = io.observation();
     while let Some(need) = step::next_need(&obs) {
         io.observe(&mut obs, need).await?;
+    }
+    if obs.resource().deleting {
+        match io.served_by().await {
+            Some(served_by) => obs.served_by = served_by,
+            // The ModelDeployments are not listed yet: nothing is deleted on a guess.
+            None => return Ok(Action::requeue(SERVED_BY_RETRY)),
+        }
     }
     // Decide.
     let mut step: Step = step::decide(&obs);

@@ -101,3 +101,25 @@ impl<'a> Io<'a> {
         Ok(())
     }
 }
+
+impl Io<'_> {
+    /// The ModelDeployment of the namespace that serves this import's model, if any (`Some(None)`:
+    /// none); `None` while the deployments' cache is not filled yet. Without a deployment
+    /// controller (its CRD not installed), nothing serves.
+    pub(super) async fn served_by(&self) -> Option<Option<String>> {
+        use futures::FutureExt;
+        if !self.ctx.deployments_watched() {
+            return Some(None);
+        }
+        let store = &self.ctx.model_deployments;
+        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return None;
+        }
+        let serving = store
+            .state()
+            .iter()
+            .find(|d| crate::deployment_reconciler::domain::serves(d, &self.obj))
+            .map(|d| d.name_any());
+        Some(serving)
+    }
+}

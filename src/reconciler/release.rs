@@ -1,30 +1,21 @@
 //! Release: remove the finalizer once the job is deleted, orphaned or was never made, and forget
 //! the resource's bookkeeping.
 
-use super::finalizer::{json_patch, params};
+use super::finalizer::remove_finalizer_from;
 use super::observe::Io;
 use super::Error;
-use crate::crd::{DeletionPolicy, FINALIZER};
+use crate::crd::DeletionPolicy;
 use crate::domain;
 use crate::metrics::{seconds_between, DeletionLabels};
 use kube::ResourceExt;
 use modelstudio_core::credentials::credentials_secret;
-use serde_json::json;
 use tracing::info;
 
 impl Io<'_> {
     pub(super) async fn release(&self) -> Result<(), Error> {
-        let Some(index) = self.obj.finalizers().iter().position(|f| f == FINALIZER) else {
-            return Ok(());
-        };
-        let path = format!("/metadata/finalizers/{index}");
-        let patch = json_patch(json!([
-            {"op": "test", "path": path, "value": FINALIZER},
-            {"op": "remove", "path": path},
-        ]))
-        .map_err(|e| Error::RemoveFinalizer(kube::Error::SerdeError(e)))?;
-        match self.api.patch(&self.name(), &params(), &patch).await {
-            Ok(_) => {
+        match remove_finalizer_from(&self.api, &self.name(), self.obj.finalizers()).await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
                 if let Some(deleted) = &self.obj.metadata.deletion_timestamp {
                     let labels = DeletionLabels {
                         policy: match self.obj.spec.deletion_policy {
@@ -50,8 +41,6 @@ impl Io<'_> {
                     .check(&self.obj.namespace().unwrap_or_default(), &secret.name);
                 Ok(())
             }
-            // Already gone: nothing left to release.
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(Error::RemoveFinalizer(e)),
         }
     }

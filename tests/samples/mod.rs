@@ -202,6 +202,14 @@ pub fn sample(code: Code) -> Sample {
                 current: "sha256:fedcba9876543210".into(),
             })
         },
+        Code::ServedByDeployment => Sample {
+            job: Some(job("SUCCESSED")),
+            tracked: true,
+            deleting: true,
+            ..Sample::of(Reason::ServedByDeployment {
+                deployment: "qwen3-lora".into(),
+            })
+        },
     }
 }
 

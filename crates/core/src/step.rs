@@ -101,6 +101,9 @@ pub struct Observation {
     /// Whether the Secret the key came from carries the controller's finalizer (`None`: the key
     /// did not come from a Secret).
     pub secret_protected: Option<bool>,
+    /// A ModelDeployment of the namespace that serves this import's model: the job is not
+    /// deleted while it lives.
+    pub served_by: Option<String>,
 }
 
 impl Observation {
@@ -121,6 +124,7 @@ impl Observation {
             answer: None,
             key_fingerprint: None,
             secret_protected: None,
+            served_by: None,
         }
     }
 
@@ -420,6 +424,15 @@ fn decide_step(obs: &Observation) -> Step {
                 _ => step.requeue(Requeue::After(STALE_RETRY)),
             }
         }
+        // A GitOps prune of both never pulls the model from under a serving deployment.
+        Plan::Delete { .. } if obs.served_by.is_some() => step
+            .reason(
+                Reason::ServedByDeployment {
+                    deployment: obs.served_by.clone().unwrap_or_default(),
+                },
+                Some(Phase::Deleting),
+            )
+            .requeue(Requeue::Poll),
         Plan::Delete { job_id } => step.act(Act::Delete {
             job_id: job_id.clone(),
         }),

@@ -1008,6 +1008,34 @@ fn a_delete_plan_sends_the_delete() {
 }
 
 #[test]
+fn a_job_whose_model_a_deployment_serves_is_kept_until_the_deployment_is_gone() {
+    let r = deleting(tracking("job-1", Phase::Succeeded, 3600));
+    let mut o = obs(r.clone());
+    observe(&mut o, SECRET, None);
+    o.served_by = Some("serving".into());
+    let step = decide(&o);
+    assert_eq!(step.act, Act::Nothing);
+    assert_eq!(step.requeue, Requeue::Poll);
+    let update = step.update.expect("the wait is recorded");
+    assert_eq!(update.phase, Some(Phase::Deleting));
+    let reason = update.reason.expect("with its reason");
+    assert_eq!(reason.code(), Code::ServedByDeployment);
+    assert!(
+        reason.message().contains("ModelDeployment serving"),
+        "{}",
+        reason.message()
+    );
+    // Once it is gone, the job is deleted.
+    o.served_by = None;
+    assert_eq!(
+        decide(&o).act,
+        Act::Delete {
+            job_id: "job-1".into()
+        }
+    );
+}
+
+#[test]
 fn a_deleted_job_lets_the_resource_go() {
     let (r, _) = delete_step();
     let step = answer(&r, Answer::Deleted(Ok(job("job-1", "SUCCESSED"))));

@@ -1,0 +1,81 @@
+//! Record: write the status the core built (server-side apply as [`MANAGER`], only when it
+//! changed), change the finalizer, and publish the core's events.
+
+use super::observe::Io;
+use super::{domain, Error};
+use crate::config::MANAGER;
+use crate::crd::ModelDeployment;
+use crate::reconciler::finalizer::{add_finalizer_to, remove_finalizer_from};
+use kube::api::{Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use modelstudio_core::deployment_step::{DeploymentStatus, Observation};
+use modelstudio_core::reason;
+use serde_json::json;
+use tracing::info;
+
+impl Io<'_> {
+    /// Writes `next` (the core sends one only when it differs) and keeps the observation in
+    /// step with what was written.
+    pub(super) async fn record(
+        &mut self,
+        obs: &mut Observation,
+        next: Option<&DeploymentStatus>,
+    ) -> Result<(), Error> {
+        let Some(next) = next else {
+            return Ok(());
+        };
+        let status = domain::model_deployment_status(next);
+        let apply = json!({
+            "apiVersion": ModelDeployment::api_version(&()),
+            "kind": ModelDeployment::kind(&()),
+            "status": status,
+        });
+        let written = self
+            .api
+            .patch_status(
+                &self.name(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply),
+            )
+            .await
+            .map_err(Error::WriteStatus)?;
+        self.ctx.core.metrics.status_writes.inc();
+        self.obj.metadata.resource_version = written.metadata.resource_version;
+        self.obj.status = Some(status);
+        let mut resource = obs.resource().clone();
+        resource.status = next.clone();
+        obs.fresh = Some(resource);
+        Ok(())
+    }
+
+    pub(super) async fn add_finalizer(&self) -> Result<(), Error> {
+        match add_finalizer_to(
+            &self.api,
+            &self.name(),
+            self.obj.metadata.finalizers.as_ref(),
+        )
+        .await
+        {
+            // The cached list was older than the stored one (the finalizer was added a moment
+            // ago): the watch brings the newer copy, which wakes the next reconcile.
+            Err(kube::Error::Api(s)) if s.code == 422 => Ok(()),
+            other => other.map_err(Error::AddFinalizer),
+        }
+    }
+
+    /// Removes the finalizer: the remote deployment is gone, orphaned or was never made.
+    pub(super) async fn release(&self) -> Result<(), Error> {
+        let removed = remove_finalizer_from(&self.api, &self.name(), self.obj.finalizers())
+            .await
+            .map_err(Error::RemoveFinalizer)?;
+        if removed {
+            self.ctx.core.failures.succeeded(&self.key);
+            info!(name = %self.name(), namespace = ?self.obj.namespace(), "released the ModelDeployment");
+        }
+        Ok(())
+    }
+
+    pub(super) fn publish(&self, events: &[reason::Event]) {
+        crate::reconciler::publish_to(&self.ctx.core, &self.obj.object_ref(&()), events);
+    }
+}
