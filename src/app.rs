@@ -42,7 +42,7 @@ pub enum StartError {
     Endpoint(String),
     #[error("could not connect to Kubernetes (check the kubeconfig or in-cluster config): {0}")]
     Kube(#[source] kube::Error),
-    #[error("the ModelImport CustomResourceDefinition (modelimports.modelstudio.io) is not installed in this cluster: install it first with `kubectl apply -f crds/modelimport.yaml` (or `modelstudio-controller crd | kubectl apply -f -`)")]
+    #[error("the ModelImport CustomResourceDefinition (modelimports.modelstudio.io) is not installed in this cluster: install the CRDs first with `kubectl apply -f crds/` (or `modelstudio-controller crd | kubectl apply -f -` and `modelstudio-controller crd modeldeployment | kubectl apply -f -`)")]
     CrdNotInstalled,
     #[error("could not list ModelImports{scope} (check the controller's RBAC): {source}")]
     ListModelImports {

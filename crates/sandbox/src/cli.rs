@@ -118,7 +118,7 @@ pub struct ApiserverArgs {
     #[arg(long, env = "APISERVER_NAMESPACE", default_value = "default")]
     pub namespace: String,
 
-    /// Also install the ModelImport CRD.
+    /// Also install the CRDs (ModelImport, ModelDeployment).
     #[arg(long, env = "APISERVER_INSTALL_CRD", default_value_t = false)]
     pub install_crd: bool,
 }

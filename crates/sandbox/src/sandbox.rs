@@ -77,7 +77,7 @@ pub enum SandboxError {
     },
     #[error("could not build a client for the sandbox API server: {0}")]
     Client(String),
-    #[error("could not install the ModelImport CRD: {0}")]
+    #[error("could not install the CRDs: {0}")]
     InstallCrd(String),
     #[error("could not apply the examples: {0}")]
     Examples(String),
@@ -175,11 +175,15 @@ async fn client_for(kubeconfig: &str) -> Result<Client, SandboxError> {
         .map_err(|e| SandboxError::Client(e.to_string()))
 }
 
-/// Installs the ModelImport CRD of this build and waits until it is Established.
+/// Installs the CRDs of this build (ModelImport, ModelDeployment) and waits until they are
+/// Established.
 async fn install_crd(client: &Client) -> Result<(), SandboxError> {
-    modelstudio_testbed::apply_crd(client, &modelstudio_controller::crd::definition())
-        .await
-        .map_err(|e| SandboxError::InstallCrd(e.to_string()))
+    for kind in modelstudio_controller::crd::Kind::ALL {
+        modelstudio_testbed::apply_crd(client, &kind.definition())
+            .await
+            .map_err(|e| SandboxError::InstallCrd(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// One manifest read from a file.
@@ -787,7 +791,7 @@ pub async fn apiserver(args: ApiserverArgs) -> Result<(), SandboxError> {
             if args.install_crd {
                 let client = client_for(&text).await?;
                 install_crd(&client).await?;
-                println!("installed the ModelImport CRD");
+                println!("installed the ModelImport and ModelDeployment CRDs");
             }
             println!(
                 "Kubernetes API server (in memory) on {}\nkubeconfig {}\n  export KUBECONFIG={}\nCtrl-C to stop",

@@ -119,6 +119,13 @@ fn sandbox_runs_the_examples(name: &str, extra: &[&str]) {
     ]);
     let rows = table(&k.run(&["get", "mimport"]));
     assert_eq!(rows.len(), 3, "{rows:?}");
+    // examples/modeldeployment.yaml deploys the imported model.
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
     // The table shows the outcome, as a person would see it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(proc.log().contains("JobSucceeded") && proc.log().contains("JobFailed")) {
@@ -130,6 +137,7 @@ fn sandbox_runs_the_examples(name: &str, extra: &[&str]) {
     let log = proc.log();
     assert!(log.contains("export KUBECONFIG="), "{log}");
     assert!(log.contains("applied modelimport/qwen3-lora"), "{log}");
+    assert!(log.contains("applied modeldeployment/qwen3-lora"), "{log}");
     assert!(log.contains("NAME") && log.contains("PHASE"), "{log}");
     assert!(log.contains("sandbox stopped"), "{log}");
     assert!(
