@@ -3,6 +3,8 @@
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
+pub mod deployments;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelstudio_controller::crd::{ModelImport, FINALIZER};
 use modelstudio_core::decision::{

@@ -1,6 +1,6 @@
--- Argo CD health of a modelstudio.io ModelImport, read in kstatus's order: being deleted, a
--- generation the controller has not observed yet, Stalled, Ready, Reconciling. It uses Lua's base
--- and table libraries only, so it runs from argocd-cm without useOpenLibs.
+-- Argo CD health of a modelstudio.io ModelImport or ModelDeployment, read in kstatus's order: being
+-- deleted, a generation the controller has not observed yet, Stalled, Ready, Reconciling. It uses
+-- Lua's base and table libraries only, so it runs from argocd-cm without useOpenLibs.
 local metadata = obj.metadata or {}
 local status = obj.status or {}
 
@@ -51,14 +51,14 @@ end
 
 local generation = number(metadata.generation)
 local observed = number(status.observedGeneration)
--- A new ModelImport reads observedGeneration -1 until the controller has looked at it.
+-- A new resource reads observedGeneration -1 until the controller has looked at it.
 local stale = generation ~= nil and observed ~= nil and observed ~= generation
 local stalled = condition("Stalled")
 local ready = condition("Ready")
 local reconciling = condition("Reconciling")
 
 if metadata.deletionTimestamp ~= nil then
-  -- kstatus says Terminating: the remote job is deleted first, so say what the deletion waits for.
+  -- kstatus says Terminating: the remote object is deleted first, so say what the deletion waits for.
   if not stale and holds(stalled) then
     return {status = "Progressing", message = "Deleting: " .. explain(stalled)}
   end
@@ -85,4 +85,4 @@ end
 if ready ~= nil then
   return {status = "Progressing", message = explain(ready)}
 end
-return {status = "Progressing", message = "Waiting for the controller to report the import's status"}
+return {status = "Progressing", message = "Waiting for the controller to report the status"}

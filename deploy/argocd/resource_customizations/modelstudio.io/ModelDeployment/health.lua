@@ -1,0 +1,1 @@
+../ModelImport/health.lua
