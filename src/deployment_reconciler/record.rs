@@ -6,6 +6,7 @@ use super::{domain, Error};
 use crate::config::MANAGER;
 use crate::crd::ModelDeployment;
 use crate::reconciler::finalizer::{add_finalizer_to, remove_finalizer_from};
+use crate::reconciler::status_write::clear_stray_status;
 use kube::api::{Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use modelstudio_core::deployment_step::{DeploymentStatus, Observation};
@@ -40,6 +41,14 @@ impl Io<'_> {
             .await
             .map_err(Error::WriteStatus)?;
         self.ctx.core.metrics.status_writes.inc();
+        // A field the apply left out but did not own (the embedded API server keeps some the
+        // real one drops) is cleared by name.
+        let applied = serde_json::to_value(&status)
+            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
+        let written = clear_stray_status(&self.api, &self.name(), &applied, &written)
+            .await
+            .map_err(Error::WriteStatus)?
+            .unwrap_or(written);
         self.obj.metadata.resource_version = written.metadata.resource_version;
         self.obj.status = Some(status);
         let mut resource = obs.resource().clone();

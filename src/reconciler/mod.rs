@@ -13,7 +13,7 @@ mod poll;
 mod recover;
 mod release;
 mod requeue;
-mod status_write;
+pub(crate) mod status_write;
 
 pub use context::{layered, layered_both, Context};
 pub use credentials::fingerprint;

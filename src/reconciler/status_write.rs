@@ -8,7 +8,7 @@ use crate::config::MANAGER;
 use crate::crd::{ModelImport, ModelImportStatus};
 use crate::domain;
 use crate::metrics::seconds_between;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::Resource;
 use modelstudio_core::status::{became_ready, next_status, Update};
 use modelstudio_core::step::Observation;
@@ -72,29 +72,10 @@ impl Io<'_> {
         // the controller applied its status) is still in the answer, and is cleared by name, after
         // the apply, so a crash in between leaves the new status (a recorded job beside a stale
         // intent, which is harmless) and never a status without both.
-        let stray: serde_json::Map<String, serde_json::Value> = written
-            .status
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(serde)?
-            .as_ref()
-            .and_then(|v| v.as_object())
-            .into_iter()
-            .flat_map(|c| c.keys())
-            .filter(|f| status.get(f.as_str()).is_none())
-            .map(|f| (f.clone(), serde_json::Value::Null))
-            .collect();
-        if !stray.is_empty() {
-            let written = self
-                .api
-                .patch_status(
-                    &self.name(),
-                    &params(),
-                    &Patch::Merge(&json!({ "status": stray })),
-                )
-                .await
-                .map_err(Error::WriteStatus)?;
+        if let Some(written) = clear_stray_status(&self.api, &self.name(), &status, &written)
+            .await
+            .map_err(Error::WriteStatus)?
+        {
             self.note_write(&written);
         }
         self.obj.status = Some(next.clone());
@@ -109,4 +90,33 @@ impl Io<'_> {
             self.ctx.note_own_write(&self.key, version);
         }
     }
+}
+
+/// Clears, by a merge patch, the status fields that `written` (the answer to an apply of
+/// `applied`) still holds although the apply left them out: fields this manager did not own.
+/// Returns the object after the patch, if one was needed.
+pub(crate) async fn clear_stray_status<K>(
+    api: &Api<K>,
+    name: &str,
+    applied: &serde_json::Value,
+    written: &K,
+) -> Result<Option<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let written = serde_json::to_value(written).map_err(kube::Error::SerdeError)?;
+    let stray: serde_json::Map<String, serde_json::Value> = written
+        .get("status")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flat_map(|c| c.keys())
+        .filter(|f| applied.get(f.as_str()).is_none())
+        .map(|f| (f.clone(), serde_json::Value::Null))
+        .collect();
+    if stray.is_empty() {
+        return Ok(None);
+    }
+    api.patch_status(name, &params(), &Patch::Merge(&json!({ "status": stray })))
+        .await
+        .map(Some)
 }
