@@ -623,6 +623,10 @@ fn recover(s: &mut Builder<'_>) -> bool {
                         );
                         return false;
                     }
+                    if let Some(changed) = intent_workspace_changed(s, &display) {
+                        s.reason(changed, Requeue::Resync);
+                        return false;
+                    }
                     true
                 }
                 many => {
@@ -634,7 +638,9 @@ fn recover(s: &mut Builder<'_>) -> bool {
                                 .map(|d| d.deployed_model.clone())
                                 .collect(),
                         },
-                        Requeue::Never,
+                        // A person resolves it in Model Studio, which changes nothing here: look
+                        // again at the resync to adopt the one left.
+                        Requeue::Resync,
                     );
                     false
                 }
@@ -660,6 +666,10 @@ fn create(s: &mut Builder<'_>, model: &str) {
     s.plan = "create";
     s.next.display_name = request.name.clone();
     s.next.create_attempted_at = Some(s.obs.now.to_string());
+    // The deployment of this create will live in this key's workspace.
+    if let Some(fp) = &s.obs.key_fingerprint {
+        s.next.key_fingerprint = Some(fp.clone());
+    }
     s.next.phase = Some(DeploymentPhase::Pending);
     s.reason(
         R::Creating {
@@ -707,6 +717,12 @@ fn workspace_changed(s: &Builder<'_>, dm: &str) -> Option<R> {
         recorded,
         current,
     })
+}
+
+/// A listing without the create's deployment, made with another workspace's key than the
+/// create's: no proof that the create made nothing.
+fn intent_workspace_changed(s: &Builder<'_>, display: &str) -> Option<R> {
+    workspace_changed(s, &format!("with display name {display:?}"))
 }
 
 /// The reason a deployment's state shows, with nothing to change.
@@ -799,7 +815,12 @@ fn converge(s: &mut Builder<'_>, d: &Deployment) {
             );
             return;
         }
-        if stall == Some(DeploymentCode::CapacityRefused) {
+        // A scale refused at this generation (its capacity, or scaling at all) waits for a new
+        // spec.
+        if matches!(
+            stall,
+            Some(DeploymentCode::CapacityRefused | DeploymentCode::ScaleUnsupported)
+        ) {
             s.plan = "stalled";
             keep_stall(s);
             return;
@@ -1183,6 +1204,8 @@ fn on_deleting(s: &mut Builder<'_>) {
                         },
                         Requeue::After((grace - elapsed).min(s.obs.timing.poll_interval)),
                     );
+                } else if let Some(changed) = intent_workspace_changed(s, &display) {
+                    s.reason(changed, Requeue::Resync);
                 } else {
                     release(s, "");
                 }
