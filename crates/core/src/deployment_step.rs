@@ -1058,7 +1058,11 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
         }
         Answer::Deleted(Ok(d)) => {
             s.plan = "delete";
-            s.mirror(d);
+            // A deployment found by its token (a create whose answer was lost) is not recorded:
+            // the intent stays, so the next pass lists again for any other that carries it.
+            if r.status.deployed_model.is_some() {
+                s.mirror(d);
+            }
             s.next.phase = Some(DeploymentPhase::Deleting);
             s.event(
                 EventType::Normal,
@@ -1074,7 +1078,11 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 Requeue::Poll,
             );
         }
-        Answer::Deleted(Err(ApiError::NotFound(_))) => release(s, &dm),
+        Answer::Deleted(Err(ApiError::NotFound(_))) if r.status.deployed_model.is_some() => {
+            release(s, &dm)
+        }
+        // Gone already; the next pass lists again for another that carries the token.
+        Answer::Deleted(Err(ApiError::NotFound(_))) => s.requeue = Requeue::Poll,
         Answer::Deleted(Err(e @ ApiError::OperationDenied(_))) => {
             s.plan = "delete";
             s.reason(

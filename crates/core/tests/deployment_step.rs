@@ -1621,6 +1621,45 @@ fn a_create_attempted_but_not_recorded_is_looked_for_before_letting_go() {
     assert_eq!(code(&step), DeploymentCode::RemoteUnavailable);
 }
 
+#[test]
+fn two_deployments_of_an_unrecorded_create_are_both_deleted_before_letting_go() {
+    let other = format!("{MODEL}-x");
+    let r = deleting(attempted(from_model(), 300));
+    let both = vec![deployment("RUNNING", 2), listed(&other, &ours(), "RUNNING")];
+    let (_, step, mut o) = pass(&r, &world().listing(Ok(both)));
+    assert_eq!(
+        step.act,
+        Act::Delete {
+            deployed_model: DM.into()
+        }
+    );
+    // The answer records no deployment: the intent stays, so the next pass lists again.
+    let after = answer(
+        &mut o,
+        &step,
+        Answer::Deleted(Ok(deployment("DELETING", 2))),
+    );
+    let r = record(o.resource(), &after);
+    assert_eq!(r.status.deployed_model, None);
+    assert!(r.status.create_attempted_at.is_some());
+    assert_eq!(after.requeue, Requeue::Poll);
+    let w = world().listing(Ok(vec![
+        deployment("DELETING", 2),
+        listed(&other, &ours(), "RUNNING"),
+    ]));
+    assert_eq!(
+        step_of(&r, &w).act,
+        Act::Delete {
+            deployed_model: other.clone()
+        }
+    );
+    // A NotFound to the DELETE of an unrecorded one is no release either: list again.
+    let (_, step, mut o) = pass(&r, &w);
+    let after = answer(&mut o, &step, Answer::Deleted(Err(not_found())));
+    assert_eq!(after.act, Act::Nothing);
+    assert_eq!(after.requeue, Requeue::Poll);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Status writes
 // ---------------------------------------------------------------------------------------------
