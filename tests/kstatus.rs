@@ -407,3 +407,34 @@ fn flux_reads_every_state_the_controller_writes() {
 fn process_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("controller.log")).unwrap_or_default()
 }
+
+/// A ModelDeployment of every reason, with the conditions the deployment reconcile writes: what
+/// Flux shows for it is the README's condition table.
+#[test]
+fn flux_reads_every_deployment_reason() {
+    use modelstudio_core::deployment_reason::DeploymentCode;
+    use samples::deployments::{deployment_case, deployment_sample};
+    let dir = modelstudio_testbed::TempDir::new("kstatus-deployments");
+    let mut objects = Vec::new();
+    let mut expected = Vec::new();
+    for code in DeploymentCode::ALL {
+        let s = deployment_sample(*code);
+        let name = code.as_str().to_ascii_lowercase();
+        objects.push(serde_json::to_value(deployment_case(&name, &s)).expect("JSON"));
+        expected.push(if s.deleting {
+            ("Terminating", "Resource scheduled for deletion".to_string())
+        } else {
+            expected_of(s.reason.meaning(), &s.reason.message())
+        });
+    }
+    let results = kstatus(&dir.0, &objects);
+    for ((code, got), (status, message)) in DeploymentCode::ALL.iter().zip(&results).zip(&expected)
+    {
+        assert_eq!(
+            (got.status.as_str(), &got.message),
+            (*status, message),
+            "{code:?} ({})",
+            got.name
+        );
+    }
+}
