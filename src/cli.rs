@@ -25,9 +25,10 @@ pub enum Command {
     /// Print a CustomResourceDefinition as YAML: ModelImport's (the default) or
     /// ModelDeployment's.
     Crd(CrdArgs),
-    /// Before uninstalling: keep every (or every selected) ModelImport's job in Model Studio and
-    /// take the controller's finalizers off the ModelImports and their Secrets, so that nothing
-    /// waits for a controller that is gone. Stop the controller first (scale it to 0).
+    /// Before uninstalling: keep every (or every selected) ModelImport's job and ModelDeployment's
+    /// deployment in Model Studio and take the controller's finalizers off them and their
+    /// Secrets, so that nothing waits for a controller that is gone. Stop the controller first
+    /// (scale it to 0).
     Orphan(OrphanArgs),
 }
 
@@ -56,11 +57,12 @@ impl From<CrdKind> for crate::crd::Kind {
 
 #[derive(Args, Debug, Clone)]
 pub struct OrphanArgs {
-    /// Only ModelImports of this namespace (default: all namespaces).
+    /// Only ModelImports and ModelDeployments of this namespace (default: all namespaces).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
 
-    /// Only ModelImports with these labels, as kubectl writes them (`team=a,env!=prod`).
+    /// Only ModelImports and ModelDeployments with these labels, as kubectl writes them
+    /// (`team=a,env!=prod`).
     #[arg(long, short = 'l')]
     pub selector: Option<String>,
 }
@@ -98,17 +100,17 @@ pub struct RunArgs {
     #[arg(long, env = "MODELSTUDIO_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Reconcile only the ModelImports with these labels, as kubectl writes them (`shard=a`,
+    /// Reconcile only the ModelImports and ModelDeployments with these labels, as kubectl writes them (`shard=a`,
     /// `team in (x,y)`): several controllers with disjoint selectors split the work, each with
     /// its own quota and Lease.
     #[arg(long, env = "MODELSTUDIO_SELECTOR")]
     pub selector: Option<String>,
 
-    /// How many ModelImports are reconciled at once.
+    /// How many ModelImports are reconciled at once (and, apart, how many ModelDeployments).
     #[arg(long, env = "MODELSTUDIO_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
 
-    /// How often a job in progress, or a blocked deletion, is checked.
+    /// How often a job or deployment in progress, or a blocked deletion, is checked.
     #[arg(long, env = "MODELSTUDIO_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
