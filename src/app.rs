@@ -437,6 +437,7 @@ async fn deployment_controller(
         return futures::future::ready(()).boxed();
     };
     let store = writer.as_reader();
+    ctx.metrics.deployments.watch(store.clone());
     let mut watch_config = watcher::Config::default().any_semantic();
     if let Some(selector) = selector {
         watch_config = watch_config.labels(selector);

@@ -1,8 +1,10 @@
 //! Prometheus metrics. Labels are static names (operations, outcomes, error kinds, phases,
 //! reasons), never error text, so their number stays small.
 
+mod deployments;
 mod imports;
 
+pub use deployments::{DeploymentGauges, DeploymentTally};
 pub use imports::{ImportGauges, Tally};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -91,6 +93,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// The ModelImports of the watch cache, counted at each scrape.
     pub imports: ImportGauges,
+    /// The ModelDeployments of the watch cache, counted at each scrape.
+    pub deployments: DeploymentGauges,
 }
 
 impl Default for Metrics {
@@ -123,6 +127,7 @@ impl Default for Metrics {
             })
             .set(1);
         let imports = ImportGauges::default();
+        let deployments = DeploymentGauges::default();
         registry.register(
             "kubernetes_requests",
             "Requests to the Kubernetes API, by verb and resource",
@@ -199,6 +204,7 @@ impl Default for Metrics {
             build_info,
         );
         registry.register_collector(Box::new(imports.clone()));
+        registry.register_collector(Box::new(deployments.clone()));
         Metrics {
             registry,
             reconciliations,
@@ -216,6 +222,7 @@ impl Default for Metrics {
             deletion_duration,
             leader,
             imports,
+            deployments,
         }
     }
 }
