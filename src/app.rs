@@ -347,6 +347,9 @@ async fn run_with(
     if let Some(inbox) = ctx.take_keeper_inbox() {
         let caches = Caches {
             imports: store,
+            deployments: ctx
+                .deployments_watched()
+                .then(|| ctx.model_deployments.clone()),
             secrets: ctx.secrets.clone(),
         };
         let keeper = CredentialsKeeper::new(ctx.client.clone(), namespace, sweep_interval, inbox)

@@ -1,16 +1,21 @@
 //! The credentials keeper: takes the controller's finalizer off a credentials Secret as soon as
-//! no ModelImport that still has a job to delete reads its key from it. Checked when an import is
+//! no ModelImport that still has a job to delete, and no ModelDeployment that still has a
+//! deployment to delete, reads its key from it. Checked when an import is
 //! released, and for every protected Secret (found by its label) at the poll interval, which also
 //! catches a changed `apiKeySecretRef` or `deletionPolicy`. Which Secret is still in use is the
 //! core's decision ([`secret_relied_on`]); this loop only lists and patches.
 
-use crate::crd::{ModelImport, FINALIZER};
+use crate::crd::{ModelDeployment, ModelImport, FINALIZER};
+use crate::deployment_reconciler::domain as deployment_domain;
 use crate::domain;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use modelstudio_core::credentials::{secret_relied_on, PROTECTED_LABEL, SECRET_FINALIZER};
+use modelstudio_core::deployment_step::{
+    secret_relied_on as deployment_secret_relied_on, DeploymentResource,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -49,6 +54,12 @@ pub enum KeeperError {
         #[source]
         source: kube::Error,
     },
+    #[error("could not list the ModelDeployments of namespace {namespace}: {source}")]
+    ListDeployments {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("could not release Secret {namespace}/{name}: {source}")]
     Release {
         namespace: String,
@@ -69,10 +80,12 @@ pub struct CredentialsKeeper {
     caches: Option<Caches>,
 }
 
-/// The controller's watch caches of ModelImports and Secrets.
+/// The controller's watch caches of ModelImports, ModelDeployments (when it reconciles them) and
+/// Secrets.
 #[derive(Clone)]
 pub struct Caches {
     pub imports: Store<ModelImport>,
+    pub deployments: Option<Store<ModelDeployment>>,
     pub secrets: Store<Secret>,
 }
 
@@ -154,6 +167,11 @@ impl CredentialsKeeper {
                 {
                     imports.add(&domain::resource(import));
                 }
+                for deployment in caches.deployments.iter().flat_map(Store::state) {
+                    if deployment.metadata.namespace.as_deref() == Some(namespace.as_str()) {
+                        imports.add_deployment(&deployment_domain::resource(&deployment));
+                    }
+                }
                 due.extend(
                     protected
                         .iter()
@@ -193,8 +211,8 @@ impl CredentialsKeeper {
         Ok(released)
     }
 
-    /// A namespace's ModelImports, read fresh from the API server (not a cache that may lag
-    /// behind a release).
+    /// A namespace's ModelImports and ModelDeployments, read fresh from the API server (not a
+    /// cache that may lag behind a release).
     async fn imports(&self, namespace: &str) -> Result<Imports, KeeperError> {
         let resource = ApiResource::erase::<ModelImport>(&());
         let api: Api<DynamicObject> =
@@ -206,7 +224,22 @@ impl CredentialsKeeper {
                     namespace: namespace.to_string(),
                     source,
                 })?;
-        Ok(Imports::of(list.items.iter()))
+        let mut imports = Imports::of(list.items.iter());
+        let resource = ApiResource::erase::<ModelDeployment>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => imports.add_deployments(list.items.iter()),
+            // Its CRD is not installed: no deployment relies on anything.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(KeeperError::ListDeployments {
+                    namespace: namespace.to_string(),
+                    source,
+                })
+            }
+        }
+        Ok(imports)
     }
 
     /// Takes the finalizer and the label off the Secret; whether there was anything to take.
@@ -268,6 +301,10 @@ impl Caches {
         let ready = |w: Option<Result<(), _>>| matches!(w, Some(Ok(())));
         ready(self.imports.wait_until_ready().now_or_never())
             && ready(self.secrets.wait_until_ready().now_or_never())
+            && self
+                .deployments
+                .as_ref()
+                .is_none_or(|d| ready(d.wait_until_ready().now_or_never()))
     }
 }
 
@@ -292,6 +329,24 @@ impl Imports {
             }
         }
         imports
+    }
+
+    /// ModelDeployments read untyped, as [`Imports::of`] reads imports.
+    fn add_deployments<'a>(&mut self, objects: impl Iterator<Item = &'a DynamicObject>) {
+        for obj in objects {
+            let held = obj.finalizers().iter().any(|f| f == FINALIZER);
+            match obj.clone().try_parse::<ModelDeployment>() {
+                Ok(typed) => self.add_deployment(&deployment_domain::resource(&typed)),
+                Err(_) if held => self.unreadable_held = true,
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn add_deployment(&mut self, deployment: &DeploymentResource) {
+        if let Some(secret) = deployment_secret_relied_on(deployment) {
+            self.relied_on.insert(secret);
+        }
     }
 
     fn add(&mut self, import: &modelstudio_core::domain::Resource) {

@@ -1,5 +1,6 @@
-//! `kubectl delete namespace` with ModelImports in every state and their credentials Secrets:
-//! the namespace disappears by itself, every job that is not orphaned is deleted in Model Studio,
+//! `kubectl delete namespace` with ModelImports in every state, ModelDeployments and their
+//! credentials Secrets: the namespace disappears by itself, every job that is not orphaned and
+//! every deployment is deleted in Model Studio,
 //! and no Secret keeps the controller's finalizer, also when the controller is killed in the
 //! middle and started again. On the real control plane (its kube-controller-manager runs the
 //! namespace cascade), or the embedded API server where the test command has not built it.
@@ -9,7 +10,7 @@
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
-use modelstudio_controller::crd::{definition, ModelImport, Phase};
+use modelstudio_controller::crd::{definition, Kind, ModelDeployment, ModelImport, Phase};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
     api_key_secret, apply_crd, run_bounded, test_runtime, Cluster, ControllerCommand,
@@ -66,6 +67,22 @@ struct Bed {
 }
 
 impl Bed {
+    fn deployments(&self, ns: &str) -> Api<ModelDeployment> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    async fn deployment(&self, ns: &str, metadata: serde_json::Value, spec: serde_json::Value) {
+        let obj: ModelDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelDeployment",
+            "metadata": metadata, "spec": spec,
+        }))
+        .expect("a ModelDeployment");
+        self.deployments(ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("the ModelDeployment is created");
+    }
+
     fn imports(&self, ns: &str) -> Api<ModelImport> {
         Api::namespaced(self.client.clone(), ns)
     }
@@ -127,7 +144,11 @@ async fn scenario(kill_controller: bool) -> Figures {
     let kubeconfig = dir.0.join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig, "default").unwrap();
     let client = cluster.client("default").await.expect("a client");
-    apply_crd(&client, &definition()).await.expect("the CRD");
+    for kind in Kind::ALL {
+        apply_crd(&client, &kind.definition())
+            .await
+            .expect("the CRD");
+    }
     // Jobs stay PENDING 2 s, then RUNNING until the test ends them.
     let sim = RunningSimulator::start(SimulatorConfig {
         pending_duration: Duration::from_secs(2),
@@ -161,6 +182,7 @@ async fn scenario(kill_controller: bool) -> Figures {
     for (name, key) in [
         ("dashscope", "sk-team-secret"),
         ("modelstudio-credentials", "sk-team-namespace-default"),
+        ("deploy-key", "sk-team-deploy"),
     ] {
         let secret = serde_json::from_value(api_key_secret(name, key)).unwrap();
         secrets
@@ -234,8 +256,36 @@ async fn scenario(kill_controller: bool) -> Figures {
         },
     )
     .await;
-    // Both credentials Secrets a job needs are protected; the controller's default key has none.
-    for name in ["dashscope", "modelstudio-credentials"] {
+    // Two deployments: of the succeeded import (its Secret), and of a base model with a Secret
+    // no import uses, which only the deployment keeps.
+    bed.deployment(
+        TEAM,
+        serde_json::json!({"name": "serving"}),
+        serde_json::json!({"modelImportRef": {"name": "succeeded"}, "capacity": 1,
+                           "apiKeySecretRef": {"name": "dashscope"}}),
+    )
+    .await;
+    bed.deployment(
+        TEAM,
+        serde_json::json!({"name": "base"}),
+        serde_json::json!({"modelName": "qwen-turbo", "capacity": 2,
+                           "apiKeySecretRef": {"name": "deploy-key"}}),
+    )
+    .await;
+    for name in ["serving", "base"] {
+        eventually(
+            &format!("deployment {name} is made"),
+            || proc.log(),
+            || async {
+                let d = bed.deployments(TEAM).get(name).await.ok()?;
+                d.status?.deployed_model.map(|_| ())
+            },
+        )
+        .await;
+    }
+    // Every credentials Secret a job or deployment needs is protected; the controller's default
+    // key has none.
+    for name in ["dashscope", "modelstudio-credentials", "deploy-key"] {
         eventually(
             &format!("{name} is protected"),
             || proc.log(),
@@ -310,10 +360,13 @@ async fn scenario(kill_controller: bool) -> Figures {
     proc.stop(Duration::from_secs(10));
 
     let jobs = bed.sim.simulator.jobs();
+    let deployments = bed.sim.simulator.deployments();
+    assert_eq!(deployments.len(), 2, "{deployments:?}");
     let leaked = jobs
         .iter()
         .filter(|j| !j.deleted && j.job_id != orphan)
-        .count();
+        .count()
+        + deployments.iter().filter(|d| !d.deleted).count();
     let orphaned_kept = jobs
         .iter()
         .filter(|j| !j.deleted && j.job_id == orphan)

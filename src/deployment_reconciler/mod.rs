@@ -48,6 +48,8 @@ pub enum Error {
     ReadResource(#[source] kube::Error),
     #[error("could not read the ModelImport it names: {0}")]
     ReadImport(#[source] kube::Error),
+    #[error("could not put the controller's finalizer on the API key Secret: {0}")]
+    ProtectSecret(#[source] kube::Error),
 }
 
 impl Error {
@@ -60,6 +62,7 @@ impl Error {
             Error::ReadSecret(_) => "ReadSecret",
             Error::ReadResource(_) => "ReadResource",
             Error::ReadImport(_) => "ReadImport",
+            Error::ProtectSecret(_) => "ProtectSecret",
         }
     }
 }
@@ -97,6 +100,10 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
         // Decide, record (a create's intent before the create), act, publish.
         let step: DeploymentStep = deployment_step::decide(&obs);
         io.plan = step.plan;
+        // The key's Secret is protected before a deployment that needs it to be deleted exists.
+        if step.protect_secret {
+            io.protect_secret().await?;
+        }
         io.record(&mut obs, step.status.as_ref()).await?;
         let answer: Option<Answer> = io.act(&step.act).await?;
         io.publish(&step.events);

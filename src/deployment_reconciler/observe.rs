@@ -6,10 +6,11 @@ use crate::reconciler::fingerprint;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
+use modelstudio_core::credentials::secret_choice;
 use modelstudio_core::deployment_step::{Need, Observation, Seen};
 use modelstudio_core::deployments::{Deployment, PageRequest};
 use modelstudio_core::remote::{ApiError, ApiKey};
-use modelstudio_core::step::Timing;
+use modelstudio_core::step::{KeySource, Timing};
 
 /// The page size of a listing, and the most pages read: 10,000 deployments per workspace.
 const LIST_PAGE_SIZE: u32 = 100;
@@ -24,6 +25,8 @@ pub(super) struct Io<'a> {
     pub(super) key: String,
     /// The key the credentials step chose.
     pub(super) api_key: Option<ApiKey>,
+    /// The Secret that key came from, if it came from one.
+    pub(super) secret: Option<String>,
     /// The step carried out, for metric labels.
     pub(super) plan: &'static str,
 }
@@ -39,6 +42,7 @@ impl<'a> Io<'a> {
             obj: obj.clone(),
             key: domain::key(obj),
             api_key: None,
+            secret: None,
             plan: "observe",
         }
     }
@@ -92,6 +96,9 @@ impl<'a> Io<'a> {
                     )
                     .await
                     .map_err(Error::ReadSecret)?;
+                if let Ok(KeySource::Secret) = chosen {
+                    self.secret = Some(secret_choice(r.spec.api_key_secret.as_ref()).secret.name);
+                }
                 obs.key_fingerprint = key.as_ref().map(fingerprint);
                 obs.credentials = Some(chosen);
                 self.api_key = key;

@@ -9,6 +9,7 @@ use crate::reconciler::finalizer::{add_finalizer_to, remove_finalizer_from};
 use crate::reconciler::status_write::clear_stray_status;
 use kube::api::{Patch, PatchParams};
 use kube::{Resource, ResourceExt};
+use modelstudio_core::credentials::secret_choice;
 use modelstudio_core::deployment_step::{DeploymentStatus, Observation};
 use modelstudio_core::reason;
 use serde_json::json;
@@ -80,8 +81,26 @@ impl Io<'_> {
         if removed {
             self.ctx.core.failures.succeeded(&self.key);
             info!(name = %self.name(), namespace = ?self.obj.namespace(), "released the ModelDeployment");
+            // Its credentials Secret may be needed by no one now.
+            let secret = secret_choice(domain::resource(&self.obj).spec.api_key_secret.as_ref());
+            self.ctx.core.keeper.check(
+                &self.obj.namespace().unwrap_or_default(),
+                &secret.secret.name,
+            );
         }
         Ok(())
+    }
+
+    pub(super) async fn protect_secret(&self) -> Result<(), Error> {
+        match &self.secret {
+            Some(name) => self
+                .ctx
+                .core
+                .protect_secret(&self.obj.namespace().unwrap_or_default(), name)
+                .await
+                .map_err(Error::ProtectSecret),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn publish(&self, events: &[reason::Event]) {

@@ -81,6 +81,89 @@ impl Context {
         Ok(api.get_opt(name).await?.map(Arc::new))
     }
 
+    /// Waits, briefly, until the watch cache shows the Secret as `shown`; not at all without a
+    /// filled cache.
+    async fn await_cached(&self, namespace: &str, name: &str, shown: impl Fn(&Secret) -> bool) {
+        use futures::FutureExt;
+        if !matches!(self.secrets.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return;
+        }
+        let reference = ObjectRef::new(name).within(namespace);
+        for _ in 0..CACHE_WAIT_STEPS {
+            if self.secrets.get(&reference).is_some_and(|s| shown(&s)) {
+                return;
+            }
+            tokio::time::sleep(CACHE_WAIT_STEP).await;
+        }
+    }
+
+    /// Puts the controller's finalizer (and the label that finds it again) on the Secret the key
+    /// came from, so that deleting the namespace or the Secret waits until no job needs it.
+    pub(crate) async fn protect_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), kube::Error> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        // One protection at a time: the reconciles of a wave of new imports all find the Secret
+        // unprotected; the first protects it, the others then find it so in the cache.
+        let _turn = self.protecting.lock().await;
+        // Already protected, or already going (no finalizer can be added then).
+        let done = |secret: &Secret| {
+            secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
+                || secret.metadata.deletion_timestamp.is_some()
+        };
+        if self
+            .cached_secret(namespace, name)
+            .await?
+            .is_some_and(|s| done(&s))
+        {
+            return Ok(());
+        }
+        // The patch's test needs the finalizers as they are now, not as cached.
+        let Some(secret) = secrets.get_opt(name).await? else {
+            return Ok(());
+        };
+        if done(&secret) {
+            return Ok(());
+        }
+        let label = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
+        let mut ops = match &secret.metadata.finalizers {
+            None => vec![
+                json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
+                json!({"op": "add", "path": "/metadata/finalizers", "value": [SECRET_FINALIZER]}),
+            ],
+            Some(list) => vec![
+                json!({"op": "test", "path": "/metadata/finalizers", "value": list}),
+                json!({"op": "add", "path": "/metadata/finalizers/-", "value": SECRET_FINALIZER}),
+            ],
+        };
+        ops.push(match &secret.metadata.labels {
+            None => json!({"op": "add", "path": "/metadata/labels", "value": {PROTECTED_LABEL: PROTECTED_VALUE}}),
+            Some(_) => json!({"op": "add", "path": label, "value": PROTECTED_VALUE}),
+        });
+        let patch = json_patch(serde_json::Value::Array(ops)).map_err(kube::Error::SerdeError)?;
+        match secrets.patch(name, &params(), &patch).await {
+            Ok(_) => {
+                self.await_cached(namespace, name, |s| {
+                    s.finalizers().iter().any(|f| f == SECRET_FINALIZER)
+                })
+                .await;
+                Ok(())
+            }
+            // The finalizers changed since they were read (another reconcile protecting the same
+            // Secret): fine if ours is on now, else the next reconcile tries again.
+            Err(kube::Error::Api(s)) if s.code == 422 => {
+                let now = secrets.get_opt(name).await?;
+                match now {
+                    Some(s) if s.finalizers().iter().any(|f| f == SECRET_FINALIZER) => Ok(()),
+                    _ => Err(kube::Error::Api(s)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The key a resource of `namespace` whose spec names `named` calls with: the credentials as
     /// the core reads them, and the key when one was chosen.
     pub(crate) async fn api_key(
@@ -137,99 +220,16 @@ impl Io<'_> {
             .map_err(Error::ReadSecret)
     }
 
-    async fn cached_secret(&self, name: &str) -> Result<Option<Arc<Secret>>, Error> {
-        self.ctx
-            .cached_secret(&self.obj.namespace().unwrap_or_default(), name)
-            .await
-            .map_err(Error::ReadSecret)
-    }
-
-    /// Waits, briefly, until the watch cache shows the Secret as `shown`; not at all without a
-    /// filled cache.
-    async fn await_cached(&self, name: &str, shown: impl Fn(&Secret) -> bool) {
-        use futures::FutureExt;
-        if !matches!(
-            self.ctx.secrets.wait_until_ready().now_or_never(),
-            Some(Ok(()))
-        ) {
-            return;
-        }
-        let reference = ObjectRef::new(name).within(&self.obj.namespace().unwrap_or_default());
-        for _ in 0..CACHE_WAIT_STEPS {
-            if self.ctx.secrets.get(&reference).is_some_and(|s| shown(&s)) {
-                return;
-            }
-            tokio::time::sleep(CACHE_WAIT_STEP).await;
-        }
-    }
-
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(
-            self.ctx.client.clone(),
-            &self.obj.namespace().unwrap_or_default(),
-        )
-    }
-
-    /// Puts the controller's finalizer (and the label that finds it again) on the Secret the key
-    /// came from, so that deleting the namespace or the Secret waits until no job needs it.
+    /// Puts the controller's finalizer on the Secret the key came from (see
+    /// [`Context::protect_secret`]).
     pub(super) async fn protect_secret(&self) -> Result<(), Error> {
-        let Some(name) = &self.secret else {
-            return Ok(());
-        };
-        let secrets = self.secrets();
-        // One protection at a time: the reconciles of a wave of new imports all find the Secret
-        // unprotected; the first protects it, the others then find it so in the cache.
-        let _turn = self.ctx.protecting.lock().await;
-        // Already protected, or already going (no finalizer can be added then).
-        let done = |secret: &Secret| {
-            secret.finalizers().iter().any(|f| f == SECRET_FINALIZER)
-                || secret.metadata.deletion_timestamp.is_some()
-        };
-        if self.cached_secret(name).await?.is_some_and(|s| done(&s)) {
-            return Ok(());
-        }
-        // The patch's test needs the finalizers as they are now, not as cached.
-        let Some(secret) = secrets.get_opt(name).await.map_err(Error::ReadSecret)? else {
-            return Ok(());
-        };
-        if done(&secret) {
-            return Ok(());
-        }
-        let label = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
-        let mut ops = match &secret.metadata.finalizers {
-            None => vec![
-                json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
-                json!({"op": "add", "path": "/metadata/finalizers", "value": [SECRET_FINALIZER]}),
-            ],
-            Some(list) => vec![
-                json!({"op": "test", "path": "/metadata/finalizers", "value": list}),
-                json!({"op": "add", "path": "/metadata/finalizers/-", "value": SECRET_FINALIZER}),
-            ],
-        };
-        ops.push(match &secret.metadata.labels {
-            None => json!({"op": "add", "path": "/metadata/labels", "value": {PROTECTED_LABEL: PROTECTED_VALUE}}),
-            Some(_) => json!({"op": "add", "path": label, "value": PROTECTED_VALUE}),
-        });
-        let patch = json_patch(serde_json::Value::Array(ops))
-            .map_err(|e| Error::ProtectSecret(kube::Error::SerdeError(e)))?;
-        match secrets.patch(name, &params(), &patch).await {
-            Ok(_) => {
-                self.await_cached(name, |s| {
-                    s.finalizers().iter().any(|f| f == SECRET_FINALIZER)
-                })
-                .await;
-                Ok(())
-            }
-            // The finalizers changed since they were read (another reconcile protecting the same
-            // Secret): fine if ours is on now, else the next reconcile tries again.
-            Err(kube::Error::Api(s)) if s.code == 422 => {
-                let now = secrets.get_opt(name).await.map_err(Error::ReadSecret)?;
-                match now {
-                    Some(s) if s.finalizers().iter().any(|f| f == SECRET_FINALIZER) => Ok(()),
-                    _ => Err(Error::ProtectSecret(kube::Error::Api(s))),
-                }
-            }
-            Err(e) => Err(Error::ProtectSecret(e)),
+        match &self.secret {
+            Some(name) => self
+                .ctx
+                .protect_secret(&self.obj.namespace().unwrap_or_default(), name)
+                .await
+                .map_err(Error::ProtectSecret),
+            None => Ok(()),
         }
     }
 }

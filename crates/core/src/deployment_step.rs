@@ -204,6 +204,22 @@ pub struct DeploymentStep {
     pub act: Act,
     pub events: Vec<Event>,
     pub requeue: Requeue,
+    /// Put the controller's finalizer on the credentials Secret before acting: the deployment
+    /// this create makes will need the key to be deleted.
+    pub protect_secret: bool,
+}
+
+/// The Secret whose key `r` still needs to delete its deployment, if any.
+pub fn secret_relied_on(r: &DeploymentResource) -> Option<String> {
+    let status = &r.status;
+    (r.has_finalizer
+        && r.spec.deletion_policy == DeletionPolicy::Delete
+        && (status.deployed_model.is_some() || status.create_attempted_at.is_some()))
+    .then(|| {
+        crate::credentials::secret_choice(r.spec.api_key_secret.as_ref())
+            .secret
+            .name
+    })
 }
 
 /// The display name a resource's create carries: the spec's name (or the resource's) and a token
@@ -416,12 +432,16 @@ impl<'a> Builder<'a> {
             next.observed_generation = r.generation.or(current.observed_generation);
         }
         let status = (next != *current).then_some(next);
+        let protect_secret = matches!(self.act, Act::Create(_))
+            && matches!(obs.credentials, Some(Ok(KeySource::Secret)))
+            && r.spec.deletion_policy == DeletionPolicy::Delete;
         DeploymentStep {
             plan: self.plan,
             status,
             act: self.act,
             events,
             requeue: self.requeue,
+            protect_secret,
         }
     }
 }
