@@ -61,11 +61,16 @@ fn rbac_is_least_privilege() {
             .collect()
     };
     // Exactly what the controller calls (tests/least_privilege.rs checks it against the audit
-    // log of the real kube-apiserver): no get or update of ModelImports, no finalizers
-    // subresource (it owns no objects that could block a ModelImport's deletion).
-    assert_eq!(verbs("modelimports"), ["list", "watch", "patch"]);
+    // log of the real kube-apiserver): no update of either kind, no finalizers subresource (it
+    // owns no objects that could block a deletion). get of a ModelImport: the one a
+    // ModelDeployment names when the cache lacks it; of a ModelDeployment, only its status (the
+    // fresh copy before a create).
+    assert_eq!(verbs("modelimports"), ["get", "list", "watch", "patch"]);
     assert_eq!(verbs("modelimports/status"), ["get", "patch"]);
     assert!(verbs("modelimports/finalizers").is_empty());
+    assert_eq!(verbs("modeldeployments"), ["list", "watch", "patch"]);
+    assert_eq!(verbs("modeldeployments/status"), ["get", "patch"]);
+    assert!(verbs("modeldeployments/finalizers").is_empty());
     // list and watch: the watch cache the API keys are read from; get: a Secret the cache does
     // not hold yet; patch: the finalizer on a Secret a job still needs.
     assert_eq!(verbs("secrets"), ["get", "list", "watch", "patch"]);

@@ -1,6 +1,7 @@
 //! deploy/ on the real control plane: the controller runs as deploy/'s ServiceAccount with only
-//! a TokenRequest token and converges, kube-apiserver's audit log shows that it used every
-//! permission deploy/ grants and nothing else, and deploy/ passes Pod Security `restricted`.
+//! a TokenRequest token and converges (ModelImports, and a ModelDeployment applied before its
+//! import), kube-apiserver's audit log shows that it used every permission deploy/ grants and
+//! nothing else, and deploy/ passes Pod Security `restricted`.
 //!
 //! Real kube-apiserver only: the embedded API server has neither RBAC, tokens, audit nor Pod
 //! Security. Without the built binaries each test prints why it skipped.
@@ -9,8 +10,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use modelstudio_controller::crd::{ModelImport, FINALIZER};
-use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
+use modelstudio_controller::crd::{ModelDeployment, ModelImport, FINALIZER};
+use modelstudio_simulator::{Endpoint, OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
     api_key_secret, install_crd, Cluster, ControlPlane, ControllerCommand, ImportBuilder, TempDir,
 };
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelimport.yaml");
+const DEPLOYMENT_CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modeldeployment.yaml");
 const SYSTEM_NS: &str = "modelstudio-system";
 const SA: &str = "modelstudio-controller";
 const SA_USER: &str = "system:serviceaccount:modelstudio-system:modelstudio-controller";
@@ -250,14 +252,31 @@ fn finish(sim: &RunningSimulator, job: &str) {
         .expect("the simulator ends the job");
 }
 
-async fn gone(plane: &ControlPlane, imports: &Api<ModelImport>, name: &str) {
+async fn gone<K>(plane: &ControlPlane, api: &Api<K>, name: &str)
+where
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
     eventually(plane, &format!("{name} is deleted"), CONVERGE, || async {
-        match imports.get_opt(name).await {
+        match api.get_opt(name).await {
             Ok(None) => Some(()),
             _ => None,
         }
     })
     .await
+}
+
+/// Whether one of the conditions has this status, and this type and reason (None: any).
+fn has_condition(
+    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    type_: Option<&str>,
+    status: &str,
+    reason: Option<&str>,
+) -> bool {
+    conditions.into_iter().flatten().any(|c| {
+        type_.is_none_or(|t| c.type_ == t)
+            && c.status == status
+            && reason.is_none_or(|r| c.reason == r)
+    })
 }
 
 fn remote_deleted(sim: &RunningSimulator, job: &str) -> bool {
@@ -298,9 +317,11 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
         .expect("the control plane starts");
     let plane = cluster.plane().expect("a real control plane");
     let admin = cluster.client(NS).await.expect("an admin client");
-    install_crd(&admin, Path::new(CRD))
-        .await
-        .expect("the CRD is installed");
+    for crd in [CRD, DEPLOYMENT_CRD] {
+        install_crd(&admin, Path::new(crd))
+            .await
+            .unwrap_or_else(|e| panic!("{crd} is installed: {e}"));
+    }
     let started = t0.elapsed();
 
     // All of deploy/, the Deployment too: it must be admitted (into the namespace deploy/
@@ -336,10 +357,14 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
         .await
         .unwrap();
 
-    // Jobs run until the test ends them, so each step happens when the test says.
+    // Jobs run until the test ends them, so each step happens when the test says. A deployment
+    // is DELETING for 2 s, long enough to see its import wait for it.
     let sim = RunningSimulator::start(SimulatorConfig {
         pending_duration: Duration::from_millis(200),
         running_duration: Duration::from_secs(600),
+        deployment_pending_duration: Duration::from_millis(500),
+        deployment_updating_duration: Duration::from_millis(500),
+        deployment_deleting_duration: Duration::from_secs(2),
         api_keys: vec![KEY.into()],
         ..Default::default()
     })
@@ -421,6 +446,83 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
     gone(plane, &imports, "a").await;
     assert!(remote_deleted(&sim, &job_a), "a's remote job is deleted");
     assert!(remote_deleted(&sim, &job_b), "b's remote job is deleted");
+
+    // d: a ModelDeployment applied before the ModelImport c it names. The import cache lacks c,
+    // so the controller reads it (get modelimports, 404) and waits; then c is created and
+    // finished, d creates its remote deployment after a fresh read of itself
+    // (get modeldeployments/status) and becomes Ready.
+    let deployments: Api<ModelDeployment> = Api::namespaced(admin.clone(), NS);
+    let d: ModelDeployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "modelImportRef": {"name": "c"},
+            "capacity": 1,
+            "apiKeySecretRef": {"name": "dashscope"},
+        },
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    eventually(plane, "d waits for its import", CONVERGE, || async {
+        let d = deployments.get("d").await.ok()?;
+        let conditions = d.status.as_ref().map(|s| &s.conditions);
+        has_condition(conditions, None, "True", Some("WaitingForImport")).then_some(())
+    })
+    .await;
+    assert!(
+        sim.simulator.deployments().is_empty(),
+        "no deployment before its import is Ready"
+    );
+    let c: ModelImport = ImportBuilder::new("c").secret("dashscope").build();
+    imports.create(&PostParams::default(), &c).await.unwrap();
+    let job_c = job_id(plane, &imports, "c").await;
+    finish(&sim, &job_c);
+    let deployed = eventually(plane, "d is Ready", CONVERGE, || async {
+        let d = deployments.get("d").await.ok()?;
+        let status = d.status.as_ref()?;
+        has_condition(Some(&status.conditions), Some("Ready"), "True", None)
+            .then(|| status.deployed_model.clone())
+            .flatten()
+    })
+    .await;
+
+    // Deleting both at once: c's job is kept while d's deployment is DELETING
+    // (ServedByDeployment), and deleted only once the deployment is gone.
+    deployments
+        .delete("d", &DeleteParams::default())
+        .await
+        .unwrap();
+    imports.delete("c", &DeleteParams::default()).await.unwrap();
+    eventually(plane, "c waits for d's deployment", CONVERGE, || async {
+        let c = imports.get("c").await.ok()?;
+        let conditions = c.status.as_ref().map(|s| &s.conditions);
+        has_condition(conditions, None, "True", Some("ServedByDeployment")).then_some(())
+    })
+    .await;
+    gone(plane, &deployments, "d").await;
+    gone(plane, &imports, "c").await;
+    assert!(remote_deleted(&sim, &job_c), "c's remote job is deleted");
+    let requests = sim.simulator.requests();
+    let first = |what: &dyn Fn(&modelstudio_simulator::RequestRecord) -> bool| {
+        requests.iter().find(|r| what(r)).map(|r| r.seq)
+    };
+    let deployment_gone = first(&|r| {
+        r.endpoint == Endpoint::DeploymentGet
+            && r.status == 404
+            && r.deployed_model.as_ref() == Some(&deployed)
+    })
+    .expect("d's deployment was seen gone");
+    let job_deleted = first(&|r| {
+        r.endpoint == Endpoint::Delete && r.status == 200 && r.job_id.as_ref() == Some(&job_c)
+    })
+    .expect("c's job was deleted");
+    assert!(
+        deployment_gone < job_deleted,
+        "c's job was deleted (request {job_deleted}) before d's deployment was gone (request {deployment_gone})"
+    );
     let converged = lifecycle.elapsed();
 
     let events_a = events_of(&events, "a").await;
@@ -523,8 +625,8 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
         table.push_str(&format!("non-resource {uri} -> {code}\n"));
     }
     println!(
-        "least privilege: control plane up with the CRD in {:.1} s; lifecycle of 2 imports \
-         converged in {:.1} s as {SA_USER} (Lease holder {IDENTITY}); {} audited requests; \
+        "least privilege: control plane up with the CRDs in {:.1} s; lifecycle of 2 imports \
+         and of an import with its deployment converged in {:.1} s as {SA_USER} (Lease holder {IDENTITY}); {} audited requests; \
          total {:.1} s\n{table}",
         started.as_secs_f64(),
         converged.as_secs_f64(),
