@@ -69,18 +69,7 @@ pub fn import_status(status: Option<&ModelImportStatus>) -> ImportStatus {
         created_at: s.created_at.clone(),
         key_fingerprint: s.api_key_fingerprint.clone(),
         observed_generation: s.observed_generation,
-        conditions: s
-            .conditions
-            .iter()
-            .map(|c| status::Condition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: c.message.clone(),
-                observed_generation: c.observed_generation,
-                last_transition_time: c.last_transition_time.0,
-            })
-            .collect(),
+        conditions: core_conditions(&s.conditions),
     }
 }
 
@@ -97,19 +86,38 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
         created_at: s.created_at.clone(),
         api_key_fingerprint: s.key_fingerprint.clone(),
         observed_generation: s.observed_generation,
-        conditions: s
-            .conditions
-            .iter()
-            .map(|c| Condition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: c.message.clone(),
-                observed_generation: c.observed_generation,
-                last_transition_time: Time(c.last_transition_time),
-            })
-            .collect(),
+        conditions: crd_conditions(&s.conditions),
     }
+}
+
+/// Conditions as written in a status, in the core's terms (any kind's).
+pub fn core_conditions(conditions: &[Condition]) -> Vec<status::Condition> {
+    conditions
+        .iter()
+        .map(|c| status::Condition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            observed_generation: c.observed_generation,
+            last_transition_time: c.last_transition_time.0,
+        })
+        .collect()
+}
+
+/// The core's conditions as a status writes them (any kind's).
+pub fn crd_conditions(conditions: &[status::Condition]) -> Vec<Condition> {
+    conditions
+        .iter()
+        .map(|c| Condition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            observed_generation: c.observed_generation,
+            last_transition_time: Time(c.last_transition_time),
+        })
+        .collect()
 }
 
 /// The CRD's phase in the core's terms.

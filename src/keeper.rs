@@ -319,28 +319,34 @@ struct Imports {
 impl Imports {
     fn of<'a>(objects: impl Iterator<Item = &'a DynamicObject>) -> Self {
         let mut imports = Imports::default();
-        for obj in objects {
-            let held = obj.finalizers().iter().any(|f| f == FINALIZER);
-            match obj.clone().try_parse::<ModelImport>() {
-                Ok(typed) => imports.add(&domain::resource(&typed)),
-                // One the controller cannot read may still need its key: keep every Secret.
-                Err(_) if held => imports.unreadable_held = true,
-                Err(_) => {}
-            }
-        }
+        imports.add_parsed(objects, |i, typed: ModelImport| {
+            i.add(&domain::resource(&typed))
+        });
         imports
     }
 
-    /// ModelDeployments read untyped, as [`Imports::of`] reads imports.
-    fn add_deployments<'a>(&mut self, objects: impl Iterator<Item = &'a DynamicObject>) {
+    /// Adds each object that reads as `K`; one the controller cannot read may still need its
+    /// key if it holds the finalizer: then every Secret is kept.
+    fn add_parsed<'a, K: kube::Resource + serde::de::DeserializeOwned>(
+        &mut self,
+        objects: impl Iterator<Item = &'a DynamicObject>,
+        add: impl Fn(&mut Self, K),
+    ) {
         for obj in objects {
             let held = obj.finalizers().iter().any(|f| f == FINALIZER);
-            match obj.clone().try_parse::<ModelDeployment>() {
-                Ok(typed) => self.add_deployment(&deployment_domain::resource(&typed)),
+            match obj.clone().try_parse::<K>() {
+                Ok(typed) => add(self, typed),
                 Err(_) if held => self.unreadable_held = true,
                 Err(_) => {}
             }
         }
+    }
+
+    /// ModelDeployments read untyped, as [`Imports::of`] reads imports.
+    fn add_deployments<'a>(&mut self, objects: impl Iterator<Item = &'a DynamicObject>) {
+        self.add_parsed(objects, |i, typed: ModelDeployment| {
+            i.add_deployment(&deployment_domain::resource(&typed))
+        });
     }
 
     fn add_deployment(&mut self, deployment: &DeploymentResource) {

@@ -6,14 +6,14 @@ use crate::crd::{
     self, DeletionPolicy as CrdPolicy, DeploymentPhase as CrdPhase, DeploymentPlan,
     ModelDeployment, ModelDeploymentStatus, ModelImport, FINALIZER,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::domain::{core_conditions, crd_conditions};
 use kube::ResourceExt;
 use modelstudio_core::deployment_step::{
     DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
 };
 use modelstudio_core::deployments::{Plan, PtuCapacity};
 use modelstudio_core::domain::{DeletionPolicy, SecretRef};
-use modelstudio_core::status::{self, READY, TRUE};
+use modelstudio_core::status::{READY, TRUE};
 
 /// The resource's identity for the bookkeeping: its UID, or namespace/name before it has one.
 pub fn key(obj: &ModelDeployment) -> String {
@@ -101,18 +101,7 @@ pub fn deployment_status(status: Option<&ModelDeploymentStatus>) -> DeploymentSt
         created_at: s.created_at.clone(),
         key_fingerprint: s.api_key_fingerprint.clone(),
         observed_generation: s.observed_generation,
-        conditions: s
-            .conditions
-            .iter()
-            .map(|c| status::Condition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: c.message.clone(),
-                observed_generation: c.observed_generation,
-                last_transition_time: c.last_transition_time.0,
-            })
-            .collect(),
+        conditions: core_conditions(&s.conditions),
     }
 }
 
@@ -138,18 +127,7 @@ pub fn model_deployment_status(s: &DeploymentStatus) -> ModelDeploymentStatus {
         created_at: s.created_at.clone(),
         api_key_fingerprint: s.key_fingerprint.clone(),
         observed_generation: s.observed_generation,
-        conditions: s
-            .conditions
-            .iter()
-            .map(|c| Condition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: c.message.clone(),
-                observed_generation: c.observed_generation,
-                last_transition_time: Time(c.last_transition_time),
-            })
-            .collect(),
+        conditions: crd_conditions(&s.conditions),
     }
 }
 

@@ -3,16 +3,12 @@
 
 use super::observe::Io;
 use super::{domain, Error};
-use crate::config::MANAGER;
-use crate::crd::ModelDeployment;
 use crate::reconciler::finalizer::{add_finalizer_to, remove_finalizer_from};
-use crate::reconciler::status_write::clear_stray_status;
-use kube::api::{Patch, PatchParams};
+use crate::reconciler::status_write::{apply_status, clear_stray_status};
 use kube::{Resource, ResourceExt};
 use modelstudio_core::credentials::secret_choice;
 use modelstudio_core::deployment_step::{DeploymentStatus, Observation};
 use modelstudio_core::reason;
-use serde_json::json;
 use tracing::info;
 
 impl Io<'_> {
@@ -27,25 +23,14 @@ impl Io<'_> {
             return Ok(());
         };
         let status = domain::model_deployment_status(next);
-        let apply = json!({
-            "apiVersion": ModelDeployment::api_version(&()),
-            "kind": ModelDeployment::kind(&()),
-            "status": status,
-        });
-        let written = self
-            .api
-            .patch_status(
-                &self.name(),
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&apply),
-            )
+        let applied = serde_json::to_value(&status)
+            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
+        let written = apply_status(&self.api, &self.name(), &applied)
             .await
             .map_err(Error::WriteStatus)?;
         self.ctx.core.metrics.status_writes.inc();
         // A field the apply left out but did not own (the embedded API server keeps some the
         // real one drops) is cleared by name.
-        let applied = serde_json::to_value(&status)
-            .map_err(|e| Error::WriteStatus(kube::Error::SerdeError(e)))?;
         let written = clear_stray_status(&self.api, &self.name(), &applied, &written)
             .await
             .map_err(Error::WriteStatus)?

@@ -52,18 +52,7 @@ impl Io<'_> {
     async fn write_status(&mut self, next: &ModelImportStatus) -> Result<(), Error> {
         let serde = |e| Error::WriteStatus(kube::Error::SerdeError(e));
         let status = serde_json::to_value(next).map_err(serde)?;
-        let apply = json!({
-            "apiVersion": ModelImport::api_version(&()),
-            "kind": ModelImport::kind(&()),
-            "status": status,
-        });
-        let written = self
-            .api
-            .patch_status(
-                &self.name(),
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&apply),
-            )
+        let written = apply_status(&self.api, &self.name(), &status)
             .await
             .map_err(Error::WriteStatus)?;
         self.ctx.metrics.status_writes.inc();
@@ -90,6 +79,29 @@ impl Io<'_> {
             self.ctx.note_own_write(&self.key, version);
         }
     }
+}
+
+/// Server-side apply of the whole `status` of the object `name` as [`MANAGER`], forcing
+/// ownership; the object as written.
+pub(crate) async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &serde_json::Value,
+) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let apply = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&apply),
+    )
+    .await
 }
 
 /// Clears, by a merge patch, the status fields that `written` (the answer to an apply of

@@ -624,31 +624,7 @@ fn recover(s: &mut Builder<'_>) -> bool {
                     state_reason(s, &d);
                     false
                 }
-                [] => {
-                    let attempted = r
-                        .status
-                        .create_attempted_at
-                        .as_deref()
-                        .and_then(|t| t.parse::<Timestamp>().ok());
-                    let grace = s.obs.timing.create_grace;
-                    let elapsed = attempted
-                        .map(|t| s.obs.now.duration_since(t).unsigned_abs())
-                        .unwrap_or(Duration::MAX);
-                    if elapsed < grace {
-                        s.reason(
-                            R::CreateUnconfirmed {
-                                detail: unconfirmed_not_listed(&display, grace),
-                            },
-                            Requeue::After((grace - elapsed).min(s.obs.timing.poll_interval)),
-                        );
-                        return false;
-                    }
-                    if let Some(changed) = intent_workspace_changed(s, &display) {
-                        s.reason(changed, Requeue::Resync);
-                        return false;
-                    }
-                    true
-                }
+                [] => nothing_made(s, &display),
                 many => {
                     s.reason(
                         R::CreateAmbiguous {
@@ -737,6 +713,36 @@ fn workspace_changed(s: &Builder<'_>, dm: &str) -> Option<R> {
         recorded,
         current,
     })
+}
+
+/// A listing shows no deployment with the create's `display` name: `true` when that proves the
+/// create made none (the grace after it has passed, and the key is of the create's workspace);
+/// otherwise the reason to wait is set.
+fn nothing_made(s: &mut Builder<'_>, display: &str) -> bool {
+    let attempted = s
+        .r()
+        .status
+        .create_attempted_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let grace = s.obs.timing.create_grace;
+    let elapsed = attempted
+        .map(|t| s.obs.now.duration_since(t).unsigned_abs())
+        .unwrap_or(Duration::MAX);
+    if elapsed < grace {
+        s.reason(
+            R::CreateUnconfirmed {
+                detail: unconfirmed_not_listed(display, grace),
+            },
+            Requeue::After((grace - elapsed).min(s.obs.timing.poll_interval)),
+        );
+        return false;
+    }
+    if let Some(changed) = intent_workspace_changed(s, display) {
+        s.reason(changed, Requeue::Resync);
+        return false;
+    }
+    true
 }
 
 /// A listing without the create's deployment, made with another workspace's key than the
@@ -1215,28 +1221,8 @@ fn on_deleting(s: &mut Builder<'_>) {
                     },
                     Requeue::Poll,
                 );
-            } else {
-                let attempted = r
-                    .status
-                    .create_attempted_at
-                    .as_deref()
-                    .and_then(|t| t.parse::<Timestamp>().ok());
-                let grace = s.obs.timing.create_grace;
-                let elapsed = attempted
-                    .map(|t| s.obs.now.duration_since(t).unsigned_abs())
-                    .unwrap_or(Duration::MAX);
-                if elapsed < grace {
-                    s.reason(
-                        R::CreateUnconfirmed {
-                            detail: unconfirmed_not_listed(&display, grace),
-                        },
-                        Requeue::After((grace - elapsed).min(s.obs.timing.poll_interval)),
-                    );
-                } else if let Some(changed) = intent_workspace_changed(s, &display) {
-                    s.reason(changed, Requeue::Resync);
-                } else {
-                    release(s, "");
-                }
+            } else if nothing_made(s, &display) {
+                release(s, "");
             }
         }
         (Some(Seen::Listing(Err(e))), _) => s.api_error(e),
