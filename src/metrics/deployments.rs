@@ -6,14 +6,12 @@ use kube::runtime::reflector::Store;
 use modelstudio_core::deployment_reason::DeploymentCode;
 use modelstudio_core::status::READY;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::DescriptorEncoder;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use super::imports::{NO_PHASE, NO_REASON, OTHER_REASON};
+use super::imports::{encode_phases_and_reasons, NO_PHASE, NO_REASON, OTHER_REASON};
 
 const PHASES: [DeploymentPhase; 6] = [
     DeploymentPhase::Pending,
@@ -33,17 +31,6 @@ fn phase_name(p: DeploymentPhase) -> &'static str {
         DeploymentPhase::Failed => "Failed",
         DeploymentPhase::Deleting => "Deleting",
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Labels {
-    phase: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-    condition: &'static str,
 }
 
 /// The counts of one look at the cache; every phase and reason present, zero or not.
@@ -84,26 +71,13 @@ impl DeploymentTally {
     }
 
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let mut family = encoder.encode_descriptor(
+        encode_phases_and_reasons(
+            &mut encoder,
             "deployments",
-            "ModelDeployments in the controller's cache, by status.phase (None: no status yet)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (&phase, &n) in &self.by_phase {
-            ConstGauge::new(n).encode(family.encode_family(&Labels { phase })?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "deployments_by_reason",
-            "ModelDeployments in the controller's cache, by the reason of their Ready condition and the condition it sets True",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (&(reason, condition), &n) in &self.by_reason {
-            let labels = ReasonLabels { reason, condition };
-            ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            "ModelDeployments",
+            &self.by_phase,
+            &self.by_reason,
+        )
     }
 }
 

@@ -110,25 +110,13 @@ impl Tally {
     }
 
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let mut family = encoder.encode_descriptor(
+        encode_phases_and_reasons(
+            &mut encoder,
             "imports",
-            "ModelImports in the controller's cache, by status.phase (None: no status yet)",
-            None,
-            MetricType::Gauge,
+            "ModelImports",
+            &self.by_phase,
+            &self.by_reason,
         )?;
-        for (&phase, &n) in &self.by_phase {
-            ConstGauge::new(n).encode(family.encode_family(&PhaseLabels { phase })?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "imports_by_reason",
-            "ModelImports in the controller's cache, by the reason of their Ready condition and the condition it sets True",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (&(reason, condition), &n) in &self.by_reason {
-            let labels = ReasonLabels { reason, condition };
-            ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
-        }
         let mut family = encoder.encode_descriptor(
             "deletions_blocked",
             "Deleted ModelImports whose job Model Studio does not let delete yet (DeletionBlocked, DeletionRefused)",
@@ -147,6 +135,32 @@ impl Tally {
         )?;
         gauge.encode(family)
     }
+}
+
+/// `{name}` by phase and `{name}_by_reason` by (reason, condition): the gauges every kind's
+/// cache is counted into.
+pub(super) fn encode_phases_and_reasons(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    kind: &str,
+    by_phase: &BTreeMap<&'static str, u64>,
+    by_reason: &BTreeMap<(&'static str, &'static str), u64>,
+) -> fmt::Result {
+    let help = format!("{kind} in the controller's cache, by status.phase (None: no status yet)");
+    let mut family = encoder.encode_descriptor(name, &help, None, MetricType::Gauge)?;
+    for (&phase, &n) in by_phase {
+        ConstGauge::new(n).encode(family.encode_family(&PhaseLabels { phase })?)?;
+    }
+    let help = format!(
+        "{kind} in the controller's cache, by the reason of their Ready condition and the condition it sets True"
+    );
+    let name = format!("{name}_by_reason");
+    let mut family = encoder.encode_descriptor(&name, &help, None, MetricType::Gauge)?;
+    for (&(reason, condition), &n) in by_reason {
+        let labels = ReasonLabels { reason, condition };
+        ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// The collector: counts the watch cache at each scrape, once the controller has one.
