@@ -12,11 +12,16 @@
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
-use kube::{Client, ResourceExt};
-use modelstudio_controller::crd::ModelImport;
+use kube::{Client, Resource, ResourceExt};
+use modelstudio_controller::crd::{ModelDeployment, ModelImport};
 use modelstudio_core::correlation;
-use modelstudio_simulator::{Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig};
+use modelstudio_simulator::{
+    DeploymentRecord, Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig,
+};
 use modelstudio_testbed::{
     api_key_secret, install_crd, Cluster, ControllerCommand, Flavor, ImportBuilder, Proc,
 };
@@ -31,7 +36,10 @@ use std::time::{Duration, Instant};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BIN: &str = env!("CARGO_BIN_EXE_modelstudio-controller");
-const CRD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelimport.yaml");
+const CRDS: [&str; 2] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modelimport.yaml"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/crds/modeldeployment.yaml"),
+];
 const KEY: &str = "sk-reliability-0000";
 const NS: &str = "default";
 
@@ -60,9 +68,11 @@ impl Bed {
             .client(NS)
             .await
             .expect("a client for the API server");
-        install_crd(&client, Path::new(CRD))
-            .await
-            .expect("the CRD is installed and Established");
+        for crd in CRDS {
+            install_crd(&client, Path::new(crd))
+                .await
+                .expect("the CRD is installed and Established");
+        }
         let version = client
             .apiserver_version()
             .await
@@ -75,7 +85,7 @@ impl Bed {
             Flavor::Embedded => format!("embedded in-memory API server ({version})"),
         };
         println!(
-            "reliability {name}: on the {server}, up with the CRD in {:.1} s",
+            "reliability {name}: on the {server}, up with the CRDs in {:.1} s",
             t0.elapsed().as_secs_f64()
         );
         let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
@@ -95,8 +105,12 @@ impl Bed {
         }
     }
 
-    fn imports(&self) -> Api<ModelImport> {
+    fn api<K: Kind>(&self) -> Api<K> {
         Api::namespaced(self.client.clone(), NS)
+    }
+
+    fn imports(&self) -> Api<ModelImport> {
+        self.api()
     }
 
     /// Starts the controller binary with the test bed's fast defaults, `extra` flags replacing
@@ -111,35 +125,65 @@ impl Bed {
             .expect("the controller binary starts")
     }
 
-    async fn create_imports(&self, names: &[String]) {
-        for name in names {
-            let mi: ModelImport = ImportBuilder::new(name).secret("dashscope").build();
-            self.imports()
-                .create(&PostParams::default(), &mi)
+    async fn create<K: Kind>(&self, objects: impl IntoIterator<Item = K>) {
+        for object in objects {
+            self.api::<K>()
+                .create(&PostParams::default(), &object)
                 .await
                 .unwrap();
         }
     }
 
-    async fn delete_imports(&self, names: &[String]) {
+    async fn create_imports(&self, names: &[String]) {
+        self.create(names.iter().map(|n| {
+            ImportBuilder::new(n)
+                .secret("dashscope")
+                .build::<ModelImport>()
+        }))
+        .await;
+    }
+
+    async fn delete<K: Kind>(&self, names: &[String]) {
         for name in names {
-            self.imports()
+            self.api::<K>()
                 .delete(name, &DeleteParams::default())
                 .await
                 .unwrap();
         }
     }
 
-    /// Waits until every name in `live` is Ready and every name in `gone` no longer exists.
+    async fn delete_imports(&self, names: &[String]) {
+        self.delete::<ModelImport>(names).await;
+    }
+
+    /// Starts the controller, lets it run 100 to 800 ms (drawn from `rng`), and SIGKILLs it.
+    async fn run_and_kill(&self, log: &str, rng: &mut rand::rngs::StdRng) {
+        let mut child = self.controller(log, &[], &[]);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+        child.kill(); // SIGKILL
+    }
+
+    /// Waits until every ModelImport in `live` is Ready and every one in `gone` no longer exists.
     async fn converge(&self, live: &[String], gone: &[String], limit: Duration) -> Duration {
+        self.converge_kind::<ModelImport>(live, gone, limit).await
+    }
+
+    /// Waits until every resource of kind `K` in `live` is Ready and every one in `gone` no
+    /// longer exists.
+    async fn converge_kind<K: Kind>(
+        &self,
+        live: &[String],
+        gone: &[String],
+        limit: Duration,
+    ) -> Duration {
         let start = Instant::now();
         for _ in 0..(limit.as_millis() / 200 + 1) {
-            let list = self.imports().list(&Default::default()).await.unwrap();
-            let by_name: HashMap<String, &ModelImport> =
+            let list = self.api::<K>().list(&Default::default()).await.unwrap();
+            let by_name: HashMap<String, &K> =
                 list.items.iter().map(|m| (m.name_any(), m)).collect();
             let ready = live
                 .iter()
-                .all(|n| by_name.get(n).is_some_and(|m| is_ready(m)));
+                .all(|n| by_name.get(n).is_some_and(|m| m.ready()));
             let deleted = gone.iter().all(|n| !by_name.contains_key(n));
             if ready && deleted {
                 return start.elapsed();
@@ -149,22 +193,11 @@ impl Bed {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let list = self.imports().list(&Default::default()).await.unwrap();
+        let list = self.api::<K>().list(&Default::default()).await.unwrap();
         let states: Vec<String> = list
             .items
             .iter()
-            .map(|m| {
-                let s = m.status.clone().unwrap_or_default();
-                format!(
-                    "{} phase={:?} conditions={:?}",
-                    m.name_any(),
-                    s.phase,
-                    s.conditions
-                        .iter()
-                        .map(|c| (&c.type_, &c.status, &c.reason))
-                        .collect::<Vec<_>>()
-                )
-            })
+            .map(|m| format!("{} {}", m.name_any(), m.state()))
             .collect();
         panic!(
             "not converged within {limit:?} on the {}; logs in {}:\n{}",
@@ -176,7 +209,12 @@ impl Bed {
 
     /// The UID of each resource, for telling which jobs are whose.
     async fn uids(&self) -> HashMap<String, String> {
-        let list = self.imports().list(&Default::default()).await.unwrap();
+        self.uids_of::<ModelImport>().await
+    }
+
+    /// The UID of each resource of kind `K`, for telling which remote objects are whose.
+    async fn uids_of<K: Kind>(&self) -> HashMap<String, String> {
+        let list = self.api::<K>().list(&Default::default()).await.unwrap();
         list.items
             .iter()
             .map(|m| (m.name_any(), m.uid().unwrap()))
@@ -208,37 +246,143 @@ impl Bed {
     }
 }
 
-fn is_ready(m: &ModelImport) -> bool {
-    m.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
+/// What the tests read of a resource, ModelImport or ModelDeployment.
+trait Kind:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// Converged: Ready, and a deployment running at its capacity.
+    fn ready(&self) -> bool;
+    /// The remote object its status records (job ID, deployed model).
+    fn recorded(&self) -> Option<String>;
+    /// Its phase and conditions, for a failure's message.
+    fn state(&self) -> String;
+}
+
+fn ready_condition(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+fn state_line(phase: &dyn std::fmt::Debug, conditions: &[Condition]) -> String {
+    let conditions: Vec<_> = conditions
+        .iter()
+        .map(|c| (&c.type_, &c.status, &c.reason))
+        .collect();
+    format!("phase={phase:?} conditions={conditions:?}")
+}
+
+impl Kind for ModelImport {
+    fn ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| ready_condition(&s.conditions))
+    }
+
+    fn recorded(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.job_id.clone())
+    }
+
+    fn state(&self) -> String {
+        let s = self.status.clone().unwrap_or_default();
+        state_line(&s.phase, &s.conditions)
+    }
+}
+
+impl Kind for ModelDeployment {
+    fn ready(&self) -> bool {
+        let asked = i64::from(self.spec.capacity);
+        self.status.as_ref().is_some_and(|s| {
+            ready_condition(&s.conditions)
+                && s.remote_status.as_deref() == Some("RUNNING")
+                && s.capacity == Some(asked)
+                && s.ready_capacity == Some(asked)
+        })
+    }
+
+    fn recorded(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.deployed_model.clone())
+    }
+
+    fn state(&self) -> String {
+        let s = self.status.clone().unwrap_or_default();
+        let phase = (s.phase, s.deployed_model, s.ready_capacity);
+        state_line(&phase, &s.conditions)
+    }
 }
 
 fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:02}")).collect()
 }
 
-/// Duplicates and leaks among the simulator's jobs, given every resource's UID and which are live.
+/// A remote object the simulator made (a job or a deployment), as an audit reads it.
+#[derive(Clone, Copy)]
+struct Remote<'a> {
+    /// The display name the create carried: the resource's name and its UID's token.
+    display_name: &'a str,
+    /// What a resource records of it (job ID, deployed model).
+    id: &'a str,
+    deleted: bool,
+}
+
+impl<'a> From<&'a JobRecord> for Remote<'a> {
+    fn from(j: &'a JobRecord) -> Self {
+        Remote {
+            display_name: &j.display_name,
+            id: &j.job_id,
+            deleted: j.deleted,
+        }
+    }
+}
+
+impl<'a> From<&'a DeploymentRecord> for Remote<'a> {
+    fn from(d: &'a DeploymentRecord) -> Self {
+        Remote {
+            display_name: &d.name,
+            id: &d.deployed_model,
+            deleted: d.deleted,
+        }
+    }
+}
+
+/// Duplicates and leaks among the simulator's jobs (or deployments), given every resource's UID
+/// and which are live.
 struct Audit {
     jobs: usize,
+    /// Remote objects not deleted, whoever owns them.
+    undeleted: usize,
     duplicates: usize,
     leaks: usize,
     unreleased: usize,
+    /// Live resources whose recorded remote object is not among their undeleted ones.
+    unrecorded: usize,
 }
 
-fn audit(
-    jobs: &[JobRecord],
+fn audit<'a, J>(
+    records: &'a [J],
     uids: &HashMap<String, String>,
     live: &HashMap<String, Option<String>>,
-) -> Audit {
-    let mut per_resource: BTreeMap<&str, Vec<&JobRecord>> = BTreeMap::new();
+) -> Audit
+where
+    Remote<'a>: From<&'a J>,
+{
+    let jobs: Vec<Remote<'a>> = records.iter().map(Remote::from).collect();
+    let mut per_resource: BTreeMap<&str, Vec<Remote<'a>>> = BTreeMap::new();
     for (name, uid) in uids {
         let display = correlation::display_name(name, uid);
         per_resource.insert(
             name,
-            jobs.iter().filter(|j| j.display_name == display).collect(),
+            jobs.iter()
+                .filter(|j| j.display_name == display)
+                .copied()
+                .collect(),
         );
     }
     let duplicates = per_resource
@@ -247,14 +391,16 @@ fn audit(
         .sum();
     let mut leaks = 0;
     let mut unreleased = 0;
+    let mut unrecorded = 0;
     for (name, js) in &per_resource {
         match live.get(*name) {
             // A live resource's only job is the one it records; any other undeleted job leaks.
             Some(recorded) => {
-                leaks += js
-                    .iter()
-                    .filter(|j| !j.deleted && Some(&j.job_id) != recorded.as_ref())
-                    .count();
+                let is_recorded = |j: &Remote<'_>| Some(j.id) == recorded.as_deref();
+                leaks += js.iter().filter(|j| !j.deleted && !is_recorded(j)).count();
+                if !js.iter().any(|j| !j.deleted && is_recorded(j)) {
+                    unrecorded += 1;
+                }
             }
             // A deleted resource's jobs must all be deleted.
             None => unreleased += js.iter().filter(|j| !j.deleted).count(),
@@ -265,23 +411,34 @@ fn audit(
     leaks += jobs.len() - owned;
     Audit {
         jobs: jobs.len(),
+        undeleted: jobs.iter().filter(|j| !j.deleted).count(),
         duplicates,
         leaks,
         unreleased,
+        unrecorded,
     }
 }
 
 async fn live_jobs(bed: &Bed) -> HashMap<String, Option<String>> {
-    let list = bed.imports().list(&Default::default()).await.unwrap();
+    live::<ModelImport>(bed).await
+}
+
+/// Each resource of kind `K` that exists, with the remote object its status records.
+async fn live<K: Kind>(bed: &Bed) -> HashMap<String, Option<String>> {
+    let list = bed.api::<K>().list(&Default::default()).await.unwrap();
     list.items
         .iter()
-        .map(|m| {
-            (
-                m.name_any(),
-                m.status.as_ref().and_then(|s| s.job_id.clone()),
-            )
-        })
+        .map(|m| (m.name_any(), m.recorded()))
         .collect()
+}
+
+/// The seed of a test's random kill points: RELIABILITY_SEED, or a fixed one.
+fn seeded_rng() -> (u64, rand::rngs::StdRng) {
+    let seed: u64 = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261130);
+    (seed, rand::rngs::StdRng::seed_from_u64(seed))
 }
 
 /// Writes a section of the reliability report when RELIABILITY_REPORT_DIR is set.
@@ -296,11 +453,7 @@ fn report(name: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
     let _serial = SERIAL.lock().await;
-    let seed: u64 = std::env::var("RELIABILITY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20261130);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (seed, mut rng) = seeded_rng();
     let bed = Bed::new(
         "sigkill",
         SimulatorConfig {
@@ -328,9 +481,7 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
         } else if k < 45 {
             bed.delete_imports(&to_delete[k - 30..=k - 30]).await;
         }
-        let mut child = bed.controller("sigkill", &[], &[]);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
-        child.kill(); // SIGKILL
+        bed.run_and_kill("sigkill", &mut rng).await;
     }
     let kill_phase = start.elapsed();
     let creates_while_killing = bed.sim.simulator.stats().create.total;
@@ -404,6 +555,213 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
         "{} jobs",
         a.jobs
     );
+}
+
+/// A ModelDeployment of `qwen-turbo` (base capacity 2 in the simulator) at capacity 2. Each needs
+/// its own suffix: the same model deployed twice without one is refused with Conflict.
+fn turbo_deployment(name: &str, suffix: &str) -> ModelDeployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"modelName": "qwen-turbo", "capacity": 2, "suffix": suffix,
+                 "apiKeySecretRef": {"name": "dashscope"}}
+    }))
+    .expect("a ModelDeployment deserializes")
+}
+
+/// A report section: a title and a table of figures.
+fn table(title: &str, rows: &[(&str, String)]) -> String {
+    let mut text = format!("## {title}\n\n| figure | value |\n|---|---|\n");
+    for (figure, value) in rows {
+        writeln!(text, "| {figure} | {value} |").unwrap();
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_deployment_creates_and_deletes_leaves_no_duplicate_and_no_leak() {
+    let _serial = SERIAL.lock().await;
+    let (seed, mut rng) = seeded_rng();
+    const LOG: &str = "sigkill-deploy";
+    let bed = Bed::new(
+        LOG,
+        SimulatorConfig {
+            api_keys: vec![KEY.into()],
+            deployment_pending_duration: Duration::from_millis(500),
+            deployment_deleting_duration: Duration::from_millis(500),
+            // A lost answer leaves a deployment that only a listing gives back; latency widens
+            // the window between recording the intent and recording the answer, where kills land.
+            latency: Duration::from_millis(400),
+            error_rate: 0.10,
+            lost_create_rate: 0.30,
+            seed: Some(seed),
+            ..Default::default()
+        },
+    )
+    .await;
+    let all = names("deploy", 20);
+    let start = Instant::now();
+    // One resource arrives before each kill of the create phase.
+    for (i, name) in all.iter().enumerate() {
+        bed.create([turbo_deployment(name, &format!("s{i}"))]).await;
+        bed.run_and_kill(LOG, &mut rng).await;
+    }
+    let create_phase = start.elapsed();
+    let uids = bed.uids_of::<ModelDeployment>().await;
+    let mut child = bed.controller(LOG, &[], &[]);
+    let ready = bed
+        .converge_kind::<ModelDeployment>(&all, &[], Duration::from_secs(150))
+        .await;
+    child.kill();
+    let after_creates = live::<ModelDeployment>(&bed).await;
+    let made = bed.sim.simulator.deployments();
+    let created = audit(&made, &uids, &after_creates);
+    let lost: Vec<&DeploymentRecord> = made.iter().filter(|d| d.lost_answer).collect();
+    let adopted = lost
+        .iter()
+        .filter(|d| {
+            after_creates
+                .values()
+                .any(|r| r.as_deref() == Some(d.deployed_model.as_str()))
+        })
+        .count();
+    // A deployment found in a listing (lost answer, or a kill after the create went out) is
+    // announced by a Recovered event.
+    let events = Api::<Event>::namespaced(bed.client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let recovered = events
+        .items
+        .iter()
+        .filter(|e| {
+            let kind = e.regarding.as_ref().and_then(|r| r.kind.as_deref());
+            e.reason.as_deref() == Some("Recovered") && kind == Some("ModelDeployment")
+        })
+        .count();
+
+    // One resource leaves before each kill of the delete phase.
+    let start = Instant::now();
+    for name in &all {
+        bed.delete::<ModelDeployment>(std::slice::from_ref(name))
+            .await;
+        bed.run_and_kill(LOG, &mut rng).await;
+    }
+    let delete_phase = start.elapsed();
+    let mut child = bed.controller(LOG, &[], &[]);
+    let released = bed
+        .converge_kind::<ModelDeployment>(&[], &all, Duration::from_secs(120))
+        .await;
+    child.kill();
+    let deleted = audit(
+        &bed.sim.simulator.deployments(),
+        &uids,
+        &live::<ModelDeployment>(&bed).await,
+    );
+    let stats = bed.sim.simulator.stats();
+    let creates = &stats.deployment_create;
+    let conflicts = creates.by_status.get(&409).copied().unwrap_or(0);
+    let server_errors: u64 = [
+        creates,
+        &stats.deployment_get,
+        &stats.deployment_list,
+        &stats.deployment_delete,
+    ]
+    .iter()
+    .map(|e| e.by_status.get(&500).copied().unwrap_or(0))
+    .sum();
+    let kills = 2 * all.len();
+    let text = table(
+        "SIGKILL during deployment creates and deletes",
+        &[
+            ("API server", bed.server.clone()),
+            (
+                "ModelDeployments",
+                format!(
+                    "{} of qwen-turbo at capacity 2, one created before each of the first 20 kills, one deleted before each of the last 20",
+                    all.len()
+                ),
+            ),
+            (
+                "SIGKILLs survived",
+                format!("{kills} (random points, 100–800 ms after start; seed {seed})"),
+            ),
+            (
+                "faults",
+                "400 ms latency, 10% 500s, 30% of successful creates answered 500".into(),
+            ),
+            (
+                "create phase / all Ready (RUNNING 2 of 2) after the last start",
+                format!(
+                    "{:.1} s / {:.1} s",
+                    create_phase.as_secs_f64(),
+                    ready.as_secs_f64()
+                ),
+            ),
+            (
+                "delete phase / all gone after the last start",
+                format!(
+                    "{:.1} s / {:.1} s",
+                    delete_phase.as_secs_f64(),
+                    released.as_secs_f64()
+                ),
+            ),
+            (
+                "create calls / answered 409 Conflict (a second create of the same deployed model)",
+                format!("{} / {conflicts}", creates.total),
+            ),
+            (
+                "lost create answers / their deployments adopted",
+                format!("{} / {adopted}", lost.len()),
+            ),
+            (
+                "deployments found again by a listing (Recovered events)",
+                recovered.to_string(),
+            ),
+            ("listings (recovery)", stats.deployment_list.total.to_string()),
+            (
+                "delete calls (incl. refused)",
+                stats.deployment_delete.total.to_string(),
+            ),
+            ("answered 500 (injected or lost)", server_errors.to_string()),
+            (
+                "remote deployments made / live after the create phase",
+                format!("{} / {}", created.jobs, created.undeleted),
+            ),
+            ("duplicate deployments", created.duplicates.to_string()),
+            (
+                "leaked deployments (create phase / after deleting all)",
+                format!("{} / {}", created.leaks, deleted.leaks),
+            ),
+            (
+                "deployments live after deleting all",
+                deleted.undeleted.to_string(),
+            ),
+        ],
+    );
+    report("6-sigkill-deployments", &text);
+    assert_eq!(created.duplicates, 0, "duplicate deployments");
+    assert_eq!(
+        conflicts, 0,
+        "a create was sent again for a live deployment"
+    );
+    assert_eq!(created.leaks, 0, "leaked deployments after the creates");
+    assert_eq!(
+        (created.jobs, created.undeleted, created.unrecorded),
+        (all.len(), all.len(), 0),
+        "exactly one live deployment per resource, the one it records"
+    );
+    assert!(
+        !lost.is_empty(),
+        "no create answer was lost: nothing tested"
+    );
+    assert_eq!(
+        adopted,
+        lost.len(),
+        "a lost answer's deployment not adopted"
+    );
+    assert_eq!((deleted.leaks, deleted.unreleased), (0, 0), "leaks");
+    assert_eq!(deleted.undeleted, 0, "live deployments after deleting all");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
