@@ -28,9 +28,7 @@ fn without_the_crd_the_controller_stops_at_once_and_says_how_to_install_it() {
     assert!(
         out.stderr
             .contains("modelimports.modelstudio.io) is not installed")
-            && out
-                .stderr
-                .contains("kubectl apply -f crds/"),
+            && out.stderr.contains("kubectl apply -f crds/"),
         "{}",
         out.stderr
     );
