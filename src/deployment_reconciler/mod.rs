@@ -8,7 +8,7 @@ mod record;
 
 use crate::crd::{ModelDeployment, ModelImport};
 use crate::metrics::ReconcileLabels;
-use crate::reconciler::Context;
+use crate::reconciler::{Context, Error};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use modelstudio_core::decision::Requeue;
@@ -30,41 +30,6 @@ pub struct DeploymentContext {
     pub deployments: Arc<dyn Deployments>,
     /// The ModelImports' watch cache (the import controller's), for modelImportRef.
     pub imports: Store<ModelImport>,
-}
-
-/// Errors of the Kubernetes side of a deployment reconcile, one variant per operation. Remote API
-/// errors become conditions, not reconcile failures.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("could not add the finalizer: {0}")]
-    AddFinalizer(#[source] kube::Error),
-    #[error("could not remove the finalizer: {0}")]
-    RemoveFinalizer(#[source] kube::Error),
-    #[error("could not write the status: {0}")]
-    WriteStatus(#[source] kube::Error),
-    #[error("could not read the API key Secret: {0}")]
-    ReadSecret(#[source] kube::Error),
-    #[error("could not read the ModelDeployment: {0}")]
-    ReadResource(#[source] kube::Error),
-    #[error("could not read the ModelImport it names: {0}")]
-    ReadImport(#[source] kube::Error),
-    #[error("could not put the controller's finalizer on the API key Secret: {0}")]
-    ProtectSecret(#[source] kube::Error),
-}
-
-impl Error {
-    /// A static name of the variant, for metric labels.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::AddFinalizer(_) => "AddFinalizer",
-            Error::RemoveFinalizer(_) => "RemoveFinalizer",
-            Error::WriteStatus(_) => "WriteStatus",
-            Error::ReadSecret(_) => "ReadSecret",
-            Error::ReadResource(_) => "ReadResource",
-            Error::ReadImport(_) => "ReadImport",
-            Error::ProtectSecret(_) => "ProtectSecret",
-        }
-    }
 }
 
 /// Reconciles one ModelDeployment.

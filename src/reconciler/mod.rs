@@ -39,8 +39,8 @@ const MAX_ACTS: usize = 3;
 /// How long a deletion waits while the ModelDeployments' cache is not filled yet.
 const SERVED_BY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Errors of the Kubernetes side of a reconcile, one variant per operation. Remote API errors are
-/// not here: they become conditions, not reconcile failures.
+/// Errors of the Kubernetes side of a reconcile (of either kind), one variant per operation.
+/// Remote API errors are not here: they become conditions, not reconcile failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("could not add the finalizer: {0}")]
@@ -51,10 +51,12 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("could not read the API key Secret: {0}")]
     ReadSecret(#[source] kube::Error),
-    #[error("could not read the ModelImport: {0}")]
+    #[error("could not read the resource from the API server: {0}")]
     ReadResource(#[source] kube::Error),
     #[error("could not put the controller's finalizer on the API key Secret: {0}")]
     ProtectSecret(#[source] kube::Error),
+    #[error("could not read the ModelImport it names: {0}")]
+    ReadImport(#[source] kube::Error),
 }
 
 impl Error {
@@ -67,6 +69,7 @@ impl Error {
             Error::ReadSecret(_) => "ReadSecret",
             Error::ReadResource(_) => "ReadResource",
             Error::ProtectSecret(_) => "ProtectSecret",
+            Error::ReadImport(_) => "ReadImport",
         }
     }
 }
