@@ -12,7 +12,7 @@ use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{HttpClient, HttpClientConfig};
 use crate::reconciler::{error_policy, layered_both, reconcile, report_unreadable, Context};
-use crate::watches::{secret_watch_config, trim_import, trim_secret, typed_event};
+use crate::watches::{secret_watch_config, trim_cached, trim_secret, typed_event};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -279,13 +279,13 @@ async fn run_with(
     // reported and left out. The watch event of the controller's own status write wakes no
     // reconcile (the pass that wrote it scheduled the next look).
     let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(report_unreadable(unreadable, ctx.clone()));
+    tokio::spawn(report_unreadable::<ModelImport>(unreadable, ctx.clone()));
     let writer: Writer<ModelImport> = Writer::default();
     let store = writer.as_reader();
     ctx.metrics.imports.watch(store.clone());
     let own = ctx.clone();
     let typed = watcher(watched, watch_config)
-        .modify(trim_import)
+        .modify(trim_cached)
         .filter_map(move |event| {
             std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
         });
@@ -445,13 +445,24 @@ async fn deployment_controller(
     if let Some(selector) = selector {
         watch_config = watch_config.labels(selector);
     }
-    let objects = reflector(
-        writer,
-        watcher(api, watch_config.clone()).modify(|d: &mut ModelDeployment| {
-            d.metadata.managed_fields = None;
-        }),
-    )
-    .applied_objects();
+    // Watched untyped, as the imports are: one object that does not read as a ModelDeployment
+    // is reported and skipped instead of failing the list of all of them.
+    let resource = ApiResource::erase::<ModelDeployment>(&());
+    let watched: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(report_unreadable::<ModelDeployment>(
+        unreadable,
+        ctx.clone(),
+    ));
+    let typed = watcher(watched, watch_config)
+        .modify(trim_cached)
+        .filter_map(move |event| {
+            std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
+        });
+    let objects = reflector(writer, typed).applied_objects();
     // A change of a ModelImport wakes the deployments that name it.
     let import_api: Api<kube::core::PartialObjectMeta<ModelImport>> = match namespace {
         Some(ns) => Api::namespaced(client, ns),

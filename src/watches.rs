@@ -1,9 +1,12 @@
-//! The controller's watch caches: the ModelImports it reconciles and the Secrets their keys come
-//! from. ModelImports are watched untyped and cached typed: one that does not parse is reported
-//! and left out, never failing the others. What is cached is trimmed to what the controller
-//! reads (no managedFields, annotations or labels): 10,000 imports fit in a small memory.
+//! The controller's watch caches: the ModelImports and ModelDeployments it reconciles and the
+//! Secrets their keys come from. Both kinds are watched untyped and cached typed: one that does
+//! not parse is reported and left out, never failing the others. What is cached is trimmed to
+//! what the controller reads (no managedFields, annotations or labels): 10,000 imports fit in a
+//! small memory.
 
-use crate::crd::{ModelImport, ModelImportSpec, Storage, WeightType};
+use crate::crd::{
+    ModelDeployment, ModelDeploymentSpec, ModelImport, ModelImportSpec, Storage, WeightType,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
@@ -13,25 +16,33 @@ use tokio::sync::mpsc;
 pub const SECRET_FIELD_SELECTOR: &str =
     "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
 
-/// Drops what the controller never reads of a cached ModelImport: managedFields (a third of its
-/// size or more), annotations (the last-applied copy of the whole object, GitOps tools'
-/// tracking) and labels (selection happens in the API server).
-pub fn trim_import(obj: &mut DynamicObject) {
+/// Drops what the controller never reads of a cached ModelImport or ModelDeployment:
+/// managedFields (a third of its size or more), annotations (the last-applied copy of the whole
+/// object, GitOps tools' tracking) and labels (selection happens in the API server).
+pub fn trim_cached(obj: &mut DynamicObject) {
     obj.metadata.managed_fields = None;
     obj.metadata.annotations = None;
     obj.metadata.labels = None;
 }
 
-/// A watch event of an untyped ModelImport as the typed cache takes it. An object that does not
-/// read as a ModelImport goes to `unreadable` and out of the cache (a delete, should an older
-/// readable version be cached).
-pub fn typed_event(
+/// A kind the controller watches untyped and caches typed.
+pub trait Watched:
+    kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+{
+    /// An object that only names `obj`, for taking it out of the cache.
+    fn tombstone(obj: &DynamicObject) -> Self;
+}
+
+/// A watch event of an untyped object as the typed cache takes it. An object that does not read
+/// as a `K` goes to `unreadable` and out of the cache (a delete, should an older readable version
+/// be cached).
+pub fn typed_event<K: Watched>(
     event: Event<DynamicObject>,
     unreadable: &mpsc::UnboundedSender<DynamicObject>,
-) -> Option<Event<ModelImport>> {
+) -> Option<Event<K>> {
     let parse = |obj: DynamicObject| {
-        obj.clone().try_parse::<ModelImport>().map_err(|_| {
-            let gone = Box::new(tombstone(&obj));
+        obj.clone().try_parse::<K>().map_err(|_| {
+            let gone = Box::new(K::tombstone(&obj));
             let _ = unreadable.send(obj);
             gone
         })
@@ -46,31 +57,58 @@ pub fn typed_event(
         },
         Event::Delete(obj) => Event::Delete(
             obj.clone()
-                .try_parse::<ModelImport>()
-                .unwrap_or_else(|_| tombstone(&obj)),
+                .try_parse::<K>()
+                .unwrap_or_else(|_| K::tombstone(&obj)),
         ),
     })
 }
 
-/// A ModelImport that only names an object, for taking it out of the cache.
-fn tombstone(obj: &DynamicObject) -> ModelImport {
-    let spec = ModelImportSpec {
-        base_model: String::new(),
-        display_name: None,
-        weight_type: WeightType::Lora,
-        source: Default::default(),
-        storage: Storage {
-            bucket_name: String::new(),
-            object_key: String::new(),
-        },
-        api_key_secret_ref: None,
-        deletion_policy: Default::default(),
-        job_id: None,
-    };
-    ModelImport {
-        metadata: obj.metadata.clone(),
-        spec,
-        status: None,
+impl Watched for ModelImport {
+    fn tombstone(obj: &DynamicObject) -> Self {
+        let spec = ModelImportSpec {
+            base_model: String::new(),
+            display_name: None,
+            weight_type: WeightType::Lora,
+            source: Default::default(),
+            storage: Storage {
+                bucket_name: String::new(),
+                object_key: String::new(),
+            },
+            api_key_secret_ref: None,
+            deletion_policy: Default::default(),
+            job_id: None,
+        };
+        ModelImport {
+            metadata: obj.metadata.clone(),
+            spec,
+            status: None,
+        }
+    }
+}
+
+impl Watched for ModelDeployment {
+    fn tombstone(obj: &DynamicObject) -> Self {
+        let spec = ModelDeploymentSpec {
+            model_import_ref: None,
+            model_name: None,
+            plan: None,
+            capacity: 0,
+            deploy_spec: None,
+            ptu_capacity: None,
+            name: None,
+            suffix: None,
+            enable_thinking: None,
+            max_context_length: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            api_key_secret_ref: None,
+            deletion_policy: Default::default(),
+        };
+        ModelDeployment {
+            metadata: obj.metadata.clone(),
+            spec,
+            status: None,
+        }
     }
 }
 
@@ -114,7 +152,7 @@ mod tests {
     fn an_import_is_cached_without_managed_fields_annotations_or_labels() {
         let mut obj = import(good_spec());
         obj.metadata.labels = Some([("shard".to_string(), "a".to_string())].into());
-        trim_import(&mut obj);
+        trim_cached(&mut obj);
         assert_eq!(obj.metadata.managed_fields, None);
         assert_eq!(obj.metadata.annotations, None);
         assert_eq!(obj.metadata.labels, None);
@@ -124,27 +162,51 @@ mod tests {
     #[test]
     fn an_unreadable_import_is_reported_and_kept_out_of_the_cache() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let good = typed_event(Event::Apply(import(good_spec())), &tx);
+        let good = typed_event::<ModelImport>(Event::Apply(import(good_spec())), &tx);
         assert!(matches!(good, Some(Event::Apply(ref m)) if m.spec.base_model == "qwen3-32b"));
         assert!(rx.try_recv().is_err());
         let bad = import(serde_json::json!({"baseModel": 7}));
         // A readable version may be cached: it goes.
-        match typed_event(Event::Apply(bad.clone()), &tx) {
+        match typed_event::<ModelImport>(Event::Apply(bad.clone()), &tx) {
             Some(Event::Delete(gone)) => assert_eq!(gone.metadata.name.as_deref(), Some("a")),
             other => panic!("{other:?}"),
         }
         assert_eq!(rx.try_recv().unwrap().metadata.name.as_deref(), Some("a"));
         // In a (re)list it is left out of the new cache.
-        assert!(typed_event(Event::InitApply(bad.clone()), &tx).is_none());
+        assert!(typed_event::<ModelImport>(Event::InitApply(bad.clone()), &tx).is_none());
         assert!(rx.try_recv().is_ok());
         assert!(matches!(
-            typed_event(Event::Delete(bad), &tx),
+            typed_event::<ModelImport>(Event::Delete(bad), &tx),
             Some(Event::Delete(_))
         ));
         assert!(matches!(
-            typed_event(Event::InitDone, &tx),
+            typed_event::<ModelImport>(Event::InitDone, &tx),
             Some(Event::InitDone)
         ));
+    }
+
+    #[test]
+    fn an_unreadable_deployment_is_reported_and_kept_out_of_the_cache() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let deployment = |spec: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": "d", "namespace": "n"},
+                "spec": spec,
+            }))
+            .unwrap()
+        };
+        let good = deployment(serde_json::json!({"modelName": "qwen-plus", "capacity": 8}));
+        assert!(matches!(
+            typed_event::<ModelDeployment>(Event::Apply(good), &tx),
+            Some(Event::Apply(ref d)) if d.spec.capacity == 8
+        ));
+        let bad = deployment(serde_json::json!({"modelName": "qwen-plus", "capacity": "eight"}));
+        match typed_event::<ModelDeployment>(Event::Apply(bad), &tx) {
+            Some(Event::Delete(gone)) => assert_eq!(gone.metadata.name.as_deref(), Some("d")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(rx.try_recv().unwrap().metadata.name.as_deref(), Some("d"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use modelstudio_controller::crd::{definition, ModelImport};
+use modelstudio_controller::crd::{definition, Kind, ModelDeployment, ModelImport};
 use modelstudio_testbed::{
     api_key_secret, apply_crd, run_bounded, ControllerCommand, ImportBuilder, ProcessBed,
 };
@@ -53,6 +53,20 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
     assert!(weight_type.remove("enum").is_some());
     rt.block_on(apply_crd(client, &serde_json::from_value(crd).unwrap()))
         .expect("the loosened CRD");
+    // The same for ModelDeployment: any plan is stored.
+    let mut crd = serde_json::to_value(Kind::ModelDeployment.definition()).unwrap();
+    let plan = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/plan")
+        .and_then(|v| v.as_object_mut())
+        .expect("the plan schema");
+    assert!(plan.remove("enum").is_some());
+    rt.block_on(apply_crd(client, &serde_json::from_value(crd).unwrap()))
+        .expect("the loosened ModelDeployment CRD");
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<ModelDeployment>(&()),
+    );
 
     let objects: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -82,6 +96,18 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
             .create(&post, &serde_json::from_value(good).unwrap())
             .await
             .expect("the good object");
+        for (name, plan) in [("bad-plan", "xl"), ("good-plan", "cu")] {
+            let deployment = serde_json::json!({
+                "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": name},
+                "spec": {"modelName": "qwen-turbo", "capacity": 2, "plan": plan,
+                         "suffix": name.split('-').next(), "apiKeySecretRef": {"name": "dashscope"}},
+            });
+            deployments
+                .create(&post, &serde_json::from_value(deployment).unwrap())
+                .await
+                .expect("the API server stores the ModelDeployment");
+        }
     });
 
     let mut controller = ControllerCommand::new(BIN, kubeconfig, &sim.base_url())
@@ -90,8 +116,9 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
     let typed: Api<ModelImport> = Api::namespaced(client.clone(), NS);
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut ready, mut reported) = (false, false);
-    while Instant::now() < deadline && !(ready && reported) {
+    let (mut ready, mut reported, mut deployment_reported, mut deployed) =
+        (false, false, false, false);
+    while Instant::now() < deadline && !(ready && reported && deployment_reported && deployed) {
         std::thread::sleep(Duration::from_millis(300));
         ready = rt
             .block_on(typed.get_status("good"))
@@ -113,8 +140,32 @@ fn an_object_that_does_not_read_as_a_model_import_is_reported_and_skipped() {
                 })
             })
             .unwrap_or(false);
+        deployment_reported = rt
+            .block_on(events.list(&ListParams::default()))
+            .map(|list| {
+                list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("Unreadable")
+                        && e.involved_object.name.as_deref() == Some("bad-plan")
+                        && e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("xl") && m.contains("this ModelDeployment"))
+                })
+            })
+            .unwrap_or(false);
+        deployed = rt
+            .block_on(deployments.get("good-plan"))
+            .ok()
+            .and_then(|d| d.data["status"]["deployedModel"].as_str().map(String::from))
+            .is_some();
     }
     let log = controller.log();
+    assert!(
+        deployment_reported && deployed,
+        "the unreadable ModelDeployment was not reported ({deployment_reported}) or the readable one not deployed ({deployed}):\n{log}"
+    );
+    let bad = rt.block_on(deployments.get("bad-plan")).unwrap();
+    assert!(bad.metadata.finalizers.unwrap_or_default().is_empty());
+    assert_eq!(sim.simulator.deployments().len(), 1);
     assert!(controller.running(), "the controller exited:\n{log}");
     assert!(ready, "the readable import never became Ready:\n{log}");
     assert!(

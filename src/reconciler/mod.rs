@@ -21,6 +21,7 @@ pub(crate) use events::publish_to;
 
 use crate::crd::ModelImport;
 use crate::metrics::ReconcileLabels;
+use crate::watches::Watched;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::Resource;
@@ -155,13 +156,15 @@ impl observe::Io<'_> {
     }
 }
 
-/// Reports an object that does not read as a ModelImport (stored under an older or
-/// hand-loosened schema): a Warning event naming the bad value, a log line and a metric, once per
-/// version. The watch leaves it out of the cache, so it never fails the others nor loops.
-pub async fn report_unreadable(
+/// Reports an object that does not read as a `K` (stored under an older or hand-loosened
+/// schema): a Warning event naming the bad value, a log line and a metric, once per version. The
+/// watch leaves it out of the cache, so it never fails the others nor loops.
+pub async fn report_unreadable<K: Watched>(
     mut unreadable: tokio::sync::mpsc::UnboundedReceiver<DynamicObject>,
     ctx: Arc<Context>,
 ) {
+    let resource = kube::api::ApiResource::erase::<K>(&());
+    let kind = K::kind(&()).to_string();
     let mut reported = std::collections::HashSet::new();
     while let Some(obj) = unreadable.recv().await {
         let version = (
@@ -171,16 +174,16 @@ pub async fn report_unreadable(
         if !reported.insert(version) {
             continue;
         }
-        let Err(e) = obj.clone().try_parse::<ModelImport>() else {
+        let Err(e) = obj.clone().try_parse::<K>() else {
             continue;
         };
         let error = e.to_string();
-        warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a ModelImport that cannot be read");
+        warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a {kind} that cannot be read");
         ctx.metrics.unreadable_objects.inc();
         events::publish_to(
             &ctx,
-            &obj.object_ref(&ctx.api_resource),
-            &[reason::Event::unreadable(&error)],
+            &obj.object_ref(&resource),
+            &[reason::Event::unreadable(&kind, &error)],
         );
     }
 }

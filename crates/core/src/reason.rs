@@ -409,6 +409,7 @@ pub enum Action {
     ScaleDeployment,
     UpdateDeployment,
     DeleteDeployment,
+    ReadModelDeployment,
 }
 
 impl Action {
@@ -426,6 +427,7 @@ impl Action {
             Action::ScaleDeployment => "ScaleDeployment",
             Action::UpdateDeployment => "UpdateDeployment",
             Action::DeleteDeployment => "DeleteDeployment",
+            Action::ReadModelDeployment => "ReadModelDeployment",
         }
     }
 }
@@ -461,15 +463,19 @@ impl Event {
         }
     }
 
-    /// A Warning that the stored object cannot be read, with what the reader said; the object is
-    /// skipped until it changes.
-    pub fn unreadable(error: &str) -> Event {
+    /// A Warning that the stored object (of `kind`) cannot be read, with what the reader said;
+    /// the object is skipped until it changes.
+    pub fn unreadable(kind: &str, error: &str) -> Event {
         Event::of(
             EventType::Warning,
             Happening::Unreadable,
-            Action::ReadModelImport,
+            if kind == "ModelDeployment" {
+                Action::ReadModelDeployment
+            } else {
+                Action::ReadModelImport
+            },
             format!(
-                "The controller cannot read this ModelImport ({error}) and leaves it alone: correct the \
+                "The controller cannot read this {kind} ({error}) and leaves it alone: correct the \
                  field with kubectl edit, or delete it and apply it again with a valid spec"
             ),
         )
