@@ -1,19 +1,21 @@
 //! `modelstudio-sandbox sandbox`, `apiserver` and `simulator`: a local playground.
 //!
 //! The sandbox starts, in one process on 127.0.0.1, the in-memory Kubernetes API server
-//! (`sandbox-apiserver`), the Model Studio simulator and the controller; installs the CRD; writes
+//! (`sandbox-apiserver`), the Model Studio simulator and the controller; installs the CRDs; writes
 //! a kubeconfig so that kubectl works against it from another terminal; optionally applies
-//! `examples/`; and shows a table of the ModelImports until Ctrl-C or SIGTERM, then stops the
+//! `examples/`; and shows a table of the ModelImports and ModelDeployments until Ctrl-C or
+//! SIGTERM, then stops the
 //! pieces in order: the table, the controller (gracefully), the simulator, the API server.
 
 use crate::cli::{ApiserverArgs, SandboxArgs, SimulatorArgs};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::Scope;
 use kube::{Client, ResourceExt};
 use modelstudio_controller::app;
 use modelstudio_controller::config::Config;
-use modelstudio_controller::crd::ModelImport;
+use modelstudio_controller::crd::{ModelDeployment, ModelImport};
 use modelstudio_simulator::{Simulator, SimulatorConfig};
 use sandbox_apiserver::RunningApiServer;
 use serde_json::Value;
@@ -356,74 +358,108 @@ pub fn format_age(seconds: i64) -> String {
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    /// `mimport` or `mdeploy`, as kubectl's short names.
+    pub kind: &'static str,
     pub name: String,
     pub namespace: String,
     pub phase: String,
-    pub job: String,
+    /// The import job's ID, or the deployed model.
+    pub remote: String,
     pub ready: String,
     pub reason: String,
     /// Seconds since the Unix epoch of creation, if known.
     pub created: Option<i64>,
 }
 
-/// The table rows of `imports`, sorted by namespace and name.
-pub fn rows(imports: &[ModelImport]) -> Vec<Row> {
+/// The conditions' summary of a row: Ready's status, and the reason of Stalled (when True) or
+/// of Ready.
+fn ready_and_reason(conditions: &[Condition]) -> (String, String) {
     let dash = || "-".to_string();
+    let ready = conditions.iter().find(|c| c.type_ == "Ready");
+    let stalled = conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled" && c.status == "True");
+    (
+        ready.map(|c| c.status.clone()).unwrap_or_else(dash),
+        stalled
+            .or(ready)
+            .map(|c| c.reason.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(dash),
+    )
+}
+
+/// The table rows of `imports` and `deployments`, sorted by namespace, kind and name.
+pub fn rows(imports: &[ModelImport], deployments: &[ModelDeployment]) -> Vec<Row> {
+    let dash = || "-".to_string();
+    let phase = |phase: Option<String>, deleting: bool| match phase {
+        Some(p) => p,
+        None if deleting => "Deleting".into(),
+        None => dash(),
+    };
+    let created =
+        |m: &kube::api::ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0.as_second());
     let mut rows: Vec<Row> = imports
         .iter()
         .map(|mi| {
             let status = mi.status.clone().unwrap_or_default();
-            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
-            let stalled = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Stalled" && c.status == "True");
-            let deleting = mi.metadata.deletion_timestamp.is_some();
+            let (ready, reason) = ready_and_reason(&status.conditions);
             Row {
+                kind: "mimport",
                 name: mi.name_any(),
                 namespace: mi.namespace().unwrap_or_default(),
-                phase: match status.phase {
-                    Some(p) => format!("{p:?}"),
-                    None if deleting => "Deleting".into(),
-                    None => dash(),
-                },
-                job: status.job_id.clone().unwrap_or_else(dash),
-                ready: ready.map(|c| c.status.clone()).unwrap_or_else(dash),
-                reason: stalled
-                    .or(ready)
-                    .map(|c| c.reason.clone())
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(dash),
-                created: mi
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|t| t.0.as_second()),
+                phase: phase(
+                    status.phase.map(|p| format!("{p:?}")),
+                    mi.metadata.deletion_timestamp.is_some(),
+                ),
+                remote: status.job_id.clone().unwrap_or_else(dash),
+                ready,
+                reason,
+                created: created(&mi.metadata),
             }
         })
+        .chain(deployments.iter().map(|md| {
+            let status = md.status.clone().unwrap_or_default();
+            let (ready, reason) = ready_and_reason(&status.conditions);
+            Row {
+                kind: "mdeploy",
+                name: md.name_any(),
+                namespace: md.namespace().unwrap_or_default(),
+                phase: phase(
+                    status.phase.map(|p| format!("{p:?}")),
+                    md.metadata.deletion_timestamp.is_some(),
+                ),
+                remote: status.deployed_model.clone().unwrap_or_else(dash),
+                ready,
+                reason,
+                created: created(&md.metadata),
+            }
+        }))
         .collect();
-    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    rows.sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
     rows
 }
 
 /// Renders rows as aligned columns, with ages relative to `now` (seconds since the epoch).
 pub fn render_table(rows: &[Row], now: i64) -> String {
     let header = [
+        "KIND",
         "NAME",
         "NAMESPACE",
         "PHASE",
-        "JOB",
+        "JOB / DEPLOYED MODEL",
         "READY",
         "REASON",
         "AGE",
     ];
-    let mut lines: Vec<[String; 7]> = vec![header.map(str::to_string)];
+    let mut lines: Vec<[String; 8]> = vec![header.map(str::to_string)];
     for r in rows {
         lines.push([
+            r.kind.to_string(),
             r.name.clone(),
             r.namespace.clone(),
             r.phase.clone(),
-            r.job.clone(),
+            r.remote.clone(),
             r.ready.clone(),
             r.reason.clone(),
             r.created
@@ -431,7 +467,7 @@ pub fn render_table(rows: &[Row], now: i64) -> String {
                 .unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for line in &lines {
         for (w, cell) in widths.iter_mut().zip(line.iter()) {
             *w = (*w).max(cell.chars().count());
@@ -451,7 +487,7 @@ pub fn render_table(rows: &[Row], now: i64) -> String {
         out.push('\n');
     }
     if rows.is_empty() {
-        out.push_str("(no ModelImports yet)\n");
+        out.push_str("(no ModelImports or ModelDeployments yet)\n");
     }
     out
 }
@@ -473,18 +509,25 @@ fn without_ages(listed: &Result<Vec<Row>, String>) -> Result<Vec<Row>, &str> {
 /// Shows the ModelImports every `every` until the future is dropped. On a terminal the screen is
 /// redrawn under `banner`; otherwise the table is printed again only when a row changed (ages
 /// aside), so that logs stay readable.
-async fn show_table(api: Api<ModelImport>, every: Duration, tty: bool, banner: String) {
+async fn show_table(client: Client, every: Duration, tty: bool, banner: String) {
+    let imports: Api<ModelImport> = Api::all(client.clone());
+    let deployments: Api<ModelDeployment> = Api::all(client);
     let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Result<Vec<Row>, String>> = None;
     loop {
         ticker.tick().await;
-        let listed =
-            match tokio::time::timeout(REQUEST_TIMEOUT, api.list(&Default::default())).await {
-                Ok(Ok(list)) => Ok(rows(&list.items)),
-                Ok(Err(e)) => Err(format!("could not list ModelImports: {e}")),
-                Err(_) => Err("could not list ModelImports: the API server did not answer".into()),
-            };
+        let both = async {
+            let params = Default::default();
+            let i = imports.list(&params).await?;
+            let d = deployments.list(&params).await?;
+            Ok::<_, kube::Error>(rows(&i.items, &d.items))
+        };
+        let listed = match tokio::time::timeout(REQUEST_TIMEOUT, both).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => Err(format!("could not list the resources: {e}")),
+            Err(_) => Err("could not list the resources: the API server did not answer".into()),
+        };
         let now = Timestamp::now().as_second();
         let body = match &listed {
             Ok(rows) => render_table(rows, now),
@@ -694,7 +737,7 @@ impl Endpoints {
              In another terminal:\n\
              \x20 export KUBECONFIG={kc}\n\
              \x20 {next}\n\
-             \x20 kubectl get modelimports --watch\n",
+             \x20 kubectl get modelstudio --watch    # ModelImports and ModelDeployments\n",
             self.apiserver, self.simulator, self.metrics
         )
     }
@@ -735,12 +778,7 @@ async fn run_sandbox(
         }
         print!("{banner}");
         let _ = std::io::stdout().flush();
-        let table = show_table(
-            Api::all(client.clone()),
-            args.refresh_interval,
-            tty,
-            banner.clone(),
-        );
+        let table = show_table(client.clone(), args.refresh_interval, tty, banner.clone());
         tokio::select! {
             _ = table => Ok(()),
             _ = stopped(stop.clone()) => Ok(()),
@@ -840,23 +878,24 @@ mod tests {
     #[test]
     fn table_aligns_and_says_when_empty() {
         let row = Row {
+            kind: "mimport",
             name: "qwen3-lora".into(),
             namespace: "default".into(),
             phase: "Running".into(),
-            job: "job-1".into(),
+            remote: "job-1".into(),
             ready: "False".into(),
             reason: "JobRunning".into(),
             created: Some(100),
         };
         let t = render_table(std::slice::from_ref(&row), 145);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("NAME"), "{t}");
+        assert!(lines[0].starts_with("KIND"), "{t}");
         assert!(
             lines[1].contains("Running") && lines[1].ends_with("45s"),
             "{t}"
         );
         assert_eq!(lines[0].find("PHASE"), lines[1].find("Running"), "{t}");
-        assert!(render_table(&[], 0).contains("no ModelImports"));
+        assert!(render_table(&[], 0).contains("no ModelImports or ModelDeployments"));
     }
 
     #[test]

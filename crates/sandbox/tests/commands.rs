@@ -128,7 +128,10 @@ fn sandbox_runs_the_examples(name: &str, extra: &[&str]) {
     ]);
     // The table shows the outcome, as a person would see it.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(proc.log().contains("JobSucceeded") && proc.log().contains("JobFailed")) {
+    while !["JobSucceeded", "JobFailed", "DeploymentRunning"]
+        .iter()
+        .all(|reason| proc.log().contains(reason))
+    {
         assert!(Instant::now() < deadline, "no final table:\n{}", proc.log());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -139,6 +142,7 @@ fn sandbox_runs_the_examples(name: &str, extra: &[&str]) {
     assert!(log.contains("applied modelimport/qwen3-lora"), "{log}");
     assert!(log.contains("applied modeldeployment/qwen3-lora"), "{log}");
     assert!(log.contains("NAME") && log.contains("PHASE"), "{log}");
+    assert!(log.contains("mdeploy") && log.contains("mimport"), "{log}");
     assert!(log.contains("sandbox stopped"), "{log}");
     assert!(
         !log.contains(EXAMPLE_KEY),
