@@ -291,7 +291,7 @@ async fn run_with(
         });
     let imports = reflector(writer, typed)
         .applied_objects()
-        .try_filter(move |obj| std::future::ready(!own.is_own_write(obj)));
+        .try_filter(move |obj| std::future::ready(!own.is_own_write(&obj.metadata)));
     // A listing that shows a job changed wakes the resources that follow it.
     let changes = ctx.job_cache.take_changes().map(|inbox| {
         futures::stream::unfold(inbox, |mut inbox| async move {
@@ -462,7 +462,12 @@ async fn deployment_controller(
         .filter_map(move |event| {
             std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
         });
-    let objects = reflector(writer, typed).applied_objects();
+    // The watch event of the controller's own status write wakes no reconcile when the pass that
+    // wrote it scheduled the next look, as for imports.
+    let own = ctx.clone();
+    let objects = reflector(writer, typed)
+        .applied_objects()
+        .try_filter(move |obj| std::future::ready(!own.is_own_write(&obj.metadata)));
     // A change of a ModelImport wakes the deployments that name it.
     let import_api: Api<kube::core::PartialObjectMeta<ModelImport>> = match namespace {
         Some(ns) => Api::namespaced(client, ns),

@@ -65,6 +65,8 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
         // Decide, record (a create's intent before the create), act, publish.
         let step: DeploymentStep = deployment_step::decide(&obs);
         io.plan = step.plan;
+        // A write that leaves nothing scheduled wakes the next reconcile through its watch event.
+        io.quiet_writes = !(step.act == Act::Nothing && step.requeue == Requeue::Never);
         // The key's Secret is protected before a deployment that needs it to be deleted exists.
         if step.protect_secret {
             io.protect_secret().await?;

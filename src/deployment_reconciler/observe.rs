@@ -29,6 +29,9 @@ pub(super) struct Io<'a> {
     pub(super) secret: Option<String>,
     /// The step carried out, for metric labels.
     pub(super) plan: &'static str,
+    /// Whether the status writes of the current step need no reconcile of their own: the pass
+    /// goes on or schedules its next look.
+    pub(super) quiet_writes: bool,
 }
 
 impl<'a> Io<'a> {
@@ -44,6 +47,7 @@ impl<'a> Io<'a> {
             api_key: None,
             secret: None,
             plan: "observe",
+            quiet_writes: false,
         }
     }
 

@@ -35,6 +35,9 @@ impl Io<'_> {
             .await
             .map_err(Error::WriteStatus)?
             .unwrap_or(written);
+        if let (true, Some(version)) = (self.quiet_writes, &written.metadata.resource_version) {
+            self.ctx.core.note_own_write(&self.key, version);
+        }
         self.obj.metadata.resource_version = written.metadata.resource_version;
         self.obj.status = Some(status);
         let mut resource = obs.resource().clone();
@@ -64,7 +67,7 @@ impl Io<'_> {
             .await
             .map_err(Error::RemoveFinalizer)?;
         if removed {
-            self.ctx.core.failures.succeeded(&self.key);
+            self.ctx.core.forget(&self.key);
             info!(name = %self.name(), namespace = ?self.obj.namespace(), "released the ModelDeployment");
             // Its credentials Secret may be needed by no one now.
             let secret = secret_choice(domain::resource(&self.obj).spec.api_key_secret.as_ref());

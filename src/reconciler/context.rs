@@ -177,14 +177,15 @@ impl Context {
     }
 
     /// Notes a write of the controller's whose watch event needs no reconcile.
-    pub(super) fn note_own_write(&self, uid: &str, resource_version: &str) {
+    pub(crate) fn note_own_write(&self, uid: &str, resource_version: &str) {
         let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
         own.insert(uid.to_string(), resource_version.to_string());
     }
 
-    /// Whether a watched object is exactly the controller's own last write (once).
-    pub fn is_own_write(&self, obj: &ModelImport) -> bool {
-        let (Some(uid), Some(version)) = (&obj.metadata.uid, &obj.metadata.resource_version) else {
+    /// Whether a watched object (of either kind) is exactly the controller's own last write
+    /// (once).
+    pub fn is_own_write(&self, meta: &kube::api::ObjectMeta) -> bool {
+        let (Some(uid), Some(version)) = (&meta.uid, &meta.resource_version) else {
             return false;
         };
         let mut own = self.own_writes.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,7 +217,7 @@ impl Context {
     }
 
     /// Forgets a released resource.
-    pub(super) fn forget(&self, key: &str) {
+    pub(crate) fn forget(&self, key: &str) {
         self.failures.succeeded(key);
         let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
         last.remove(key);
