@@ -92,19 +92,18 @@ impl observe::Io<'_> {
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to the
     /// core.
     async fn act(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
+        match act {
+            Act::AddFinalizer => return self.add_finalizer().await.map(|()| None),
+            Act::RemoveFinalizer => return self.release().await.map(|()| None),
+            _ => {}
+        }
+        // The core asks for no remote call without a key.
         let Some(key) = self.api_key.clone() else {
-            return match act {
-                Act::AddFinalizer => self.add_finalizer().await.map(|()| None),
-                Act::RemoveFinalizer => self.release().await.map(|()| None),
-                // The core asks for no call without a key.
-                _ => Ok(None),
-            };
+            return Ok(None);
         };
         let api = &self.ctx.deployments;
         Ok(match act {
-            Act::Nothing => None,
-            Act::AddFinalizer => return self.add_finalizer().await.map(|()| None),
-            Act::RemoveFinalizer => return self.release().await.map(|()| None),
+            Act::Nothing | Act::AddFinalizer | Act::RemoveFinalizer => None,
             Act::Create(new) => Some(Answer::Created(api.create(&key, new).await)),
             Act::Scale {
                 deployed_model,

@@ -6,11 +6,10 @@ use crate::reconciler::fingerprint;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
-use modelstudio_core::credentials::secret_choice;
 use modelstudio_core::deployment_step::{Need, Observation, Seen};
 use modelstudio_core::deployments::{Deployment, PageRequest};
 use modelstudio_core::remote::{ApiError, ApiKey};
-use modelstudio_core::step::{KeySource, Timing};
+use modelstudio_core::step::Timing;
 
 /// The page size of a listing, and the most pages read: 10,000 deployments per workspace.
 const LIST_PAGE_SIZE: u32 = 100;
@@ -90,7 +89,7 @@ impl<'a> Io<'a> {
             }
             Need::Credentials => {
                 let r = obs.resource();
-                let (chosen, key) = self
+                let chosen = self
                     .ctx
                     .core
                     .api_key(
@@ -100,12 +99,10 @@ impl<'a> Io<'a> {
                     )
                     .await
                     .map_err(Error::ReadSecret)?;
-                if let Ok(KeySource::Secret) = chosen {
-                    self.secret = Some(secret_choice(r.spec.api_key_secret.as_ref()).secret.name);
-                }
-                obs.key_fingerprint = key.as_ref().map(fingerprint);
-                obs.credentials = Some(chosen);
-                self.api_key = key;
+                self.secret = chosen.secret.map(|(name, _)| name);
+                obs.key_fingerprint = chosen.key.as_ref().map(fingerprint);
+                obs.credentials = Some(chosen.chosen);
+                self.api_key = chosen.key;
             }
             Need::Deployment(deployed_model) => {
                 let Some(key) = &self.api_key else {

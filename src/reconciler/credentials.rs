@@ -12,8 +12,7 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::credentials::{
-    credentials_secret, secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE,
-    SECRET_FINALIZER,
+    secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, SECRET_FINALIZER,
 };
 use modelstudio_core::domain::SecretRef;
 use modelstudio_core::reason::CredentialProblem;
@@ -171,53 +170,58 @@ impl Context {
         namespace: &str,
         named: Option<&SecretRef>,
         deleting: bool,
-    ) -> Result<(Result<KeySource, CredentialProblem>, Option<ApiKey>), kube::Error> {
+    ) -> Result<ChosenKey, kube::Error> {
         let choice = secret_choice(named);
         let secret = self.read_key(namespace, &choice.secret).await?;
         let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
         let default = self.config.default_api_key.clone();
         let chosen = choose_key(read, default.is_some(), deleting);
-        let key = match (&chosen, secret) {
-            (Ok(KeySource::Secret), Ok((key, _))) => Some(key),
-            (Ok(KeySource::Default), _) => default,
-            _ => None,
+        let (key, secret) = match (&chosen, secret) {
+            (Ok(KeySource::Secret), Ok((key, protected))) => {
+                (Some(key), Some((choice.secret.name, protected)))
+            }
+            (Ok(KeySource::Default), _) => (default, None),
+            _ => (None, None),
         };
-        Ok((chosen, key))
+        Ok(ChosenKey {
+            chosen,
+            key,
+            secret,
+        })
     }
+}
+
+/// The key a resource calls with, as [`Context::api_key`] chose it.
+pub(crate) struct ChosenKey {
+    /// The choice as the core reads it.
+    pub chosen: Result<KeySource, CredentialProblem>,
+    pub key: Option<ApiKey>,
+    /// The Secret the key came from and whether it carries the controller's finalizer.
+    pub secret: Option<(String, bool)>,
 }
 
 impl Io<'_> {
     /// Reads the credentials into the observation and keeps the chosen key for the calls of this
     /// reconcile.
     pub(super) async fn credentials(&mut self, obs: &mut Observation) -> Result<(), Error> {
-        let deleting = obs.resource().deleting;
-        let choice = credentials_secret(&obs.resource().spec);
-        let secret = self.read_secret(&choice.secret).await?;
-        let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
-        let default = self.ctx.config.default_api_key.clone();
-        let chosen = choose_key(read, default.is_some(), deleting);
-        self.api_key = match (&chosen, secret) {
-            (Ok(KeySource::Secret), Ok((key, protected))) => {
-                obs.secret_protected = Some(protected);
-                self.secret = Some(choice.secret.name);
-                Some(key)
-            }
-            (Ok(KeySource::Default), _) => default,
-            _ => None,
-        };
-        obs.key_fingerprint = self.api_key.as_ref().map(fingerprint);
-        obs.credentials = Some(chosen);
-        Ok(())
-    }
-
-    async fn read_secret(
-        &self,
-        reference: &SecretRef,
-    ) -> Result<Result<(ApiKey, bool), CredentialProblem>, Error> {
-        self.ctx
-            .read_key(&self.obj.namespace().unwrap_or_default(), reference)
+        let r = obs.resource();
+        let chosen = self
+            .ctx
+            .api_key(
+                &self.obj.namespace().unwrap_or_default(),
+                r.spec.api_key_secret.as_ref(),
+                r.deleting,
+            )
             .await
-            .map_err(Error::ReadSecret)
+            .map_err(Error::ReadSecret)?;
+        if let Some((name, protected)) = chosen.secret {
+            obs.secret_protected = Some(protected);
+            self.secret = Some(name);
+        }
+        self.api_key = chosen.key;
+        obs.key_fingerprint = self.api_key.as_ref().map(fingerprint);
+        obs.credentials = Some(chosen.chosen);
+        Ok(())
     }
 
     /// Puts the controller's finalizer on the Secret the key came from (see
