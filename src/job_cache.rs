@@ -3,8 +3,8 @@
 //! Jobs in progress: one poller task per workspace lists the active jobs (PENDING, RUNNING) with
 //! the status filter, in pages of 100, once per poll interval, and reads on its own (once) each
 //! followed job that a whole listing lacks (gone from the active states, or passed over by pages
-//! that moved while creates landed); when a wave of jobs left at once, a listing of the finished
-//! states reads them for fewer calls than a GET each. It wakes the resources
+//! that moved while creates landed); when a wave of jobs left at once, the first pages of the
+//! finished states' listings read them for fewer calls than a GET each. It wakes the resources
 //! whose job changed; a reconcile only reads what the poller holds and never waits for the quota
 //! on a poll, so polls never hold the reconcile slots that creates need. The poller stops when no
 //! job is followed: nothing active, no call.
@@ -18,7 +18,7 @@
 use crate::crd::ModelImport;
 use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
-use modelstudio_core::decision::{finished_states, ActiveJobs, Lookup};
+use modelstudio_core::decision::{finished_states, ActiveJobs, FinishedSearch, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -65,8 +65,6 @@ struct Workspace {
 struct FinishedCycle {
     listed_at: Option<Instant>,
     jobs: ActiveJobs,
-    /// How many calls the last listing of the finished states took.
-    pages: Option<usize>,
 }
 
 pub struct JobCache {
@@ -262,7 +260,7 @@ impl JobCache {
             ws.failure = None;
             left
         };
-        let left = self.take_from_finished_listing(&key, workspace, left).await;
+        let left = self.take_from_finished_pages(&key, workspace, left).await;
         // Each job that left is read once, for its final state and error_code; several at a
         // time, so that their share of the quota is used.
         let key = &key;
@@ -309,57 +307,43 @@ impl JobCache {
         all.entry(workspace.to_string()).or_default().clone()
     }
 
-    /// When a wave of jobs left the active states at once, one listing of the finished states
-    /// (pages of 100) gives their final states for fewer calls than a GET each. The jobs it
-    /// shows are handed to their resources; the rest (deleted, or passed over by moving pages)
-    /// are returned, to be read on their own. The listing also serves as the workspace's resync.
-    async fn take_from_finished_listing(
+    /// When a wave of jobs left the active states at once, the first pages of the finished
+    /// states' listings give their final states for fewer calls than a GET each
+    /// ([`FinishedSearch`]). The jobs found are handed to their resources; the rest (deleted, or
+    /// not on the pages read) are returned, to be read on their own.
+    async fn take_from_finished_pages(
         &self,
         key: &ApiKey,
         workspace: &str,
         left: Vec<(String, ObjectRef<ModelImport>)>,
     ) -> Vec<(String, ObjectRef<ModelImport>)> {
-        let cycle = self.finished_cycle(workspace);
-        let mut cycle = cycle.lock().await;
-        // The last listing's calls, plus the pages these jobs add; at first, one call a state.
-        let cost = cycle.pages.unwrap_or(finished_states().len()) + left.len().div_ceil(100);
-        if left.len() <= cost {
+        let mut search = FinishedSearch::new(left.iter().map(|(id, _)| id.clone()));
+        if !search.worth_it() {
             return left;
         }
-        let started = Instant::now();
-        // The old listing goes first: two of them at once would double the peak footprint.
-        forget_listing(&mut cycle);
-        let finished = match self.list_all(key, ActiveJobs::of(finished_states())).await {
-            Ok((finished, pages)) => {
-                cycle.pages = Some(pages);
-                finished
-            }
-            Err(e) => {
-                warn!(error = %e, "could not list the finished jobs; reading each on its own");
-                return left;
-            }
-        };
-        let mut unread = Vec::new();
-        {
-            let mut all = self.workspaces();
-            let Some(ws) = all.get_mut(workspace) else {
-                return Vec::new();
-            };
-            for (job_id, resource) in left {
-                match finished.lookup(&job_id) {
-                    Lookup::Listed(job) => {
-                        if ws.followers.remove(&job_id).is_some() {
-                            ws.left.insert(job_id, Ok(job.clone()));
-                            let _ = self.changes.send(resource);
-                        }
-                    }
-                    _ => unread.push((job_id, resource)),
+        while let Some(query) = search.next_query() {
+            match self.jobs.list(key, &query).await {
+                Ok(page) => search.add(&query, page),
+                Err(e) => {
+                    warn!(error = %e, "could not list the finished jobs; reading each on its own");
+                    break;
                 }
             }
         }
-        cycle.jobs = finished;
-        cycle.listed_at = Some(started);
-        unread
+        let (found, missing) = search.finish();
+        let mut all = self.workspaces();
+        let Some(ws) = all.get_mut(workspace) else {
+            return Vec::new();
+        };
+        for job in found {
+            if let Some(follower) = ws.followers.remove(&job.id) {
+                ws.left.insert(job.id.clone(), Ok(job));
+                let _ = self.changes.send(follower.resource);
+            }
+        }
+        left.into_iter()
+            .filter(|(id, _)| missing.contains(id))
+            .collect()
     }
 
     /// Keeps a failed listing as the workspace's answer; its followers are woken when the
@@ -398,9 +382,8 @@ impl JobCache {
                 let started = Instant::now();
                 forget_listing(&mut cycle);
                 match self.list_all(key, ActiveJobs::of(finished_states())).await {
-                    Ok((jobs, pages)) => {
+                    Ok((jobs, _)) => {
                         cycle.jobs = jobs;
-                        cycle.pages = Some(pages);
                         cycle.listed_at = Some(started);
                     }
                     Err(e) => return Some(Err(e)),
@@ -566,7 +549,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_wave_of_finished_jobs_is_read_by_one_listing_and_only_a_deleted_one_on_its_own() {
+    async fn a_wave_of_finished_jobs_is_read_from_the_finished_pages_and_only_a_deleted_one_on_its_own(
+    ) {
         let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
         let ids: Vec<String> = (0..60).map(|i| fake.insert(&new_job(i)).id).collect();
@@ -616,18 +600,19 @@ mod tests {
             .active_job(&key, "ws", &ids[40], resource(40), JobState::Running)
             .unwrap();
         assert!(matches!(gone, Err(ApiError::NotFound(_))), "{gone:?}");
-        // The listing serves as the resync: a finished job's reconcile lists nothing more.
+        // The pages read for the wave are no resync (they need not hold every finished job):
+        // a finished job's reconcile makes the whole listing of the finished states once.
         let job = cache
             .finished_job(&key, "ws", &ids[0])
             .await
             .unwrap()
             .unwrap();
         assert_eq!(job.state, JobState::Failed);
-        assert_eq!(fake.count(Operation::List), 7);
+        assert_eq!(fake.count(Operation::List), 7 + 3);
         // A single job that leaves is cheaper to read on its own than to list for.
         fake.set_state(&ids[41], JobState::Succeeded);
         assert!(cache.poll_once("ws").await);
-        assert_eq!(fake.count(Operation::List), 7 + 2);
+        assert_eq!(fake.count(Operation::List), 10 + 2);
         assert_eq!(fake.count(Operation::Get), 2);
     }
 

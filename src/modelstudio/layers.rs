@@ -43,6 +43,9 @@ impl Priority {
         if operation.is_mutation() {
             return Priority::Mutation;
         }
+        if query.is_some_and(|q| q.poll) {
+            return Priority::Poll;
+        }
         match (operation, query.and_then(|q| q.state.as_ref())) {
             (Operation::List, None) => Priority::Recovery,
             (Operation::List, Some(JobState::Pending | JobState::Running)) => Priority::Poll,
@@ -475,6 +478,12 @@ mod tests {
         for finished in modelstudio_core::decision::finished_states() {
             let done = list(Some(finished));
             assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
+            // The poll cycle's look for jobs that just finished is a poll.
+            let just_finished = ListQuery { poll: true, ..done };
+            assert_eq!(
+                Priority::of(Operation::List, Some(&just_finished)),
+                Priority::Poll
+            );
         }
         assert_eq!(Priority::of(Operation::Get, None), Priority::Poll);
         for mutation in [

@@ -450,6 +450,92 @@ pub fn finished_states() -> Vec<JobState> {
     ]
 }
 
+/// The final states of jobs that just left the active states, looked for in listings of the
+/// finished states: page 1 of each state, then page 2 of each, and so on, until every job is
+/// found, every state is paged to its end, or the pages read cost as many calls as reading each
+/// job still missing on its own would. A listing that shows the newest jobs first (the
+/// simulator's order; the documentation leaves it open) has the jobs that just finished on its
+/// first pages; in any other order the search stops at that cost, so it never takes more than
+/// twice the calls of a read per job. A job found on a page is in that state; the rest are read
+/// on their own (deleted, or passed over by pages that moved).
+#[derive(Debug, Clone)]
+pub struct FinishedSearch {
+    missing: std::collections::HashSet<String>,
+    found: Vec<Job>,
+    /// Each finished state: the pages read, and whether it reached its end.
+    states: Vec<(JobState, u32, bool)>,
+    calls: usize,
+}
+
+impl FinishedSearch {
+    pub fn new(job_ids: impl IntoIterator<Item = String>) -> Self {
+        FinishedSearch {
+            missing: job_ids.into_iter().collect(),
+            found: Vec::new(),
+            states: finished_states()
+                .into_iter()
+                .map(|s| (s, 0, false))
+                .collect(),
+            calls: 0,
+        }
+    }
+
+    /// Whether a search is worth starting: one page of each finished state costs fewer calls
+    /// than a read of each job.
+    pub fn worth_it(&self) -> bool {
+        self.missing.len() > self.states.len()
+    }
+
+    /// The next page to read (of the state with the fewest read, in order), or `None` when the
+    /// search is over.
+    pub fn next_query(&self) -> Option<ListQuery> {
+        if self.missing.is_empty() || self.calls >= self.missing.len() {
+            return None;
+        }
+        let (state, pages, _) = self
+            .states
+            .iter()
+            .filter(|(_, _, ended)| !ended)
+            .min_by_key(|(_, pages, _)| *pages)?;
+        Some(ListQuery {
+            page_no: Some(pages + 1),
+            page_size: Some(PAGE_SIZE),
+            state: Some(state.clone()),
+            model_name: None,
+            poll: true,
+        })
+    }
+
+    /// Adds the page that `query` (from [`Self::next_query`]) asked for.
+    pub fn add(&mut self, query: &ListQuery, page: JobPage) {
+        self.calls += 1;
+        let ended = page.jobs.is_empty() || !page.has_more();
+        if let Some(entry) = self
+            .states
+            .iter_mut()
+            .find(|(s, _, _)| Some(s) == query.state.as_ref())
+        {
+            entry.1 += 1;
+            entry.2 |= ended;
+        }
+        for job in page.jobs {
+            if self.missing.remove(&job.id) {
+                self.found.push(job);
+            }
+        }
+    }
+
+    /// How many pages the search read.
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// The jobs found, and the ids still missing.
+    pub fn finish(self) -> (Vec<Job>, std::collections::HashSet<String>) {
+        (self.found, self.missing)
+    }
+}
+
 /// A workspace's jobs in some states, gathered page by page with the status filter, one state
 /// after the other: a poll cycle's view of the active jobs (the default), or a resync's of the
 /// finished ones. A job a whole listing lacks has left those states (or was deleted) and is read
@@ -498,6 +584,7 @@ impl ActiveJobs {
             page_size: Some(PAGE_SIZE),
             state: Some(state),
             model_name: None,
+            poll: false,
         })
     }
 

@@ -139,6 +139,9 @@ pub struct ListQuery {
     pub state: Option<JobState>,
     /// Exact match on the generated model name.
     pub model_name: Option<String>,
+    /// Part of a poll cycle (the final states of jobs that just left the active states), not
+    /// the slow resync: it takes a poll's turn under the quota. Never sent.
+    pub poll: bool,
 }
 
 /// One page of a listing.

@@ -358,6 +358,7 @@ fn query(page_no: u32) -> Option<ListQuery> {
         page_size: Some(100),
         state: None,
         model_name: None,
+        poll: false,
     })
 }
 
@@ -656,8 +657,10 @@ fn display_name_edges() {
 }
 
 mod active {
-    use modelstudio_core::decision::{ActiveJobs, Lookup, ACTIVE_STATES, PAGE_SIZE};
-    use modelstudio_core::remote::{Job, JobPage, JobState};
+    use modelstudio_core::decision::{
+        finished_states, ActiveJobs, FinishedSearch, Lookup, ACTIVE_STATES, PAGE_SIZE,
+    };
+    use modelstudio_core::remote::{Job, JobPage, JobState, ListQuery};
 
     fn job(id: &str, state: JobState) -> Job {
         Job {
@@ -784,5 +787,114 @@ mod active {
         assert!(!b.complete() && b.is_empty());
         assert_eq!(b.lookup("x"), Lookup::Unknown);
         assert!(!b.lacks("x"), "a failed listing lacks nothing for sure");
+    }
+
+    /// A service's listing of one state, newest first: page `query.page_no` of `jobs`.
+    fn serve(jobs: &[Job], query: &ListQuery) -> JobPage {
+        let state = query.state.as_ref().unwrap();
+        let matching: Vec<&Job> = jobs.iter().filter(|j| &j.state == state).collect();
+        let skip = (query.page_no.unwrap() as usize - 1) * PAGE_SIZE as usize;
+        page(
+            query.page_no.unwrap(),
+            matching.len() as u64,
+            matching
+                .into_iter()
+                .skip(skip)
+                .take(PAGE_SIZE as usize)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Runs a search to its end against `jobs`; the queries it made.
+    fn search(jobs: &[Job], ids: &[String]) -> (Vec<ListQuery>, Vec<Job>, Vec<String>) {
+        let mut s = FinishedSearch::new(ids.iter().cloned());
+        let mut queries = Vec::new();
+        // Bounded: a search ends within twice the jobs it looks for.
+        for _ in 0..=2 * ids.len() {
+            let Some(q) = s.next_query() else { break };
+            assert!(q.poll, "a poll cycle's search takes a poll's turn");
+            s.add(&q, serve(jobs, &q));
+            queries.push(q);
+        }
+        assert_eq!(s.next_query(), None);
+        assert_eq!(s.calls(), queries.len());
+        let (found, missing) = s.finish();
+        let mut missing: Vec<String> = missing.into_iter().collect();
+        missing.sort();
+        (queries, found, missing)
+    }
+
+    #[test]
+    fn a_wave_that_just_finished_is_found_on_the_first_page_of_each_state() {
+        // Newest first: 40 jobs that just finished (1 in 4 failed), then 950 older ones.
+        let mut jobs = Vec::new();
+        for i in 0..40 {
+            let state = if i % 4 == 0 {
+                JobState::Failed
+            } else {
+                JobState::Succeeded
+            };
+            jobs.push(job(&format!("new{i}"), state));
+        }
+        for i in 0..950 {
+            jobs.push(job(&format!("old{i}"), JobState::Succeeded));
+        }
+        let mut ids: Vec<String> = (0..40).map(|i| format!("new{i}")).collect();
+        // One was deleted out of band: no listing shows it.
+        ids.push("deleted".into());
+        let (queries, found, missing) = search(&jobs, &ids);
+        // SUCCESSED, SUCCEEDED (empty) and FAILED, one page each: not the 10 pages of
+        // SUCCESSED, nor 41 GETs.
+        assert_eq!(queries.len(), 3);
+        let states: Vec<_> = queries.iter().map(|q| q.state.clone().unwrap()).collect();
+        assert_eq!(states, finished_states());
+        assert_eq!(found.len(), 40);
+        assert!(found.iter().all(|j| j.id.starts_with("new")));
+        assert_eq!(
+            found.iter().filter(|j| j.state == JobState::Failed).count(),
+            10
+        );
+        assert_eq!(missing, vec!["deleted".to_string()]);
+    }
+
+    #[test]
+    fn pages_go_round_the_states_and_stop_at_the_cost_of_reading_the_rest() {
+        // Oldest first (the order is not documented): the 5 jobs sought are on the last page
+        // of 1,000 successes. After 5 calls, reading them alone is cheaper than paging on.
+        let mut jobs: Vec<Job> = (0..995)
+            .map(|i| job(&format!("old{i}"), JobState::Succeeded))
+            .collect();
+        let ids: Vec<String> = (0..5).map(|i| format!("new{i}")).collect();
+        jobs.extend(ids.iter().map(|id| job(id, JobState::Succeeded)));
+        let (queries, found, missing) = search(&jobs, &ids);
+        assert_eq!(queries.len(), 5);
+        // Round one: a page of each state; SUCCEEDED and FAILED end there, SUCCESSED goes on.
+        let pages: Vec<_> = queries
+            .iter()
+            .map(|q| (q.state.clone().unwrap(), q.page_no.unwrap()))
+            .collect();
+        let [ok, alt, failed] = <[JobState; 3]>::try_from(finished_states()).unwrap();
+        assert_eq!(
+            pages,
+            vec![
+                (ok.clone(), 1),
+                (alt, 1),
+                (failed, 1),
+                (ok.clone(), 2),
+                (ok, 3)
+            ]
+        );
+        assert!(found.is_empty());
+        assert_eq!(missing, ids);
+    }
+
+    #[test]
+    fn a_few_jobs_are_not_worth_a_search_and_an_empty_one_asks_nothing() {
+        let ids: Vec<String> = (0..3).map(|i| format!("j{i}")).collect();
+        assert!(!FinishedSearch::new(ids).worth_it());
+        assert!(FinishedSearch::new((0..4).map(|i| format!("j{i}"))).worth_it());
+        let empty = FinishedSearch::new(Vec::<String>::new());
+        assert_eq!(empty.next_query(), None);
     }
 }
