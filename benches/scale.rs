@@ -21,7 +21,7 @@ use kube::Client;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::control::Endpoint;
 use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
-use modelstudio_testbed::metrics::{samples, scrape, sum};
+use modelstudio_testbed::metrics::{samples, scrape, sum, Sample};
 use modelstudio_testbed::{
     api_key_secret, free_port, Cluster, ControllerCommand, ImportBuilder, TempDir,
 };
@@ -244,10 +244,9 @@ fn current_rss_mib(pid: u32) -> Option<f64> {
 
 /// `modelstudio_kubernetes_requests_total` by `verb resource[/subresource]`, and the count of
 /// reconciles (under [`RECONCILES`]), from the controller's /metrics.
-async fn kube_requests(metrics_addr: &str) -> BTreeMap<String, u64> {
-    let all = samples(&scrape(metrics_addr).await.unwrap_or_default());
+fn kube_requests(all: &[Sample]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    let reconciles = sum(&all, "modelstudio_reconciliations_total", &[]);
+    let reconciles = sum(all, "modelstudio_reconciliations_total", &[]);
     out.insert(RECONCILES.to_string(), reconciles as u64);
     for s in all
         .iter()
@@ -261,6 +260,36 @@ async fn kube_requests(metrics_addr: &str) -> BTreeMap<String, u64> {
         *out.entry(key).or_default() += s.value as u64;
     }
     out
+}
+
+/// Where a reconcile's time goes, as means in seconds from the controller's histograms: a
+/// reconcile, and a remote call's wait for the quota by its class.
+fn time_means(all: &[Sample]) -> Vec<(String, f64)> {
+    let mean = |name: &str, labels: &[(&str, &str)]| {
+        let count = sum(all, &format!("{name}_count"), labels);
+        (count > 0.0).then(|| sum(all, &format!("{name}_sum"), labels) / count)
+    };
+    let mut out = Vec::new();
+    if let Some(m) = mean("modelstudio_reconcile_duration_seconds", &[]) {
+        out.push(("reconcile, mean time".to_string(), m));
+    }
+    for class in ["mutation", "recovery", "poll", "resync"] {
+        if let Some(m) = mean(
+            "modelstudio_api_rate_limit_wait_seconds",
+            &[("priority", class)],
+        ) {
+            out.push((format!("quota wait of a {class} call, mean"), m));
+        }
+    }
+    out
+}
+
+/// The poll cycles' total length in seconds, and their count, from the controller's histogram.
+fn poll_cycles(all: &[Sample]) -> (f64, f64) {
+    (
+        sum(all, "modelstudio_poll_cycle_seconds_sum", &[]),
+        sum(all, "modelstudio_poll_cycle_seconds_count", &[]),
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -297,6 +326,12 @@ struct Figures {
     lags_while_creating: Vec<f64>,
     lags_after_creates: Vec<f64>,
     kube: BTreeMap<String, u64>,
+    /// Mean times from the controller's histograms, in seconds.
+    time_means: Vec<(String, f64)>,
+    /// Mean length of a poll cycle, start to start (the poll interval in effect), while creates
+    /// went on and after the last, in seconds.
+    poll_cycle_while_creating: Option<f64>,
+    poll_cycle_after_creates: Option<f64>,
     peak_rss_mib: Option<f64>,
     /// When the sampled resident set was highest, in seconds after the apply.
     rss_peak_at: Option<f64>,
@@ -433,6 +468,8 @@ async fn run_mode(
     let mut idle_from = None;
     // The resident set's highest sample and when it was taken (seconds after the apply).
     let mut rss_high: Option<(f64, f64)> = None;
+    // The poll cycles' total length and count when every resource first had its job.
+    let mut cycles_at_last_create: Option<(f64, f64)> = None;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(rss) = current_rss_mib(controller.pid()) {
@@ -449,6 +486,10 @@ async fn run_mode(
                     .count(),
             )
         };
+        if jobs == case.jobs && cycles_at_last_create.is_none() {
+            let all = samples(&scrape(&addr).await.unwrap_or_default());
+            cycles_at_last_create = Some(poll_cycles(&all));
+        }
         if last_report.elapsed() > Duration::from_secs(30) {
             eprintln!(
                 "  {}: t={:.0}s {jobs} with a job, {ready} finished, RSS {:.1} MiB",
@@ -471,7 +512,10 @@ async fn run_mode(
     }
     let usage = process_usage(controller.pid());
     let end_rss = current_rss_mib(controller.pid());
-    let kube = kube_requests(&addr).await;
+    let metrics = samples(&scrape(&addr).await.unwrap_or_default());
+    let kube = kube_requests(&metrics);
+    let time_means = time_means(&metrics);
+    let cycles_at_end = poll_cycles(&metrics);
     controller.stop(Duration::from_secs(5));
     watch.abort();
 
@@ -485,8 +529,17 @@ async fn run_mode(
         run_length: (run_end - applied_at).as_secs_f64(),
         idle_window: idle_window.as_secs_f64(),
         kube,
+        time_means,
         ..Figures::default()
     };
+    let mean = |(sum, count): (f64, f64)| (count > 0.0).then(|| sum / count);
+    match cycles_at_last_create {
+        Some(wave) => {
+            f.poll_cycle_while_creating = mean(wave);
+            f.poll_cycle_after_creates = mean((cycles_at_end.0 - wave.0, cycles_at_end.1 - wave.1));
+        }
+        None => f.poll_cycle_while_creating = mean(cycles_at_end),
+    }
     if let Some((cpu, rss)) = usage {
         f.cpu_seconds = Some(cpu);
         f.peak_rss_mib = Some(rss);
@@ -808,6 +861,23 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
             String::new(),
         );
     }
+    for (name, cycle) in [
+        (
+            "poll cycle, start to start, mean: while creates go on",
+            (|f: &Figures| f.poll_cycle_while_creating) as fn(&Figures) -> Option<f64>,
+        ),
+        ("  after the last create", |f: &Figures| {
+            f.poll_cycle_after_creates
+        }),
+    ] {
+        row(
+            &mut out,
+            name,
+            secs(cycle(ours)),
+            secs(cycle(base)),
+            String::new(),
+        );
+    }
     row(
         &mut out,
         "status lag: max",
@@ -867,6 +937,23 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
         base.reconciles().to_string(),
         String::new(),
     );
+    let mut names: Vec<&String> = ours
+        .time_means
+        .iter()
+        .chain(&base.time_means)
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let mean = |f: &Figures| {
+            f.time_means
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("-".into(), |(_, v)| format!("{:.1} ms", v * 1000.0))
+        };
+        row(&mut out, name, mean(ours), mean(base), String::new());
+    }
     row(
         &mut out,
         "controller peak RSS",
@@ -948,30 +1035,50 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
         );
     }
     let lag_goal = p + LAG_SLACK.as_secs_f64();
-    goal(
-        &mut out,
-        ours.lag(0.95).is_some_and(|l| l <= lag_goal),
-        format!(
-            "status lag p95 at most the poll interval + 2 s = {lag_goal:.1} s: {}",
-            secs(ours.lag(0.95))
-        ),
-    );
     // The two goals share one quota: creates within 1.15 x N / qps take 87% of it, so polling at
-    // the set interval fits beside them only while a cycle's listings need at most 13%.
+    // the set interval fits beside them only while a cycle's listings need at most 13%. Where it
+    // does not, the issue has polls wait (creates first) and the interval in effect stretch: the
+    // lag goal holds where the quota covers the polling, after the last create.
     let pages = (ours.peak_active as f64 / 100.0).ceil() + 1.0;
     let poll_share = pages / p / case.qps();
+    let fits = poll_share <= 1.0 - 1.0 / 1.15;
+    if fits {
+        goal(
+            &mut out,
+            ours.lag(0.95).is_some_and(|l| l <= lag_goal),
+            format!(
+                "status lag p95 at most the poll interval + 2 s = {lag_goal:.1} s: {}",
+                secs(ours.lag(0.95))
+            ),
+        );
+    } else {
+        let after = percentile(&ours.lags_after_creates, 0.95);
+        goal(
+            &mut out,
+            after.is_some_and(|l| l <= lag_goal),
+            format!(
+                "status lag p95 at most the poll interval + 2 s = {lag_goal:.1} s where the quota covers the polling (changes after the last create): {}",
+                secs(after)
+            ),
+        );
+    }
     let _ = writeln!(
         out,
         "  note: with {} jobs in progress a poll cycle lists {pages:.0} pages every {p:.0} s, {:.0}% of the quota; \
-         creates within the goal take 87%, so {}; after the last create the lag p95 is {} (goal {lag_goal:.1} s)",
+         creates within the goal take 87%, so {}",
         ours.peak_active,
         poll_share * 100.0,
-        if poll_share <= 1.0 - 1.0 / 1.15 {
-            "both fit in the quota"
+        if fits {
+            "both fit in the quota".to_string()
         } else {
-            "both cannot fit: while creates go on, polls wait (creates first) and the poll interval stretches"
+            format!(
+                "both cannot fit: while creates go on, polls wait (creates first) and the poll interval in effect \
+                 stretches to {} on average (lag p95 of those changes {}; {} over the whole run)",
+                secs(ours.poll_cycle_while_creating),
+                secs(percentile(&ours.lags_while_creating, 0.95)),
+                secs(ours.lag(0.95)),
+            )
         },
-        secs(percentile(&ours.lags_after_creates, 0.95)),
     );
     // Nothing in progress: no poll at all; only the resync of finished jobs may list them.
     let resync_pages = 3 * case.jobs.div_ceil(100) as u64 + 3;
@@ -1021,7 +1128,13 @@ fn write_doc(sections: &[String]) -> std::io::Result<()> {
          2 s of slack unscaled. Status lag is from the moment the simulator's job changed state (its create time \
          plus the pending or running time) to the moment the bench's watch saw the ModelImport's status show it. \
          Peak RSS is the controller process's VmHWM; CPU time its utime + stime. Kubernetes requests are the \
-         controller's own count (`modelstudio_kubernetes_requests_total`).\n\n",
+         controller's own count (`modelstudio_kubernetes_requests_total`); a poll cycle's length is the \
+         controller's `modelstudio_poll_cycle_seconds`.\n\n\
+         Creates at the goal's pace (1.15 x N / qps) take 87% of the quota. Where a poll cycle's listings \
+         need more than the other 13% (10,000 jobs in progress for minutes: 31 pages every 5 s), both cannot \
+         fit: creates go first, as the issue asks, and the poll interval in effect stretches until the last \
+         create. There the lag goal is judged where the quota covers the polling (changes after the last \
+         create), and the lag of the changes during the creates, and over the whole run, is printed beside.\n\n",
     );
     for section in sections {
         doc.push_str("```text\n");

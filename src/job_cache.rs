@@ -20,6 +20,7 @@ use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
 use modelstudio_core::decision::{finished_states, ActiveJobs, FinishedSearch, Lookup};
 use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -70,6 +71,8 @@ struct FinishedCycle {
 pub struct JobCache {
     jobs: Arc<dyn ImportJobs>,
     poll_interval: Duration,
+    /// Observes each poll cycle's length, start to start: the poll interval in effect.
+    poll_cycle: Histogram,
     resync_interval: Duration,
     workspaces: Mutex<HashMap<String, Workspace>>,
     finished: Mutex<HashMap<String, Arc<tokio::sync::Mutex<FinishedCycle>>>>,
@@ -82,11 +85,13 @@ impl JobCache {
         jobs: Arc<dyn ImportJobs>,
         poll_interval: Duration,
         resync_interval: Duration,
+        poll_cycle: Histogram,
     ) -> Arc<Self> {
         let (changes, inbox) = mpsc::unbounded_channel();
         Arc::new(JobCache {
             jobs,
             poll_interval,
+            poll_cycle,
             resync_interval,
             workspaces: Mutex::default(),
             finished: Mutex::default(),
@@ -426,10 +431,16 @@ fn follow(ws: &mut Workspace, job_id: &str, resource: ObjectRef<ModelImport>, se
 /// The poller of one workspace: a cycle per poll interval while any job is followed. It holds
 /// the cache weakly, so it ends with the controller.
 async fn poll_workspace(cache: Weak<JobCache>, workspace: String) {
+    let mut last: Option<Instant> = None;
     loop {
         let started = Instant::now();
         let interval = {
             let Some(cache) = cache.upgrade() else { return };
+            if let Some(last) = last.replace(started) {
+                cache
+                    .poll_cycle
+                    .observe(started.duration_since(last).as_secs_f64());
+            }
             if !cache.poll_once(&workspace).await {
                 return;
             }
@@ -463,7 +474,12 @@ mod tests {
     }
 
     fn cache(fake: &Arc<FakeJobs>, poll: Duration) -> Arc<JobCache> {
-        JobCache::new(fake.clone(), poll, Duration::from_secs(3600))
+        JobCache::new(
+            fake.clone(),
+            poll,
+            Duration::from_secs(3600),
+            Histogram::new([1.0].into_iter()),
+        )
     }
 
     /// Lets the poller run its cycles until `done` holds (bounded).
@@ -681,5 +697,41 @@ mod tests {
         assert_eq!(job.id, id);
         assert_eq!(fake.count(Operation::Get), 0);
         cache.forget(&id);
+    }
+
+    #[tokio::test]
+    async fn each_cycle_after_the_first_observes_the_poll_interval_in_effect() {
+        let fake = Arc::new(FakeJobs::new());
+        let key = ApiKey::new("sk-x").unwrap();
+        let id = fake.insert(&new_job(1)).id;
+        let cycles = Histogram::new([0.04, 10.0].into_iter());
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("poll_cycle_seconds", "", cycles.clone());
+        let cache = JobCache::new(
+            fake.clone(),
+            Duration::from_millis(50),
+            Duration::from_secs(3600),
+            cycles,
+        );
+        let _ = cache.active_job(&key, "ws", &id, resource(1), JobState::Pending);
+        // Three cycles (PENDING and RUNNING, a page each): two lengths, start to start.
+        until(|| fake.count(Operation::List) >= 6).await;
+        cache.forget(&id);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let count = |line: &str| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+        let observed = text
+            .lines()
+            .find(|l| l.starts_with("poll_cycle_seconds_count"))
+            .map(count)
+            .unwrap();
+        assert!(observed >= 2.0, "{text}");
+        // No cycle is shorter than the poll interval.
+        let quick = text
+            .lines()
+            .find(|l| l.starts_with("poll_cycle_seconds_bucket{le=\"0.04\"}"))
+            .map(count)
+            .unwrap();
+        assert_eq!(quick, 0.0, "{text}");
     }
 }

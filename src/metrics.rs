@@ -85,6 +85,8 @@ pub struct Metrics {
     pub api_rate_limit_wait: Family<QuotaLabels, Histogram>,
     pub unreadable_objects: Counter,
     pub kube_requests: Family<KubeLabels, Counter>,
+    /// From the start of a workspace's poll cycle to the start of its next.
+    pub poll_cycle: Histogram,
     /// From creationTimestamp to the controller's write of Ready=True.
     pub time_to_ready: Histogram,
     /// From deletionTimestamp to the release of the finalizer.
@@ -115,6 +117,7 @@ impl Default for Metrics {
         });
         let unreadable_objects = Counter::default();
         let kube_requests = Family::<KubeLabels, Counter>::default();
+        let poll_cycle = Histogram::new(exponential_buckets(0.5, 2.0, 12));
         let time_to_ready = Histogram::new(TIME_TO_READY_BUCKETS);
         let deletion_duration = Family::<DeletionLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DELETION_BUCKETS)
@@ -184,6 +187,11 @@ impl Default for Metrics {
             events_dropped.clone(),
         );
         registry.register(
+            "poll_cycle_seconds",
+            "Time from the start of a workspace's poll cycle to the start of its next: the poll interval in effect, longer than --poll-interval while the quota cannot cover the polling",
+            poll_cycle.clone(),
+        );
+        registry.register(
             "time_to_ready_seconds",
             "Time from a ModelImport's creation to the controller's write of Ready=True",
             time_to_ready.clone(),
@@ -218,6 +226,7 @@ impl Default for Metrics {
             api_rate_limit_wait,
             unreadable_objects,
             kube_requests,
+            poll_cycle,
             time_to_ready,
             deletion_duration,
             leader,

@@ -109,7 +109,12 @@ impl Context {
         };
         let secrets_writer = Writer::default();
         let deployments_writer = Writer::default();
-        let job_cache = JobCache::new(jobs.clone(), poll_interval, resync_interval);
+        let job_cache = JobCache::new(
+            jobs.clone(),
+            poll_interval,
+            resync_interval,
+            metrics.poll_cycle.clone(),
+        );
         Context {
             events: EventQueue::start(
                 EventRecorder::new(client.clone(), reporter),
