@@ -478,7 +478,7 @@ mod tests {
             fake.clone(),
             poll,
             Duration::from_secs(3600),
-            Histogram::new([1.0].into_iter()),
+            Histogram::new([1.0]),
         )
     }
 
@@ -704,7 +704,7 @@ mod tests {
         let fake = Arc::new(FakeJobs::new());
         let key = ApiKey::new("sk-x").unwrap();
         let id = fake.insert(&new_job(1)).id;
-        let cycles = Histogram::new([0.04, 10.0].into_iter());
+        let cycles = Histogram::new([0.04, 10.0]);
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register("poll_cycle_seconds", "", cycles.clone());
         let cache = JobCache::new(
