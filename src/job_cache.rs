@@ -134,7 +134,7 @@ impl JobCache {
                 Some(read) => Some(read),
                 None if ws.failure.is_some() => ws.failure.clone().map(Err),
                 None => match ws.listing.lookup(job_id) {
-                    Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(job.clone())),
+                    Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(job)),
                     _ => None,
                 },
             };
@@ -247,17 +247,17 @@ impl JobCache {
             };
             let mut left = Vec::new();
             for (job_id, follower) in ws.followers.iter_mut() {
-                match listing.lookup(job_id) {
-                    Lookup::Listed(job) if job.state != follower.seen => {
-                        follower.seen = job.state.clone();
+                match listing.listed_state(job_id) {
+                    Some(state) if *state != follower.seen => {
+                        follower.seen = state.clone();
                         let _ = self.changes.send(follower.resource.clone());
                     }
-                    Lookup::Listed(_) => {}
+                    Some(_) => {}
                     // Gone from the lists (or the pages moved past it): its own read tells.
-                    _ if listing.lacks(job_id) && follower.since < started => {
+                    None if listing.lacks(job_id) && follower.since < started => {
                         left.push((job_id.clone(), follower.resource.clone()));
                     }
-                    _ => {}
+                    None => {}
                 }
             }
             ws.listing = listing;
@@ -395,7 +395,7 @@ impl JobCache {
                 }
             }
             match cycle.jobs.lookup(job_id) {
-                Lookup::Listed(job) => Some(job.clone()),
+                Lookup::Listed(job) => Some(job),
                 Lookup::LeftActive => None,
                 Lookup::Unknown => return None,
             }

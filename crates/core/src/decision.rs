@@ -536,13 +536,52 @@ impl FinishedSearch {
     }
 }
 
+/// A listed job as a listing holds it, by id: what the status of the resource that tracks the
+/// job mirrors, and no more. Listings hold thousands of jobs at once (every job in progress, or
+/// every finished one until the next resync), so the display name and storage, which only an
+/// adoption compares (and an adoption reads its job on its own), are left out.
+#[derive(Debug, Clone)]
+struct Listed {
+    state: JobState,
+    status_text: Box<str>,
+    model_name: Option<Box<str>>,
+    created_at: Option<Box<str>>,
+    error_code: Option<Box<str>>,
+}
+
+impl Listed {
+    fn of(job: Job) -> (Box<str>, Listed) {
+        let listed = Listed {
+            state: job.state,
+            status_text: job.status_text.into(),
+            model_name: job.model_name.map(Into::into),
+            created_at: job.created_at.map(Into::into),
+            error_code: job.error_code.map(Into::into),
+        };
+        (job.id.into(), listed)
+    }
+
+    fn job(&self, id: &str) -> Job {
+        Job {
+            id: id.to_string(),
+            model_name: self.model_name.as_deref().map(Into::into),
+            display_name: None,
+            storage: None,
+            state: self.state.clone(),
+            status_text: self.status_text.to_string(),
+            created_at: self.created_at.as_deref().map(Into::into),
+            error_code: self.error_code.as_deref().map(Into::into),
+        }
+    }
+}
+
 /// A workspace's jobs in some states, gathered page by page with the status filter, one state
 /// after the other: a poll cycle's view of the active jobs (the default), or a resync's of the
 /// finished ones. A job a whole listing lacks has left those states (or was deleted) and is read
 /// on its own, once.
 #[derive(Debug, Clone)]
 pub struct ActiveJobs {
-    jobs: std::collections::HashMap<String, Job>,
+    jobs: std::collections::HashMap<Box<str>, Listed>,
     states: Vec<JobState>,
     state: usize,
     page_no: u32,
@@ -595,7 +634,8 @@ impl ActiveJobs {
         let more = page.has_more() && !page.jobs.is_empty();
         for job in page.jobs {
             // A job listed as PENDING then as RUNNING: the later listing is the newer.
-            self.jobs.insert(job.id.clone(), job);
+            let (id, listed) = Listed::of(job);
+            self.jobs.insert(id, listed);
         }
         if !steady {
             // Jobs came or went while paging (creates under way): a job may have been skipped,
@@ -625,13 +665,18 @@ impl ActiveJobs {
     }
 
     /// What the listing says of `job_id`.
-    pub fn lookup(&self, job_id: &str) -> Lookup<'_> {
+    pub fn lookup(&self, job_id: &str) -> Lookup {
         match self.jobs.get(job_id) {
-            Some(job) => Lookup::Listed(job),
+            Some(listed) => Lookup::Listed(listed.job(job_id)),
             // A whole listing without the job: it finished or went; read it on its own, once.
             None if self.proves_absence() => Lookup::LeftActive,
             None => Lookup::Unknown,
         }
+    }
+
+    /// The state a job is listed in, if it is listed.
+    pub fn listed_state(&self, job_id: &str) -> Option<&JobState> {
+        self.jobs.get(job_id).map(|listed| &listed.state)
     }
 
     /// Adds a second pass over the same states, made because jobs came and went while this one
@@ -659,10 +704,9 @@ impl ActiveJobs {
     /// Whether the listing has news of a job last seen in state `seen`: another state, or gone
     /// from the active states. An incomplete listing has none.
     pub fn news(&self, job_id: &str, seen: &JobState) -> bool {
-        match self.lookup(job_id) {
-            Lookup::Listed(job) => job.state != *seen,
-            Lookup::LeftActive => true,
-            Lookup::Unknown => false,
+        match self.jobs.get(job_id) {
+            Some(listed) => listed.state != *seen,
+            None => self.proves_absence(),
         }
     }
 
@@ -679,10 +723,10 @@ impl ActiveJobs {
 }
 
 /// What a poll cycle's listing says of one job.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Lookup<'a> {
-    /// Listed as active: its state as listed.
-    Listed(&'a Job),
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// Listed: the job as listed (without the display name and storage, see [`Listed`]).
+    Listed(Job),
     /// Not active any more (finished, or deleted): read it on its own.
     LeftActive,
     /// The listing cannot tell (it was incomplete): no news this cycle.

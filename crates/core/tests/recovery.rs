@@ -728,6 +728,32 @@ mod active {
     }
 
     #[test]
+    fn a_listed_job_keeps_what_its_status_mirrors_and_drops_what_only_adoption_compares() {
+        use modelstudio_core::remote::Storage;
+        let mut a = ActiveJobs::of(finished_states());
+        let full = Job {
+            model_name: Some("qwen3-32b-ft-1".into()),
+            display_name: Some("import-1-abcdefgh".into()),
+            storage: Some(Storage {
+                bucket_name: "b".into(),
+                object_key: "k/".into(),
+            }),
+            created_at: Some("2026-12-06T03:00:00Z".into()),
+            error_code: Some("InvalidWeights".into()),
+            ..job("f1", JobState::Failed)
+        };
+        a.add(page(1, 1, vec![full.clone()]));
+        let expected = Job {
+            display_name: None,
+            storage: None,
+            ..full
+        };
+        assert_eq!(a.lookup("f1"), Lookup::Listed(expected));
+        assert_eq!(a.listed_state("f1"), Some(&JobState::Failed));
+        assert_eq!(a.listed_state("f2"), None);
+    }
+
+    #[test]
     fn a_moving_total_pages_on_but_proves_no_absence_and_a_failure_stops() {
         let mut a = ActiveJobs::default();
         a.add(page(
