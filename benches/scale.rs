@@ -1026,15 +1026,23 @@ fn report(server: &str, case: Case, ours: &Figures, base: &Figures) -> String {
         let _ = writeln!(out, "  [{}] {text}", if ok { "met" } else { "NOT MET" });
     };
     if case.jobs >= 1000 {
-        goal(
-            &mut out,
-            ours.all_created.is_some_and(|t| t <= case.create_goal()),
-            format!(
-                "every job created within 1.15 x N / qps = {:.0} s: {}",
-                case.create_goal(),
-                secs(ours.all_created)
-            ),
+        let ok = ours.all_created.is_some_and(|t| t <= case.create_goal());
+        let text = format!(
+            "every job created within 1.15 x N / qps = {:.0} s: {}",
+            case.create_goal(),
+            secs(ours.all_created)
         );
+        if case.jobs == 1000 {
+            goal(&mut out, ok, text);
+        } else {
+            // The issue sets this goal at N = 1,000; the same pace at a larger N is shown, as a
+            // figure beside the goals, not as one of them.
+            let pace = if ok { "at that pace" } else { "slower" };
+            let _ = writeln!(
+                out,
+                "  [{pace}; the issue sets this goal at N = 1,000 only] {text}"
+            );
+        }
     }
     let list_bound =
         |f: &Figures| f.poll_cycles.ceil() * 2.0 * (f.peak_active as f64 / 100.0).ceil().max(1.0);

@@ -134,7 +134,7 @@ impl JobCache {
                 Some(read) => Some(read),
                 None if ws.failure.is_some() => ws.failure.clone().map(Err),
                 None => match ws.listing.lookup(job_id) {
-                    Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(job)),
+                    Lookup::Listed(job) if ws.listed_at.is_some() => Some(Ok(*job)),
                     _ => None,
                 },
             };
@@ -395,7 +395,7 @@ impl JobCache {
                 }
             }
             match cycle.jobs.lookup(job_id) {
-                Lookup::Listed(job) => Some(job),
+                Lookup::Listed(job) => Some(*job),
                 Lookup::LeftActive => None,
                 Lookup::Unknown => return None,
             }

@@ -667,7 +667,7 @@ impl ActiveJobs {
     /// What the listing says of `job_id`.
     pub fn lookup(&self, job_id: &str) -> Lookup {
         match self.jobs.get(job_id) {
-            Some(listed) => Lookup::Listed(listed.job(job_id)),
+            Some(listed) => Lookup::Listed(Box::new(listed.job(job_id))),
             // A whole listing without the job: it finished or went; read it on its own, once.
             None if self.proves_absence() => Lookup::LeftActive,
             None => Lookup::Unknown,
@@ -726,7 +726,7 @@ impl ActiveJobs {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// Listed: the job as listed (without the display name and storage, see [`Listed`]).
-    Listed(Job),
+    Listed(Box<Job>),
     /// Not active any more (finished, or deleted): read it on its own.
     LeftActive,
     /// The listing cannot tell (it was incomplete): no news this cycle.

@@ -748,7 +748,7 @@ mod active {
             storage: None,
             ..full
         };
-        assert_eq!(a.lookup("f1"), Lookup::Listed(expected));
+        assert_eq!(a.lookup("f1"), Lookup::Listed(Box::new(expected)));
         assert_eq!(a.listed_state("f1"), Some(&JobState::Failed));
         assert_eq!(a.listed_state("f2"), None);
     }
