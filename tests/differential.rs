@@ -208,12 +208,15 @@ impl Bed {
         json!({"exit": o.exit, "stdout": self.text(&o.stdout), "stderr": self.text(&o.stderr)})
     }
 
-    /// Output text without what legitimately differs: the server address, ages, column padding.
+    /// Output text without what legitimately differs: the server address, ages, column padding,
+    /// and client-go's own log lines (a watch cut by kubectl's `--timeout` logs one or not,
+    /// depending on timing).
     fn text(&self, s: &str) -> String {
         let base = self.cluster.base_url();
         s.replace(&base, "<server>")
             .replace(&self.dir.display().to_string(), "<dir>")
             .lines()
+            .filter(|l| !is_klog_line(l))
             .map(|l| {
                 l.split_whitespace()
                     .map(|w| if is_age(w) { "<age>" } else { w })
@@ -224,6 +227,27 @@ impl Bed {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A klog line of client-go's (`E1206 05:02:05.655957 21257 reflector.go:227] ...`).
+fn is_klog_line(l: &str) -> bool {
+    let b = l.as_bytes();
+    b.len() > 6
+        && matches!(b[0], b'I' | b'W' | b'E' | b'F')
+        && b[1..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b' '
+        && b[6].is_ascii_digit()
+}
+
+#[test]
+fn klog_lines_are_told_from_kubectl_output() {
+    assert!(is_klog_line(
+        "E1206 05:02:05.655957 21257 reflector.go:227] \"Failed to watch\""
+    ));
+    assert!(!is_klog_line("error: timed out waiting for the condition"));
+    assert!(!is_klog_line(
+        "Error from server (NotFound): modelimports \"x\" not found"
+    ));
 }
 
 /// `5s`, `2m3s`, `10m`: a kubectl age column.
