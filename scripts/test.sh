@@ -61,6 +61,16 @@ MODELSTUDIO_TESTBED_BIN="$(./scripts/build-testbed.sh | tail -n 1)"
 export MODELSTUDIO_TESTBED_BIN
 echo "test control plane: $MODELSTUDIO_TESTBED_BIN"
 
+# The official Python SDK (dashscope 2.0.2) and pytest in a venv of their own, cached outside the
+# checkout; crates/simulator/tests/sdk.rs runs tests/sdk with it against the simulator.
+SDK_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed/sdk-venv-2.0.2"
+if ! "$SDK_VENV/bin/python" -c 'import sys, importlib.metadata as m, pytest; sys.exit(m.version("dashscope") != "2.0.2")' 2>/dev/null; then
+  echo "installing dashscope 2.0.2 and pytest (PyPI) in $SDK_VENV"
+  python3 -m venv "$SDK_VENV"
+  "$SDK_VENV/bin/python" -m pip install --quiet 'dashscope==2.0.2' pytest
+fi
+export MODELSTUDIO_SDK_PYTHON="$SDK_VENV/bin/python"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Advisories need the RustSec database from github.com, which the test machines cannot reach:

@@ -30,6 +30,10 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// Header naming the calling client in request records.
 pub const CLIENT_HEADER: &str = "x-simulator-client";
+/// The workspace a call is meant for (header names are case-insensitive).
+pub const WORKSPACE_HEADER: &str = "x-dashscope-workspace";
+/// Carries the body's `request_id`, which the official SDK reads when a body lacks one.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 const DENIED_MESSAGE: &str = "The import job is currently running and cannot be deleted.";
 const JOB_NOT_FOUND_MESSAGE: &str =
@@ -73,6 +77,17 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "InvalidApiKey", message)
     }
 
+    fn workspace_denied(workspace: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Workspace.AccessDenied",
+            &format!(
+                "The API key does not belong to workspace {}. Send the key's own workspace id in X-DashScope-WorkSpace, or leave the header out.",
+                clip(workspace, 100)
+            ),
+        )
+    }
+
     pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,6 +95,14 @@ impl ApiError {
             "An internal error has occurred, please try again later.",
         )
     }
+}
+
+/// Adds `x-request-id`, equal to the body's `request_id`, to an answer.
+fn with_request_id_header(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 impl IntoResponse for ApiError {
@@ -95,7 +118,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response
+        // Every error body has a request_id (the control API's too): the header repeats it.
+        if self.request_id.is_empty() {
+            response
+        } else {
+            with_request_id_header(response, &self.request_id)
+        }
     }
 }
 
@@ -342,10 +370,21 @@ impl Simulator {
         let now = Instant::now();
         let request_id = jobs::new_uuid(&mut state.id_rng);
         let client = header_text(headers.get(CLIENT_HEADER));
+        let workspace_header = header_text(headers.get(WORKSPACE_HEADER));
         let mut workspace_id = None;
         let mut job_id = path_job_id;
 
-        let result = match authenticate(inner, state, headers) {
+        let authorized = authenticate(inner, state, headers).and_then(|ws| {
+            match workspace_header.as_deref().map(str::trim) {
+                // An empty header names no workspace.
+                Some(wanted) if !wanted.is_empty() && wanted != ws => {
+                    workspace_id = Some(ws);
+                    Err(ApiError::workspace_denied(wanted))
+                }
+                _ => Ok(ws),
+            }
+        });
+        let result = match authorized {
             Err(e) => Err(e),
             Ok(ws) => {
                 workspace_id = Some(ws.clone());
@@ -422,6 +461,7 @@ impl Simulator {
                 user_agent: header_text(headers.get(USER_AGENT)),
                 client,
                 workspace_id,
+                workspace_header,
                 job_id,
                 deployed_model,
             },
@@ -432,17 +472,15 @@ impl Simulator {
         match result {
             Ok(success) => {
                 // request_id is a UUID string: no escaping needed beyond serde's quoting.
-                let request_id = serde_json::to_string(&request_id).unwrap_or_default();
-                let body = format!(
-                    "{{\"request_id\":{request_id},\"output\":{}}}",
-                    success.output
-                );
-                (
+                let quoted = serde_json::to_string(&request_id).unwrap_or_default();
+                let body = format!("{{\"request_id\":{quoted},\"output\":{}}}", success.output);
+                let response = (
                     StatusCode::OK,
                     [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
                     body,
                 )
-                    .into_response()
+                    .into_response();
+                with_request_id_header(response, &request_id)
             }
             Err(error) => error.with_request_id(request_id).into_response(),
         }
@@ -461,6 +499,7 @@ impl Simulator {
                     user_agent: header_text(headers.get(USER_AGENT)),
                     client: header_text(headers.get(CLIENT_HEADER)),
                     workspace_id: None,
+                    workspace_header: header_text(headers.get(WORKSPACE_HEADER)),
                     job_id: None,
                     deployed_model: None,
                 },
@@ -488,20 +527,36 @@ fn authenticate(
         Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
         _ => return Err(invalid()),
     };
-    let accepted = if inner.config.api_keys.is_empty() {
-        key.len() > 3 && key.starts_with("sk-")
+    let fixed = if inner.config.api_keys.is_empty() {
+        if !(key.len() > 3 && key.starts_with("sk-")) {
+            return Err(invalid());
+        }
+        None
     } else {
-        inner.config.api_keys.iter().any(|k| k == key)
+        match inner.keys.get(key) {
+            None => return Err(invalid()),
+            Some(fixed) => fixed.as_ref(),
+        }
     };
-    if !accepted {
-        return Err(invalid());
+    if let Some(workspace) = fixed {
+        return Ok(workspace.clone());
     }
-    let next = state.workspaces.len() + 1;
-    Ok(state
-        .workspaces
-        .entry(key.to_owned())
-        .or_insert_with(|| format!("llm-sim{next:04}"))
-        .clone())
+    if let Some(workspace) = state.workspaces.get(key) {
+        return Ok(workspace.clone());
+    }
+    // First-use order, skipping ids the configuration fixed for other keys.
+    let mut next = state.workspaces.len() + 1;
+    let workspace = loop {
+        let candidate = format!("llm-sim{next:04}");
+        if !inner.fixed_workspaces.contains(&candidate)
+            && !state.workspaces.values().any(|w| *w == candidate)
+        {
+            break candidate;
+        }
+        next += 1;
+    };
+    state.workspaces.insert(key.to_owned(), workspace.clone());
+    Ok(workspace)
 }
 
 pub(crate) fn clip(s: &str, max_chars: usize) -> String {

@@ -29,6 +29,8 @@ pub struct Call {
     pub user_agent: Option<String>,
     pub client: Option<String>,
     pub workspace_id: Option<String>,
+    /// The `X-DashScope-WorkSpace` header sent, if any.
+    pub workspace_header: Option<String>,
     pub job_id: Option<String>,
     pub deployed_model: Option<String>,
 }
@@ -67,6 +69,7 @@ impl CallLog {
             user_agent: call.user_agent,
             client: call.client,
             workspace_id: call.workspace_id,
+            workspace_header: call.workspace_header,
             job_id: call.job_id,
             deployed_model: call.deployed_model,
         });
@@ -111,6 +114,7 @@ mod tests {
             user_agent: Some("ua".into()),
             client: None,
             workspace_id: None,
+            workspace_header: None,
             job_id: None,
             deployed_model: None,
         }

@@ -67,6 +67,50 @@ fn deployable_arg(s: &str) -> Result<String, String> {
     parse_deployable(s).map(|_| s.to_owned())
 }
 
+/// Reads an `--api-key` value: `KEY`, or `KEY=WORKSPACE_ID` to fix the key's workspace id.
+/// Split at the last `=`, so a key may hold `=` when a workspace id follows.
+pub fn parse_api_key(s: &str) -> Result<(String, Option<String>), String> {
+    let Some((key, workspace)) = s.rsplit_once('=') else {
+        return Ok((s.to_owned(), None));
+    };
+    if key.is_empty() {
+        return Err(
+            "an --api-key value has an empty key before '='; write KEY or KEY=WORKSPACE_ID, e.g. sk-bj=llm-beijing"
+                .to_owned(),
+        );
+    }
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if workspace.is_empty() || !workspace.chars().all(valid) {
+        return Err(format!(
+            "the workspace id after '=' in an --api-key value must be non-empty letters, digits, '-', '_' or '.', not {:?}; write KEY=WORKSPACE_ID, e.g. sk-bj=llm-beijing",
+            workspace.chars().take(40).collect::<String>()
+        ));
+    }
+    Ok((key.to_owned(), Some(workspace.to_owned())))
+}
+
+/// Checks `--api-key` values. A raw clap error, because clap's usual one repeats the value (a key).
+#[derive(Clone)]
+struct ApiKeyParser;
+
+impl clap::builder::TypedValueParser for ApiKeyParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let invalid = |m: String| clap::Error::raw(clap::error::ErrorKind::InvalidValue, m + "\n");
+        let s = value
+            .to_str()
+            .ok_or_else(|| invalid("an --api-key value is not valid UTF-8".to_owned()))?;
+        parse_api_key(s).map_err(invalid)?;
+        Ok(s.to_owned())
+    }
+}
+
 fn default_base_models() -> Vec<String> {
     DEFAULT_BASE_MODELS
         .iter()
@@ -99,13 +143,16 @@ pub struct SimulatorConfig {
     #[arg(long, env = "SIMULATOR_RUNNING_DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub running_duration: Duration,
 
-    /// Accepted API keys (repeat the flag, or comma-separate in the variable).
-    /// When none is given, any key starting with `sk-` is accepted.
+    /// Accepted API keys (repeat the flag, or comma-separate in the variable), each `KEY` or
+    /// `KEY=WORKSPACE_ID` to fix its workspace id (e.g. `sk-bj=llm-beijing`; otherwise each key
+    /// gets `llm-simNNNN` in first-use order). When none is given, any key starting with `sk-`
+    /// is accepted.
     #[arg(
         long = "api-key",
         env = "SIMULATOR_API_KEYS",
         value_delimiter = ',',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = ApiKeyParser
     )]
     pub api_keys: Vec<String>,
 
@@ -157,6 +204,10 @@ pub struct SimulatorConfig {
     #[arg(long, env = "SIMULATOR_DEPLOYMENT_PENDING_DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
     pub deployment_pending_duration: Duration,
 
+    /// How long a new deployment reports DEPLOYING after PENDING, before RUNNING (0: never).
+    #[arg(long, env = "SIMULATOR_DEPLOYMENT_DEPLOYING_DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub deployment_deploying_duration: Duration,
+
     /// How long a scaled deployment stays UPDATING before it runs at its new capacity.
     #[arg(long, env = "SIMULATOR_DEPLOYMENT_UPDATING_DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub deployment_updating_duration: Duration,
@@ -198,6 +249,7 @@ impl Default for SimulatorConfig {
             lost_create_rate: 0.0,
             seed: None,
             deployment_pending_duration: Duration::from_secs(3),
+            deployment_deploying_duration: Duration::ZERO,
             deployment_updating_duration: Duration::from_secs(2),
             deployment_deleting_duration: Duration::from_secs(2),
             deployment_delete_rule: DELETE_ANY.to_owned(),
@@ -230,6 +282,10 @@ impl fmt::Debug for SimulatorConfig {
             .field(
                 "deployment_pending_duration",
                 &self.deployment_pending_duration,
+            )
+            .field(
+                "deployment_deploying_duration",
+                &self.deployment_deploying_duration,
             )
             .field(
                 "deployment_updating_duration",
@@ -293,6 +349,8 @@ mod tests {
             "250ms",
             "--deployment-pending-duration",
             "1s",
+            "--deployment-deploying-duration",
+            "2s",
             "--deployment-delete-rule",
             "stopped-or-failed",
             "--deployable-model",
@@ -312,6 +370,7 @@ mod tests {
         assert_eq!(parsed.seed, Some(7));
         assert_eq!(parsed.latency, Duration::from_millis(250));
         assert_eq!(parsed.deployment_pending_duration, Duration::from_secs(1));
+        assert_eq!(parsed.deployment_deploying_duration, Duration::from_secs(2));
         assert_eq!(parsed.deployment_delete_rule, DELETE_STOPPED_OR_FAILED);
         assert_eq!(parsed.deployable_models, ["m1=4"]);
         assert_eq!(parsed.custom_model_base_capacity, 2);
@@ -337,9 +396,44 @@ mod tests {
     #[test]
     fn debug_hides_keys() {
         let config = SimulatorConfig {
-            api_keys: vec!["sk-secret".into()],
+            api_keys: vec!["sk-secret".into(), "sk-other=llm-fixed".into()],
             ..SimulatorConfig::default()
         };
-        assert!(!format!("{config:?}").contains("sk-secret"));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("sk-secret") && !debug.contains("sk-other"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn an_api_key_may_fix_its_workspace() {
+        assert_eq!(parse_api_key("sk-a"), Ok(("sk-a".into(), None)));
+        assert_eq!(
+            parse_api_key("sk-bj=llm-beijing"),
+            Ok(("sk-bj".into(), Some("llm-beijing".into())))
+        );
+        // The last '=' splits, so a key may hold '=' when a workspace follows.
+        assert_eq!(
+            parse_api_key("sk-a=b=llm-x"),
+            Ok(("sk-a=b".into(), Some("llm-x".into())))
+        );
+        for bad in ["=llm-x", "sk-a=", "sk-a=llm x", "sk-a=llm/x"] {
+            let message = parse_api_key(bad).unwrap_err();
+            assert!(message.contains("KEY=WORKSPACE_ID"), "{bad}: {message}");
+        }
+        let parsed = Cli::try_parse_from(["sim", "--api-key", "sk-bj=llm-beijing,sk-plain"])
+            .unwrap()
+            .sim;
+        assert_eq!(parsed.api_keys, ["sk-bj=llm-beijing", "sk-plain"]);
+        let Err(e) = Cli::try_parse_from(["sim", "--api-key", "sk-secret-key=bad ws"]) else {
+            panic!("a bad workspace id was accepted");
+        };
+        let message = e.to_string();
+        assert!(message.contains("KEY=WORKSPACE_ID"), "{message}");
+        assert!(
+            !message.contains("sk-secret-key"),
+            "the error repeats the key: {message}"
+        );
     }
 }

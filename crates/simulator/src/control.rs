@@ -226,6 +226,9 @@ pub struct RequestRecord {
     pub client: Option<String>,
     /// The caller's workspace, when its key was accepted.
     pub workspace_id: Option<String>,
+    /// The `X-DashScope-WorkSpace` header the caller sent (bounded, lossy UTF-8), if any.
+    #[serde(default)]
+    pub workspace_header: Option<String>,
     /// The job concerned (create, get, delete), when known.
     pub job_id: Option<String>,
     /// The deployment concerned (deployment calls), when known.
@@ -323,8 +326,8 @@ pub struct DeploymentRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeploymentStateRequest {
-    /// `STOPPED` or `FAILED` holds it there (as the console's stop, or a failure); `RUNNING`
-    /// starts it again; absent keeps it.
+    /// `STOPPED`, `FAILED` or `DEPLOYING` holds it there (as the console's stop, a failure, or a
+    /// slow deployment); `RUNNING` starts it again; absent keeps it.
     pub status: Option<String>,
     /// End the change in progress (PENDING, UPDATING, DELETING) now.
     pub finish_now: bool,

@@ -99,6 +99,13 @@ fn view(d: &Deployment, t: &Timers, now: Instant) -> DeploymentView {
     }
 }
 
+/// A delete's answer: the status only, as the official SDK types it (`JobStatus`,
+/// `DeploymentDelete`).
+#[derive(Serialize)]
+struct DeleteOutput {
+    status: &'static str,
+}
+
 #[derive(Serialize)]
 struct ListOutput {
     total: u64,
@@ -394,7 +401,12 @@ async fn delete(
                 Timestamp::now(),
             );
             match result {
-                Ok(d) => success(d, ctx.inner, ctx.now),
+                Ok(d) => Success::new(
+                    &DeleteOutput {
+                        status: d.status(t, ctx.now),
+                    },
+                    Some(d.deployed_model.clone()),
+                ),
                 Err(r) => Err(refused(ctx.inner.denied_status, &name, r)),
             }
         },
@@ -478,9 +490,12 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<NewDeployment, String> {
     let model_name = optional_str(&obj, "model_name")?
         .filter(|s| !s.is_empty())
         .ok_or("Missing required parameter: model_name.")?;
+    // Any case: the official SDK writes `Lora`, the documentation `lora`; answers use the latter.
     let plan = match optional_str(&obj, "plan")?.filter(|s| !s.is_empty()) {
         None => None,
-        Some(p) if PLANS.contains(&p) => Some(p.to_owned()),
+        Some(p) if PLANS.iter().any(|known| known.eq_ignore_ascii_case(p)) => {
+            Some(p.to_ascii_lowercase())
+        }
         Some(p) => {
             return Err(format!(
                 "Invalid parameter plan: must be one of ptu, mu, lora, cu (or left out), not {:?}.",
@@ -499,9 +514,17 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<NewDeployment, String> {
             )
         }
     };
-    let deploy_spec = optional_str(&obj, "deploy_spec")?
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+    // The documentation's string (the new SDK types it as an object, which is refused).
+    let deploy_spec = match obj.get("deploy_spec") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.is_empty()),
+        Some(_) => return Err(
+            "Invalid parameter deploy_spec: must be a string naming the model unit spec, such as \"MU1\", not an object or other JSON value."
+                .to_owned(),
+        ),
+    };
+    // Accepted and ignored: undocumented, sent by the official SDK.
+    optional_str(&obj, "billing_method")?;
     if plan.as_deref() == Some("mu") && deploy_spec.is_none() {
         return Err(
             "Missing required parameter: deploy_spec (required when plan is mu, e.g. MU1)."
@@ -616,6 +639,30 @@ mod tests {
     }
 
     #[test]
+    fn plans_are_read_in_any_case_and_kept_lowercase() {
+        for (sent, kept) in [
+            ("Lora", "lora"),
+            ("LORA", "lora"),
+            ("lora", "lora"),
+            ("Mu", "mu"),
+            ("PTU", "ptu"),
+            ("cU", "cu"),
+        ] {
+            let d = parse_create(
+                &serde_json::to_vec(&json!({
+                    "model_name": "m", "capacity": 1, "plan": sent, "deploy_spec": "MU1",
+                    "ptu_capacity": {"input_tpm": 1, "output_tpm": 1},
+                    "billing_method": "post_paid"
+                }))
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(d.plan.as_deref(), Some(kept), "{sent}");
+            assert_eq!(d.deploy_spec.as_deref(), Some("MU1"));
+        }
+    }
+
+    #[test]
     fn every_bad_create_says_what_to_fix() {
         for (body, words) in [
             (json!([1]), "JSON object"),
@@ -663,6 +710,18 @@ mod tests {
             (
                 json!({"model_name": "m", "capacity": 1, "enable_thinking": "yes"}),
                 "enable_thinking",
+            ),
+            (
+                json!({"model_name": "m", "capacity": 1, "plan": "mu", "deploy_spec": {"spec": "MU1"}}),
+                "deploy_spec: must be a string naming the model unit spec, such as \"MU1\"",
+            ),
+            (
+                json!({"model_name": "m", "capacity": 1, "deploy_spec": 1}),
+                "deploy_spec",
+            ),
+            (
+                json!({"model_name": "m", "capacity": 1, "billing_method": {}}),
+                "billing_method: must be a string",
             ),
         ] {
             let message = err(body.clone());

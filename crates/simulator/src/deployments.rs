@@ -2,10 +2,10 @@
 //! time and randomness come from the caller, so every rule is tested without HTTP or real clocks.
 //!
 //! Status is computed from the time since the last change (no background task): a create is
-//! `PENDING` for `pending`, a scale `UPDATING` for `updating` (serving its former capacity
+//! `PENDING` for `pending`, then `DEPLOYING` for `deploying` (0 by default: never), a scale `UPDATING` for `updating` (serving its former capacity
 //! meanwhile), then `RUNNING`; a delete is `DELETING` for `deleting`, after which the
 //! deployment is gone (get answers NotFound). `STOPPED` and `FAILED` come only from the control
-//! API: stop and start are console operations, not REST ones.
+//! API (stop and start are console operations, not REST ones), which can also hold `DEPLOYING`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use rand::Rng;
 use crate::control::{DeploymentRecord, PtuCapacityInfo};
 
 pub const PENDING: &str = "PENDING";
+/// Between PENDING and RUNNING, as the official SDK lists it; nothing serves yet.
+pub const DEPLOYING: &str = "DEPLOYING";
 pub const UPDATING: &str = "UPDATING";
 pub const RUNNING: &str = "RUNNING";
 pub const STOPPED: &str = "STOPPED";
@@ -37,6 +39,8 @@ pub enum DeleteRule {
 #[derive(Clone, Debug)]
 pub struct Timers {
     pub pending: Duration,
+    /// DEPLOYING after PENDING, before RUNNING.
+    pub deploying: Duration,
     pub updating: Duration,
     pub deleting: Duration,
     pub delete_rule: DeleteRule,
@@ -46,6 +50,7 @@ pub struct Timers {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     Pending,
+    Deploying,
     Updating,
     Running,
     Stopped,
@@ -59,6 +64,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => PENDING,
+            Phase::Deploying => DEPLOYING,
             Phase::Updating => UPDATING,
             Phase::Running => RUNNING,
             Phase::Stopped => STOPPED,
@@ -69,14 +75,15 @@ impl Phase {
     }
 }
 
-/// A state set from outside the API (the console's stop, a failure).
+/// A state set from outside the API (the console's stop, a failure, a slow deployment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Held {
     Stopped,
     Failed,
+    Deploying,
 }
 
-/// A change in progress: a create (PENDING) or a scale (UPDATING).
+/// A change in progress: a create (PENDING, then DEPLOYING) or a scale (UPDATING).
 #[derive(Clone, Debug)]
 pub struct Transition {
     pub phase: Phase,
@@ -157,18 +164,24 @@ impl Deployment {
         match self.held {
             Some(Held::Stopped) => return Phase::Stopped,
             Some(Held::Failed) => return Phase::Failed,
+            Some(Held::Deploying) => return Phase::Deploying,
             None => {}
         }
-        if let Some(tr) = &self.transition {
-            let length = match tr.phase {
-                Phase::Pending => t.pending,
-                _ => t.updating,
-            };
-            if within(tr.since, length, now) {
-                return tr.phase;
+        match &self.transition {
+            Some(tr) if tr.phase == Phase::Pending => {
+                if within(tr.since, t.pending, now) {
+                    Phase::Pending
+                } else if now.saturating_duration_since(tr.since)
+                    < t.pending.saturating_add(t.deploying)
+                {
+                    Phase::Deploying
+                } else {
+                    Phase::Running
+                }
             }
+            Some(tr) if within(tr.since, t.updating, now) => tr.phase,
+            _ => Phase::Running,
         }
-        Phase::Running
     }
 
     pub fn status(&self, t: &Timers, now: Instant) -> &'static str {
@@ -180,7 +193,7 @@ impl Deployment {
         match self.phase(t, now) {
             Phase::Running => self.capacity,
             Phase::Pending | Phase::Updating => self.transition.as_ref().map_or(0, |tr| tr.serving),
-            Phase::Stopped | Phase::Failed | Phase::Deleting | Phase::Gone => 0,
+            Phase::Deploying | Phase::Stopped | Phase::Failed | Phase::Deleting | Phase::Gone => 0,
         }
     }
 
@@ -253,7 +266,7 @@ impl fmt::Display for StateError {
             Self::Deleted => f.write_str("the deployment is being deleted or gone"),
             Self::InvalidStatus(s) => write!(
                 f,
-                "status must be RUNNING, STOPPED or FAILED, not {:?}",
+                "status must be RUNNING, STOPPED, FAILED or DEPLOYING, not {:?}",
                 s.chars().take(40).collect::<String>()
             ),
         }
@@ -516,8 +529,8 @@ impl DeploymentStore {
         }
     }
 
-    /// Control API: holds a deployment STOPPED or FAILED, starts it again (RUNNING), and can end
-    /// the change in progress (PENDING, UPDATING, DELETING) now.
+    /// Control API: holds a deployment STOPPED, FAILED or DEPLOYING, starts it again (RUNNING),
+    /// and can end the change in progress (PENDING, DEPLOYING, UPDATING, DELETING) now.
     pub fn set_state(
         &mut self,
         id: &str,
@@ -547,6 +560,7 @@ impl DeploymentStore {
             Some(RUNNING) => d.held = None,
             Some(STOPPED) => d.held = Some(Held::Stopped),
             Some(FAILED) => d.held = Some(Held::Failed),
+            Some(DEPLOYING) => d.held = Some(Held::Deploying),
             Some(other) => return Err(StateError::InvalidStatus(other.to_owned())),
         }
         Ok(d)
@@ -578,6 +592,7 @@ mod tests {
     fn timers() -> Timers {
         Timers {
             pending: Duration::from_secs(10),
+            deploying: Duration::ZERO,
             updating: Duration::from_secs(5),
             deleting: Duration::from_secs(3),
             delete_rule: DeleteRule::Any,
@@ -668,6 +683,53 @@ mod tests {
         let d = f.store.get("ws", "m", &f.t, f.t0 + secs(10)).unwrap();
         assert_eq!(d.ready_capacity(&f.t, f.t0 + secs(10)), 4);
         assert!(f.store.get("other", "m", &f.t, f.t0).is_none());
+    }
+
+    #[test]
+    fn deploying_follows_pending_when_configured() {
+        let mut f = Fixture::new();
+        f.t.deploying = secs(4);
+        f.create(request("mu", 4, None), 2).unwrap();
+        let t = f.t.clone();
+        assert_eq!(f.status("m", secs(9)), PENDING);
+        assert_eq!(f.status("m", secs(10)), DEPLOYING);
+        assert_eq!(f.status("m", secs(13)), DEPLOYING);
+        let at = f.t0 + secs(13);
+        let d = f.store.get("ws", "m", &t, at).unwrap();
+        assert_eq!(
+            d.ready_capacity(&t, at),
+            0,
+            "nothing serves while DEPLOYING"
+        );
+        let e = f.store.scale("ws", "m", 6, &t, at, wall()).unwrap_err();
+        assert!(
+            matches!(e, Refusal::Denied(ref m) if m.contains("DEPLOYING")),
+            "{e:?}"
+        );
+        assert_eq!(f.status("m", secs(14)), RUNNING);
+        // With no pending time either, DEPLOYING still shows PENDING's first instant.
+        f.t.pending = Duration::ZERO;
+        assert_eq!(f.status("m", Duration::ZERO), PENDING);
+        assert_eq!(f.status("m", Duration::from_millis(1)), DEPLOYING);
+    }
+
+    #[test]
+    fn the_control_api_holds_deploying_until_running() {
+        let mut f = Fixture::new();
+        f.create(request("mu", 2, None), 2).unwrap();
+        let id = f.store.all()[0].id.clone();
+        f.store.set_state(&id, Some(DEPLOYING), true).unwrap();
+        assert_eq!(f.status("m", secs(600)), DEPLOYING);
+        let (t, at) = (f.t.clone(), f.t0 + secs(600));
+        assert_eq!(
+            f.store
+                .get("ws", "m", &t, at)
+                .unwrap()
+                .ready_capacity(&t, at),
+            0
+        );
+        f.store.set_state(&id, Some(RUNNING), false).unwrap();
+        assert_eq!(f.status("m", secs(600)), RUNNING);
     }
 
     #[test]

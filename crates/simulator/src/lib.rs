@@ -12,15 +12,18 @@
 //! | `GET /api/v1/custom_models/import/{job_id}` | one job |
 //! | `DELETE /api/v1/custom_models/import/{job_id}` | delete a SUCCESSED/FAILED job |
 //! | `GET /api/v1/deployments/models` | deployable models and their `base_capacity`: the configured ones, then the workspace's SUCCESSED imports |
-//! | `POST /api/v1/deployments` | create a deployment (`PENDING`, then `RUNNING`); `Conflict` 409 for a live name |
+//! | `POST /api/v1/deployments` | create a deployment (`PENDING`, then `DEPLOYING` when configured, then `RUNNING`); `Conflict` 409 for a live name; `plan` read in any case, answered lowercase; `deploy_spec` a string such as `MU1` |
 //! | `GET /api/v1/deployments` | list: `page_no`, `page_size` (1..=100, default 10), newest first |
 //! | `GET /api/v1/deployments/{deployed_model}` | one deployment |
 //! | `PUT /api/v1/deployments/{deployed_model}/scale` | `{"capacity"}`: `UPDATING`, then `RUNNING` at it; `UnsupportedOperation` for plan lora |
 //! | `PUT /api/v1/deployments/{deployed_model}/update` | `{"rpm_limit", "tpm_limit"}` (at least one), plan mu only |
-//! | `DELETE /api/v1/deployments/{deployed_model}` | `DELETING`, then gone (NotFound) |
+//! | `DELETE /api/v1/deployments/{deployed_model}` | status only, `{"output": {"status": "DELETING"}}` (again while DELETING), then gone (NotFound) |
 //!
 //! Success: HTTP 200 `{"request_id", "output"}` (no `code`). Error: `{"request_id", "code", "message"}`.
-//! Every API key is its own workspace. Status is computed from the time since creation:
+//! Every answer of these routes carries an `x-request-id` header equal to the body's `request_id`.
+//! Every API key is its own workspace: `llm-simNNNN` in first-use order, or the id an `--api-key
+//! KEY=WORKSPACE_ID` fixes. A request whose `X-DashScope-WorkSpace` names another workspace is
+//! answered 403 `Workspace.AccessDenied`. Status is computed from the time since creation:
 //! `PENDING` → `RUNNING` → `SUCCESSED` (or `SUCCEEDED`, see config) | `FAILED`.
 //! A job fails when its `object_key` contains the fail marker, or when told so (below).
 //!
@@ -35,11 +38,12 @@
 //! | `PUT /_simulator/faults` | [`Faults`] replaces the settings (missing fields = no fault); answers the new settings |
 //! | `POST /_simulator/jobs/{job_id}/outcome` | [`OutcomeRequest`], e.g. `{"status":"FAILED","error_code":"..."}`, `{"status":"SUCCESSED"}`, `{"finish_now":true}`; answers the [`JobRecord`]; 409 if the job already finished or was deleted |
 //! | `GET /_simulator/deployments` | `[DeploymentRecord]`, every deployment of every workspace, deleted ones included |
-//! | `POST /_simulator/deployments/{id}/state` | [`DeploymentStateRequest`], e.g. `{"status":"STOPPED"}`, `{"status":"FAILED"}`, `{"status":"RUNNING"}`, `{"finish_now":true}`; answers the [`DeploymentRecord`] |
+//! | `POST /_simulator/deployments/{id}/state` | [`DeploymentStateRequest`], e.g. `{"status":"STOPPED"}`, `{"status":"FAILED"}`, `{"status":"DEPLOYING"}` (held until `RUNNING`), `{"status":"RUNNING"}`, `{"finish_now":true}`; answers the [`DeploymentRecord`] |
 //! | `POST /_simulator/reset` | 204; forgets jobs, deployments, workspaces, counters and records, restores the configured faults and seed |
 //!
-//! Requests may carry `X-Simulator-Client: <name>` so that records say which client called.
-//! API keys are never logged nor returned: workspaces are shown as `llm-simNNNN`.
+//! Requests may carry `X-Simulator-Client: <name>` so that records say which client called; records
+//! also keep the `X-DashScope-WorkSpace` header sent (`workspace_header`).
+//! API keys are never logged nor returned: workspaces are shown by their ids.
 
 #![forbid(unsafe_code)]
 
@@ -93,13 +97,17 @@ pub(crate) struct Inner {
     timers: Timers,
     /// Models every workspace can deploy, with their base capacity, in configured order.
     deployable: Vec<(String, u32)>,
+    /// Accepted keys (empty: any `sk-` key) → the workspace id the configuration fixes, if any.
+    keys: HashMap<String, Option<String>>,
+    /// Fixed workspace ids, which generated ones avoid.
+    fixed_workspaces: HashSet<String>,
     state: Mutex<State>,
 }
 
 pub(crate) struct State {
     store: JobStore,
     deployments: DeploymentStore,
-    /// API key → workspace id. Keys stay here, in memory only.
+    /// API key → generated workspace id. Keys stay here, in memory only.
     workspaces: HashMap<String, String>,
     faults: Faults,
     fault_rng: StdRng,
@@ -171,6 +179,7 @@ impl Simulator {
         };
         let timers = Timers {
             pending: config.deployment_pending_duration,
+            deploying: config.deployment_deploying_duration,
             updating: config.deployment_updating_duration,
             deleting: config.deployment_deleting_duration,
             delete_rule: if config.deployment_delete_rule == config::DELETE_STOPPED_OR_FAILED {
@@ -190,6 +199,20 @@ impl Simulator {
                 }
             })
             .collect();
+        let mut keys = HashMap::new();
+        for value in &config.api_keys {
+            match config::parse_api_key(value) {
+                Ok((key, workspace)) => {
+                    // The first mention of a key wins; the log never names the key.
+                    if keys.get(&key).is_some_and(|w| *w != workspace) {
+                        tracing::warn!("an API key is given twice with different workspaces; the first one holds");
+                    }
+                    keys.entry(key).or_insert(workspace);
+                }
+                Err(e) => tracing::warn!(error = %e, "API key ignored"),
+            }
+        }
+        let fixed_workspaces = keys.values().flatten().cloned().collect();
         let state = Mutex::new(State::fresh(&config));
         Self {
             inner: Arc::new(Inner {
@@ -198,6 +221,8 @@ impl Simulator {
                 denied_status,
                 timers,
                 deployable,
+                keys,
+                fixed_workspaces,
                 state,
                 config,
             }),
@@ -256,7 +281,7 @@ impl Simulator {
             .collect()
     }
 
-    /// Holds a deployment STOPPED or FAILED, starts it again, or ends its change now.
+    /// Holds a deployment STOPPED, FAILED or DEPLOYING, starts it again, or ends its change now.
     pub fn set_deployment_state(
         &self,
         id: &str,

@@ -29,6 +29,11 @@ struct Answer {
 impl Answer {
     fn output(&self) -> &Value {
         assert_eq!(self.status, StatusCode::OK, "{}", self.text);
+        assert_eq!(
+            self.headers["x-request-id"],
+            self.body["request_id"].as_str().unwrap(),
+            "the x-request-id header repeats the body's"
+        );
         &self.body["output"]
     }
 
@@ -39,6 +44,11 @@ impl Answer {
         assert_eq!(self.body["code"], code, "{}", self.text);
         assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_uuid(&self.body["request_id"]);
+        assert_eq!(
+            self.headers["x-request-id"],
+            self.body["request_id"].as_str().unwrap(),
+            "the x-request-id header repeats the body's"
+        );
         assert!(self.body.get("output").is_none());
     }
 }
