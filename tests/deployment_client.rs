@@ -410,15 +410,11 @@ async fn delete_is_deleting_then_not_found() {
     let deleting = Deployments::delete(&client, &key(), &d.deployed_model)
         .await
         .unwrap();
-    assert_eq!(deleting.status, DeploymentState::Deleting);
+    assert_eq!(deleting, DeploymentState::Deleting);
     let again = Deployments::delete(&client, &key(), &d.deployed_model)
         .await
         .unwrap();
-    assert_eq!(
-        again.status,
-        DeploymentState::Deleting,
-        "a repeat is harmless"
-    );
+    assert_eq!(again, DeploymentState::Deleting, "a repeat is harmless");
     let gone = wait_gone(&client, &d.deployed_model).await;
     assert!(gone.is_some(), "still found after 10 s");
     let e = Deployments::delete(&client, &key(), &d.deployed_model)
@@ -471,7 +467,7 @@ async fn the_clis_rule_deletes_only_stopped_or_failed_deployments() {
     let deleting = Deployments::delete(&client, &key(), &d.deployed_model)
         .await
         .unwrap();
-    assert_eq!(deleting.status, DeploymentState::Deleting);
+    assert_eq!(deleting, DeploymentState::Deleting);
     sim.shutdown().await;
 }
 

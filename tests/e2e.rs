@@ -7,6 +7,7 @@
 //! killed after a deadline; poll loops have deadlines.
 
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig, Stats};
+use modelstudio_testbed::metrics::{samples, scrape, sum, Sample};
 use modelstudio_testbed::{require_kubectl, table, Kubectl, Proc, TempDir};
 use std::path::Path;
 use std::process::Command;
@@ -113,6 +114,18 @@ impl Cluster {
 
     fn stats(&self) -> Stats {
         self.sim.simulator.stats()
+    }
+
+    /// The controller's /metrics, at the address its log names.
+    fn metrics(&self) -> Vec<Sample> {
+        let log = self.controller_log();
+        let addr = log
+            .lines()
+            .find(|l| l.contains("serving /metrics"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or_default().to_string())
+            .expect("the controller logs its metrics address");
+        samples(&self._rt.block_on(scrape(&addr)).expect("a scrape"))
     }
 
     /// Controller output, checked for the API key.
@@ -622,5 +635,37 @@ fn import_and_deployment_applied_together_serve_scale_and_delete_together() {
     let stats = c.stats();
     assert_eq!(stats.delete.status(200), 1, "{stats:?}");
     assert_eq!(stats.deployment_delete.status(200), 1, "{stats:?}");
+    // The simulator answers a deployment DELETE with the status alone, as the official SDK types
+    // it: a delete accepted, counted as such, never as an error.
+    let metrics = c.metrics();
+    let deletes = |result: &str| {
+        sum(
+            &metrics,
+            "modelstudio_api_requests_total",
+            &[("operation", "deployment_delete"), ("result", result)],
+        )
+    };
+    assert_eq!(deletes("ok"), 1.0, "{metrics:?}");
+    let errors: f64 = metrics
+        .iter()
+        .filter(|s| s.name == "modelstudio_api_requests_total")
+        .filter(|s| s.labels.get("result").is_some_and(|r| r != "ok"))
+        .filter(|s| {
+            s.labels
+                .get("operation")
+                .is_some_and(|o| o.starts_with("deployment_"))
+        })
+        .map(|s| s.value)
+        .sum();
+    // A deployment seen gone (a get's NotFound) ends the wait: the only error a deletion meets.
+    assert_eq!(
+        errors,
+        sum(
+            &metrics,
+            "modelstudio_api_requests_total",
+            &[("operation", "deployment_get"), ("result", "NotFound")],
+        ),
+        "{metrics:?}"
+    );
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
 }

@@ -117,9 +117,10 @@ impl observe::Io<'_> {
             } => Some(Answer::LimitsUpdated(
                 api.update_limits(&key, deployed_model, limits).await,
             )),
-            Act::Delete { deployed_model } => {
-                Some(Answer::Deleted(api.delete(&key, deployed_model).await))
-            }
+            Act::Delete { deployed_model } => Some(Answer::Deleted {
+                deployed_model: deployed_model.clone(),
+                result: api.delete(&key, deployed_model).await,
+            }),
         })
     }
 }

@@ -2,12 +2,13 @@
 //! redaction and error mapping as the import API, on `/api/v1/deployments`.
 
 use super::deployment_wire::{
-    CreateDeploymentBody, DeploymentBody, DeploymentPageBody, ScaleBody, UpdateLimitsBody,
+    CreateDeploymentBody, DeletionBody, DeploymentBody, DeploymentPageBody, ScaleBody,
+    UpdateLimitsBody,
 };
 use super::http::{decode_response, HttpClient};
 use async_trait::async_trait;
 use modelstudio_core::deployments::{
-    Deployment, DeploymentPage, Deployments, Limits, NewDeployment, PageRequest,
+    Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
 };
 use modelstudio_core::remote::{ApiError, ApiKey};
 use reqwest::{Method, Url};
@@ -16,9 +17,19 @@ use std::time::Duration;
 const DEPLOYMENTS_PATH: [&str; 3] = ["api", "v1", "deployments"];
 
 impl HttpClient {
-    /// `/api/v1/deployments`, then the deployment's name and an action, each percent-encoded.
-    fn deployment_url(&self, deployed_model: Option<&str>, action: Option<&str>) -> Url {
-        self.url_of(&DEPLOYMENTS_PATH, deployed_model.into_iter().chain(action))
+    /// `/api/v1/deployments` at the key's region, then the deployment's name and an action, each
+    /// percent-encoded.
+    fn deployment_url(
+        &self,
+        key: &ApiKey,
+        deployed_model: Option<&str>,
+        action: Option<&str>,
+    ) -> Result<Url, ApiError> {
+        self.url_of(
+            key,
+            &DEPLOYMENTS_PATH,
+            deployed_model.into_iter().chain(action),
+        )
     }
 }
 
@@ -30,6 +41,17 @@ pub fn decode_deployment(
     bytes: &[u8],
 ) -> Result<Deployment, ApiError> {
     decode_response::<DeploymentBody>(status, retry_after, bytes).map(Deployment::from)
+}
+
+/// Turns an answer to a DELETE into the state it reports: the answer carries only the status (as
+/// the official SDK types it); a whole deployment, as the documentation's example shows, reads
+/// the same.
+pub fn decode_deletion(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<DeploymentState, ApiError> {
+    decode_response::<DeletionBody>(status, retry_after, bytes).map(DeploymentState::from)
 }
 
 /// Turns an answer to a listing into the page it carries or the error it reports.
@@ -49,21 +71,21 @@ impl Deployments for HttpClient {
         deployment: &NewDeployment,
     ) -> Result<Deployment, ApiError> {
         let body = CreateDeploymentBody::from(deployment);
-        let url = self.deployment_url(None, None);
+        let url = self.deployment_url(key, None, None)?;
         self.send::<DeploymentBody, _>(key, Method::POST, url, Some(&body))
             .await
             .map(Deployment::from)
     }
 
     async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
-        let url = self.deployment_url(Some(deployed_model), None);
+        let url = self.deployment_url(key, Some(deployed_model), None)?;
         self.send::<DeploymentBody, ()>(key, Method::GET, url, None)
             .await
             .map(Deployment::from)
     }
 
     async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
-        let mut url = self.deployment_url(None, None);
+        let mut url = self.deployment_url(key, None, None)?;
         if page.page_no.is_some() || page.page_size.is_some() {
             let mut pairs = url.query_pairs_mut();
             if let Some(n) = page.page_no {
@@ -84,7 +106,7 @@ impl Deployments for HttpClient {
         deployed_model: &str,
         capacity: u32,
     ) -> Result<Deployment, ApiError> {
-        let url = self.deployment_url(Some(deployed_model), Some("scale"));
+        let url = self.deployment_url(key, Some(deployed_model), Some("scale"))?;
         self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&ScaleBody { capacity }))
             .await
             .map(Deployment::from)
@@ -96,18 +118,22 @@ impl Deployments for HttpClient {
         deployed_model: &str,
         limits: &Limits,
     ) -> Result<Deployment, ApiError> {
-        let url = self.deployment_url(Some(deployed_model), Some("update"));
+        let url = self.deployment_url(key, Some(deployed_model), Some("update"))?;
         let body = UpdateLimitsBody::from(limits);
         self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&body))
             .await
             .map(Deployment::from)
     }
 
-    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
-        let url = self.deployment_url(Some(deployed_model), None);
-        self.send::<DeploymentBody, ()>(key, Method::DELETE, url, None)
+    async fn delete(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+    ) -> Result<DeploymentState, ApiError> {
+        let url = self.deployment_url(key, Some(deployed_model), None)?;
+        self.send::<DeletionBody, ()>(key, Method::DELETE, url, None)
             .await
-            .map(Deployment::from)
+            .map(DeploymentState::from)
     }
 }
 
@@ -119,6 +145,7 @@ mod tests {
 
     #[test]
     fn urls_encode_the_name_and_keep_the_action() {
+        let key = ApiKey::new("sk-x").unwrap();
         let c = HttpClient::new(HttpClientConfig {
             endpoint: "https://dashscope.aliyuncs.com/".into(),
             timeout: Duration::from_secs(1),
@@ -126,15 +153,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            c.deployment_url(None, None).as_str(),
+            c.deployment_url(&key, None, None).unwrap().as_str(),
             "https://dashscope.aliyuncs.com/api/v1/deployments"
         );
         assert_eq!(
-            c.deployment_url(Some("m-v2"), Some("scale")).as_str(),
+            c.deployment_url(&key, Some("m-v2"), Some("scale"))
+                .unwrap()
+                .as_str(),
             "https://dashscope.aliyuncs.com/api/v1/deployments/m-v2/scale"
         );
         assert_eq!(
-            c.deployment_url(Some("a/b?c"), None).as_str(),
+            c.deployment_url(&key, Some("a/b?c"), None)
+                .unwrap()
+                .as_str(),
             "https://dashscope.aliyuncs.com/api/v1/deployments/a%2Fb%3Fc"
         );
     }
@@ -144,10 +175,22 @@ mod tests {
         let d = decode_deployment(
             200,
             None,
-            br#"{"request_id":"r","output":{"deployed_model":"m","status":"DELETING"}}"#,
+            br#"{"request_id":"r","output":{"deployed_model":"m","status":"DEPLOYING"}}"#,
         )
         .unwrap();
-        assert_eq!(d.status, DeploymentState::Deleting);
+        assert_eq!(d.status, DeploymentState::Deploying);
+        // A DELETE answers the status alone (the SDK's type), or the whole deployment (the
+        // documentation's example): both are a delete accepted.
+        for body in [
+            &br#"{"request_id":"r","output":{"status":"DELETING"}}"#[..],
+            br#"{"request_id":"r","output":{"deployed_model":"m","status":"DELETING","extra":{"x":1}}}"#,
+        ] {
+            assert_eq!(
+                decode_deletion(200, None, body).unwrap(),
+                DeploymentState::Deleting
+            );
+        }
+        assert!(decode_deletion(200, None, br#"{"output":{}}"#).is_err());
         let e = decode_deployment(
             409,
             None,

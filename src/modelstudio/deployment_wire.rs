@@ -164,6 +164,18 @@ impl From<DeploymentBody> for Deployment {
     }
 }
 
+/// The answer to a DELETE: only the state matters (and is all the official SDK reads).
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct DeletionBody {
+    status: String,
+}
+
+impl From<DeletionBody> for DeploymentState {
+    fn from(b: DeletionBody) -> Self {
+        DeploymentState::parse(&b.status)
+    }
+}
+
 /// One page of `GET /api/v1/deployments`.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 pub(crate) struct DeploymentPageBody {

@@ -14,6 +14,9 @@ struct ErrorBody {
     code: Option<serde_json::Value>,
     #[serde(default)]
     message: Option<String>,
+    /// The official SDK reads the message from `msg` too, when `message` is absent.
+    #[serde(default)]
+    msg: Option<String>,
     /// Some gateways nest the error, as the official CLI also reads.
     #[serde(default)]
     error: Option<NestedError>,
@@ -76,6 +79,7 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
     };
     let message = parsed
         .message
+        .or(parsed.msg)
         .or_else(|| nested.and_then(|e| e.message.clone()))
         .unwrap_or_else(|| format!("HTTP {status}"));
     let remote = RemoteError {
@@ -190,6 +194,33 @@ mod tests {
         assert_eq!(e.request_id(), Some("r-1"));
         assert_eq!(e.remote_message(), Some("m"));
         assert!(e.to_string().contains("request r-1"));
+    }
+
+    #[test]
+    fn msg_is_read_when_message_is_absent() {
+        let e = classify(
+            400,
+            br#"{"request_id":"r-2","code":"InvalidParameter","msg":"capacity must be positive"}"#,
+            None,
+        );
+        assert_eq!(e.remote_message(), Some("capacity must be positive"));
+        let e = classify(
+            400,
+            br#"{"code":"InvalidParameter","message":"m","msg":"other"}"#,
+            None,
+        );
+        assert_eq!(e.remote_message(), Some("m"));
+    }
+
+    #[test]
+    fn a_request_id_from_the_header_fills_in_for_the_body() {
+        let e = classify(400, br#"{"code":"InvalidParameter","message":"m"}"#, None)
+            .with_request_id(Some("hdr-1"));
+        assert_eq!(e.request_id(), Some("hdr-1"));
+        assert!(e.to_string().contains("request hdr-1"), "{e}");
+        // The body's own id wins.
+        let e = classify(400, &body("InvalidParameter"), None).with_request_id(Some("hdr-1"));
+        assert_eq!(e.request_id(), Some("r-1"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod http;
 mod layers;
 mod wire;
 
-pub use deployment_http::{decode_deployment, decode_deployment_page};
+pub use deployment_http::{decode_deletion, decode_deployment, decode_deployment_page};
 pub use http::{decode_job, decode_page, HttpClient, HttpClientConfig};
 pub use layers::{rate_limiter, Metered, Priority, RateLimited};
 pub use modelstudio_core::deployments::{

@@ -135,7 +135,12 @@ pub enum Answer {
     Created(Result<Deployment, ApiError>),
     Scaled(Result<Deployment, ApiError>),
     LimitsUpdated(Result<Deployment, ApiError>),
-    Deleted(Result<Deployment, ApiError>),
+    /// A DELETE answers only the state the deployment is in now (reference §11, and the
+    /// official SDK's status-only type): the name is the one the delete was sent for.
+    Deleted {
+        deployed_model: String,
+        result: Result<DeploymentState, ApiError>,
+    },
 }
 
 /// Everything a decision reads.
@@ -380,6 +385,15 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// What a status-only answer (a DELETE's) says of the recorded deployment.
+    fn mirror_state(&mut self, state: &DeploymentState) {
+        let n = &mut self.next;
+        n.remote_status = Some(state.spelling().to_string());
+        if let Some(phase) = phase_of(state) {
+            n.phase = Some(phase);
+        }
+    }
+
     fn reason(&mut self, reason: R, requeue: Requeue) {
         self.reason = Some(reason);
         self.requeue = requeue;
@@ -476,7 +490,7 @@ fn is_ready(status: &DeploymentStatus) -> bool {
 /// The phase a remote state shows; `None` for a state this controller does not know.
 pub fn phase_of(state: &DeploymentState) -> Option<DeploymentPhase> {
     match state {
-        DeploymentState::Pending => Some(DeploymentPhase::Pending),
+        DeploymentState::Pending | DeploymentState::Deploying => Some(DeploymentPhase::Pending),
         DeploymentState::Updating => Some(DeploymentPhase::Updating),
         DeploymentState::Running => Some(DeploymentPhase::Running),
         DeploymentState::Stopped => Some(DeploymentPhase::Stopped),
@@ -755,7 +769,7 @@ fn intent_workspace_changed(s: &Builder<'_>, display: &str) -> Option<R> {
 fn state_reason(s: &mut Builder<'_>, d: &Deployment) {
     let dm = d.deployed_model.clone();
     match &d.status {
-        DeploymentState::Pending => {
+        DeploymentState::Pending | DeploymentState::Deploying => {
             s.reason(R::DeploymentPending { deployed_model: dm }, Requeue::Poll)
         }
         DeploymentState::Updating => s.reason(
@@ -1082,34 +1096,44 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 e => s.api_error(e),
             }
         }
-        Answer::Deleted(Ok(d)) => {
+        Answer::Deleted {
+            deployed_model,
+            result: Ok(state),
+        } => {
             s.plan = "delete";
             // A deployment found by its token (a create whose answer was lost) is not recorded:
             // the intent stays, so the next pass lists again for any other that carries it.
             if r.status.deployed_model.is_some() {
-                s.mirror(d);
+                s.mirror_state(state);
             }
             s.next.phase = Some(DeploymentPhase::Deleting);
             s.event(
                 EventType::Normal,
                 Happening::Deleted,
                 Action::DeleteDeployment,
-                format!("Deleting deployment {}", d.deployed_model),
+                format!("Deleting deployment {deployed_model}"),
             );
             s.reason(
                 R::DeploymentDeleting {
-                    deployed_model: d.deployed_model.clone(),
+                    deployed_model: deployed_model.clone(),
                     ours: true,
                 },
                 Requeue::Poll,
             );
         }
-        Answer::Deleted(Err(ApiError::NotFound(_))) if r.status.deployed_model.is_some() => {
-            release(s, &dm)
-        }
+        Answer::Deleted {
+            result: Err(ApiError::NotFound(_)),
+            ..
+        } if r.status.deployed_model.is_some() => release(s, &dm),
         // Gone already; the next pass lists again for another that carries the token.
-        Answer::Deleted(Err(ApiError::NotFound(_))) => s.requeue = Requeue::Poll,
-        Answer::Deleted(Err(e @ ApiError::OperationDenied(_))) => {
+        Answer::Deleted {
+            result: Err(ApiError::NotFound(_)),
+            ..
+        } => s.requeue = Requeue::Poll,
+        Answer::Deleted {
+            result: Err(e @ ApiError::OperationDenied(_)),
+            ..
+        } => {
             s.plan = "delete";
             s.reason(
                 R::DeletionBlocked {
@@ -1119,7 +1143,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 Requeue::Poll,
             )
         }
-        Answer::Deleted(Err(e)) => {
+        Answer::Deleted { result: Err(e), .. } => {
             s.plan = "delete";
             s.api_error(e);
         }

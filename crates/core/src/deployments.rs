@@ -232,6 +232,9 @@ impl Limits {
 pub enum DeploymentState {
     /// Being created.
     Pending,
+    /// Being created, past the queue: the official SDK's state between PENDING and RUNNING (its
+    /// CLI waits while a deployment is PENDING or DEPLOYING); the reference does not list it.
+    Deploying,
     /// Being scaled or changed; it keeps serving at its former capacity.
     Updating,
     /// Serving.
@@ -249,6 +252,7 @@ impl DeploymentState {
     pub fn parse(s: &str) -> Self {
         match s.trim().to_ascii_uppercase().as_str() {
             "PENDING" => DeploymentState::Pending,
+            "DEPLOYING" => DeploymentState::Deploying,
             "UPDATING" => DeploymentState::Updating,
             "RUNNING" => DeploymentState::Running,
             "STOPPED" => DeploymentState::Stopped,
@@ -261,6 +265,7 @@ impl DeploymentState {
     pub fn spelling(&self) -> &str {
         match self {
             DeploymentState::Pending => "PENDING",
+            DeploymentState::Deploying => "DEPLOYING",
             DeploymentState::Updating => "UPDATING",
             DeploymentState::Running => "RUNNING",
             DeploymentState::Stopped => "STOPPED",
@@ -270,11 +275,14 @@ impl DeploymentState {
         }
     }
 
-    /// PENDING, UPDATING and DELETING move on by themselves: keep polling.
+    /// PENDING, DEPLOYING, UPDATING and DELETING move on by themselves: keep polling.
     pub fn is_transitional(&self) -> bool {
         matches!(
             self,
-            DeploymentState::Pending | DeploymentState::Updating | DeploymentState::Deleting
+            DeploymentState::Pending
+                | DeploymentState::Deploying
+                | DeploymentState::Updating
+                | DeploymentState::Deleting
         )
     }
 }
@@ -375,12 +383,13 @@ pub trait Deployments: Send + Sync {
         deployed_model: &str,
         limits: &Limits,
     ) -> Result<Deployment, ApiError>;
-    /// `DELETE /api/v1/deployments/{deployed_model}`: answers the deployment in DELETING; a later
-    /// get answers `NotFound`.
-    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError>;
+    /// `DELETE /api/v1/deployments/{deployed_model}`: answers only the state the deployment is
+    /// in now (DELETING), as the official SDK types the answer; a later get answers `NotFound`.
+    async fn delete(&self, key: &ApiKey, deployed_model: &str)
+        -> Result<DeploymentState, ApiError>;
     /// As [`crate::remote::ImportJobs::pace`]: when the quota is short, how long a call of
     /// `operation` should be held back; `None` to send it now.
-    fn pace(&self, _operation: Operation) -> Option<Duration> {
+    fn pace(&self, _key: &ApiKey, _operation: Operation) -> Option<Duration> {
         None
     }
 }
@@ -417,11 +426,15 @@ impl<T: Deployments + ?Sized> Deployments for std::sync::Arc<T> {
     ) -> Result<Deployment, ApiError> {
         (**self).update_limits(key, deployed_model, limits).await
     }
-    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+    async fn delete(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+    ) -> Result<DeploymentState, ApiError> {
         (**self).delete(key, deployed_model).await
     }
-    fn pace(&self, operation: Operation) -> Option<Duration> {
-        (**self).pace(operation)
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<Duration> {
+        (**self).pace(key, operation)
     }
 }
 
@@ -534,7 +547,13 @@ mod tests {
     #[test]
     fn states_and_plans_read_as_spelt() {
         for s in [
-            "PENDING", "UPDATING", "RUNNING", "STOPPED", "DELETING", "FAILED",
+            "PENDING",
+            "DEPLOYING",
+            "UPDATING",
+            "RUNNING",
+            "STOPPED",
+            "DELETING",
+            "FAILED",
         ] {
             let state = DeploymentState::parse(s);
             assert!(!matches!(state, DeploymentState::Unknown(_)), "{s}");
@@ -546,6 +565,7 @@ mod tests {
             DeploymentState::Unknown("PAUSED".into())
         );
         assert!(DeploymentState::Updating.is_transitional());
+        assert!(DeploymentState::Deploying.is_transitional());
         assert!(!DeploymentState::Stopped.is_transitional());
         for p in ["ptu", "mu", "lora", "cu"] {
             assert_eq!(Plan::parse(p).spelling(), p);

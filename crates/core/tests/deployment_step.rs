@@ -1035,13 +1035,17 @@ fn mirror(d: Deployment) -> DeploymentStep {
 
 #[test]
 fn a_pending_deployment_is_polled() {
-    let step = mirror(deployment("PENDING", 2));
-    assert_eq!(step.plan, "mirror");
-    assert_eq!(step.act, Act::Nothing);
-    assert_eq!(code(&step), DeploymentCode::DeploymentPending);
-    assert_eq!(summary(written(&step)), RECONCILING_);
-    assert_eq!(written(&step).phase, Some(DeploymentPhase::Pending));
-    assert_eq!(step.requeue, Requeue::Poll);
+    // DEPLOYING is the official SDK's state between PENDING and RUNNING: in progress too.
+    for status in ["PENDING", "DEPLOYING"] {
+        let step = mirror(deployment(status, 2));
+        assert_eq!(step.plan, "mirror");
+        assert_eq!(step.act, Act::Nothing);
+        assert_eq!(code(&step), DeploymentCode::DeploymentPending, "{status}");
+        assert_eq!(summary(written(&step)), RECONCILING_);
+        assert_eq!(written(&step).phase, Some(DeploymentPhase::Pending));
+        assert_eq!(written(&step).remote_status.as_deref(), Some(status));
+        assert_eq!(step.requeue, Requeue::Poll);
+    }
 }
 
 #[test]
@@ -1524,11 +1528,7 @@ fn the_answers_to_a_delete() {
     };
 
     let (step, mut o) = delete_step();
-    let done = answer(
-        &mut o,
-        &step,
-        Answer::Deleted(Ok(deployment("DELETING", 2))),
-    );
+    let done = answer(&mut o, &step, deleted(&step, Ok(DeploymentState::Deleting)));
     assert_eq!(done.act, Act::Nothing);
     assert_eq!(written(&done).phase, Some(DeploymentPhase::Deleting));
     assert_eq!(written(&done).remote_status.as_deref(), Some("DELETING"));
@@ -1536,19 +1536,19 @@ fn the_answers_to_a_delete() {
     assert_eq!(done.requeue, Requeue::Poll);
 
     let (step, mut o) = delete_step();
-    let done = answer(&mut o, &step, Answer::Deleted(Err(not_found())));
+    let done = answer(&mut o, &step, deleted(&step, Err(not_found())));
     assert_eq!(done.act, Act::RemoveFinalizer);
     assert_eq!(event_reasons(&done), vec!["Deleted"]);
 
     let (step, mut o) = delete_step();
-    let done = answer(&mut o, &step, Answer::Deleted(Err(denied())));
+    let done = answer(&mut o, &step, deleted(&step, Err(denied())));
     assert_eq!(done.act, Act::Nothing);
     assert_eq!(code(&done), DeploymentCode::DeletionBlocked);
     assert!(message(&done).contains("Orphan"), "{}", message(&done));
     assert_eq!(done.requeue, Requeue::Poll);
 
     let (step, mut o) = delete_step();
-    let done = answer(&mut o, &step, Answer::Deleted(Err(server_error())));
+    let done = answer(&mut o, &step, deleted(&step, Err(server_error())));
     assert_eq!(done.act, Act::Nothing);
     assert_eq!(code(&done), DeploymentCode::RemoteUnavailable);
 }
@@ -1634,11 +1634,7 @@ fn two_deployments_of_an_unrecorded_create_are_both_deleted_before_letting_go() 
         }
     );
     // The answer records no deployment: the intent stays, so the next pass lists again.
-    let after = answer(
-        &mut o,
-        &step,
-        Answer::Deleted(Ok(deployment("DELETING", 2))),
-    );
+    let after = answer(&mut o, &step, deleted(&step, Ok(DeploymentState::Deleting)));
     let r = record(o.resource(), &after);
     assert_eq!(r.status.deployed_model, None);
     assert!(r.status.create_attempted_at.is_some());
@@ -1655,7 +1651,7 @@ fn two_deployments_of_an_unrecorded_create_are_both_deleted_before_letting_go() 
     );
     // A NotFound to the DELETE of an unrecorded one is no release either: list again.
     let (_, step, mut o) = pass(&r, &w);
-    let after = answer(&mut o, &step, Answer::Deleted(Err(not_found())));
+    let after = answer(&mut o, &step, deleted(&step, Err(not_found())));
     assert_eq!(after.act, Act::Nothing);
     assert_eq!(after.requeue, Requeue::Poll);
 }
@@ -1806,7 +1802,7 @@ fn the_api_key_never_appears_in_a_status_or_an_event() {
             &deleting(tracking()),
             &world().deployment(Ok(deployment("RUNNING", 2))),
         );
-        steps.push(answer(&mut o, &step, Answer::Deleted(Err(err))));
+        steps.push(answer(&mut o, &step, deleted(&step, Err(err))));
     }
     for problem in [
         missing_secret(),
@@ -1839,4 +1835,15 @@ fn the_api_key_never_appears_in_a_status_or_an_event() {
         .conditions
         .iter()
         .any(|c| c.message.contains("<redacted>")))));
+}
+
+/// The answer to the DELETE `step` asked for: a DELETE answers only the state.
+fn deleted(step: &DeploymentStep, result: Result<DeploymentState, ApiError>) -> Answer {
+    let Act::Delete { deployed_model } = &step.act else {
+        panic!("the step asked for no delete: {:?}", step.act);
+    };
+    Answer::Deleted {
+        deployed_model: deployed_model.clone(),
+        result,
+    }
 }

@@ -303,7 +303,11 @@ impl Deployments for FakeDeployments {
         Ok(d.clone())
     }
 
-    async fn delete(&self, _key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+    async fn delete(
+        &self,
+        _key: &ApiKey,
+        deployed_model: &str,
+    ) -> Result<DeploymentState, ApiError> {
         self.enter(Operation::DeploymentDelete, Some(deployed_model))?;
         let mut s = self.state();
         let d = s
@@ -312,7 +316,7 @@ impl Deployments for FakeDeployments {
             .ok_or_else(|| not_found(deployed_model))?;
         d.ready_capacity = Some(0);
         set(d, DeploymentState::Deleting);
-        Ok(d.clone())
+        Ok(d.status.clone())
     }
 }
 
@@ -380,8 +384,8 @@ mod tests {
                 .rpm_limit,
             Some(60)
         );
-        let d = fake.delete(&key, "m").await.unwrap();
-        assert_eq!(d.status, DeploymentState::Deleting);
+        let state = fake.delete(&key, "m").await.unwrap();
+        assert_eq!(state, DeploymentState::Deleting);
         fake.finish("m");
         assert!(matches!(
             fake.get(&key, "m").await,
