@@ -96,6 +96,18 @@ pub struct RunArgs {
     )]
     pub endpoint: String,
 
+    /// The base URL of a region, as REGION=URL (repeat the flag, or comma-separate in the
+    /// variable): a credentials Secret whose field `region` names it sends its key's calls there.
+    /// Adds to or replaces the documented hosts (cn-beijing, ap-southeast-1, us-east-1,
+    /// cn-hongkong); the URL may hold `{workspace}` for per-workspace hosts. Secrets that name no
+    /// region use --endpoint.
+    #[arg(
+        long = "region-endpoint",
+        env = "MODELSTUDIO_REGION_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub region_endpoints: Vec<String>,
+
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "MODELSTUDIO_NAMESPACE")]
     pub namespace: Option<String>,

@@ -6,6 +6,7 @@
 use crate::backoff::BackoffPolicy;
 use crate::cli::{LogFormat, PollMode, RunArgs};
 use crate::leader;
+use crate::regions::{RegionError, Regions};
 use modelstudio_core::remote::ApiKey;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub enum ConfigError {
     },
     #[error("the API key file {path} is empty")]
     EmptyApiKeyFile { path: String },
+    #[error(transparent)]
+    Region(#[from] RegionError),
 }
 
 /// What the process environment says beyond the flags.
@@ -93,8 +96,10 @@ pub struct LeaderElection {
 /// Everything the controller runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Model Studio base URL (or a simulator's).
+    /// Model Studio base URL (or a simulator's), for keys whose Secret names no region.
     pub endpoint: String,
+    /// The base URL of each region a credentials Secret may name.
+    pub regions: Regions,
     /// Watch only this namespace (`None`: all namespaces).
     pub namespace: Option<String>,
     /// Reconcile only the ModelImports matching this label selector.
@@ -140,6 +145,7 @@ impl Config {
         let request_timeout = Duration::from_secs(30);
         Config {
             endpoint: endpoint.into(),
+            regions: Regions::default(),
             namespace: None,
             selector: None,
             concurrency: 8,
@@ -180,6 +186,7 @@ impl Config {
         };
         let config = Config {
             endpoint: args.endpoint.clone(),
+            regions: Regions::with_overrides(&args.region_endpoints)?,
             namespace: args.namespace.clone(),
             selector: args.selector.clone().filter(|s| !s.trim().is_empty()),
             concurrency: args.concurrency,

@@ -19,4 +19,5 @@ pub mod metrics;
 pub mod modelstudio;
 pub mod orphan;
 pub mod reconciler;
+pub mod regions;
 pub mod watches;

@@ -501,6 +501,10 @@ fn full_values_reach_the_controller_and_the_policies() {
     // Every flag of `modelstudio-controller run` (src/cli.rs) the values set.
     for (name, value) in [
         ("MODELSTUDIO_ENDPOINT", "https://dashscope.aliyuncs.com"),
+        (
+            "MODELSTUDIO_REGION_ENDPOINTS",
+            "ap-southeast-1=https://dashscope-intl.aliyuncs.com,eu-central-1=https://{workspace}.eu-central-1.maas.aliyuncs.com",
+        ),
         ("MODELSTUDIO_NAMESPACE", "ml-team"),
         ("MODELSTUDIO_SELECTOR", "shard in (a,b)"),
         ("MODELSTUDIO_CONCURRENCY", "16"),

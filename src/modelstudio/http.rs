@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
+/// The workspace a call acts in (the official SDK's spelling; header names are case-insensitive).
+const WORKSPACE_HEADER: &str = "x-dashscope-workspace";
+/// The request id, also sent as a header (where the official SDK reads it when the body has none).
+const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The largest answer read; a page of 100 jobs is about 50 KiB.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
@@ -86,21 +90,37 @@ impl HttpClient {
         })
     }
 
-    fn url(&self, job_id: Option<&str>) -> Url {
-        self.url_of(&IMPORT_PATH, job_id.into_iter())
+    fn url(&self, key: &ApiKey, job_id: Option<&str>) -> Result<Url, ApiError> {
+        self.url_of(key, &IMPORT_PATH, job_id.into_iter())
     }
 
-    /// The endpoint's base, then `path`, then each of `segments` percent-encoded (so an odd ID
-    /// cannot change the path).
-    pub(super) fn url_of<'a>(&self, path: &[&str], segments: impl Iterator<Item = &'a str>) -> Url {
-        let mut url = self.base.clone();
+    /// The base URL of the key's region (the client's own endpoint when the key names none),
+    /// then `path`, then each of `segments` percent-encoded (so an odd ID cannot change the path).
+    pub(super) fn url_of<'a>(
+        &self,
+        key: &ApiKey,
+        path: &[&str],
+        segments: impl Iterator<Item = &'a str>,
+    ) -> Result<Url, ApiError> {
+        let mut url = match key.endpoint() {
+            None => self.base.clone(),
+            // Checked when the controller's configuration was read; never the key's own text.
+            Some(endpoint) => Url::parse(endpoint)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+                .ok_or_else(|| {
+                    ApiError::Connect(std::sync::Arc::new(std::io::Error::other(format!(
+                        "the region endpoint {endpoint:?} is not an http(s) URL"
+                    ))))
+                })?,
+        };
         if let Ok(mut parts) = url.path_segments_mut() {
             parts.pop_if_empty().extend(path);
             for segment in segments {
                 parts.push(segment);
             }
         }
-        url
+        Ok(url)
     }
 
     fn headers(key: &ApiKey) -> Result<HeaderMap, ApiError> {
@@ -118,6 +138,14 @@ impl HttpClient {
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // As the official SDK sends it when a workspace is known; a workspace id is checked to be
+        // letters, digits and '-' when read, so it always fits a header.
+        if let Some(value) = key
+            .workspace()
+            .and_then(|ws| HeaderValue::from_str(ws).ok())
+        {
+            headers.insert(WORKSPACE_HEADER, value);
+        }
         Ok(headers)
     }
 
@@ -140,11 +168,17 @@ impl HttpClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let request_id = response
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = self.read_body(response).await?;
         // Some gateways repeat the Authorization header in their error page: blank the key out
         // before any of the body can reach an error, a condition or a log.
         let bytes = redact(&bytes, key.expose());
         decode_response(status, retry_after, &bytes)
+            .map_err(|e| e.with_request_id(request_id.as_deref()))
     }
 
     /// Reads at most `MAX_BODY` bytes: an endless or huge answer is cut, never buffered whole.
@@ -221,19 +255,19 @@ pub(super) fn decode_response<T: DeserializeOwned>(
 impl ImportJobs for HttpClient {
     async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
         let body = CreateBody::from(job);
-        self.send::<JobBody, _>(key, Method::POST, self.url(None), Some(&body))
+        self.send::<JobBody, _>(key, Method::POST, self.url(key, None)?, Some(&body))
             .await
             .map(Job::from)
     }
 
     async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::GET, self.url(Some(job_id)), None)
+        self.send::<JobBody, ()>(key, Method::GET, self.url(key, Some(job_id))?, None)
             .await
             .map(Job::from)
     }
 
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
-        let mut url = self.url(None);
+        let mut url = self.url(key, None)?;
         {
             let mut pairs = url.query_pairs_mut();
             if let Some(n) = query.page_no {
@@ -263,7 +297,7 @@ impl ImportJobs for HttpClient {
     }
 
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::DELETE, self.url(Some(job_id)), None)
+        self.send::<JobBody, ()>(key, Method::DELETE, self.url(key, Some(job_id))?, None)
             .await
             .map(Job::from)
     }
@@ -284,16 +318,35 @@ mod tests {
 
     #[test]
     fn urls_are_built_from_the_endpoint() {
+        let key = ApiKey::new("sk-x").unwrap();
         let c = client("https://dashscope-intl.aliyuncs.com");
         assert_eq!(
-            c.url(None).as_str(),
+            c.url(&key, None).unwrap().as_str(),
             "https://dashscope-intl.aliyuncs.com/api/v1/custom_models/import"
         );
         let c = client("http://127.0.0.1:8089/");
         assert_eq!(
-            c.url(Some("a/b?c")).as_str(),
+            c.url(&key, Some("a/b?c")).unwrap().as_str(),
             "http://127.0.0.1:8089/api/v1/custom_models/import/a%2Fb%3Fc"
         );
+        // A key of another region goes to that region's host.
+        let beijing = key.scoped(Some("https://dashscope.aliyuncs.com".into()), None);
+        assert_eq!(
+            c.url(&beijing, None).unwrap().as_str(),
+            "https://dashscope.aliyuncs.com/api/v1/custom_models/import"
+        );
+    }
+
+    #[test]
+    fn the_workspace_header_is_sent_when_the_key_has_one() {
+        let key = ApiKey::new("sk-x").unwrap();
+        assert!(HttpClient::headers(&key)
+            .unwrap()
+            .get(WORKSPACE_HEADER)
+            .is_none());
+        let key = key.scoped(None, Some("llm-abc".into()));
+        let headers = HttpClient::headers(&key).unwrap();
+        assert_eq!(headers.get("X-DashScope-WorkSpace").unwrap(), "llm-abc");
     }
 
     #[test]

@@ -7,12 +7,12 @@ use crate::metrics::{ApiLabels, Metrics, QuotaLabels};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use modelstudio_core::deployments::{
-    Deployment, DeploymentPage, Deployments, Limits, NewDeployment, PageRequest,
+    Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
 };
 use modelstudio_core::remote::{
     ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
 };
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -194,11 +194,15 @@ impl SharedQuota {
 }
 
 /// Holds every call until the account's quota allows it: one token bucket of `qps` per second
-/// holding `burst` tokens for the whole controller, handed out by [`Priority`] (and, within a
-/// class, in order of arrival) when calls have to wait. `qps` is never exceeded.
+/// holding `burst` tokens per endpoint (a region's host; each region is its own service with its
+/// own quota), handed out by [`Priority`] (and, within a class, in order of arrival) when calls
+/// have to wait. `qps` is never exceeded at any endpoint.
 pub struct RateLimited<J> {
     inner: J,
-    quota: Arc<SharedQuota>,
+    qps: f64,
+    burst: u32,
+    /// By the key's endpoint (`None`: the default one).
+    quotas: Mutex<HashMap<Option<String>, Arc<SharedQuota>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -206,14 +210,25 @@ impl<J> RateLimited<J> {
     pub fn new(inner: J, qps: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
         RateLimited {
             inner,
-            quota: Arc::new(SharedQuota::new(qps, burst)),
+            qps,
+            burst,
+            quotas: Mutex::default(),
             metrics,
         }
     }
 
-    async fn wait(&self, priority: Priority) {
+    /// The quota of the endpoint `key` is sent to.
+    fn quota(&self, key: &ApiKey) -> Arc<SharedQuota> {
+        let mut quotas = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
+        quotas
+            .entry(key.endpoint().map(str::to_string))
+            .or_insert_with(|| Arc::new(SharedQuota::new(self.qps, self.burst)))
+            .clone()
+    }
+
+    async fn wait(&self, key: &ApiKey, priority: Priority) {
         let waited = Instant::now();
-        self.quota.acquire(priority).await;
+        self.quota(key).acquire(priority).await;
         let labels = QuotaLabels {
             priority: priority.name(),
         };
@@ -227,27 +242,28 @@ impl<J> RateLimited<J> {
 #[async_trait]
 impl<J: ImportJobs> ImportJobs for RateLimited<J> {
     async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
-        self.wait(Priority::Mutation).await;
+        self.wait(key, Priority::Mutation).await;
         self.inner.create(key, job).await
     }
 
     async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.wait(Priority::Poll).await;
+        self.wait(key, Priority::Poll).await;
         self.inner.get(key, job_id).await
     }
 
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
-        self.wait(Priority::of(Operation::List, Some(query))).await;
+        self.wait(key, Priority::of(Operation::List, Some(query)))
+            .await;
         self.inner.list(key, query).await
     }
 
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.wait(Priority::Mutation).await;
+        self.wait(key, Priority::Mutation).await;
         self.inner.delete(key, job_id).await
     }
 
-    fn pace(&self, operation: Operation) -> Option<Duration> {
-        self.quota.pace(Priority::of(operation, None))
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<Duration> {
+        self.quota(key).pace(Priority::of(operation, None))
     }
 }
 
@@ -258,17 +274,17 @@ impl<J: Deployments> Deployments for RateLimited<J> {
         key: &ApiKey,
         deployment: &NewDeployment,
     ) -> Result<Deployment, ApiError> {
-        self.wait(Priority::Mutation).await;
+        self.wait(key, Priority::Mutation).await;
         self.inner.create(key, deployment).await
     }
 
     async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
-        self.wait(Priority::Poll).await;
+        self.wait(key, Priority::Poll).await;
         self.inner.get(key, deployed_model).await
     }
 
     async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
-        self.wait(Priority::of(Operation::DeploymentList, None))
+        self.wait(key, Priority::of(Operation::DeploymentList, None))
             .await;
         self.inner.list(key, page).await
     }
@@ -279,7 +295,7 @@ impl<J: Deployments> Deployments for RateLimited<J> {
         deployed_model: &str,
         capacity: u32,
     ) -> Result<Deployment, ApiError> {
-        self.wait(Priority::Mutation).await;
+        self.wait(key, Priority::Mutation).await;
         self.inner.scale(key, deployed_model, capacity).await
     }
 
@@ -289,17 +305,21 @@ impl<J: Deployments> Deployments for RateLimited<J> {
         deployed_model: &str,
         limits: &Limits,
     ) -> Result<Deployment, ApiError> {
-        self.wait(Priority::Mutation).await;
+        self.wait(key, Priority::Mutation).await;
         self.inner.update_limits(key, deployed_model, limits).await
     }
 
-    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
-        self.wait(Priority::Mutation).await;
+    async fn delete(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+    ) -> Result<DeploymentState, ApiError> {
+        self.wait(key, Priority::Mutation).await;
         self.inner.delete(key, deployed_model).await
     }
 
-    fn pace(&self, operation: Operation) -> Option<Duration> {
-        self.quota.pace(Priority::of(operation, None))
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<Duration> {
+        self.quota(key).pace(Priority::of(operation, None))
     }
 }
 
@@ -383,8 +403,8 @@ impl<J: ImportJobs> ImportJobs for Metered<J> {
             .await
     }
 
-    fn pace(&self, operation: Operation) -> Option<Duration> {
-        self.inner.pace(operation)
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<Duration> {
+        self.inner.pace(key, operation)
     }
 }
 
@@ -441,7 +461,11 @@ impl<J: Deployments> Deployments for Metered<J> {
         .await
     }
 
-    async fn delete(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
+    async fn delete(
+        &self,
+        key: &ApiKey,
+        deployed_model: &str,
+    ) -> Result<DeploymentState, ApiError> {
         self.count(
             Operation::DeploymentDelete,
             self.inner.delete(key, deployed_model),
@@ -449,8 +473,8 @@ impl<J: Deployments> Deployments for Metered<J> {
         .await
     }
 
-    fn pace(&self, operation: Operation) -> Option<Duration> {
-        self.inner.pace(operation)
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<Duration> {
+        self.inner.pace(key, operation)
     }
 }
 

@@ -17,7 +17,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::Store;
 use kube::Client;
 use modelstudio_core::deployments::Deployments;
-use modelstudio_core::remote::{ImportJobs, Operation};
+use modelstudio_core::remote::{ApiKey, ImportJobs, Operation};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -166,7 +166,13 @@ impl Context {
 
     /// How long the resource `key` must wait before a call of `operation`: its turn, taken now
     /// if the quota is short, or the rest of the wait for a turn it holds; `None` to go now.
-    pub(super) fn turn(&self, key: &str, operation: Operation) -> Option<Duration> {
+    /// `api_key` says which endpoint's quota the call would take.
+    pub(super) fn turn(
+        &self,
+        key: &str,
+        api_key: &ApiKey,
+        operation: Operation,
+    ) -> Option<Duration> {
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if let Some(due) = turns.get(key).copied() {
@@ -176,7 +182,7 @@ impl Context {
             }
             return Some(due - now);
         }
-        let wait = self.jobs.pace(operation)?;
+        let wait = self.jobs.pace(api_key, operation)?;
         turns.insert(key.to_string(), now + wait);
         Some(wait)
     }

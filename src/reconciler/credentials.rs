@@ -7,12 +7,14 @@ use super::context::Context;
 use super::finalizer::{json_patch, params};
 use super::observe::Io;
 use super::Error;
+use crate::regions::is_workspace_id;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::credentials::{
-    secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, SECRET_FINALIZER,
+    secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, REGION_FIELD, SECRET_FINALIZER,
+    WORKSPACE_FIELD,
 };
 use modelstudio_core::domain::SecretRef;
 use modelstudio_core::reason::CredentialProblem;
@@ -25,9 +27,22 @@ use std::sync::Arc;
 const CACHE_WAIT_STEPS: usize = 50;
 const CACHE_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A non-reversible fingerprint of a key: `sha256:` and the first 16 hex digits of its SHA-256.
+/// A non-reversible fingerprint of a key and where it is sent: `sha256:` and the first 16 hex
+/// digits of the SHA-256 of the key, then (when the Secret names them) of its region's endpoint
+/// and its workspace. A job is known only where it was made: the same key sent to another region
+/// or workspace is another identity, so a NotFound there never reads as "gone". A key that names
+/// neither keeps the fingerprint of the key alone, as recorded before regions existed.
 pub fn fingerprint(key: &ApiKey) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, key.expose().as_bytes());
+    let identity = match (key.endpoint(), key.workspace()) {
+        (None, None) => key.expose().to_string(),
+        (endpoint, workspace) => format!(
+            "{}\n{}\n{}",
+            key.expose(),
+            endpoint.unwrap_or_default(),
+            workspace.unwrap_or_default()
+        ),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
     let hex: String = digest.as_ref()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -56,14 +71,49 @@ impl Context {
                 key: reference.key.clone(),
             }));
         };
-        Ok(std::str::from_utf8(&bytes.0)
-            .ok()
-            .and_then(ApiKey::new)
-            .map(|key| (key, protected))
-            .ok_or(CredentialProblem::KeyEmpty {
+        let Some(key) = std::str::from_utf8(&bytes.0).ok().and_then(ApiKey::new) else {
+            return Ok(Err(CredentialProblem::KeyEmpty {
                 name: reference.name.clone(),
                 key: reference.key.clone(),
-            }))
+            }));
+        };
+        Ok(self
+            .key_scope(&reference.name, &secret)
+            .map(|(endpoint, workspace)| (key.scoped(endpoint, workspace), protected)))
+    }
+
+    /// Where the key of Secret `name` is sent: its region's endpoint (`None`: the default
+    /// endpoint) and its workspace, from the Secret's optional fields.
+    fn key_scope(
+        &self,
+        name: &str,
+        secret: &Secret,
+    ) -> Result<(Option<String>, Option<String>), CredentialProblem> {
+        let field = |f: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(f))
+                .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let workspace = field(WORKSPACE_FIELD);
+        if workspace.as_deref().is_some_and(|w| !is_workspace_id(w)) {
+            return Err(CredentialProblem::InvalidWorkspace { name: name.into() });
+        }
+        let endpoint = match field(REGION_FIELD) {
+            None => None,
+            Some(region) => {
+                let url = self
+                    .config
+                    .regions
+                    .endpoint(name, &region, workspace.as_deref())?;
+                // The default endpoint by another name is still the default endpoint.
+                (url.trim_end_matches('/') != self.config.endpoint.trim_end_matches('/'))
+                    .then_some(url)
+            }
+        };
+        Ok((endpoint, workspace))
     }
 
     /// The Secret from the watch cache; read from the server when the cache lacks it (not filled

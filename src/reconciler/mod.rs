@@ -116,8 +116,8 @@ async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
     }
     // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
     // before its intent is recorded.
-    if let Act::Create(_) = step.act {
-        if let Some(turn) = io.ctx.turn(&io.key, Operation::Create) {
+    if let (Act::Create(_), Some(api_key)) = (&step.act, &io.api_key) {
+        if let Some(turn) = io.ctx.turn(&io.key, api_key, Operation::Create) {
             return Ok(Action::requeue(turn));
         }
     }

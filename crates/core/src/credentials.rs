@@ -10,6 +10,13 @@ use crate::step::deletes_remotely;
 pub const NAMESPACE_CREDENTIALS: &str = "modelstudio-credentials";
 /// The key inside a credentials Secret when none is named.
 pub const DEFAULT_SECRET_KEY: &str = "api-key";
+/// The optional field of a credentials Secret naming the key's region (e.g. `ap-southeast-1`):
+/// its calls go to the host the controller configured for that region. Never a URL, so a tenant
+/// cannot point the controller (and its key) at a host of their choosing.
+pub const REGION_FIELD: &str = "region";
+/// The optional field of a credentials Secret naming the key's workspace id (`llm-...`): sent as
+/// `X-DashScope-WorkSpace`.
+pub const WORKSPACE_FIELD: &str = "workspace";
 /// The finalizer the controller puts on a credentials Secret that a job still needs.
 pub const SECRET_FINALIZER: &str = "modelstudio.io/credentials";
 /// The label that marks the Secrets carrying [`SECRET_FINALIZER`], so they can be found again.

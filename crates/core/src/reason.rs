@@ -117,9 +117,32 @@ pub enum Unconfirmed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialProblem {
     NoSecretRefAndNoDefault,
-    SecretNotFound { name: String },
-    KeyMissing { name: String, key: String },
-    KeyEmpty { name: String, key: String },
+    SecretNotFound {
+        name: String,
+    },
+    KeyMissing {
+        name: String,
+        key: String,
+    },
+    KeyEmpty {
+        name: String,
+        key: String,
+    },
+    /// The Secret's `region` is not one the controller has a host for.
+    UnknownRegion {
+        name: String,
+        region: String,
+        known: Vec<String>,
+    },
+    /// The Secret's `workspace` is not a workspace id.
+    InvalidWorkspace {
+        name: String,
+    },
+    /// The region's host is per workspace and the Secret names none.
+    RegionNeedsWorkspace {
+        name: String,
+        region: String,
+    },
 }
 
 /// A condition reason with what its message needs.
@@ -313,6 +336,20 @@ impl Reason {
                     CredentialProblem::KeyEmpty { name, key } => {
                         format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
                     }
+                    CredentialProblem::UnknownRegion {
+                        name,
+                        region,
+                        known,
+                    } => format!(
+                        "Secret {name:?} names region {region:?}, which this controller has no                          Model Studio host for: set its field region to one of {}, or ask the                          platform team to add the region (--region-endpoint)",
+                        known.join(", ")
+                    ),
+                    CredentialProblem::InvalidWorkspace { name } => format!(
+                        "Secret {name:?} field workspace is not a workspace id: write the id of the                          key's workspace, such as llm-abc123 (letters, digits and '-' only)"
+                    ),
+                    CredentialProblem::RegionNeedsWorkspace { name, region } => format!(
+                        "Secret {name:?} names region {region:?}, whose Model Studio host is per                          workspace: set its field workspace to the key's workspace id"
+                    ),
                 };
                 if *deleting {
                     message.push_str(

@@ -7,27 +7,62 @@ use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
 
-/// A DashScope API key. Its `Debug` and `Display` never show the key, so it cannot leak through
-/// logs or error text by accident.
+/// A DashScope API key, and where it belongs: a key is valid in one workspace of one region
+/// (reference §1.2), so it carries the base URL the controller configured for its region and its
+/// workspace id when its Secret names them. Its `Debug` and `Display` never show the key, so it
+/// cannot leak through logs or error text by accident.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ApiKey(String);
+pub struct ApiKey {
+    key: String,
+    endpoint: Option<String>,
+    workspace: Option<String>,
+}
 
 impl ApiKey {
-    /// Wraps a key, trimming the whitespace and newline a Secret or file usually carries.
+    /// Wraps a key, trimming the whitespace and newline a Secret or file usually carries. It is
+    /// sent to the controller's default endpoint, with no workspace, until [`ApiKey::scoped`].
     pub fn new(key: impl AsRef<str>) -> Option<Self> {
         let key = key.as_ref().trim();
-        (!key.is_empty()).then(|| ApiKey(key.to_string()))
+        (!key.is_empty()).then(|| ApiKey {
+            key: key.to_string(),
+            endpoint: None,
+            workspace: None,
+        })
+    }
+
+    /// The key, sent to `endpoint` (a base URL from the controller's own configuration, never
+    /// from a tenant; `None`: the default endpoint) in `workspace`.
+    pub fn scoped(self, endpoint: Option<String>, workspace: Option<String>) -> Self {
+        ApiKey {
+            endpoint,
+            workspace,
+            ..self
+        }
     }
 
     /// The key itself, for the Authorization header only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The base URL of the key's region; `None`: the controller's default endpoint.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The workspace the key's calls act in (`X-DashScope-WorkSpace`), when known.
+    pub fn workspace(&self) -> Option<&str> {
+        self.workspace.as_deref()
     }
 }
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
+        f.debug_struct("ApiKey")
+            .field("key", &"<redacted>")
+            .field("endpoint", &self.endpoint)
+            .field("workspace", &self.workspace)
+            .finish()
     }
 }
 
@@ -336,6 +371,32 @@ impl ApiError {
         }
     }
 
+    /// The error with `id` as its request ID when its body gave none (the service also sends it
+    /// as the `x-request-id` header, where the official SDK reads it).
+    pub fn with_request_id(mut self, id: Option<&str>) -> Self {
+        let Some(id) = id.filter(|id| !id.is_empty()) else {
+            return self;
+        };
+        let slot = match &mut self {
+            ApiError::MalformedResponse { request_id, .. } => request_id,
+            ApiError::InvalidParameter(r)
+            | ApiError::NotFound(r)
+            | ApiError::OperationDenied(r)
+            | ApiError::Conflict(r)
+            | ApiError::Unsupported(r)
+            | ApiError::InvalidApiKey(r)
+            | ApiError::AccessDenied(r)
+            | ApiError::Server(r)
+            | ApiError::Unknown(r)
+            | ApiError::Throttled { remote: r, .. } => &mut r.request_id,
+            _ => return self,
+        };
+        if slot.is_none() {
+            *slot = Some(id.to_string());
+        }
+        self
+    }
+
     /// The service's own message, when there is one.
     pub fn remote_message(&self) -> Option<&str> {
         self.remote().map(|r| r.message.as_str())
@@ -358,7 +419,8 @@ pub trait ImportJobs: Send + Sync {
     /// When the quota is short: how long from now a call of `operation` should be held back
     /// before it is sent, each caller given its own turn; `None` to send it now. Without a
     /// quota, always now.
-    fn pace(&self, _operation: Operation) -> Option<std::time::Duration> {
+    /// `key` says which endpoint's quota the call would take.
+    fn pace(&self, _key: &ApiKey, _operation: Operation) -> Option<std::time::Duration> {
         None
     }
 }
@@ -378,8 +440,8 @@ impl<T: ImportJobs + ?Sized> ImportJobs for std::sync::Arc<T> {
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
         (**self).delete(key, job_id).await
     }
-    fn pace(&self, operation: Operation) -> Option<std::time::Duration> {
-        (**self).pace(operation)
+    fn pace(&self, key: &ApiKey, operation: Operation) -> Option<std::time::Duration> {
+        (**self).pace(key, operation)
     }
 }
 
