@@ -221,14 +221,6 @@ impl ControlPlane {
         run_bounded(cmd, limit)
     }
 
-    /// Stops etcd and starts it again on the same port with the same data.
-    pub fn restart_etcd(&mut self) -> Result<(), StartError> {
-        if let Some(mut p) = self.etcd.take() {
-            p.stop(Duration::from_secs(10));
-        }
-        self.start_etcd()
-    }
-
     fn start_etcd(&mut self) -> Result<(), StartError> {
         let peer = free_port()?;
         let mut cmd = Command::new(self.bin.join("etcd"));
