@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
-use modelstudio_core::credentials::{secret_relied_on, PROTECTED_LABEL, SECRET_FINALIZER};
+use modelstudio_core::credentials::{PROTECTED_LABEL, SECRET_FINALIZER};
 use modelstudio_core::deployment_step::{
     secret_relied_on as deployment_secret_relied_on, DeploymentResource,
 };
+use modelstudio_core::step::secret_relied_on;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;

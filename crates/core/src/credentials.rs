@@ -1,9 +1,8 @@
-//! Which Secret holds a resource's API key, and which Secrets the controller keeps from being
-//! deleted while a job still needs their key to be deleted. Pure: the IO side reads and patches.
-
-use crate::domain::{Resource, SecretRef, Spec};
-use crate::reason::CredentialProblem;
-use crate::step::deletes_remotely;
+//! Which Secret holds a resource's API key, what a read of it means, which key a call goes out
+//! with, and the labels and finalizer that keep a Secret whose key is still needed: for both
+//! kinds. Pure: the IO side reads and patches. Which Secret a resource still needs is each kind's
+//! decision (`step::secret_relied_on`, `deployment_step::secret_relied_on`). Imports no other
+//! module of the core.
 
 /// The Secret a namespace provides for its ModelImports that name none (before the controller's
 /// default key).
@@ -23,17 +22,19 @@ pub const SECRET_FINALIZER: &str = "modelstudio.io/credentials";
 pub const PROTECTED_LABEL: &str = "modelstudio.io/credentials";
 pub const PROTECTED_VALUE: &str = "in-use";
 
+/// A key of a Secret in the resource's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
 /// The Secret to read for a resource's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretChoice {
     pub secret: SecretRef,
     /// Named by spec.apiKeySecretRef (rather than the namespace's well-known Secret).
     pub named: bool,
-}
-
-/// spec.apiKeySecretRef when set, else the namespace's [`NAMESPACE_CREDENTIALS`].
-pub fn credentials_secret(spec: &Spec) -> SecretChoice {
-    secret_choice(spec.api_key_secret.as_ref())
 }
 
 /// The Secret to read for a resource whose spec names `named` (any kind that carries
@@ -54,9 +55,9 @@ pub fn secret_choice(named: Option<&SecretRef>) -> SecretChoice {
     }
 }
 
-/// What a read of the chosen Secret means for [`crate::step::choose_key`]: a namespace default
-/// that does not exist is no Secret at all (the controller's default key comes next), while a
-/// named Secret that is missing is a problem to report.
+/// What a read of the chosen Secret means for [`choose_key`]: a namespace default that does not
+/// exist is no Secret at all (the controller's default key comes next), while a named Secret that
+/// is missing is a problem to report.
 pub fn secret_read(
     choice: &SecretChoice,
     read: Result<(), CredentialProblem>,
@@ -67,102 +68,106 @@ pub fn secret_read(
     }
 }
 
-/// The Secret whose key `r` still needs to delete its job, if any: it holds our finalizer and
-/// would call DELETE.
-pub fn secret_relied_on(r: &Resource) -> Option<String> {
-    (r.has_finalizer && deletes_remotely(r)).then(|| credentials_secret(&r.spec).secret.name)
+/// Why no API key could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialProblem {
+    NoSecretRefAndNoDefault,
+    SecretNotFound {
+        name: String,
+    },
+    KeyMissing {
+        name: String,
+        key: String,
+    },
+    KeyEmpty {
+        name: String,
+        key: String,
+    },
+    /// The Secret's `region` is not one the controller has a host for.
+    UnknownRegion {
+        name: String,
+        region: String,
+        known: Vec<String>,
+    },
+    /// The Secret's `workspace` is not a workspace id.
+    InvalidWorkspace {
+        name: String,
+    },
+    /// The region's host is per workspace and the Secret names none.
+    RegionNeedsWorkspace {
+        name: String,
+        region: String,
+    },
 }
 
-/// Whether `r` still needs the key in Secret `secret` to delete its job.
-pub fn relies_on(r: &Resource, secret: &str) -> bool {
-    secret_relied_on(r).is_some_and(|s| s == secret)
-}
-
-/// Whether any of `imports` (one namespace's) other than `released` (a UID) relies on `secret`.
-pub fn secret_in_use(secret: &str, imports: &[Resource], released: Option<&str>) -> bool {
-    imports
-        .iter()
-        .filter(|r| Some(r.uid.as_str()) != released)
-        .any(|r| relies_on(r, secret))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::DeletionPolicy;
-    use crate::remote::{Source, Storage, WeightType};
-    use crate::status::ImportStatus;
-
-    fn import(uid: &str, secret: Option<&str>) -> Resource {
-        Resource {
-            name: uid.into(),
-            uid: uid.into(),
-            generation: Some(1),
-            deleting: false,
-            has_finalizer: true,
-            spec: Spec {
-                base_model: "qwen3-32b".into(),
-                display_name: None,
-                weight_type: WeightType::Lora,
-                source: Source::Oss,
-                storage: Storage {
-                    bucket_name: "b".into(),
-                    object_key: "k/".into(),
-                },
-                deletion_policy: DeletionPolicy::Delete,
-                job_id: None,
-                api_key_secret: secret.map(|name| SecretRef {
-                    name: name.into(),
-                    key: DEFAULT_SECRET_KEY.into(),
-                }),
-            },
-            status: ImportStatus {
-                job_id: Some(format!("job-{uid}")),
-                ..Default::default()
-            },
+impl CredentialProblem {
+    /// What is wrong and what to fix, as the conditions of both kinds say it.
+    pub fn message(&self) -> String {
+        match self {
+            CredentialProblem::NoSecretRefAndNoDefault => {
+                "spec.apiKeySecretRef is not set, this namespace has no Secret modelstudio-credentials \
+                 and the controller has no default API key: set spec.apiKeySecretRef to a Secret \
+                 holding the DashScope API key, or create the Secret modelstudio-credentials with \
+                 the key in its field api-key"
+                    .to_string()
+            }
+            CredentialProblem::SecretNotFound { name } => {
+                format!("Secret {name:?} (spec.apiKeySecretRef) does not exist in this namespace")
+            }
+            CredentialProblem::KeyMissing { name, key } => {
+                format!("Secret {name:?} has no field {key:?} holding the API key")
+            }
+            CredentialProblem::KeyEmpty { name, key } => {
+                format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
+            }
+            CredentialProblem::UnknownRegion {
+                name,
+                region,
+                known,
+            } => format!(
+                "Secret {name:?} names region {region:?}, which this controller has no Model \
+                 Studio host for: set its field region to one of {}, or ask the platform team to \
+                 add the region (--region-endpoint)",
+                known.join(", ")
+            ),
+            CredentialProblem::InvalidWorkspace { name } => format!(
+                "Secret {name:?} field workspace is not a workspace id: write the id of the key's \
+                 workspace, such as llm-abc123 (letters, digits and '-' only)"
+            ),
+            CredentialProblem::RegionNeedsWorkspace { name, region } => format!(
+                "Secret {name:?} names region {region:?}, whose Model Studio host is per \
+                 workspace: set its field workspace to the key's workspace id"
+            ),
         }
     }
+}
 
-    #[test]
-    fn the_named_secret_then_the_namespace_default() {
-        let named = credentials_secret(&import("a", Some("team-key")).spec);
-        assert_eq!(
-            (named.secret.name.as_str(), named.named),
-            ("team-key", true)
-        );
-        let default = credentials_secret(&import("a", None).spec);
-        assert_eq!(default.secret.name, NAMESPACE_CREDENTIALS);
-        assert!(!default.named);
-        let gone = || Err(CredentialProblem::SecretNotFound { name: "x".into() });
-        assert_eq!(secret_read(&default, gone()), None);
-        assert_eq!(secret_read(&named, gone()), Some(gone()));
-        let broken = Err(CredentialProblem::KeyMissing {
-            name: NAMESPACE_CREDENTIALS.into(),
-            key: DEFAULT_SECRET_KEY.into(),
-        });
-        assert_eq!(secret_read(&default, broken.clone()), Some(broken));
-    }
+/// Which key a call goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The Secret named by spec.apiKeySecretRef.
+    Secret,
+    /// The controller's default key.
+    Default,
+}
 
-    #[test]
-    fn a_secret_is_in_use_while_an_unreleased_job_to_delete_reads_it() {
-        let a = import("a", Some("s"));
-        assert!(secret_in_use("s", std::slice::from_ref(&a), None));
-        assert!(!secret_in_use("s", std::slice::from_ref(&a), Some("a")));
-        assert!(!secret_in_use("other", std::slice::from_ref(&a), None));
-        let mut orphan = a.clone();
-        orphan.spec.deletion_policy = DeletionPolicy::Orphan;
-        assert!(!secret_in_use("s", &[orphan], None));
-        let mut released = a.clone();
-        released.has_finalizer = false;
-        assert!(!secret_in_use("s", &[released], None));
-        let mut never_created = a.clone();
-        never_created.status = ImportStatus::default();
-        assert!(!secret_in_use("s", &[never_created], None));
-        // Deleting, with the finalizer still on: it needs the key to call DELETE.
-        let mut deleting = a.clone();
-        deleting.deleting = true;
-        assert!(secret_in_use("s", &[deleting], None));
-        let by_default = import("d", None);
-        assert!(secret_in_use(NAMESPACE_CREDENTIALS, &[by_default], None));
+/// What was read of the Secret that spec.apiKeySecretRef names.
+pub type SecretRead = Result<(), CredentialProblem>;
+
+/// The key to use: the resource's Secret, else the controller's default. `secret` is `None`
+/// when the resource names no Secret.
+pub fn choose_key(
+    secret: Option<SecretRead>,
+    has_default: bool,
+    deleting: bool,
+) -> Result<KeySource, CredentialProblem> {
+    match secret {
+        None if has_default => Ok(KeySource::Default),
+        None => Err(CredentialProblem::NoSecretRefAndNoDefault),
+        Some(Ok(())) => Ok(KeySource::Secret),
+        // The Secret often goes first when a namespace or a folder of manifests is deleted: the
+        // controller's default key may still delete the job.
+        Some(Err(_)) if deleting && has_default => Ok(KeySource::Default),
+        Some(Err(problem)) => Err(problem),
     }
 }

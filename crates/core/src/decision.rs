@@ -1,10 +1,12 @@
-//! What to do next, and what a remote answer means for the resource: pure functions over plain
-//! data. [`crate::step`] puts them together into one step.
+//! What to do next, and what a remote answer means for a ModelImport: pure functions over plain
+//! data. The step machine (`step`) puts them together into one step.
 
 use crate::correlation::{self, Expected, Recovery};
+use crate::credentials::CredentialProblem;
 use crate::domain::{DeletionPolicy, Phase};
-use crate::reason::{CredentialProblem, Reason, Unconfirmed};
+use crate::reason::{Reason, Unconfirmed};
 use crate::remote::{ApiError, Job, JobPage, JobState, ListQuery};
+pub use crate::requeue::Requeue;
 use std::time::Duration;
 
 /// What the decision of the next step reads of a resource.
@@ -139,21 +141,6 @@ pub fn plan(s: &Snapshot) -> Plan {
         (None, None) if s.create_attempted => Plan::Recover,
         (None, None) => Plan::Create,
     }
-}
-
-/// When to look at the resource again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
-    /// At the poll interval (a job in progress, or a deletion that is blocked).
-    Poll,
-    /// At the slow resync interval (a finished job).
-    Resync,
-    /// After a backoff that grows with each consecutive failure, at least `min`.
-    Backoff { min: Option<Duration> },
-    /// After exactly this long (the cache lagged behind, or the job was read a moment ago).
-    After(Duration),
-    /// Only when the resource changes.
-    Never,
 }
 
 /// The mirrored view of a remote job.
@@ -299,7 +286,7 @@ pub fn on_read_failure(
             requeue: Requeue::Backoff { min: None },
         };
     }
-    if finished && outcome.reason.meaning() != crate::reason::Meaning::Stalled {
+    if finished && outcome.reason.meaning() != crate::conditions::Meaning::Stalled {
         return (None, outcome.requeue);
     }
     (Some(outcome.reason), outcome.requeue)
@@ -970,7 +957,7 @@ mod tests {
         for spelling in ["SUCCESSED", "SUCCEEDED"] {
             let v = observe_job(&job(spelling));
             assert_eq!((v.phase, v.requeue), (Phase::Succeeded, Requeue::Resync));
-            assert_eq!(v.reason.meaning(), crate::reason::Meaning::Ready);
+            assert_eq!(v.reason.meaning(), crate::conditions::Meaning::Ready);
             assert_eq!(v.remote_status, spelling);
         }
         let v = observe_job(&job("FAILED"));

@@ -2,7 +2,8 @@
 //! Stalled and the message a person reads. No deployment reason is written as a string anywhere
 //! else.
 
-use crate::reason::{codes, CredentialProblem, Meaning};
+use crate::conditions::{codes, Meaning};
+use crate::credentials::CredentialProblem;
 use std::time::Duration;
 
 codes! {
@@ -305,12 +306,7 @@ impl DeploymentReason {
                  current limits"
             ),
             R::CredentialsMissing { problem, deleting } => {
-                let mut message =
-                    crate::reason::Reason::CredentialsMissing {
-                        problem: problem.clone(),
-                        deleting: false,
-                    }
-                    .message();
+                let mut message = problem.message();
                 if *deleting {
                     message.push_str(
                         ". The deployment is deleted once the key is back; to let the resource go and \

@@ -1,22 +1,24 @@
-//! One ModelDeployment reconcile as a pure machine, as [`crate::step`] is for imports.
+//! One ModelDeployment reconcile as a pure machine, as `step` is for imports.
 //! [`next_need`] names the next input to observe (a fresh copy, the ModelImport, the
 //! credentials, the deployment or the workspace's listing), each once; [`decide`] turns the
 //! observation into the whole [`DeploymentStep`]: the status to record, the events, the finalizer
 //! change or remote call, and when to look again. A call's answer goes back into the observation
 //! and is decided on in turn.
 
+use crate::conditions::{
+    conditions_of, merge_conditions, Condition, Meaning, READY, STALLED, TRUE,
+};
 use crate::correlation;
-use crate::decision::Requeue;
+use crate::credentials::{secret_choice, CredentialProblem, KeySource, SecretRef};
 use crate::deployment_reason::{
     unconfirmed_no_answer, unconfirmed_not_listed, DeploymentCode, DeploymentReason as R,
     ImportWait,
 };
 use crate::deployments::{Deployment, DeploymentState, Limits, NewDeployment, Plan, PtuCapacity};
-use crate::domain::{DeletionPolicy, SecretRef};
-use crate::reason::{Action, CredentialProblem, Event, EventType, Happening, Meaning};
+use crate::domain::DeletionPolicy;
+use crate::events::{Action, Event, EventType, Happening};
 use crate::remote::ApiError;
-use crate::status::{conditions_of, merge_conditions, Condition, STALLED, TRUE};
-use crate::step::{KeySource, Timing};
+use crate::requeue::{Requeue, Timing};
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -220,11 +222,7 @@ pub fn secret_relied_on(r: &DeploymentResource) -> Option<String> {
     (r.has_finalizer
         && r.spec.deletion_policy == DeletionPolicy::Delete
         && (status.deployed_model.is_some() || status.create_attempted_at.is_some()))
-    .then(|| {
-        crate::credentials::secret_choice(r.spec.api_key_secret.as_ref())
-            .secret
-            .name
-    })
+    .then(|| secret_choice(r.spec.api_key_secret.as_ref()).secret.name)
 }
 
 /// The display name a resource's create carries: the spec's name (or the resource's) and a token
@@ -484,7 +482,7 @@ fn is_ready(status: &DeploymentStatus) -> bool {
     status
         .conditions
         .iter()
-        .any(|c| c.type_ == crate::status::READY && c.status == TRUE)
+        .any(|c| c.type_ == READY && c.status == TRUE)
 }
 
 /// The phase a remote state shows; `None` for a state this controller does not know.

@@ -1,7 +1,8 @@
 //! A ModelImport as plain data: what the decisions read of the resource.
 
+use crate::conditions::Condition;
+pub use crate::credentials::SecretRef;
 use crate::remote::{Source, Storage, WeightType};
-use crate::status::ImportStatus;
 
 /// Lifecycle summary of a ModelImport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +59,6 @@ pub struct Spec {
     pub api_key_secret: Option<SecretRef>,
 }
 
-/// A key of a Secret in the resource's namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRef {
-    pub name: String,
-    pub key: String,
-}
-
 /// One ModelImport as the reconcile sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -77,4 +71,22 @@ pub struct Resource {
     pub has_finalizer: bool,
     pub spec: Spec,
     pub status: ImportStatus,
+}
+
+/// The observed state of a ModelImport.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImportStatus {
+    pub job_id: Option<String>,
+    pub display_name: Option<String>,
+    /// When a create was about to be sent with no job recorded yet (RFC 3339).
+    pub create_attempted_at: Option<String>,
+    pub model_name: Option<String>,
+    pub remote_status: Option<String>,
+    pub phase: Option<Phase>,
+    pub error_code: Option<String>,
+    pub created_at: Option<String>,
+    /// The fingerprint of the key the job was last seen with: its workspace.
+    pub key_fingerprint: Option<String>,
+    pub observed_generation: Option<i64>,
+    pub conditions: Vec<Condition>,
 }

@@ -1,71 +1,13 @@
-//! Every condition reason and event reason, in one place: what it means for Ready, Reconciling
-//! and Stalled, the message a person reads, and the event it is announced with. No reason is
-//! written as a string anywhere else.
+//! Every ModelImport condition reason, in one place: what it means for Ready, Reconciling and
+//! Stalled, the message a person reads, and the warning it is announced with. No reason is
+//! written as a string anywhere else. The meanings and the building of conditions are shared
+//! with ModelDeployment (`conditions`), and so are the events (`events`).
 
+use crate::conditions::codes;
+pub use crate::conditions::{Meaning, IDLE, NOT_STALLED};
+pub use crate::credentials::CredentialProblem;
+pub use crate::events::{Action, Event, EventType, Happening};
 use std::time::Duration;
-
-/// What a reason means for the three kstatus conditions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Meaning {
-    /// Done and usable: Ready=True, Reconciling=False, Stalled=False.
-    Ready,
-    /// Work under way or being retried: Ready=False, Reconciling=True, Stalled=False.
-    Reconciling,
-    /// Cannot progress without a person: Ready=False, Reconciling=False, Stalled=True.
-    Stalled,
-}
-
-impl Meaning {
-    /// The condition that is True for this meaning.
-    pub fn condition(self) -> &'static str {
-        match self {
-            Meaning::Ready => crate::status::READY,
-            Meaning::Reconciling => crate::status::RECONCILING,
-            Meaning::Stalled => crate::status::STALLED,
-        }
-    }
-}
-
-/// Declares a list of condition reasons: `Code` for ModelImport, `DeploymentCode` for
-/// ModelDeployment.
-macro_rules! codes {
-    ($(#[$attr:meta])* $name:ident { $($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)* }) => {
-        $(#[$attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $(#[doc = $doc] $code,)* }
-
-        impl $name {
-            /// Every reason, in documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$code,)*];
-
-            /// The reason as written in a condition.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$code => stringify!($code),)* }
-            }
-
-            /// What it means for Ready, Reconciling and Stalled.
-            pub fn meaning(self) -> Meaning {
-                match self { $($name::$code => Meaning::$meaning,)* }
-            }
-
-            /// Stalls that only a spec change can cure (a failed job, by contrast, is final).
-            pub fn waits_for_spec_change(self) -> bool {
-                match self { $($name::$code => $spec_stall,)* }
-            }
-
-            /// One line for a person, as the documentation lists it.
-            pub fn description(self) -> &'static str {
-                match self { $($name::$code => $doc,)* }
-            }
-
-            /// Reads a reason back from a condition.
-            pub fn parse(s: &str) -> Option<$name> {
-                $name::ALL.iter().copied().find(|c| c.as_str() == s)
-            }
-        }
-    };
-}
-pub(crate) use codes;
 
 codes! {
     /// The name of a ModelImport condition reason, as written in `status.conditions[].reason`.
@@ -95,11 +37,6 @@ codes! {
     ServedByDeployment => Reconciling, false, "The job is kept while a ModelDeployment serves its model; deletion goes on once the deployment is gone.";
 }}
 
-/// Reason and message of Reconciling=False: nothing under way.
-pub const IDLE: (&str, &str) = ("Idle", "No work in progress");
-/// Reason and message of Stalled=False.
-pub const NOT_STALLED: (&str, &str) = ("NotStalled", "Progressing normally");
-
 /// Why a create may or may not have made a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unconfirmed {
@@ -110,38 +47,6 @@ pub enum Unconfirmed {
     NotListedYet {
         display_name: String,
         grace: Duration,
-    },
-}
-
-/// Why no API key could be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialProblem {
-    NoSecretRefAndNoDefault,
-    SecretNotFound {
-        name: String,
-    },
-    KeyMissing {
-        name: String,
-        key: String,
-    },
-    KeyEmpty {
-        name: String,
-        key: String,
-    },
-    /// The Secret's `region` is not one the controller has a host for.
-    UnknownRegion {
-        name: String,
-        region: String,
-        known: Vec<String>,
-    },
-    /// The Secret's `workspace` is not a workspace id.
-    InvalidWorkspace {
-        name: String,
-    },
-    /// The region's host is per workspace and the Secret names none.
-    RegionNeedsWorkspace {
-        name: String,
-        region: String,
     },
 }
 
@@ -319,38 +224,7 @@ impl Reason {
                 job_ids.join(", ")
             ),
             Reason::CredentialsMissing { problem, deleting } => {
-                let mut message = match problem {
-                    CredentialProblem::NoSecretRefAndNoDefault => {
-                        "spec.apiKeySecretRef is not set, this namespace has no Secret modelstudio-credentials \
-                         and the controller has no default API key: set spec.apiKeySecretRef to a Secret \
-                         holding the DashScope API key, or create the Secret modelstudio-credentials with \
-                         the key in its field api-key"
-                            .to_string()
-                    }
-                    CredentialProblem::SecretNotFound { name } => format!(
-                        "Secret {name:?} (spec.apiKeySecretRef) does not exist in this namespace"
-                    ),
-                    CredentialProblem::KeyMissing { name, key } => {
-                        format!("Secret {name:?} has no field {key:?} holding the API key")
-                    }
-                    CredentialProblem::KeyEmpty { name, key } => {
-                        format!("Secret {name:?} key {key:?} is empty or not UTF-8 text")
-                    }
-                    CredentialProblem::UnknownRegion {
-                        name,
-                        region,
-                        known,
-                    } => format!(
-                        "Secret {name:?} names region {region:?}, which this controller has no                          Model Studio host for: set its field region to one of {}, or ask the                          platform team to add the region (--region-endpoint)",
-                        known.join(", ")
-                    ),
-                    CredentialProblem::InvalidWorkspace { name } => format!(
-                        "Secret {name:?} field workspace is not a workspace id: write the id of the                          key's workspace, such as llm-abc123 (letters, digits and '-' only)"
-                    ),
-                    CredentialProblem::RegionNeedsWorkspace { name, region } => format!(
-                        "Secret {name:?} names region {region:?}, whose Model Studio host is per                          workspace: set its field workspace to the key's workspace id"
-                    ),
-                };
+                let mut message = problem.message();
                 if *deleting {
                     message.push_str(
                         ". The job is deleted once the key is back; to let the resource go without deleting \
@@ -388,137 +262,9 @@ impl Reason {
     }
 }
 
-/// Normal or Warning, as Kubernetes Events are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-/// The reason of an event that is not a condition reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Happening {
-    Created,
-    Recovered,
-    Adopted,
-    Succeeded,
-    Failed,
-    Deleted,
-    Orphaned,
-    /// The stored object does not read as a ModelImport (an older or hand-loosened schema).
-    Unreadable,
-    /// A deployment serves at the capacity asked for.
-    Running,
-    Scaled,
-    LimitsUpdated,
-}
-
-impl Happening {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Happening::Created => "Created",
-            Happening::Recovered => "Recovered",
-            Happening::Adopted => "Adopted",
-            Happening::Succeeded => "Succeeded",
-            Happening::Failed => "Failed",
-            Happening::Deleted => "Deleted",
-            Happening::Orphaned => "Orphaned",
-            Happening::Unreadable => "Unreadable",
-            Happening::Running => "Running",
-            Happening::Scaled => "Scaled",
-            Happening::LimitsUpdated => "LimitsUpdated",
-        }
-    }
-}
-
-/// What the controller was doing when an event happened (the Event's `action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    CreateImportJob,
-    RecoverImportJob,
-    AdoptImportJob,
-    PollImportJob,
-    DeleteImportJob,
-    ReadModelImport,
-    CreateDeployment,
-    RecoverDeployment,
-    PollDeployment,
-    ScaleDeployment,
-    UpdateDeployment,
-    DeleteDeployment,
-    ReadModelDeployment,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::CreateImportJob => "CreateImportJob",
-            Action::RecoverImportJob => "RecoverImportJob",
-            Action::AdoptImportJob => "AdoptImportJob",
-            Action::PollImportJob => "PollImportJob",
-            Action::DeleteImportJob => "DeleteImportJob",
-            Action::ReadModelImport => "ReadModelImport",
-            Action::CreateDeployment => "CreateDeployment",
-            Action::RecoverDeployment => "RecoverDeployment",
-            Action::PollDeployment => "PollDeployment",
-            Action::ScaleDeployment => "ScaleDeployment",
-            Action::UpdateDeployment => "UpdateDeployment",
-            Action::DeleteDeployment => "DeleteDeployment",
-            Action::ReadModelDeployment => "ReadModelDeployment",
-        }
-    }
-}
-
-/// An event to publish on the resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub type_: EventType,
-    /// A happening's name, or the condition reason a warning is about.
-    pub reason: &'static str,
-    pub action: Action,
-    pub note: String,
-}
-
 impl Event {
-    /// A Normal event of something that happened.
-    pub fn normal(happening: Happening, action: Action, note: String) -> Event {
-        Event {
-            type_: EventType::Normal,
-            reason: happening.as_str(),
-            action,
-            note,
-        }
-    }
-
-    /// A Normal or Warning event of a happening that has its type.
-    pub fn of(type_: EventType, happening: Happening, action: Action, note: String) -> Event {
-        Event {
-            type_,
-            reason: happening.as_str(),
-            action,
-            note,
-        }
-    }
-
-    /// A Warning that the stored object (of `kind`) cannot be read, with what the reader said;
-    /// the object is skipped until it changes.
-    pub fn unreadable(kind: &str, error: &str) -> Event {
-        Event::of(
-            EventType::Warning,
-            Happening::Unreadable,
-            if kind == "ModelDeployment" {
-                Action::ReadModelDeployment
-            } else {
-                Action::ReadModelImport
-            },
-            format!(
-                "The controller cannot read this {kind} ({error}) and leaves it alone: correct the \
-                 field with kubectl edit, or delete it and apply it again with a valid spec"
-            ),
-        )
-    }
-
-    /// A Warning that repeats a condition: its reason and message.
+    /// A Warning that repeats a condition: its reason and message. (Beside the reasons it reads,
+    /// so that the events both kinds publish import neither kind.)
     pub fn warning(reason: &Reason, action: Action) -> Event {
         Event {
             type_: EventType::Warning,

@@ -1,47 +1,15 @@
-//! Builds the next status from the current one and what was learnt: pure, so that "write only
-//! when something changed" and "lastTransitionTime moves only on a real transition" are tested
-//! without a server.
+//! Builds a ModelImport's next status from the current one and what was learnt: pure, so that
+//! "write only when something changed" and "lastTransitionTime moves only on a real transition"
+//! are tested without a server. The conditions it writes are built by `conditions`.
 
+pub use crate::conditions::{
+    conditions_of, merge_conditions, Condition, FALSE, READY, RECONCILING, STALLED, TRUE,
+};
 use crate::decision::JobView;
+pub use crate::domain::ImportStatus;
 use crate::domain::Phase;
-use crate::reason::{Code, Meaning, Reason, IDLE, NOT_STALLED};
+use crate::reason::{Code, Reason};
 use jiff::Timestamp;
-
-pub const READY: &str = "Ready";
-pub const RECONCILING: &str = "Reconciling";
-pub const STALLED: &str = "Stalled";
-pub const TRUE: &str = "True";
-pub const FALSE: &str = "False";
-
-/// A status condition (the metav1.Condition fields).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
-    pub type_: String,
-    /// `True`, `False` or `Unknown`: kept as written, since others may set conditions too.
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    pub observed_generation: Option<i64>,
-    pub last_transition_time: Timestamp,
-}
-
-/// The observed state of a ModelImport.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ImportStatus {
-    pub job_id: Option<String>,
-    pub display_name: Option<String>,
-    /// When a create was about to be sent with no job recorded yet (RFC 3339).
-    pub create_attempted_at: Option<String>,
-    pub model_name: Option<String>,
-    pub remote_status: Option<String>,
-    pub phase: Option<Phase>,
-    pub error_code: Option<String>,
-    pub created_at: Option<String>,
-    /// The fingerprint of the key the job was last seen with: its workspace.
-    pub key_fingerprint: Option<String>,
-    pub observed_generation: Option<i64>,
-    pub conditions: Vec<Condition>,
-}
 
 /// What a reconcile learnt, to be folded into the status.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,61 +83,6 @@ pub fn conditions_for(reason: &Reason, generation: Option<i64>) -> Vec<Condition
         &reason.message(),
         generation,
     )
-}
-
-/// The three kstatus conditions for a reason named `name` that means `meaning`.
-pub fn conditions_of(
-    meaning: Meaning,
-    name: &str,
-    message: &str,
-    generation: Option<i64>,
-) -> Vec<Condition> {
-    let cond = |type_: &str, on: bool, reason: &str, message: &str| Condition {
-        type_: type_.to_string(),
-        status: if on { TRUE } else { FALSE }.to_string(),
-        reason: reason.to_string(),
-        message: message.to_string(),
-        observed_generation: generation,
-        last_transition_time: Timestamp::UNIX_EPOCH,
-    };
-    vec![
-        cond(READY, meaning == Meaning::Ready, name, message),
-        if meaning == Meaning::Reconciling {
-            cond(RECONCILING, true, name, message)
-        } else {
-            cond(RECONCILING, false, IDLE.0, IDLE.1)
-        },
-        if meaning == Meaning::Stalled {
-            cond(STALLED, true, name, message)
-        } else {
-            cond(STALLED, false, NOT_STALLED.0, NOT_STALLED.1)
-        },
-    ]
-}
-
-/// Keeps `lastTransitionTime` of conditions whose status did not change; stamps `now` on the rest.
-pub fn merge_conditions(
-    current: &[Condition],
-    desired: Vec<Condition>,
-    now: Timestamp,
-) -> Vec<Condition> {
-    let mut out: Vec<Condition> = desired
-        .into_iter()
-        .map(|mut c| {
-            c.last_transition_time = match current.iter().find(|o| o.type_ == c.type_) {
-                Some(old) if old.status == c.status => old.last_transition_time,
-                _ => now,
-            };
-            c
-        })
-        .collect();
-    // Conditions of other types (set by someone else) are kept.
-    for old in current {
-        if !out.iter().any(|c| c.type_ == old.type_) {
-            out.push(old.clone());
-        }
-    }
-    out
 }
 
 /// The generation at which the resource stalled waiting for a spec change, read back from status.

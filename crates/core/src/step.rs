@@ -6,59 +6,25 @@
 //! interprets an answer itself.
 
 use crate::correlation::{self, Expected};
+pub use crate::credentials::{choose_key, KeySource, SecretRead};
+use crate::credentials::{secret_choice, CredentialProblem, SecretChoice};
 use crate::decision::{
     self, observe_job, on_api_error, on_credentials, on_delete, on_delete_denied, on_listing,
     on_read_failure, DeletionOutcome, Listing, Operation, Plan, RecoveryStep, ReleaseReason,
-    Requeue, Snapshot,
+    Snapshot,
 };
-use crate::domain::{DeletionPolicy, Phase, Resource};
-use crate::reason::{Action, CredentialProblem, Event, EventType, Happening, Reason};
+use crate::domain::{DeletionPolicy, Phase, Resource, Spec};
+use crate::events::{Action, Event, EventType, Happening};
+use crate::reason::Reason;
 use crate::remote::{ApiError, Job, NewJob};
+use crate::requeue::Requeue;
+pub use crate::requeue::Timing;
 use crate::status::{stalled_generation, Update};
 use jiff::Timestamp;
 use std::time::Duration;
 
 /// When the cache lagged behind the API server, look again after this long.
 pub const STALE_RETRY: Duration = Duration::from_millis(500);
-
-/// The timing the decisions depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    pub poll_interval: Duration,
-    /// How long after a create a listing without its job is trusted to mean "not created", and
-    /// a NotFound on the new job to mean "gone".
-    pub create_grace: Duration,
-}
-
-/// Which key a call goes out with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
-    /// The Secret named by spec.apiKeySecretRef.
-    Secret,
-    /// The controller's default key.
-    Default,
-}
-
-/// What was read of the Secret that spec.apiKeySecretRef names.
-pub type SecretRead = Result<(), CredentialProblem>;
-
-/// The key to use: the resource's Secret, else the controller's default. `secret` is `None`
-/// when the resource names no Secret.
-pub fn choose_key(
-    secret: Option<SecretRead>,
-    has_default: bool,
-    deleting: bool,
-) -> Result<KeySource, CredentialProblem> {
-    match secret {
-        None if has_default => Ok(KeySource::Default),
-        None => Err(CredentialProblem::NoSecretRefAndNoDefault),
-        Some(Ok(())) => Ok(KeySource::Secret),
-        // The Secret often goes first when a namespace or a folder of manifests is deleted: the
-        // controller's default key may still delete the job.
-        Some(Err(_)) if deleting && has_default => Ok(KeySource::Default),
-        Some(Err(problem)) => Err(problem),
-    }
-}
 
 /// A read of Model Studio, made while observing.
 #[derive(Debug)]
@@ -662,4 +628,111 @@ pub fn deletes_remotely(r: &Resource) -> bool {
         && (r.status.job_id.is_some()
             || r.spec.job_id.is_some()
             || r.status.create_attempted_at.is_some())
+}
+
+/// The Secret to read for this import's key: spec.apiKeySecretRef when set, else the namespace's
+/// [`NAMESPACE_CREDENTIALS`](crate::credentials::NAMESPACE_CREDENTIALS).
+pub fn credentials_secret(spec: &Spec) -> SecretChoice {
+    secret_choice(spec.api_key_secret.as_ref())
+}
+
+/// The Secret whose key `r` still needs to delete its job, if any: it holds our finalizer and
+/// would call DELETE. What the credentials keeper asks of each import (`deployment_step` answers
+/// the same for each deployment).
+pub fn secret_relied_on(r: &Resource) -> Option<String> {
+    (r.has_finalizer && deletes_remotely(r)).then(|| credentials_secret(&r.spec).secret.name)
+}
+
+/// Whether `r` still needs the key in Secret `secret` to delete its job.
+pub fn relies_on(r: &Resource, secret: &str) -> bool {
+    secret_relied_on(r).is_some_and(|s| s == secret)
+}
+
+/// Whether any of `imports` (one namespace's) other than `released` (a UID) relies on `secret`.
+pub fn secret_in_use(secret: &str, imports: &[Resource], released: Option<&str>) -> bool {
+    imports
+        .iter()
+        .filter(|r| Some(r.uid.as_str()) != released)
+        .any(|r| relies_on(r, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{secret_read, SecretRef, DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS};
+    use crate::domain::ImportStatus;
+    use crate::remote::{Source, Storage, WeightType};
+
+    fn import(uid: &str, secret: Option<&str>) -> Resource {
+        Resource {
+            name: uid.into(),
+            uid: uid.into(),
+            generation: Some(1),
+            deleting: false,
+            has_finalizer: true,
+            spec: Spec {
+                base_model: "qwen3-32b".into(),
+                display_name: None,
+                weight_type: WeightType::Lora,
+                source: Source::Oss,
+                storage: Storage {
+                    bucket_name: "b".into(),
+                    object_key: "k/".into(),
+                },
+                deletion_policy: DeletionPolicy::Delete,
+                job_id: None,
+                api_key_secret: secret.map(|name| SecretRef {
+                    name: name.into(),
+                    key: DEFAULT_SECRET_KEY.into(),
+                }),
+            },
+            status: ImportStatus {
+                job_id: Some(format!("job-{uid}")),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_named_secret_then_the_namespace_default() {
+        let named = credentials_secret(&import("a", Some("team-key")).spec);
+        assert_eq!(
+            (named.secret.name.as_str(), named.named),
+            ("team-key", true)
+        );
+        let default = credentials_secret(&import("a", None).spec);
+        assert_eq!(default.secret.name, NAMESPACE_CREDENTIALS);
+        assert!(!default.named);
+        let gone = || Err(CredentialProblem::SecretNotFound { name: "x".into() });
+        assert_eq!(secret_read(&default, gone()), None);
+        assert_eq!(secret_read(&named, gone()), Some(gone()));
+        let broken = Err(CredentialProblem::KeyMissing {
+            name: NAMESPACE_CREDENTIALS.into(),
+            key: DEFAULT_SECRET_KEY.into(),
+        });
+        assert_eq!(secret_read(&default, broken.clone()), Some(broken));
+    }
+
+    #[test]
+    fn a_secret_is_in_use_while_an_unreleased_job_to_delete_reads_it() {
+        let a = import("a", Some("s"));
+        assert!(secret_in_use("s", std::slice::from_ref(&a), None));
+        assert!(!secret_in_use("s", std::slice::from_ref(&a), Some("a")));
+        assert!(!secret_in_use("other", std::slice::from_ref(&a), None));
+        let mut orphan = a.clone();
+        orphan.spec.deletion_policy = DeletionPolicy::Orphan;
+        assert!(!secret_in_use("s", &[orphan], None));
+        let mut released = a.clone();
+        released.has_finalizer = false;
+        assert!(!secret_in_use("s", &[released], None));
+        let mut never_created = a.clone();
+        never_created.status = ImportStatus::default();
+        assert!(!secret_in_use("s", &[never_created], None));
+        // Deleting, with the finalizer still on: it needs the key to call DELETE.
+        let mut deleting = a.clone();
+        deleting.deleting = true;
+        assert!(secret_in_use("s", &[deleting], None));
+        let by_default = import("d", None);
+        assert!(secret_in_use(NAMESPACE_CREDENTIALS, &[by_default], None));
+    }
 }

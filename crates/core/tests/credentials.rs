@@ -1,16 +1,17 @@
-//! Which Secret holds a resource's key (`credentials::credentials_secret`), what a read of it
-//! means for the choice of key (`credentials::secret_read` fed to `step::choose_key`, as the IO
-//! side does), and which Secrets stay protected (`credentials::relies_on`, `secret_in_use`).
+//! Which Secret holds a resource's key (`step::credentials_secret`), what a read of it means for
+//! the choice of key (`credentials::secret_read` fed to `step::choose_key`, as the IO side does),
+//! and which Secrets stay protected (`step::relies_on`, `secret_in_use`).
 
 use modelstudio_core::credentials::{
-    credentials_secret, relies_on, secret_in_use, secret_read, secret_relied_on, SecretChoice,
-    DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
+    secret_read, SecretChoice, DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
 };
 use modelstudio_core::domain::{DeletionPolicy, Resource, SecretRef, Spec};
 use modelstudio_core::reason::CredentialProblem;
 use modelstudio_core::remote::{Source, Storage, WeightType};
 use modelstudio_core::status::ImportStatus;
-use modelstudio_core::step::{choose_key, KeySource};
+use modelstudio_core::step::{
+    choose_key, credentials_secret, relies_on, secret_in_use, secret_relied_on, KeySource,
+};
 
 fn secret_ref(name: &str, key: &str) -> SecretRef {
     SecretRef {
@@ -304,4 +305,32 @@ fn a_secret_stays_in_use_until_its_last_user_is_released() {
     );
     assert_eq!(secret_relied_on(&orphan), None);
     assert_eq!(secret_relied_on(&released), None);
+}
+
+#[test]
+fn a_secret_naming_a_region_or_workspace_badly_is_told_what_to_write() {
+    use modelstudio_core::credentials::CredentialProblem;
+    let problems = [
+        CredentialProblem::UnknownRegion {
+            name: "bj".into(),
+            region: "mars-1".into(),
+            known: vec!["ap-southeast-1".into(), "cn-beijing".into()],
+        },
+        CredentialProblem::InvalidWorkspace { name: "bj".into() },
+        CredentialProblem::RegionNeedsWorkspace {
+            name: "bj".into(),
+            region: "eu-central-1".into(),
+        },
+    ];
+    let wants = [
+        "one of ap-southeast-1, cn-beijing",
+        "such as llm-abc123",
+        "set its field workspace",
+    ];
+    for (problem, want) in problems.iter().zip(wants) {
+        let message = problem.message();
+        assert!(message.contains(want), "{message}");
+        assert!(message.starts_with("Secret \"bj\""), "{message}");
+        assert!(!message.contains("  "), "a run of spaces: {message}");
+    }
 }

@@ -2521,8 +2521,9 @@ fn a_delete_not_found_under_the_same_key_or_an_unrecorded_one_releases_as_before
 
 #[test]
 fn the_secret_protected_before_a_create_is_relied_on_until_the_release() {
-    use modelstudio_core::credentials::{relies_on, NAMESPACE_CREDENTIALS};
+    use modelstudio_core::credentials::NAMESPACE_CREDENTIALS;
     use modelstudio_core::domain::SecretRef;
+    use modelstudio_core::step::relies_on;
     let mut r = resource();
     r.spec.api_key_secret = Some(SecretRef {
         name: "team-key".into(),

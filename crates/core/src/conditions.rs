@@ -1,0 +1,147 @@
+//! The kstatus conditions both kinds show: Ready, Reconciling and Stalled, what a reason means for
+//! them ([`Meaning`]), the macro that lists a kind's reasons (`codes!`), and the building of the
+//! three conditions and their merge into a status. Imports no other module of the core: each
+//! kind's reasons and status build on it.
+
+use jiff::Timestamp;
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+
+/// A status condition (the metav1.Condition fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    /// `True`, `False` or `Unknown`: kept as written, since others may set conditions too.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: Timestamp,
+}
+
+/// What a reason means for the three kstatus conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// Done and usable: Ready=True, Reconciling=False, Stalled=False.
+    Ready,
+    /// Work under way or being retried: Ready=False, Reconciling=True, Stalled=False.
+    Reconciling,
+    /// Cannot progress without a person: Ready=False, Reconciling=False, Stalled=True.
+    Stalled,
+}
+
+impl Meaning {
+    /// The condition that is True for this meaning.
+    pub fn condition(self) -> &'static str {
+        match self {
+            Meaning::Ready => READY,
+            Meaning::Reconciling => RECONCILING,
+            Meaning::Stalled => STALLED,
+        }
+    }
+}
+
+/// Declares a list of condition reasons: `Code` for ModelImport, `DeploymentCode` for
+/// ModelDeployment.
+macro_rules! codes {
+    ($(#[$attr:meta])* $name:ident { $($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $(#[doc = $doc] $code,)* }
+
+        impl $name {
+            /// Every reason, in documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$code,)*];
+
+            /// The reason as written in a condition.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$code => stringify!($code),)* }
+            }
+
+            /// What it means for Ready, Reconciling and Stalled.
+            pub fn meaning(self) -> Meaning {
+                match self { $($name::$code => Meaning::$meaning,)* }
+            }
+
+            /// Stalls that only a spec change can cure (a failed job, by contrast, is final).
+            pub fn waits_for_spec_change(self) -> bool {
+                match self { $($name::$code => $spec_stall,)* }
+            }
+
+            /// One line for a person, as the documentation lists it.
+            pub fn description(self) -> &'static str {
+                match self { $($name::$code => $doc,)* }
+            }
+
+            /// Reads a reason back from a condition.
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+        }
+    };
+}
+pub(crate) use codes;
+
+/// Reason and message of Reconciling=False: nothing under way.
+pub const IDLE: (&str, &str) = ("Idle", "No work in progress");
+/// Reason and message of Stalled=False.
+pub const NOT_STALLED: (&str, &str) = ("NotStalled", "Progressing normally");
+
+/// The three kstatus conditions for a reason named `name` that means `meaning`.
+pub fn conditions_of(
+    meaning: Meaning,
+    name: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let cond = |type_: &str, on: bool, reason: &str, message: &str| Condition {
+        type_: type_.to_string(),
+        status: if on { TRUE } else { FALSE }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: Timestamp::UNIX_EPOCH,
+    };
+    vec![
+        cond(READY, meaning == Meaning::Ready, name, message),
+        if meaning == Meaning::Reconciling {
+            cond(RECONCILING, true, name, message)
+        } else {
+            cond(RECONCILING, false, IDLE.0, IDLE.1)
+        },
+        if meaning == Meaning::Stalled {
+            cond(STALLED, true, name, message)
+        } else {
+            cond(STALLED, false, NOT_STALLED.0, NOT_STALLED.1)
+        },
+    ]
+}
+
+/// Keeps `lastTransitionTime` of conditions whose status did not change; stamps `now` on the rest.
+pub fn merge_conditions(
+    current: &[Condition],
+    desired: Vec<Condition>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = desired
+        .into_iter()
+        .map(|mut c| {
+            c.last_transition_time = match current.iter().find(|o| o.type_ == c.type_) {
+                Some(old) if old.status == c.status => old.last_transition_time,
+                _ => now,
+            };
+            c
+        })
+        .collect();
+    // Conditions of other types (set by someone else) are kept.
+    for old in current {
+        if !out.iter().any(|c| c.type_ == old.type_) {
+            out.push(old.clone());
+        }
+    }
+    out
+}
