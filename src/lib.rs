@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod modelstudio;
 pub mod orphan;
+pub mod pass;
 pub mod reconciler;
 pub mod regions;
 pub mod watches;

@@ -25,10 +25,18 @@ pub struct ApiLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
+    /// The kind reconciled: ModelImport or ModelDeployment.
+    pub kind: &'static str,
     /// The step the reconcile took.
     pub step: &'static str,
     /// `ok` or the error kind.
     pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The kind reconciled: ModelImport or ModelDeployment.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -73,9 +81,10 @@ const DELETION_BUCKETS: [f64; 17] = [
 /// The controller's metrics.
 pub struct Metrics {
     pub registry: Registry,
+    /// Reconciles of both kinds, by kind, step and result.
     pub reconciliations: Family<ReconcileLabels, Counter>,
-    pub deployment_reconciliations: Family<ReconcileLabels, Counter>,
-    pub reconcile_duration: Histogram,
+    /// How long one reconcile took, by kind.
+    pub reconcile_duration: Family<KindLabels, Histogram>,
     pub api_requests: Family<ApiLabels, Counter>,
     pub api_request_duration: Family<ApiLabels, Histogram>,
     pub status_writes: Counter,
@@ -103,8 +112,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("modelstudio");
         let reconciliations = Family::<ReconcileLabels, Counter>::default();
-        let deployment_reconciliations = Family::<ReconcileLabels, Counter>::default();
-        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
         let api_requests = Family::<ApiLabels, Counter>::default();
         let api_request_duration = Family::<ApiLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -148,17 +158,12 @@ impl Default for Metrics {
         );
         registry.register(
             "reconciliations",
-            "Reconciliations of ModelImports, by step and result",
+            "Reconciliations of ModelImports and ModelDeployments, by kind, step and result",
             reconciliations.clone(),
         );
         registry.register(
-            "deployment_reconciliations",
-            "Reconciliations of ModelDeployments, by step and result",
-            deployment_reconciliations.clone(),
-        );
-        registry.register(
             "reconcile_duration_seconds",
-            "Time one reconciliation took",
+            "Time one reconciliation took, by kind",
             reconcile_duration.clone(),
         );
         registry.register(
@@ -216,7 +221,6 @@ impl Default for Metrics {
         Metrics {
             registry,
             reconciliations,
-            deployment_reconciliations,
             reconcile_duration,
             api_requests,
             api_request_duration,

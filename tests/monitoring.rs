@@ -7,7 +7,7 @@
 use kube::runtime::reflector::store::Writer;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_controller::metrics::{
-    ApiLabels, DeletionLabels, KubeLabels, Metrics, QuotaLabels, ReconcileLabels,
+    ApiLabels, DeletionLabels, KindLabels, KubeLabels, Metrics, QuotaLabels, ReconcileLabels,
 };
 use modelstudio_controller::modelstudio::Priority;
 use modelstudio_core::domain::Phase;
@@ -53,11 +53,17 @@ fn controller_metrics() -> Metrics {
     metrics
         .reconciliations
         .get_or_create(&ReconcileLabels {
+            kind: "ModelImport",
             step: "observe",
             result: "ok",
         })
         .inc();
-    metrics.reconcile_duration.observe(0.01);
+    metrics
+        .reconcile_duration
+        .get_or_create(&KindLabels {
+            kind: "ModelImport",
+        })
+        .observe(0.01);
     metrics.status_writes.inc();
     metrics.events_published.inc();
     metrics.unreadable_objects.inc();

@@ -7,20 +7,16 @@ mod observe;
 mod record;
 
 use crate::crd::{ModelDeployment, ModelImport};
-use crate::metrics::ReconcileLabels;
-use crate::reconciler::{Context, Error};
+use crate::pass::{self, Error, KindPass, StepShape};
+use crate::reconciler::Context;
+use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use modelstudio_core::decision::Requeue;
-use modelstudio_core::deployment_step::{self, Act, Answer, DeploymentStep};
+use modelstudio_core::deployment_step::{self, Act, Answer, DeploymentStep, Need, Observation};
 use modelstudio_core::deployments::Deployments;
 use std::sync::Arc;
-use std::time::Instant;
 use tracing::warn;
-
-/// A step's answer may call for one more call (a recovered deployment to delete); no step chains
-/// further than this.
-const MAX_ACTS: usize = 3;
 
 /// What the deployment reconciles share beyond the import reconciler's context.
 pub struct DeploymentContext {
@@ -32,66 +28,90 @@ pub struct DeploymentContext {
     pub imports: Store<ModelImport>,
 }
 
-/// Reconciles one ModelDeployment.
+/// Reconciles one ModelDeployment through the driver both kinds share.
 pub async fn reconcile(
     obj: Arc<ModelDeployment>,
     ctx: Arc<DeploymentContext>,
 ) -> Result<Action, Error> {
     let mut io = observe::Io::new(&ctx, &obj);
-    let result = one_pass(&mut io).await;
-    let labels = ReconcileLabels {
-        step: io.plan,
-        result: match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        },
-    };
-    ctx.core
-        .metrics
-        .deployment_reconciliations
-        .get_or_create(&labels)
-        .inc();
-    result
+    pass::reconcile(&mut io, &ctx.core.metrics).await
 }
 
-async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
-    let started = Instant::now();
-    // Observe: every input the core names, each once.
-    let mut obs = io.observation();
-    while let Some(need) = deployment_step::next_need(&obs) {
-        io.observe(&mut obs, need).await?;
+#[async_trait]
+impl KindPass for observe::Io<'_> {
+    const KIND: &'static str = "ModelDeployment";
+    type Observation = Observation;
+    type Need = Need;
+    type Step = DeploymentStep;
+    type Answer = Answer;
+
+    fn observation(&mut self) -> Observation {
+        observe::Io::observation(self)
     }
-    for _ in 0..MAX_ACTS {
-        // Decide, record (a create's intent before the create), act, publish.
-        let step: DeploymentStep = deployment_step::decide(&obs);
-        io.plan = step.plan;
-        // A write that leaves nothing scheduled wakes the next reconcile through its watch event.
-        io.quiet_writes = !(step.act == Act::Nothing && step.requeue == Requeue::Never);
-        // The key's Secret is protected before a deployment that needs it to be deleted exists.
-        if step.protect_secret {
-            io.protect_secret().await?;
+
+    fn next_need(obs: &Observation) -> Option<Need> {
+        deployment_step::next_need(obs)
+    }
+
+    async fn observe(&mut self, obs: &mut Observation, need: Need) -> Result<(), Error> {
+        observe::Io::observe(self, obs, need).await
+    }
+
+    fn decide(obs: &Observation) -> DeploymentStep {
+        deployment_step::decide(obs)
+    }
+
+    fn shape(step: &DeploymentStep) -> StepShape {
+        StepShape {
+            plan: step.plan,
+            protect_secret: step.protect_secret,
+            acts: step.act != Act::Nothing,
+            requeue: step.requeue,
         }
-        io.record(&mut obs, step.status.as_ref()).await?;
-        let answer: Option<Answer> = io.act(&step.act).await?;
-        io.publish(&step.events);
-        let Some(answer) = answer else {
-            io.ctx
-                .core
-                .metrics
-                .reconcile_duration
-                .observe(started.elapsed().as_secs_f64());
-            return Ok(io.ctx.core.requeue(&io.key, step.requeue));
-        };
+    }
+
+    async fn protect_secret(&self) -> Result<(), Error> {
+        observe::Io::protect_secret(self).await
+    }
+
+    async fn record(&mut self, obs: &mut Observation, step: &DeploymentStep) -> Result<(), Error> {
+        observe::Io::record(self, obs, step.status.as_ref()).await
+    }
+
+    async fn act(&mut self, step: &DeploymentStep) -> Result<Option<Answer>, Error> {
+        self.act_on(&step.act).await
+    }
+
+    fn publish(&self, step: &DeploymentStep) {
+        observe::Io::publish(self, &step.events)
+    }
+
+    fn answered(obs: &mut Observation, answer: Answer) {
         obs.answer = Some(answer);
     }
-    warn!(name = %io.name(), "a deployment step chained more calls than any should; looking again later");
-    Ok(io.ctx.core.requeue(&io.key, Requeue::Backoff { min: None }))
+
+    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool) {
+        self.plan = plan;
+        self.quiet_writes = quiet_writes;
+    }
+
+    fn plan(&self) -> &'static str {
+        self.plan
+    }
+
+    fn requeue(&self, requeue: Requeue) -> Action {
+        self.ctx.core.requeue(&self.key, requeue)
+    }
+
+    fn name(&self) -> String {
+        observe::Io::name(self)
+    }
 }
 
 impl observe::Io<'_> {
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to the
     /// core.
-    async fn act(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
+    async fn act_on(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
         match act {
             Act::AddFinalizer => return self.add_finalizer().await.map(|()| None),
             Act::RemoveFinalizer => return self.release().await.map(|()| None),

@@ -19,130 +19,128 @@ pub use context::{layered, layered_both, Context};
 pub use credentials::fingerprint;
 pub(crate) use events::publish_to;
 
+pub use crate::pass::Error;
+
 use crate::crd::ModelImport;
-use crate::metrics::ReconcileLabels;
+use crate::pass::{self, KindPass, StepShape};
 use crate::watches::Watched;
+use async_trait::async_trait;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::Resource;
 use modelstudio_core::decision::Requeue;
 use modelstudio_core::reason;
 use modelstudio_core::remote::Operation;
-use modelstudio_core::step::{self, Act, Answer, Observation, Step};
+use modelstudio_core::step::{self, Act, Answer, Need, Observation, Step};
 use std::sync::Arc;
-use std::time::Instant;
 use tracing::warn;
-
-/// A create's or a delete's answer may call for one more call (a delete refused: read the job);
-/// no step chains further than this.
-const MAX_ACTS: usize = 3;
 
 /// How long a deletion waits while the ModelDeployments' cache is not filled yet.
 const SERVED_BY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Errors of the Kubernetes side of a reconcile (of either kind), one variant per operation.
-/// Remote API errors are not here: they become conditions, not reconcile failures.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("could not add the finalizer: {0}")]
-    AddFinalizer(#[source] kube::Error),
-    #[error("could not remove the finalizer: {0}")]
-    RemoveFinalizer(#[source] kube::Error),
-    #[error("could not write the status: {0}")]
-    WriteStatus(#[source] kube::Error),
-    #[error("could not read the API key Secret: {0}")]
-    ReadSecret(#[source] kube::Error),
-    #[error("could not read the resource from the API server: {0}")]
-    ReadResource(#[source] kube::Error),
-    #[error("could not put the controller's finalizer on the API key Secret: {0}")]
-    ProtectSecret(#[source] kube::Error),
-    #[error("could not read the ModelImport it names: {0}")]
-    ReadImport(#[source] kube::Error),
-}
-
-impl Error {
-    /// A static name of the variant, for metric labels.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::AddFinalizer(_) => "AddFinalizer",
-            Error::RemoveFinalizer(_) => "RemoveFinalizer",
-            Error::WriteStatus(_) => "WriteStatus",
-            Error::ReadSecret(_) => "ReadSecret",
-            Error::ReadResource(_) => "ReadResource",
-            Error::ProtectSecret(_) => "ProtectSecret",
-            Error::ReadImport(_) => "ReadImport",
-        }
-    }
-}
-
-/// Reconciles one ModelImport.
+/// Reconciles one ModelImport through the driver both kinds share.
 pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
     let mut io = observe::Io::new(&ctx, &obj);
-    let result = one_pass(&mut io).await;
-    let labels = ReconcileLabels {
-        step: io.plan,
-        result: match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        },
-    };
-    ctx.metrics.reconciliations.get_or_create(&labels).inc();
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    result
+    pass::reconcile(&mut io, &ctx.metrics).await
 }
 
-async fn one_pass(io: &mut observe::Io<'_>) -> Result<Action, Error> {
-    // Observe: every input the core names, each once.
-    let mut obs: Observation = io.observation();
-    while let Some(need) = step::next_need(&obs) {
-        io.observe(&mut obs, need).await?;
+#[async_trait]
+impl KindPass for observe::Io<'_> {
+    const KIND: &'static str = "ModelImport";
+    type Observation = Observation;
+    type Need = Need;
+    type Step = Step;
+    type Answer = Answer;
+
+    fn observation(&mut self) -> Observation {
+        observe::Io::observation(self)
     }
-    if obs.resource().deleting {
-        match io.served_by().await {
-            Some(served_by) => obs.served_by = served_by,
+
+    fn next_need(obs: &Observation) -> Option<Need> {
+        step::next_need(obs)
+    }
+
+    async fn observe(&mut self, obs: &mut Observation, need: Need) -> Result<(), Error> {
+        observe::Io::observe(self, obs, need).await
+    }
+
+    /// A deletion needs to know whether a ModelDeployment still serves the model.
+    async fn before_deciding(&mut self, obs: &mut Observation) -> Option<Action> {
+        if !obs.resource().deleting {
+            return None;
+        }
+        match self.served_by().await {
+            Some(served_by) => {
+                obs.served_by = served_by;
+                None
+            }
             // The ModelDeployments are not listed yet: nothing is deleted on a guess.
-            None => return Ok(Action::requeue(SERVED_BY_RETRY)),
+            None => Some(Action::requeue(SERVED_BY_RETRY)),
         }
     }
-    // Decide.
-    let mut step: Step = step::decide(&obs);
-    io.plan = step.plan;
-    // Act: the credentials Secret is protected before a job that needs its key can exist.
-    if step.protect_secret {
-        io.protect_secret().await?;
+
+    fn decide(obs: &Observation) -> Step {
+        step::decide(obs)
     }
-    // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
-    // before its intent is recorded.
-    if let (Act::Create(_), Some(api_key)) = (&step.act, &io.api_key) {
-        if let Some(turn) = io.ctx.turn(&io.key, api_key, Operation::Create) {
-            return Ok(Action::requeue(turn));
+
+    fn shape(step: &Step) -> StepShape {
+        StepShape {
+            plan: step.plan,
+            protect_secret: step.protect_secret,
+            acts: step.act != Act::Nothing,
+            requeue: step.requeue,
         }
     }
-    for _ in 0..MAX_ACTS {
-        // Record (a create's intent before the create), act, publish. A write that leaves
-        // nothing scheduled wakes the next reconcile through its watch event.
-        io.quiet_writes = !(step.act == Act::Nothing && step.requeue == Requeue::Never);
-        io.record(&mut obs, step.update.as_ref()).await?;
-        let answer: Option<Answer> = io.act(&step.act).await?;
-        io.publish(&step.events);
-        let Some(answer) = answer else {
-            return Ok(io.requeue(step.requeue));
-        };
-        // The answer is decided on by the core too.
+
+    fn turn(&self, step: &Step) -> Option<std::time::Duration> {
+        match (&step.act, &self.api_key) {
+            (Act::Create(_), Some(api_key)) => self.ctx.turn(&self.key, api_key, Operation::Create),
+            _ => None,
+        }
+    }
+
+    async fn protect_secret(&self) -> Result<(), Error> {
+        observe::Io::protect_secret(self).await
+    }
+
+    async fn record(&mut self, obs: &mut Observation, step: &Step) -> Result<(), Error> {
+        observe::Io::record(self, obs, step.update.as_ref()).await
+    }
+
+    async fn act(&mut self, step: &Step) -> Result<Option<Answer>, Error> {
+        self.act_on(&step.act).await
+    }
+
+    fn publish(&self, step: &Step) {
+        observe::Io::publish(self, &step.events)
+    }
+
+    fn answered(obs: &mut Observation, answer: Answer) {
         obs.answer = Some(answer);
-        step = step::decide(&obs);
     }
-    warn!(name = %io.name(), act = ?step.act, "a step chained more calls than any should; looking again later");
-    Ok(io.requeue(Requeue::Backoff { min: None }))
+
+    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool) {
+        self.plan = plan;
+        self.quiet_writes = quiet_writes;
+    }
+
+    fn plan(&self) -> &'static str {
+        self.plan
+    }
+
+    fn requeue(&self, requeue: Requeue) -> Action {
+        observe::Io::requeue(self, requeue)
+    }
+
+    fn name(&self) -> String {
+        observe::Io::name(self)
+    }
 }
 
 impl observe::Io<'_> {
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to the
     /// core.
-    async fn act(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
+    async fn act_on(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
         match act {
             Act::Nothing => Ok(None),
             Act::AddFinalizer => self.add_finalizer().await.map(|()| None),

@@ -1,0 +1,177 @@
+//! The one reconcile driver both kinds run: observe what the core names, decide, protect the
+//! credentials Secret, record, act, publish, with the bounded chaining of answers and the
+//! reconcile metrics in one place. A kind brings its core decisions and its IO as a [`KindPass`];
+//! a third kind implements the trait and adds nothing here.
+
+use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
+use async_trait::async_trait;
+use kube::runtime::controller::Action;
+use modelstudio_core::requeue::Requeue;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// An answer may call for one more call (a delete refused: read the job; a recovered deployment
+/// to delete); no step chains further than this.
+const MAX_ACTS: usize = 3;
+
+/// Errors of the Kubernetes side of a reconcile (of either kind), one variant per operation.
+/// Remote API errors are not here: they become conditions, not reconcile failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not add the finalizer: {0}")]
+    AddFinalizer(#[source] kube::Error),
+    #[error("could not remove the finalizer: {0}")]
+    RemoveFinalizer(#[source] kube::Error),
+    #[error("could not write the status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("could not read the API key Secret: {0}")]
+    ReadSecret(#[source] kube::Error),
+    #[error("could not read the resource from the API server: {0}")]
+    ReadResource(#[source] kube::Error),
+    #[error("could not put the controller's finalizer on the API key Secret: {0}")]
+    ProtectSecret(#[source] kube::Error),
+    #[error("could not read the ModelImport it names: {0}")]
+    ReadImport(#[source] kube::Error),
+}
+
+impl Error {
+    /// A static name of the variant, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::AddFinalizer(_) => "AddFinalizer",
+            Error::RemoveFinalizer(_) => "RemoveFinalizer",
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::ReadSecret(_) => "ReadSecret",
+            Error::ReadResource(_) => "ReadResource",
+            Error::ProtectSecret(_) => "ProtectSecret",
+            Error::ReadImport(_) => "ReadImport",
+        }
+    }
+}
+
+/// What the driver reads of a kind's step.
+pub struct StepShape {
+    /// The plan's name, for metric labels.
+    pub plan: &'static str,
+    /// Whether the credentials Secret must carry the controller's finalizer before acting.
+    pub protect_secret: bool,
+    /// Whether the step makes no call and changes no finalizer.
+    pub acts: bool,
+    /// When to look again once the step is done.
+    pub requeue: Requeue,
+}
+
+/// One kind's part of a reconcile: its core decisions (`next_need`, `decide`) and the IO of one
+/// pass over one object.
+#[async_trait]
+pub trait KindPass: Send {
+    /// The kind's name, for metric labels and logs.
+    const KIND: &'static str;
+    type Observation: Send;
+    type Need: Send;
+    type Step: Send + Sync;
+    type Answer: Send;
+
+    /// The observation of the cached object, before any input is read.
+    fn observation(&mut self) -> Self::Observation;
+    /// The next input the core needs, if any.
+    fn next_need(obs: &Self::Observation) -> Option<Self::Need>;
+    /// Reads one input into the observation.
+    async fn observe(&mut self, obs: &mut Self::Observation, need: Self::Need)
+        -> Result<(), Error>;
+    /// What the kind reads beyond the core's needs before deciding; `Some` ends the pass there.
+    async fn before_deciding(&mut self, _obs: &mut Self::Observation) -> Option<Action> {
+        None
+    }
+    /// The core's decision.
+    fn decide(obs: &Self::Observation) -> Self::Step;
+    /// What the driver reads of a step.
+    fn shape(step: &Self::Step) -> StepShape;
+    /// When a create must wait for its turn in the quota, off the reconcile slots.
+    fn turn(&self, _step: &Self::Step) -> Option<Duration> {
+        None
+    }
+    /// Puts the controller's finalizer on the credentials Secret of the chosen key.
+    async fn protect_secret(&self) -> Result<(), Error>;
+    /// Writes the status the step built, if any.
+    async fn record(&mut self, obs: &mut Self::Observation, step: &Self::Step)
+        -> Result<(), Error>;
+    /// Carries out the step's finalizer change or remote call; a remote answer goes back to
+    /// the core.
+    async fn act(&mut self, step: &Self::Step) -> Result<Option<Self::Answer>, Error>;
+    /// Publishes the step's events.
+    fn publish(&self, step: &Self::Step);
+    /// Hands an answer to the observation, for the next decision.
+    fn answered(obs: &mut Self::Observation, answer: Self::Answer);
+    /// Notes the plan being carried out and whether its status writes need no reconcile of
+    /// their own (the pass goes on or schedules its next look).
+    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool);
+    /// The plan last carried out.
+    fn plan(&self) -> &'static str;
+    /// The action for a requeue decision.
+    fn requeue(&self, requeue: Requeue) -> Action;
+    /// The object's name, for logs.
+    fn name(&self) -> String;
+}
+
+/// Runs one pass of `io` and counts it: the reconciles by kind, plan and result, and their time.
+pub async fn reconcile<K: KindPass>(io: &mut K, metrics: &Metrics) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = one_pass(io).await;
+    let labels = ReconcileLabels {
+        kind: K::KIND,
+        step: io.plan(),
+        result: match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        },
+    };
+    metrics.reconciliations.get_or_create(&labels).inc();
+    metrics
+        .reconcile_duration
+        .get_or_create(&KindLabels { kind: K::KIND })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
+    // Observe: every input the core names, each once.
+    let mut obs = io.observation();
+    while let Some(need) = K::next_need(&obs) {
+        io.observe(&mut obs, need).await?;
+    }
+    if let Some(action) = io.before_deciding(&mut obs).await {
+        return Ok(action);
+    }
+    // Decide.
+    let mut step = K::decide(&obs);
+    let shape = K::shape(&step);
+    io.carrying_out(shape.plan, false);
+    // Act: the credentials Secret is protected before a remote object that needs its key can
+    // exist.
+    if shape.protect_secret {
+        io.protect_secret().await?;
+    }
+    // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
+    // before its intent is recorded.
+    if let Some(turn) = io.turn(&step) {
+        return Ok(Action::requeue(turn));
+    }
+    for _ in 0..MAX_ACTS {
+        // Record (a create's intent before the create), act, publish. A write that leaves
+        // nothing scheduled wakes the next reconcile through its watch event.
+        let shape = K::shape(&step);
+        io.carrying_out(shape.plan, shape.acts || shape.requeue != Requeue::Never);
+        io.record(&mut obs, &step).await?;
+        let answer = io.act(&step).await?;
+        io.publish(&step);
+        let Some(answer) = answer else {
+            return Ok(io.requeue(shape.requeue));
+        };
+        // The answer is decided on by the core too.
+        K::answered(&mut obs, answer);
+        step = K::decide(&obs);
+    }
+    warn!(kind = K::KIND, name = %io.name(), "a step chained more calls than any should; looking again later");
+    Ok(io.requeue(Requeue::Backoff { min: None }))
+}
