@@ -49,6 +49,23 @@ impl Error {
     }
 }
 
+/// Where a pass is: the plan carried out (for metric labels) and whether the status writes of
+/// the current step need no reconcile of their own (the pass goes on or schedules its next look).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub plan: &'static str,
+    pub quiet_writes: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            plan: "observe",
+            quiet_writes: false,
+        }
+    }
+}
+
 /// What the driver reads of a kind's step.
 pub struct StepShape {
     /// The plan's name, for metric labels.
@@ -59,6 +76,17 @@ pub struct StepShape {
     pub acts: bool,
     /// When to look again once the step is done.
     pub requeue: Requeue,
+}
+
+impl StepShape {
+    pub fn new(plan: &'static str, protect_secret: bool, acts: bool, requeue: Requeue) -> Self {
+        StepShape {
+            plan,
+            protect_secret,
+            acts,
+            requeue,
+        }
+    }
 }
 
 /// One kind's part of a reconcile: its core decisions (`next_need`, `decide`) and the IO of one
@@ -103,11 +131,8 @@ pub trait KindPass: Send {
     fn publish(&self, step: &Self::Step);
     /// Hands an answer to the observation, for the next decision.
     fn answered(obs: &mut Self::Observation, answer: Self::Answer);
-    /// Notes the plan being carried out and whether its status writes need no reconcile of
-    /// their own (the pass goes on or schedules its next look).
-    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool);
-    /// The plan last carried out.
-    fn plan(&self) -> &'static str;
+    /// Where the pass is.
+    fn progress(&mut self) -> &mut Progress;
     /// The action for a requeue decision.
     fn requeue(&self, requeue: Requeue) -> Action;
     /// The object's name, for logs.
@@ -120,7 +145,7 @@ pub async fn reconcile<K: KindPass>(io: &mut K, metrics: &Metrics) -> Result<Act
     let result = one_pass(io).await;
     let labels = ReconcileLabels {
         kind: K::KIND,
-        step: io.plan(),
+        step: io.progress().plan,
         result: match &result {
             Ok(_) => "ok",
             Err(e) => e.kind(),
@@ -145,11 +170,10 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
     }
     // Decide.
     let mut step = K::decide(&obs);
-    let shape = K::shape(&step);
-    io.carrying_out(shape.plan, false);
+    io.progress().plan = K::shape(&step).plan;
     // Act: the credentials Secret is protected before a remote object that needs its key can
     // exist.
-    if shape.protect_secret {
+    if K::shape(&step).protect_secret {
         io.protect_secret().await?;
     }
     // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
@@ -161,7 +185,10 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
         // Record (a create's intent before the create), act, publish. A write that leaves
         // nothing scheduled wakes the next reconcile through its watch event.
         let shape = K::shape(&step);
-        io.carrying_out(shape.plan, shape.acts || shape.requeue != Requeue::Never);
+        *io.progress() = Progress {
+            plan: shape.plan,
+            quiet_writes: shape.acts || shape.requeue != Requeue::Never,
+        };
         io.record(&mut obs, &step).await?;
         let answer = io.act(&step).await?;
         io.publish(&step);

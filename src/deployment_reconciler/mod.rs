@@ -7,7 +7,7 @@ mod observe;
 mod record;
 
 use crate::crd::{ModelDeployment, ModelImport};
-use crate::pass::{self, Error, KindPass, StepShape};
+use crate::pass::{self, Error, KindPass, Progress, StepShape};
 use crate::reconciler::Context;
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
@@ -62,12 +62,8 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn shape(step: &DeploymentStep) -> StepShape {
-        StepShape {
-            plan: step.plan,
-            protect_secret: step.protect_secret,
-            acts: step.act != Act::Nothing,
-            requeue: step.requeue,
-        }
+        let acts = step.act != Act::Nothing;
+        StepShape::new(step.plan, step.protect_secret, acts, step.requeue)
     }
 
     async fn protect_secret(&self) -> Result<(), Error> {
@@ -90,13 +86,8 @@ impl KindPass for observe::Io<'_> {
         obs.answer = Some(answer);
     }
 
-    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool) {
-        self.plan = plan;
-        self.quiet_writes = quiet_writes;
-    }
-
-    fn plan(&self) -> &'static str {
-        self.plan
+    fn progress(&mut self) -> &mut Progress {
+        &mut self.progress
     }
 
     fn requeue(&self, requeue: Requeue) -> Action {

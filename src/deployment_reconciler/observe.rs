@@ -26,11 +26,8 @@ pub(super) struct Io<'a> {
     pub(super) api_key: Option<ApiKey>,
     /// The Secret that key came from, if it came from one.
     pub(super) secret: Option<String>,
-    /// The step carried out, for metric labels.
-    pub(super) plan: &'static str,
-    /// Whether the status writes of the current step need no reconcile of their own: the pass
-    /// goes on or schedules its next look.
-    pub(super) quiet_writes: bool,
+    /// The plan carried out and whether its status writes need a reconcile.
+    pub(super) progress: crate::pass::Progress,
 }
 
 impl<'a> Io<'a> {
@@ -45,8 +42,7 @@ impl<'a> Io<'a> {
             key: domain::key(obj),
             api_key: None,
             secret: None,
-            plan: "observe",
-            quiet_writes: false,
+            progress: crate::pass::Progress::default(),
         }
     }
 

@@ -35,7 +35,10 @@ impl Io<'_> {
             .await
             .map_err(Error::WriteStatus)?
             .unwrap_or(written);
-        if let (true, Some(version)) = (self.quiet_writes, &written.metadata.resource_version) {
+        if let (true, Some(version)) = (
+            self.progress.quiet_writes,
+            &written.metadata.resource_version,
+        ) {
             self.ctx.core.note_own_write(&self.key, version);
         }
         self.obj.metadata.resource_version = written.metadata.resource_version;

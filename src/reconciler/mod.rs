@@ -22,7 +22,7 @@ pub(crate) use events::publish_to;
 pub use crate::pass::Error;
 
 use crate::crd::ModelImport;
-use crate::pass::{self, KindPass, StepShape};
+use crate::pass::{self, KindPass, Progress, StepShape};
 use crate::watches::Watched;
 use async_trait::async_trait;
 use kube::api::DynamicObject;
@@ -84,12 +84,8 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn shape(step: &Step) -> StepShape {
-        StepShape {
-            plan: step.plan,
-            protect_secret: step.protect_secret,
-            acts: step.act != Act::Nothing,
-            requeue: step.requeue,
-        }
+        let acts = step.act != Act::Nothing;
+        StepShape::new(step.plan, step.protect_secret, acts, step.requeue)
     }
 
     fn turn(&self, step: &Step) -> Option<std::time::Duration> {
@@ -119,13 +115,8 @@ impl KindPass for observe::Io<'_> {
         obs.answer = Some(answer);
     }
 
-    fn carrying_out(&mut self, plan: &'static str, quiet_writes: bool) {
-        self.plan = plan;
-        self.quiet_writes = quiet_writes;
-    }
-
-    fn plan(&self) -> &'static str {
-        self.plan
+    fn progress(&mut self) -> &mut Progress {
+        &mut self.progress
     }
 
     fn requeue(&self, requeue: Requeue) -> Action {

@@ -23,11 +23,8 @@ pub(super) struct Io<'a> {
     pub(super) api_key: Option<ApiKey>,
     /// The Secret that key came from, if it came from one.
     pub(super) secret: Option<String>,
-    /// The plan carried out, for metric labels.
-    pub(super) plan: &'static str,
-    /// Whether the status writes of the current step need no reconcile of their own: the pass
-    /// goes on or schedules its next look.
-    pub(super) quiet_writes: bool,
+    /// The plan carried out and whether its status writes need a reconcile.
+    pub(super) progress: crate::pass::Progress,
     /// Whether the workspace's poller follows the resource's job (and wakes it on a change).
     pub(super) followed: std::sync::atomic::AtomicBool,
 }
@@ -42,8 +39,7 @@ impl<'a> Io<'a> {
             key: domain::key(obj),
             api_key: None,
             secret: None,
-            plan: "observe",
-            quiet_writes: false,
+            progress: crate::pass::Progress::default(),
             followed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -65,7 +61,7 @@ impl<'a> Io<'a> {
             domain::resource(&self.obj),
             self.ctx.since_read(&self.key),
         );
-        self.plan = obs.plan().name();
+        self.progress.plan = obs.plan().name();
         obs
     }
 

@@ -75,7 +75,10 @@ impl Io<'_> {
 impl Io<'_> {
     /// A status write whose pass scheduled the next look wakes no reconcile of its own.
     fn note_write(&self, written: &ModelImport) {
-        if let (true, Some(version)) = (self.quiet_writes, &written.metadata.resource_version) {
+        if let (true, Some(version)) = (
+            self.progress.quiet_writes,
+            &written.metadata.resource_version,
+        ) {
             self.ctx.note_own_write(&self.key, version);
         }
     }
