@@ -18,7 +18,7 @@ use crate::patch::PatchKind;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::status::ApiError;
 use crate::store::{WatchMsg, WatchStart};
-use crate::{discovery, events, openapi, protobuf, table, ApiServer};
+use crate::{discovery, events, openapi, openapi_proto, protobuf, table, ApiServer};
 
 pub fn router(server: ApiServer) -> Router {
     Router::new()
@@ -81,17 +81,79 @@ fn accept(headers: &HeaderMap) -> String {
 
 async fn openapi_v2(AxState(server): AxState<ApiServer>, headers: HeaderMap) -> Response {
     let a = accept(&headers);
-    // Only JSON is produced; a client that accepts nothing else but protobuf gets 406.
-    if !a.is_empty() && a.contains("protobuf") && !a.contains("json") && !a.contains("*/*") {
+    let Some(proto) = openapi_v2_wants_protobuf(&a) else {
         return ApiError::new(
             406,
             "NotAcceptable",
-            "only application/json is supported for /openapi/v2",
+            format!(
+                "/openapi/v2 is served as application/json or {}, not {a:?}",
+                openapi_proto::CONTENT_TYPE
+            ),
         )
         .into_response();
-    }
+    };
     let doc = openapi::v2(&server.lock().resources);
-    json_response(200, &doc, &[])
+    let mut r = if proto {
+        let mut r = Response::new(Body::from(openapi_proto::encode(&doc)));
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static(openapi_proto::CONTENT_TYPE),
+        );
+        r
+    } else {
+        json_response(200, &doc, &[])
+    };
+    r.headers_mut()
+        .insert("vary", HeaderValue::from_static("Accept"));
+    r
+}
+
+/// Content negotiation for `/openapi/v2` as kube-openapi does it: the Accept clauses by
+/// quality, exact types before wildcards, and the first that JSON or gnostic's protobuf
+/// matches wins; no Accept means JSON. `Some(true)` is protobuf, `None` nothing acceptable.
+/// client-go's discovery asks for protobuf alone, and kubectl's client-side validation
+/// (every item of a `kind: List`) reads it.
+fn openapi_v2_wants_protobuf(accept: &str) -> Option<bool> {
+    let accept = if accept.trim().is_empty() {
+        "*/*"
+    } else {
+        accept
+    };
+    let mut clauses: Vec<(f64, &str, &str)> = accept
+        .split(',')
+        .filter_map(|clause| {
+            let mut parts = clause.split(';');
+            let media = parts.next()?.trim();
+            // A lone `*` is `*/*`, as goautoneg reads it.
+            let (ty, sub) = if media == "*" {
+                ("*", "*")
+            } else {
+                media.split_once('/')?
+            };
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim() == "q")
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
+            Some((q, ty.trim(), sub.trim()))
+        })
+        .collect();
+    clauses.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then((a.1 == "*").cmp(&(b.1 == "*")))
+            .then((a.2 == "*").cmp(&(b.2 == "*")))
+    });
+    let offered = [
+        ("application/json", false),
+        (openapi_proto::ACCEPTED[0], true),
+        (openapi_proto::ACCEPTED[1], true),
+    ];
+    clauses.iter().find_map(|(_, ty, sub)| {
+        offered.iter().find_map(|(media, proto)| {
+            let (oty, osub) = media.split_once('/')?;
+            ((*ty == "*" || *ty == oty) && (*sub == "*" || *sub == osub)).then_some(*proto)
+        })
+    })
 }
 
 async fn openapi_v3_index(AxState(server): AxState<ApiServer>) -> Response {
@@ -791,5 +853,33 @@ mod tests {
         assert_eq!(decode("app%3Dweb%2Ctier+in+%28a%29"), "app=web,tier in (a)");
         assert_eq!(decode("bad%zz%"), "bad%zz%");
         assert_eq!(decode("%"), "%");
+    }
+
+    #[test]
+    fn openapi_v2_negotiation() {
+        let wants = openapi_v2_wants_protobuf;
+        // client-go's discovery (kubectl's validation of a List).
+        assert_eq!(
+            wants("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(true)
+        );
+        assert_eq!(
+            wants("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+            Some(true)
+        );
+        assert_eq!(wants(""), Some(false));
+        assert_eq!(wants("*/*"), Some(false));
+        assert_eq!(wants("application/json, */*"), Some(false));
+        assert_eq!(
+            wants("application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+            Some(true)
+        );
+        assert_eq!(
+            wants("*/*, application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(true)
+        );
+        assert_eq!(wants("text/html"), None);
+        assert_eq!(wants("application/vnd.kubernetes.protobuf"), None);
+        assert_eq!(wants("garbage;;,/"), None);
     }
 }

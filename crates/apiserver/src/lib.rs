@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod events;
 pub mod http;
 pub mod openapi;
+pub mod openapi_proto;
 pub mod ops;
 pub mod patch;
 pub mod protobuf;

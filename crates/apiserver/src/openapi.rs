@@ -1,5 +1,7 @@
 //! `/openapi/v2` and `/openapi/v3` documents built from the served resources: CRD
-//! schemas as given, and small hand-written schemas for the built-in kinds.
+//! schemas as given (in v2 converted as kube-apiserver does, see `crd_schema_v2`), and
+//! small hand-written schemas for the built-in kinds. [`crate::openapi_proto`] serves v2 as
+//! protobuf, the form kubectl's client-side validation reads.
 //! Operations carry `x-kubernetes-group-version-kind` and the `fieldValidation` parameter
 //! so kubectl knows the server validates fields itself.
 
@@ -107,7 +109,19 @@ fn meta_schemas(prefix: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn with_common(mut schema: Value, kind_desc: &str, meta_ref: &str) -> Value {
+const METADATA_DESC: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// The `metadata` property: Swagger 2.0 puts the description beside the `$ref` (as
+/// kube-apiserver does); OpenAPI 3 wraps the reference in `allOf`.
+fn metadata_property(meta_ref: &str, v2: bool) -> Value {
+    if v2 {
+        json!({"$ref": meta_ref, "description": METADATA_DESC})
+    } else {
+        json!({"allOf": [{"$ref": meta_ref}], "default": {}, "description": METADATA_DESC})
+    }
+}
+
+fn with_common(mut schema: Value, kind_desc: &str, meta_ref: &str, v2: bool) -> Value {
     let props = schema
         .as_object_mut()
         .map(|o| o.entry("properties").or_insert_with(|| json!({})))
@@ -125,10 +139,7 @@ fn with_common(mut schema: Value, kind_desc: &str, meta_ref: &str) -> Value {
                 "Kind is a string value representing the REST resource this object represents.",
             )
         });
-        p.insert(
-            "metadata".into(),
-            json!({"allOf": [{"$ref": meta_ref}], "default": {}, "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}),
-        );
+        p.insert("metadata".into(), metadata_property(meta_ref, v2));
     }
     if let Some(o) = schema.as_object_mut() {
         o.entry("type").or_insert_with(|| json!("object"));
@@ -213,17 +224,33 @@ fn builtin_schema(res: &ResourceInfo) -> Value {
 }
 
 /// The schema of one kind at one version (with apiVersion/kind/metadata filled in).
-fn kind_schema(res: &ResourceInfo, version: &str, meta_ref: &str) -> Value {
+fn kind_schema(res: &ResourceInfo, version: &str, meta_ref: &str, v2: bool) -> Value {
+    let gvk = json!([{"group": res.group, "kind": res.kind, "version": version}]);
+    let crd_schema = res.version(version).and_then(|v| v.schema.clone());
+    if res.custom && v2 {
+        match crd_schema {
+            // As kube-apiserver publishes it: a bare object when there is no schema or it keeps
+            // unknown fields at its root, or kubectl's validation would refuse every field
+            // the schema does not list.
+            None => return json!({"type": "object", "x-kubernetes-group-version-kind": gvk}),
+            Some(s) if s[PRESERVE] == true => {
+                return json!({"type": "object", "x-kubernetes-group-version-kind": gvk})
+            }
+            Some(_) => {}
+        }
+    }
     let base = if res.custom {
-        res.version(version)
-            .and_then(|v| v.schema.clone())
-            .unwrap_or_else(
-                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-            )
+        let mut base = crd_schema.unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
+        if v2 {
+            crd_schema_v2(&mut base);
+        }
+        base
     } else {
         builtin_schema(res)
     };
-    let mut s = with_common(base, "", meta_ref);
+    let mut s = with_common(base, "", meta_ref, v2);
     // Built-in kinds carry Go's `default: {}` on metadata; a CRD's published schema does not.
     if res.custom {
         if let Some(m) = s
@@ -233,9 +260,109 @@ fn kind_schema(res: &ResourceInfo, version: &str, meta_ref: &str) -> Value {
             m.remove("default");
         }
     }
-    s["x-kubernetes-group-version-kind"] =
-        json!([{"group": res.group, "kind": res.kind, "version": version}]);
+    s["x-kubernetes-group-version-kind"] = gvk;
     s
+}
+
+const PRESERVE: &str = "x-kubernetes-preserve-unknown-fields";
+
+/// The keywords a CRD's structural schema keeps (apiextensions' `Structural`); anything
+/// else a CRD may carry (`example`, `externalDocs`, ...) is not published.
+const STRUCTURAL_KEYWORDS: [&str; 30] = [
+    "description",
+    "type",
+    "title",
+    "default",
+    "format",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "multipleOf",
+    "enum",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "items",
+    "properties",
+    "additionalProperties",
+    PRESERVE,
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+];
+
+/// A CRD schema as kube-apiserver publishes it in OpenAPI v2 (apiextensions'
+/// `ToStructuralOpenAPIV2`), node by node from the root: Swagger 2.0 has no `nullable` and
+/// no `oneOf`/`anyOf`/`not`, and kubectl's validation (kube-openapi's `proto` package)
+/// refuses an array without items and checks the fields of any typed object, so a nullable
+/// node and one keeping unknown fields lose their type and their children, and a nullable
+/// property is no longer required.
+fn crd_schema_v2(s: &mut Value) {
+    let Some(o) = s.as_object_mut() else { return };
+    o.retain(|k, _| STRUCTURAL_KEYWORDS.contains(&k.as_str()) || k == "nullable");
+    if o.remove("nullable") == Some(json!(true)) {
+        for k in ["type", "items", "properties"] {
+            o.remove(k);
+        }
+    }
+    let preserve = o.get(PRESERVE) == Some(&json!(true));
+    if preserve {
+        o.remove("items");
+        o.remove("properties");
+    }
+    if o.get("type") == Some(&json!("array")) && !o.contains_key("items") {
+        o.remove("type");
+    }
+    if preserve && o.get("type") == Some(&json!("object")) {
+        o.remove("type");
+    }
+    let nullable = |v: &Value| v.get("nullable") == Some(&json!(true));
+    let nullable_props: Vec<String> = o
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.iter()
+                .filter(|(_, v)| nullable(v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(req) = o.get_mut("required").and_then(Value::as_array_mut) {
+        req.retain(|r| {
+            !r.as_str()
+                .is_some_and(|r| nullable_props.iter().any(|p| p == r))
+        });
+    }
+    if o.get("additionalProperties").is_some_and(nullable) {
+        o.remove("required");
+    }
+    if o.get("required")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        o.remove("required");
+    }
+    match o.get_mut("items") {
+        Some(Value::Array(items)) => items.iter_mut().for_each(crd_schema_v2),
+        Some(item) => crd_schema_v2(item),
+        None => {}
+    }
+    if let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) {
+        props.values_mut().for_each(crd_schema_v2);
+    }
+    if let Some(extra) = o.get_mut("additionalProperties") {
+        crd_schema_v2(extra);
+    }
 }
 
 fn list_schema(res: &ResourceInfo, version: &str, item_ref: &str) -> Value {
@@ -260,8 +387,13 @@ fn prefix(group: &str, version: &str) -> String {
     }
 }
 
-fn param(name: &str, desc: &str) -> Value {
-    json!({"name": name, "in": "query", "description": desc, "schema": {"type": "string", "uniqueItems": true}})
+/// A query parameter: OpenAPI 3 types it in a `schema`, Swagger 2.0 on the parameter itself.
+fn param(name: &str, desc: &str, v3: bool) -> Value {
+    if v3 {
+        json!({"name": name, "in": "query", "description": desc, "schema": {"type": "string", "uniqueItems": true}})
+    } else {
+        json!({"name": name, "in": "query", "description": desc, "type": "string", "uniqueItems": true})
+    }
 }
 
 /// Path items for one resource, with operations tagged by GVK and action.
@@ -281,9 +413,9 @@ fn paths_for(
         }
     };
     let write_params = vec![
-        param("dryRun", "When present, indicates that modifications should not be persisted."),
-        param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-        param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict."),
+        param("dryRun", "When present, indicates that modifications should not be persisted.", v3),
+        param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes.", v3),
+        param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.", v3),
     ];
     let op = |action: &str, id: &str, r: &str, params: &[Value]| {
         json!({
@@ -302,6 +434,7 @@ fn paths_for(
     patch_params.push(param(
         "force",
         "Force is going to \"force\" Apply requests.",
+        v3,
     ));
     let mut out = vec![
         (
@@ -378,7 +511,7 @@ pub fn v3_group_version(resources: &[ResourceInfo], group: &str, version: &str) 
         let list = definition_name(r, version, &r.list_kind);
         let item_ref = format!("#/components/schemas/{name}");
         let list_ref = format!("#/components/schemas/{list}");
-        schemas.insert(name, kind_schema(r, version, &meta_ref));
+        schemas.insert(name, kind_schema(r, version, &meta_ref, false));
         schemas.insert(list, list_schema(r, version, &item_ref));
         for (p, item) in paths_for(r, version, true, &item_ref, &list_ref) {
             paths.insert(p, item);
@@ -406,14 +539,38 @@ pub fn v2(resources: &[ResourceInfo]) -> Value {
             let list = definition_name(r, &v.name, &r.list_kind);
             let item_ref = format!("#/definitions/{name}");
             let list_ref = format!("#/definitions/{list}");
-            defs.insert(name, kind_schema(r, &v.name, &meta_ref));
+            defs.insert(name, kind_schema(r, &v.name, &meta_ref, true));
             defs.insert(list, list_schema(r, &v.name, &item_ref));
             for (p, item) in paths_for(r, &v.name, false, &item_ref, &list_ref) {
                 paths.insert(p, item);
             }
         }
     }
+    // kube-apiserver publishes no defaults in v2 (kube-openapi's PruneDefaults).
+    defs.values_mut().for_each(prune_defaults);
     json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION}, "paths": paths, "definitions": defs})
+}
+
+/// Removes `default` from a schema and the schemas inside it (not from a property that
+/// happens to be named `default`).
+fn prune_defaults(s: &mut Value) {
+    let Some(o) = s.as_object_mut() else { return };
+    o.remove("default");
+    if let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) {
+        props.values_mut().for_each(prune_defaults);
+    }
+    for k in ["items", "additionalProperties", "not"] {
+        match o.get_mut(k) {
+            Some(Value::Array(a)) => a.iter_mut().for_each(prune_defaults),
+            Some(v) => prune_defaults(v),
+            None => {}
+        }
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        if let Some(a) = o.get_mut(k).and_then(Value::as_array_mut) {
+            a.iter_mut().for_each(prune_defaults);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -443,5 +600,101 @@ mod tests {
             .any(|p| p["name"] == "fieldValidation"));
         let v2doc = v2(&rs);
         assert!(v2doc["definitions"]["io.k8s.api.coordination.v1.Lease"].is_object());
+    }
+
+    fn widget(schema: Option<Value>) -> ResourceInfo {
+        ResourceInfo {
+            group: "example.io".into(),
+            plural: "widgets".into(),
+            singular: "widget".into(),
+            kind: "Widget".into(),
+            list_kind: "WidgetList".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            versions: vec![crate::discovery::VersionInfo {
+                name: "v1".into(),
+                schema,
+                printer_columns: vec![],
+                status_subresource: true,
+            }],
+            custom: true,
+            has_generation: true,
+        }
+    }
+
+    #[test]
+    fn v2_publishes_a_crd_schema_as_kube_apiserver_does() {
+        let schema = json!({
+            "type": "object", "required": ["spec"],
+            "properties": {
+                "spec": {"type": "object", "required": ["size", "note"], "example": {"size": 1},
+                    "properties": {
+                        "size": {"type": "integer", "default": 1},
+                        "note": {"type": "string", "nullable": true},
+                        "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                                  "properties": {"a": {"type": "string"}}},
+                        "port": {"x-kubernetes-int-or-string": true,
+                                 "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                        "tags": {"type": "array", "items": {"type": "string", "nullable": true}}}},
+                "status": {"type": "object", "nullable": true, "default": {},
+                           "properties": {"phase": {"type": "string"}}}}
+        });
+        let doc = v2(&[widget(Some(schema.clone()))]);
+        let w = &doc["definitions"]["io.example.v1.Widget"];
+        assert_eq!(
+            w["properties"]["metadata"],
+            json!({"$ref": format!("#/definitions/{OBJECT_META}"), "description": METADATA_DESC})
+        );
+        let spec = &w["properties"]["spec"];
+        assert_eq!(spec["required"], json!(["size"]));
+        assert!(spec.get("example").is_none());
+        assert!(spec["properties"]["size"].get("default").is_none());
+        assert_eq!(
+            spec["properties"]["note"],
+            json!({}),
+            "a nullable node is untyped"
+        );
+        assert_eq!(
+            spec["properties"]["extra"],
+            json!({"x-kubernetes-preserve-unknown-fields": true})
+        );
+        assert_eq!(
+            spec["properties"]["port"],
+            json!({"x-kubernetes-int-or-string": true})
+        );
+        assert_eq!(spec["properties"]["tags"]["items"], json!({}));
+        assert_eq!(w["properties"]["status"], json!({}));
+        assert_eq!(w["x-kubernetes-group-version-kind"][0]["kind"], "Widget");
+        // OpenAPI 3 keeps the schema as given.
+        let v3 = v3_group_version(&[widget(Some(schema))], "example.io", "v1");
+        let w3 = &v3["components"]["schemas"]["io.example.v1.Widget"];
+        assert_eq!(w3["properties"]["status"]["nullable"], true);
+        assert_eq!(w3["properties"]["spec"]["properties"]["size"]["default"], 1);
+
+        for bare in [
+            None,
+            Some(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})),
+        ] {
+            let doc = v2(&[widget(bare)]);
+            assert_eq!(
+                doc["definitions"]["io.example.v1.Widget"],
+                json!({"type": "object", "x-kubernetes-group-version-kind":
+                       [{"group": "example.io", "kind": "Widget", "version": "v1"}]})
+            );
+        }
+    }
+
+    #[test]
+    fn v2_parameters_are_typed_on_themselves() {
+        let doc = v2(&builtins());
+        let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/secrets/{name}"]["patch"];
+        let fv = patch["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "fieldValidation"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(fv["type"], "string");
+        assert!(fv.get("schema").is_none());
     }
 }

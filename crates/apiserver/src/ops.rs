@@ -42,12 +42,6 @@ impl State {
             .find(|r| r.group == group && r.plural == plural && r.version(version).is_some())
     }
 
-    pub fn find_gr(&self, g: &GroupResource) -> Option<&ResourceInfo> {
-        self.resources
-            .iter()
-            .find(|r| r.group == g.0 && r.plural == g.1)
-    }
-
     pub fn target(
         &self,
         group: &str,

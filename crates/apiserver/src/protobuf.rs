@@ -14,7 +14,8 @@
 //! `raw` field holds the object's own protobuf message. Only the kinds kubectl creates
 //! imperatively are decoded (Secret, ConfigMap, Namespace, plus DeleteOptions), and only the
 //! fields a client can meaningfully send; the result is the equivalent JSON object, which the
-//! rest of the server handles as usual. Responses stay JSON (clients always accept it).
+//! rest of the server handles as usual. Responses stay JSON (clients always accept it); the
+//! protobuf form of `/openapi/v2` is gnostic's, another schema (see [`crate::openapi_proto`]).
 
 use std::collections::BTreeMap;
 

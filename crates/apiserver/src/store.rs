@@ -180,10 +180,6 @@ impl Store {
         self.rv
     }
 
-    pub fn oldest_rv(&self) -> u64 {
-        self.compacted_through
-    }
-
     pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Value> {
         self.objects
             .get(gr)?

