@@ -7,7 +7,7 @@ use crate::backoff::BackoffPolicy;
 use crate::cli::{LogFormat, PollMode, RunArgs};
 use crate::leader;
 use crate::regions::{RegionError, Regions};
-use modelstudio_core::remote::ApiKey;
+use modelstudio_core::api::ApiKey;
 use std::net::SocketAddr;
 use std::time::Duration;
 

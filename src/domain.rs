@@ -5,9 +5,12 @@
 use crate::crd::{self, ModelImport, ModelImportStatus, FINALIZER};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
-use modelstudio_core::domain::{DeletionPolicy, Phase, Resource, SecretRef, Spec};
-use modelstudio_core::remote::{Source, Storage, WeightType};
-use modelstudio_core::status::{self, ImportStatus};
+use modelstudio_core::conditions;
+use modelstudio_core::credentials::SecretRef;
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::import::jobs::{Source, Storage, WeightType};
+use modelstudio_core::import::resource::ImportStatus;
+use modelstudio_core::import::resource::{Phase, Resource, Spec};
 
 /// The resource's identity for the core and the controller's bookkeeping: its UID, or
 /// namespace/name before the API server gave it one.
@@ -91,10 +94,10 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
 }
 
 /// Conditions as written in a status, in the core's terms (any kind's).
-pub fn core_conditions(conditions: &[Condition]) -> Vec<status::Condition> {
+pub fn core_conditions(conditions: &[Condition]) -> Vec<conditions::Condition> {
     conditions
         .iter()
-        .map(|c| status::Condition {
+        .map(|c| conditions::Condition {
             type_: c.type_.clone(),
             status: c.status.clone(),
             reason: c.reason.clone(),
@@ -106,7 +109,7 @@ pub fn core_conditions(conditions: &[Condition]) -> Vec<status::Condition> {
 }
 
 /// The core's conditions as a status writes them (any kind's).
-pub fn crd_conditions(conditions: &[status::Condition]) -> Vec<Condition> {
+pub fn crd_conditions(conditions: &[conditions::Condition]) -> Vec<Condition> {
     conditions
         .iter()
         .map(|c| Condition {

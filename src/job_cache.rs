@@ -18,8 +18,9 @@
 use crate::crd::ModelImport;
 use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
-use modelstudio_core::decision::{finished_states, ActiveJobs, FinishedSearch, Lookup};
-use modelstudio_core::remote::{ApiError, ApiKey, ImportJobs, Job, JobState};
+use modelstudio_core::api::{ApiError, ApiKey};
+use modelstudio_core::import::decision::{finished_states, ActiveJobs, FinishedSearch, Lookup};
+use modelstudio_core::import::jobs::{ImportJobs, Job, JobState};
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -453,7 +454,8 @@ async fn poll_workspace(cache: Weak<JobCache>, workspace: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstudio_core::remote::{NewJob, Operation, Source, Storage, WeightType};
+    use modelstudio_core::api::Operation;
+    use modelstudio_core::import::jobs::{NewJob, Source, Storage, WeightType};
     use modelstudio_testbed::FakeJobs;
 
     fn new_job(i: usize) -> NewJob {

@@ -13,10 +13,9 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use modelstudio_core::credentials::{PROTECTED_LABEL, SECRET_FINALIZER};
-use modelstudio_core::deployment_step::{
-    secret_relied_on as deployment_secret_relied_on, DeploymentResource,
-};
-use modelstudio_core::step::secret_relied_on;
+use modelstudio_core::deployment::resource::DeploymentResource;
+use modelstudio_core::deployment::step::secret_relied_on as deployment_secret_relied_on;
+use modelstudio_core::import::step::secret_relied_on;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -356,7 +355,7 @@ impl Imports {
         }
     }
 
-    fn add(&mut self, import: &modelstudio_core::domain::Resource) {
+    fn add(&mut self, import: &modelstudio_core::import::resource::Resource) {
         if let Some(secret) = secret_relied_on(import) {
             self.relied_on.insert(secret);
         }

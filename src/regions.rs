@@ -3,7 +3,7 @@
 //! from here, the controller's own configuration, never from the Secret, so a tenant cannot send
 //! the controller's calls (and their key) to a host of their choosing.
 
-use modelstudio_core::reason::CredentialProblem;
+use modelstudio_core::credentials::CredentialProblem;
 use std::collections::BTreeMap;
 
 /// The placeholder a region's base URL may hold for the key's workspace id, as the official SDK's

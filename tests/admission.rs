@@ -1,16 +1,13 @@
 //! Admission: every invalid ModelImport is refused by the CRD's schema and CEL rules, through the
 //! API, with a message that names the field and says what to fix.
 //!
-//! The real kube-apiserver 1.37 of `crates/testbed` serves the generated CRD (the embedded API
-//! server where the test command has not built it). Each manifest under
+//! The real kube-apiserver 1.37 of `crates/testbed` serves the generated CRD. Each manifest under
 //! `tests/fixtures/invalid/` is created as kubectl does (`POST` with `fieldValidation=Strict`) and
 //! must be refused with the text of its `# expect:` line: 422 `Invalid` for schema and CEL errors,
 //! 400 `BadRequest` for strict decoding errors (unknown fields), as kube-apiserver answers. Each
 //! pair under `tests/fixtures/immutable/` is created, then replaced (`PUT`, as `kubectl replace`)
 //! with the update, which must be refused with the rule's message, or accepted when it expects
-//! `accepted`. The expectations are what kube-apiserver says, asserted in full on the real server;
-//! where the embedded server says something else, the fixture is listed in [`KNOWN_SERVER_GAPS`]
-//! with the reason, and only there is its message not asserted.
+//! `accepted`. The expectations are what kube-apiserver says, asserted in full.
 //!
 //! ModelDeployment gets the same treatment from cases written in this file (each plan accepted,
 //! each invalid object and immutable change refused with its message, the mutable fields
@@ -22,29 +19,13 @@ use std::time::Instant;
 
 use kube::core::Status;
 use kube::Client;
-use modelstudio_testbed::{table, Cluster, Flavor, Kubectl};
+use modelstudio_testbed::{table, Cluster, Kubectl};
 use serde_json::{json, Value};
 
 const NS: &str = "default";
 const COLLECTION: &str = "/apis/modelstudio.io/v1alpha1/namespaces/default/modelimports";
 const MIN_INVALID: usize = 50;
 const MIN_IMMUTABLE_REFUSED: usize = 8;
-
-/// Fixtures whose expectation is what kube-apiserver says but not (yet) what the embedded server
-/// says. They are still sent and must still be refused, but their message is not asserted.
-/// Remove an entry once `crates/apiserver` is fixed: the test prints when a gap closes.
-const KNOWN_SERVER_GAPS: &[(&str, &str)] = &[
-    (
-        "invalid/spec-list.yaml",
-        "kube-apiserver decodes strictly first and names the list items' fields as unknown (400); \
-         the embedded server checks the type first (422)",
-    ),
-    (
-        "invalid/storage-list.yaml",
-        "kube-apiserver decodes strictly first and names the list items' fields as unknown (400); \
-         the embedded server checks the type first (422)",
-    ),
-];
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -102,17 +83,6 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// The embedded server's known gap for a fixture; the real server has none.
-fn gap(t: &Tally, id: &str) -> Option<&'static str> {
-    if t.flavor == Flavor::Real {
-        return None;
-    }
-    KNOWN_SERVER_GAPS
-        .iter()
-        .find(|(g, _)| *g == id)
-        .map(|(_, reason)| *reason)
 }
 
 /// Server-side applies the CRD and waits (bounded) until it is Established.
@@ -236,13 +206,11 @@ fn name_of(object: &Value) -> String {
 }
 
 struct Tally {
-    flavor: Flavor,
     invalid_refused: usize,
     immutable_refused: usize,
     allowed_accepted: usize,
     valid_accepted: usize,
     examples_accepted: usize,
-    gaps: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -257,35 +225,17 @@ async fn invalid_corpus(client: &Client, t: &mut Tally) {
             "{}: metadata.name {name:?} is used twice",
             f.id
         );
-        match (create(client, &f.object, "").await, gap(t, &f.id)) {
-            (Ok(_), _) => t
+        match create(client, &f.object, "").await {
+            Ok(_) => t
                 .failures
                 .push(format!("{}: was accepted ({})", f.id, f.why)),
-            (Err(status), Some(reason)) => {
-                let now = check_refusal("ModelImport", &status, &f.expect, &name, true);
-                t.gaps.push(format!(
-                    "{}: {}\n    embedded server answered {} {}: {}\n    gap: {reason}{}",
-                    f.id,
-                    f.why,
-                    status.code,
-                    status.reason,
-                    status.message,
-                    if now.is_ok() {
-                        "\n    NOTE: the expectation now holds: remove it from KNOWN_SERVER_GAPS"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            (Err(status), None) => {
-                match check_refusal("ModelImport", &status, &f.expect, &name, true) {
-                    Ok(()) => t.invalid_refused += 1,
-                    Err(e) => t.failures.push(format!(
-                        "{}: {e}\n    ({})\n    got {} {}: {}",
-                        f.id, f.why, status.code, status.reason, status.message
-                    )),
-                }
-            }
+            Err(status) => match check_refusal("ModelImport", &status, &f.expect, &name, true) {
+                Ok(()) => t.invalid_refused += 1,
+                Err(e) => t.failures.push(format!(
+                    "{}: {e}\n    ({})\n    got {} {}: {}",
+                    f.id, f.why, status.code, status.reason, status.message
+                )),
+            },
         }
     }
     // Nothing invalid was stored.
@@ -338,8 +288,8 @@ async fn immutable_pairs(client: &Client, t: &mut Tally) {
         body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
         let result = replace(client, &name, &body).await;
         let stored = get(client, &name).await;
-        match (update.expect.as_str(), result, gap(t, &update.id)) {
-            ("accepted", Ok(replaced), _) => {
+        match (update.expect.as_str(), result) {
+            ("accepted", Ok(replaced)) => {
                 // The stored spec is the update's, with the server's defaults.
                 let mut want = update.object["spec"].clone();
                 for (k, v) in [
@@ -363,31 +313,25 @@ async fn immutable_pairs(client: &Client, t: &mut Tally) {
                     t.allowed_accepted += 1;
                 }
             }
-            ("accepted", Err(s), _) => t.failures.push(format!(
+            ("accepted", Err(s)) => t.failures.push(format!(
                 "{}: an allowed update was refused ({}): {} {}: {}",
                 update.id, update.why, s.code, s.reason, s.message
             )),
-            (_, Ok(_), _) => t.failures.push(format!(
+            (_, Ok(_)) => t.failures.push(format!(
                 "{}: an immutable change was accepted ({})",
                 update.id, update.why
             )),
-            (_, Err(s), Some(reason)) => t.gaps.push(format!(
-                "{}: {}\n    embedded server answered {} {}: {}\n    gap: {reason}",
-                update.id, update.why, s.code, s.reason, s.message
-            )),
-            (expect, Err(s), None) => {
-                match check_refusal("ModelImport", &s, expect, &name, false) {
-                    Ok(()) if stored["spec"] == created["spec"] => t.immutable_refused += 1,
-                    Ok(()) => t.failures.push(format!(
-                        "{}: refused, but the stored spec changed to {}",
-                        update.id, stored["spec"]
-                    )),
-                    Err(e) => t.failures.push(format!(
-                        "{}: {e}\n    ({})\n    got {} {}: {}",
-                        update.id, update.why, s.code, s.reason, s.message
-                    )),
-                }
-            }
+            (expect, Err(s)) => match check_refusal("ModelImport", &s, expect, &name, false) {
+                Ok(()) if stored["spec"] == created["spec"] => t.immutable_refused += 1,
+                Ok(()) => t.failures.push(format!(
+                    "{}: refused, but the stored spec changed to {}",
+                    update.id, stored["spec"]
+                )),
+                Err(e) => t.failures.push(format!(
+                    "{}: {e}\n    ({})\n    got {} {}: {}",
+                    update.id, update.why, s.code, s.reason, s.message
+                )),
+            },
         }
     }
 }
@@ -492,7 +436,6 @@ async fn examples_are_accepted(client: &Client, t: &mut Tally) {
 async fn invalid_manifests_are_refused_with_a_message_that_says_what_to_fix() {
     let started = Instant::now();
     let cluster = Cluster::start().await.expect("a Kubernetes API server");
-    println!("admission corpus on {:?}", cluster.flavor());
     let client = cluster
         .client(NS)
         .await
@@ -500,13 +443,11 @@ async fn invalid_manifests_are_refused_with_a_message_that_says_what_to_fix() {
     install_crd(&client).await;
 
     let mut t = Tally {
-        flavor: cluster.flavor(),
         invalid_refused: 0,
         immutable_refused: 0,
         allowed_accepted: 0,
         valid_accepted: 0,
         examples_accepted: 0,
-        gaps: vec![],
         failures: vec![],
     };
     invalid_corpus(&client, &mut t).await;
@@ -515,21 +456,15 @@ async fn invalid_manifests_are_refused_with_a_message_that_says_what_to_fix() {
     examples_are_accepted(&client, &mut t).await;
     drop(cluster);
 
-    for g in &t.gaps {
-        eprintln!("KNOWN SERVER GAP {g}");
-    }
     println!(
         "admission corpus: {} invalid manifests refused, {} immutable updates refused, \
-         {} allowed updates accepted, {} boundary values accepted, {} examples accepted, \
-         {} known server gaps ({:.1?}, {:?})",
+         {} allowed updates accepted, {} boundary values accepted, {} examples accepted ({:.1?})",
         t.invalid_refused,
         t.immutable_refused,
         t.allowed_accepted,
         t.valid_accepted,
         t.examples_accepted,
-        t.gaps.len(),
         started.elapsed(),
-        t.flavor
     );
     assert!(
         t.failures.is_empty(),
@@ -548,13 +483,6 @@ async fn invalid_manifests_are_refused_with_a_message_that_says_what_to_fix() {
         t.immutable_refused
     );
     assert!(t.allowed_accepted >= 3, "too few allowed updates");
-    // Every listed gap still has its fixture.
-    for (id, _) in KNOWN_SERVER_GAPS {
-        assert!(
-            fixtures_dir().join(id).exists(),
-            "KNOWN_SERVER_GAPS names {id}, which does not exist"
-        );
-    }
 }
 
 // ModelDeployment: the same admission, with the cases written here (each names its object),
@@ -626,8 +554,7 @@ fn stored_form(spec: &Value) -> Value {
     want
 }
 
-/// The refusal, checked as for ModelImport's fixtures; on the embedded server a wrong message is
-/// reported, not failed (the real kube-apiserver is the judge).
+/// The refusal, checked as for ModelImport's fixtures.
 fn judge_deployment_refusal(
     t: &mut Tally,
     case: &str,
@@ -637,16 +564,9 @@ fn judge_deployment_refusal(
 ) -> bool {
     match check_refusal("ModelDeployment", status, expect, name, false) {
         Ok(()) => true,
-        Err(e) if t.flavor == Flavor::Real => {
+        Err(e) => {
             t.failures.push(format!(
                 "{case}: {e}\n    got {} {}: {}",
-                status.code, status.reason, status.message
-            ));
-            false
-        }
-        Err(e) => {
-            t.gaps.push(format!(
-                "{case}: {e}\n    embedded server answered {} {}: {}",
                 status.code, status.reason, status.message
             ));
             false
@@ -1154,13 +1074,11 @@ async fn model_deployments_are_checked_by_their_schema_and_rules_and_shown_by_ku
         .await
         .expect("the ModelDeployment CRD is installed and Established");
     let mut t = Tally {
-        flavor: cluster.flavor(),
         invalid_refused: 0,
         immutable_refused: 0,
         allowed_accepted: 0,
         valid_accepted: 0,
         examples_accepted: 0,
-        gaps: vec![],
         failures: vec![],
     };
     deployment_creates(&client, &mut t).await;
@@ -1187,20 +1105,14 @@ async fn model_deployments_are_checked_by_their_schema_and_rules_and_shown_by_ku
     });
     drop(cluster);
 
-    for g in &t.gaps {
-        eprintln!("KNOWN SERVER GAP {g}");
-    }
     println!(
         "ModelDeployment admission: {} valid objects accepted, {} invalid refused, {} immutable \
-         changes refused, {} allowed updates accepted, {} embedded-server differences \
-         ({:.1?}, {:?})",
+         changes refused, {} allowed updates accepted ({:.1?})",
         t.valid_accepted,
         t.invalid_refused,
         t.immutable_refused,
         t.allowed_accepted,
-        t.gaps.len(),
         started.elapsed(),
-        t.flavor
     );
     assert!(
         t.failures.is_empty(),
@@ -1209,9 +1121,7 @@ async fn model_deployments_are_checked_by_their_schema_and_rules_and_shown_by_ku
         t.failures.join("\n")
     );
     assert_eq!(t.valid_accepted, 7);
-    if t.flavor == Flavor::Real {
-        assert_eq!(t.invalid_refused, 16);
-        assert_eq!(t.immutable_refused, 15);
-    }
+    assert_eq!(t.invalid_refused, 16);
+    assert_eq!(t.immutable_refused, 15);
     assert_eq!(t.allowed_accepted, 4);
 }

@@ -8,8 +8,10 @@ mod samples;
 
 use modelstudio_controller::crd::FINALIZER;
 use modelstudio_controller::domain::model_import_status;
-use modelstudio_core::deployment_reason::{DeploymentCode, DeploymentReason};
-use modelstudio_core::reason::{Code, CredentialProblem, Meaning, Reason};
+use modelstudio_core::conditions::Meaning;
+use modelstudio_core::credentials::CredentialProblem;
+use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason};
+use modelstudio_core::import::reason::{Code, Reason};
 use modelstudio_testbed::{go_tool, run_bounded};
 use samples::deployments::{
     deployment_case, deployment_object, deployment_sample, DeploymentSample,

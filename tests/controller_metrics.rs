@@ -1,8 +1,7 @@
 //! The controller binary's /metrics as Prometheus scrapes it, with two replicas under leader
 //! election: the ModelImport gauges (by phase, by reason, blocked deletions and the age of the
 //! oldest), time to Ready, deletion duration, the quota wait by class, the leader gauge and the
-//! build info. On the real control plane (the embedded API server where the test command has
-//! not built it); jobs run until the test lets them finish.
+//! build info. On the real control plane; jobs run until the test lets them finish.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};

@@ -1,4 +1,4 @@
-//! The ModelDeployment reconciler, pass by pass, against the embedded API server (both CRDs
+//! The ModelDeployment reconciler, pass by pass, against the real control plane (both CRDs
 //! installed) and the in-memory `FakeDeployments` and `FakeJobs`, which move only when a test
 //! says so: a lost create answer, a name taken by someone else, a plan that cannot scale, and an
 //! import whose deletion waits for the deployment that serves its model.
@@ -14,8 +14,9 @@ use modelstudio_controller::crd::{Kind, ModelDeployment, ModelImport};
 use modelstudio_controller::deployment_reconciler::{reconcile, DeploymentContext};
 use modelstudio_controller::metrics::Metrics;
 use modelstudio_controller::reconciler::{self, layered, Context};
-use modelstudio_core::deployments::NewDeployment;
-use modelstudio_core::remote::{ApiError, JobState, Operation};
+use modelstudio_core::api::{ApiError, Operation};
+use modelstudio_core::deployment::deployments::NewDeployment;
+use modelstudio_core::import::jobs::JobState;
 use modelstudio_testbed::{
     api_key_secret, apply_crd, Cluster, FakeDeployments, FakeJobs, ImportBuilder,
 };

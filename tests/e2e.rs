@@ -1,5 +1,5 @@
-//! End to end, as a user works: the real control plane (kube-apiserver 1.37, or the embedded API
-//! server where the test command has not built it) and the Model Studio simulator run on free
+//! End to end, as a user works: the real control plane (kube-apiserver 1.37) and the Model
+//! Studio simulator run on free
 //! ports of 127.0.0.1, the real controller binary runs as its own process,
 //! and everything is driven with real kubectl 1.37 (`scripts/test.sh` installs it).
 //!

@@ -2,8 +2,7 @@
 //! `go_tool`): strict lint, the schema refusing bad values with their path, the same RBAC,
 //! hardening and CRD as deploy/, every rendering admitted by the real kube-apiserver's server-side
 //! dry run without a warning (Pod Security `restricted` enforced), and an install and uninstall
-//! on the real control plane. The last two need the real kube-apiserver: without
-//! MODELSTUDIO_TESTBED_BIN they say SKIPPED.
+//! on the real control plane (built by scripts/test.sh, named by MODELSTUDIO_TESTBED_BIN).
 
 use modelstudio_testbed::{
     go_tool, install_crd, run_bounded, yaml_documents, Cluster, Kubectl, Output, TempDir,
@@ -710,14 +709,6 @@ async fn the_controller_accepts_every_setting_the_chart_renders() {
     );
 }
 
-/// True (and says why) when the real control plane is not built; CI always builds it.
-fn skipped(test: &str) -> bool {
-    modelstudio_testbed::skip_without_real_server(
-        test,
-        "server-side dry run, Pod Security, RBAC objects, helm's release storage",
-    )
-}
-
 /// Writes the cluster's admin kubeconfig readable by its owner only (helm warns otherwise).
 fn write_private_kubeconfig(cluster: &Cluster, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -759,9 +750,6 @@ fn create_restricted_namespace(kubectl: &Kubectl, namespace: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rendering_passes_a_server_dry_run_without_a_warning() {
-    if skipped("every_rendering_passes_a_server_dry_run_without_a_warning") {
-        return;
-    }
     let t0 = Instant::now();
     let (dir, cluster, _, kubectl) = restricted_cluster("helm-dry-run").await;
     let client = cluster.client("default").await.unwrap();
@@ -918,9 +906,6 @@ fn identities(docs: &[Value]) -> Vec<(String, String, Option<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_and_uninstall_on_the_real_control_plane() {
-    if skipped("install_and_uninstall_on_the_real_control_plane") {
-        return;
-    }
     let t0 = Instant::now();
     // As docs/helm.md says: the namespace first, labelled, then the release.
     // The cluster lives to the end of the test (dropping it stops the control plane).

@@ -1,7 +1,6 @@
 //! What Flux sees: kstatus (sigs.k8s.io/cli-utils' `status.Compute`, the library behind Flux's
 //! health checks, run by the Go tool `kstatus` of testbed/gitops) over ModelImports as the API
-//! server serves them, on the real control plane (the embedded API server where the test command
-//! has not built it).
+//! server serves them, on the real control plane.
 //!
 //! First every condition reason, its status built by the controller's status builder and written
 //! by server-side apply as the controller's field manager; then the controller binary itself
@@ -17,7 +16,8 @@ use kube::Client;
 use modelstudio_controller::config::MANAGER;
 use modelstudio_controller::crd::{definition, ModelImport, FINALIZER};
 use modelstudio_controller::domain::model_import_status;
-use modelstudio_core::reason::{Code, Meaning};
+use modelstudio_core::conditions::Meaning;
+use modelstudio_core::import::reason::Code;
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
     api_key_secret, apply_crd, go_tool, run_bounded, ControllerCommand, ImportBuilder, ProcessBed,
@@ -412,7 +412,7 @@ fn process_log(dir: &Path) -> String {
 /// Flux shows for it is the README's condition table.
 #[test]
 fn flux_reads_every_deployment_reason() {
-    use modelstudio_core::deployment_reason::DeploymentCode;
+    use modelstudio_core::deployment::reason::DeploymentCode;
     use samples::deployments::{deployment_case, deployment_sample};
     let dir = modelstudio_testbed::TempDir::new("kstatus-deployments");
     let mut objects = Vec::new();

@@ -1,7 +1,6 @@
 //! What the controller asks of the Kubernetes API per ModelImport, counted by the controller's
 //! own `modelstudio_kubernetes_requests_total`: its own status writes wake no reconcile, and
-//! the API key Secrets come from a watch, not a GET per reconcile. On the real control plane
-//! (the embedded API server where the test command has not built it).
+//! the API key Secrets come from a watch, not a GET per reconcile. On the real control plane.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};

@@ -4,7 +4,7 @@
 //! nothing else, and deploy/ passes Pod Security `restricted`.
 //!
 //! Real kube-apiserver only: the embedded API server has neither RBAC, tokens, audit nor Pod
-//! Security. Without the built binaries each test prints why it skipped.
+//! Security. CI always builds the control plane; without it the tests fail, saying how to build it.
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -35,14 +35,6 @@ const KEY: &str = "sk-least-privilege-test";
 const IDENTITY: &str = "modelstudio-controller-test-0";
 const KUBECTL_LIMIT: Duration = Duration::from_secs(60);
 const CONVERGE: Duration = Duration::from_secs(60);
-
-/// True (and says why) when the real control plane is not built; CI always builds it.
-fn skipped(test: &str) -> bool {
-    modelstudio_testbed::skip_without_real_server(
-        test,
-        "RBAC, TokenRequest, audit log, Pod Security",
-    )
-}
 
 /// kubectl as admin; fails the test unless it exits 0. Returns (stdout, stderr).
 fn kubectl(plane: &ControlPlane, args: &[&str]) -> (String, String) {
@@ -307,9 +299,6 @@ async fn events_of(events: &Api<Event>, name: &str) -> BTreeMap<String, i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac() {
-    if skipped("controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac") {
-        return;
-    }
     let t0 = Instant::now();
     let dir = TempDir::new("lifecycle");
     let cluster = Cluster::start_real()
@@ -649,9 +638,6 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_passes_pod_security_restricted_on_a_server_dry_run() {
-    if skipped("deploy_passes_pod_security_restricted_on_a_server_dry_run") {
-        return;
-    }
     let t0 = Instant::now();
     let dir = TempDir::new("psa");
     let cluster = Cluster::start_real()

@@ -10,8 +10,8 @@ use modelstudio_controller::metrics::{
     ApiLabels, DeletionLabels, KindLabels, KubeLabels, Metrics, QuotaLabels, ReconcileLabels,
 };
 use modelstudio_controller::modelstudio::Priority;
-use modelstudio_core::domain::Phase;
-use modelstudio_core::reason::Code;
+use modelstudio_core::import::reason::Code;
+use modelstudio_core::import::resource::Phase;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
 use promql_parser::util::{walk_expr, ExprVisitor};

@@ -3,7 +3,7 @@
 //! every deployment is deleted in Model Studio,
 //! and no Secret keeps the controller's finalizer, also when the controller is killed in the
 //! middle and started again. On the real control plane (its kube-controller-manager runs the
-//! namespace cascade), or the embedded API server where the test command has not built it.
+//! namespace cascade).
 //!
 //! Figures are printed: time until the namespaces are gone, leaked jobs, protected Secrets left.
 

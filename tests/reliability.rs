@@ -5,8 +5,8 @@
 //! figures; `scripts/reliability.sh` runs them and writes `docs/reliability.md`.
 //!
 //! Each test starts its own Kubernetes API with `modelstudio_testbed::Cluster::start()`: the real
-//! control plane (kube-apiserver 1.37, etcd, kube-controller-manager) when the test command built
-//! it (`MODELSTUDIO_TESTBED_BIN`), else the embedded API server; it prints which.
+//! control plane (kube-apiserver 1.37, etcd, kube-controller-manager) that the test command
+//! built (`MODELSTUDIO_TESTBED_BIN`).
 //! Every server listens on 127.0.0.1 on a free port; every loop is bounded in count and time.
 
 use futures::StreamExt;
@@ -23,7 +23,7 @@ use modelstudio_simulator::{
     DeploymentRecord, Endpoint, Faults, JobRecord, RunningSimulator, SimulatorConfig,
 };
 use modelstudio_testbed::{
-    api_key_secret, install_crd, Cluster, ControllerCommand, Flavor, ImportBuilder, Proc,
+    api_key_secret, install_crd, Cluster, ControllerCommand, ImportBuilder, Proc,
 };
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
@@ -78,12 +78,7 @@ impl Bed {
             .await
             .map(|v| v.git_version)
             .unwrap_or_else(|e| format!("version unknown: {e}"));
-        let server = match cluster.flavor() {
-            Flavor::Real => {
-                format!("real kube-apiserver {version} (etcd, kube-controller-manager)")
-            }
-            Flavor::Embedded => format!("embedded in-memory API server ({version})"),
-        };
+        let server = format!("real kube-apiserver {version} (etcd, kube-controller-manager)");
         println!(
             "reliability {name}: on the {server}, up with the CRDs in {:.1} s",
             t0.elapsed().as_secs_f64()
@@ -908,7 +903,6 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
         },
     )
     .await;
-    let real = bed.cluster.flavor() == Flavor::Real;
     let mut child = bed.controller("watch", &[], &[]);
     let first = names("watch-a", 5);
     bed.create_imports(&first).await;
@@ -938,13 +932,9 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
     let gone = first[..2].to_vec();
     bed.delete_imports(&gone).await;
     // Old resourceVersions expire: the watcher must relist (410 Gone) and still see everything.
-    // The embedded server forgets its history on demand. The real one has no such knob: a
-    // restarted kube-apiserver's watch cache starts at etcd's current revision, so resuming
+    // A restarted kube-apiserver's watch cache starts at etcd's current revision, so resuming
     // from before the restart is "too old" (etcd itself is compacted by kube-apiserver only
     // every --etcd-compaction-interval, 5 min).
-    if let Some(embedded) = bed.cluster.embedded() {
-        embedded.compact();
-    }
     let t = Instant::now();
     bed.cluster.cut_watches().await.expect("watches cut");
     outages.push(t.elapsed());
@@ -971,11 +961,8 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
     .unwrap();
     writeln!(text, "| figure | value |\n|---|---|").unwrap();
     writeln!(text, "| API server | {} |", bed.server).unwrap();
-    let faults = if real {
-        "3 kube-apiserver restarts on the same port, etcd's data kept (a watch cut is a restart)"
-    } else {
-        "2 watch cuts, 1 restart of the listener, history forgotten before the second cut"
-    };
+    let faults =
+        "3 kube-apiserver restarts on the same port, etcd's data kept (a watch cut is a restart)";
     writeln!(text, "| faults | {faults} |").unwrap();
     writeln!(
         text,
@@ -1028,15 +1015,11 @@ async fn watch_cuts_and_apiserver_restart_lose_no_event() {
         "a watch from a resourceVersion before the fault answers 410 Gone: {expired:?}"
     );
     // A restarted kube-apiserver writes (its identity Lease among others) before its watch cache
-    // starts, so the controller's resume point is always too old there. The embedded server
-    // writes nothing of its own: a watcher that had seen the newest event resumes exactly at
-    // the compaction point, which is not expired.
-    if real {
-        assert!(
-            relists >= 1,
-            "the controller's watcher met the 410 and relisted (its log has no trace of it)"
-        );
-    }
+    // starts, so the controller's resume point is always too old there.
+    assert!(
+        relists >= 1,
+        "the controller's watcher met the 410 and relisted (its log has no trace of it)"
+    );
     assert_eq!(jobs.len(), 10);
     assert_eq!(deleted, 2);
 }

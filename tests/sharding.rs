@@ -1,7 +1,6 @@
 //! Past one replica: controllers with disjoint `--selector`s split the ModelImports between them
 //! and never touch each other's objects or jobs; a selector the API server cannot parse stops
-//! the controller at start with what is wrong. On the real control plane (the embedded API
-//! server where the test command has not built it).
+//! the controller at start with what is wrong. On the real control plane.
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};

@@ -1,5 +1,5 @@
 //! The controller binary at start-up and against objects it cannot read, on the real control
-//! plane (the embedded API server where the test command has not built it): a missing CRD stops
+//! plane: a missing CRD stops
 //! it at once with what to do; an object stored under a loosened schema is reported and skipped
 //! while the others are reconciled.
 

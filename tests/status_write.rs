@@ -8,9 +8,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_simulator::{RunningSimulator, SimulatorConfig};
-use modelstudio_testbed::{
-    api_key_secret, install_crd, Cluster, ControllerCommand, Flavor, ImportBuilder,
-};
+use modelstudio_testbed::{api_key_secret, install_crd, Cluster, ControllerCommand, ImportBuilder};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,7 +45,6 @@ async fn wait_ready(api: &Api<ModelImport>, name: &str, limit: Duration) -> Mode
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_applied_server_side_owned_and_pruned() {
     let cluster = Cluster::start().await.expect("a Kubernetes API server");
-    println!("status write on {:?}", cluster.flavor());
     let dir = std::env::temp_dir().join(format!("msc-status-write-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -113,61 +110,60 @@ async fn status_is_applied_server_side_owned_and_pruned() {
     }
     assert_eq!(sim.simulator.stats().create.total, 2, "one job per import");
 
-    if cluster.flavor() == Flavor::Real {
-        let m = imports.get("fresh").await.unwrap();
-        let entries: Vec<(String, String, String)> = m
-            .managed_fields()
-            .iter()
-            .map(|e| {
-                (
-                    e.manager.clone().unwrap_or_default(),
-                    e.operation.clone().unwrap_or_default(),
-                    e.subresource.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        println!("managedFields of fresh: {entries:?}");
-        assert!(
-            entries.contains(&(
-                "modelstudio-controller".into(),
-                "Apply".into(),
-                "status".into()
-            )),
-            "{entries:?}"
-        );
-        // The finalizer is written under the controller's name too, not as "unknown".
-        assert!(
-            entries.contains(&(
-                "modelstudio-controller".into(),
-                "Update".into(),
-                String::new()
-            )),
-            "{entries:?}"
-        );
-        // Ownership: another writer of the status is told whose field it would take.
-        let err = imports
-            .patch_status(
-                "fresh",
-                &PatchParams::apply("someone-else"),
-                &Patch::Apply(json!({
-                    "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
-                    "status": {"phase": "Failed"}
-                })),
+    // The fields' owners, as the real kube-apiserver keeps them.
+    let m = imports.get("fresh").await.unwrap();
+    let entries: Vec<(String, String, String)> = m
+        .managed_fields()
+        .iter()
+        .map(|e| {
+            (
+                e.manager.clone().unwrap_or_default(),
+                e.operation.clone().unwrap_or_default(),
+                e.subresource.clone().unwrap_or_default(),
             )
-            .await
-            .expect_err("a second manager conflicts on the controller's field");
-        let kube::Error::Api(status) = &err else {
-            panic!("expected the API server's refusal, got {err}");
-        };
-        let text = status.message.clone();
-        assert_eq!(
-            (status.code, status.reason.as_str()),
-            (409, "Conflict"),
-            "{text}"
-        );
-        assert!(text.contains("modelstudio-controller"), "{text}");
-        assert!(text.contains(".status.phase"), "{text}");
-    }
+        })
+        .collect();
+    println!("managedFields of fresh: {entries:?}");
+    assert!(
+        entries.contains(&(
+            "modelstudio-controller".into(),
+            "Apply".into(),
+            "status".into()
+        )),
+        "{entries:?}"
+    );
+    // The finalizer is written under the controller's name too, not as "unknown".
+    assert!(
+        entries.contains(&(
+            "modelstudio-controller".into(),
+            "Update".into(),
+            String::new()
+        )),
+        "{entries:?}"
+    );
+    // Ownership: another writer of the status is told whose field it would take.
+    let err = imports
+        .patch_status(
+            "fresh",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(json!({
+                "apiVersion": "modelstudio.io/v1alpha1", "kind": "ModelImport",
+                "status": {"phase": "Failed"}
+            })),
+        )
+        .await
+        .expect_err("a second manager conflicts on the controller's field");
+    let kube::Error::Api(status) = &err else {
+        panic!("expected the API server's refusal, got {err}");
+    };
+    let text = status.message.clone();
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "Conflict"),
+        "{text}"
+    );
+    assert!(text.contains("modelstudio-controller"), "{text}");
+    assert!(text.contains(".status.phase"), "{text}");
     controller.stop(Duration::from_secs(10));
     assert!(
         !controller.log().contains(KEY),

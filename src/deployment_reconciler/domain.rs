@@ -8,12 +8,13 @@ use crate::crd::{
 };
 use crate::domain::{core_conditions, crd_conditions};
 use kube::ResourceExt;
-use modelstudio_core::deployment_step::{
+use modelstudio_core::conditions::{READY, TRUE};
+use modelstudio_core::credentials::SecretRef;
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::deployment::deployments::{Plan, PtuCapacity};
+use modelstudio_core::deployment::resource::{
     DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
 };
-use modelstudio_core::deployments::{Plan, PtuCapacity};
-use modelstudio_core::domain::{DeletionPolicy, SecretRef};
-use modelstudio_core::status::{READY, TRUE};
 
 /// The resource's identity for the bookkeeping: its UID, or namespace/name before it has one.
 pub fn key(obj: &ModelDeployment) -> String {

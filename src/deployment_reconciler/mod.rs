@@ -1,5 +1,5 @@
 //! The ModelDeployment reconciler: observe once, decide once (in the core,
-//! [`modelstudio_core::deployment_step`]), act, record. Like the ModelImport reconciler, the files
+//! [`modelstudio_core::deployment::step`]), act, record. Like the ModelImport reconciler, the files
 //! of this module only read what the core names, carry out the step and hand the answer back.
 
 pub mod domain;
@@ -12,9 +12,9 @@ use crate::reconciler::Context;
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use modelstudio_core::decision::Requeue;
-use modelstudio_core::deployment_step::{self, Act, Answer, DeploymentStep, Need, Observation};
-use modelstudio_core::deployments::Deployments;
+use modelstudio_core::deployment::deployments::Deployments;
+use modelstudio_core::deployment::step::{self, Act, Answer, DeploymentStep, Need, Observation};
+use modelstudio_core::requeue::Requeue;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -50,7 +50,7 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn next_need(obs: &Observation) -> Option<Need> {
-        deployment_step::next_need(obs)
+        step::next_need(obs)
     }
 
     async fn observe(&mut self, obs: &mut Observation, need: Need) -> Result<(), Error> {
@@ -58,7 +58,7 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn decide(obs: &Observation) -> DeploymentStep {
-        deployment_step::decide(obs)
+        step::decide(obs)
     }
 
     fn shape(step: &DeploymentStep) -> StepShape {

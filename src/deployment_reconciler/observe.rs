@@ -6,10 +6,10 @@ use crate::reconciler::fingerprint;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
-use modelstudio_core::deployment_step::{Need, Observation, Seen};
-use modelstudio_core::deployments::{Deployment, PageRequest};
-use modelstudio_core::remote::{ApiError, ApiKey};
-use modelstudio_core::step::Timing;
+use modelstudio_core::api::{ApiError, ApiKey};
+use modelstudio_core::deployment::deployments::{Deployment, PageRequest};
+use modelstudio_core::deployment::step::{Need, Observation, Seen};
+use modelstudio_core::requeue::Timing;
 
 /// The page size of a listing, and the most pages read: 10,000 deployments per workspace.
 const LIST_PAGE_SIZE: u32 = 100;

@@ -7,8 +7,9 @@ use crate::reconciler::finalizer::{add_finalizer_to, remove_finalizer_from};
 use crate::reconciler::status_write::{apply_status, clear_stray_status};
 use kube::{Resource, ResourceExt};
 use modelstudio_core::credentials::secret_choice;
-use modelstudio_core::deployment_step::{DeploymentStatus, Observation};
-use modelstudio_core::reason;
+use modelstudio_core::deployment::resource::DeploymentStatus;
+use modelstudio_core::deployment::step::Observation;
+use modelstudio_core::events;
 use tracing::info;
 
 impl Io<'_> {
@@ -94,7 +95,7 @@ impl Io<'_> {
         }
     }
 
-    pub(super) fn publish(&self, events: &[reason::Event]) {
+    pub(super) fn publish(&self, events: &[events::Event]) {
         crate::reconciler::publish_to(&self.ctx.core, &self.obj.object_ref(&()), events);
     }
 }

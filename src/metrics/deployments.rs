@@ -3,8 +3,8 @@
 
 use crate::crd::{DeploymentPhase, ModelDeployment};
 use kube::runtime::reflector::Store;
-use modelstudio_core::deployment_reason::DeploymentCode;
-use modelstudio_core::status::READY;
+use modelstudio_core::conditions::READY;
+use modelstudio_core::deployment::reason::DeploymentCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use std::collections::BTreeMap;

@@ -5,9 +5,9 @@
 use crate::crd::ModelImport;
 use crate::domain;
 use kube::runtime::reflector::Store;
-use modelstudio_core::domain::Phase;
-use modelstudio_core::reason::Code;
-use modelstudio_core::status::READY;
+use modelstudio_core::conditions::READY;
+use modelstudio_core::import::reason::Code;
+use modelstudio_core::import::resource::Phase;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;

@@ -7,10 +7,10 @@ use super::deployment_wire::{
 };
 use super::http::{decode_response, HttpClient};
 use async_trait::async_trait;
-use modelstudio_core::deployments::{
+use modelstudio_core::api::{ApiError, ApiKey};
+use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
 };
-use modelstudio_core::remote::{ApiError, ApiKey};
 use reqwest::{Method, Url};
 use std::time::Duration;
 
@@ -141,7 +141,7 @@ impl Deployments for HttpClient {
 mod tests {
     use super::*;
     use crate::modelstudio::HttpClientConfig;
-    use modelstudio_core::deployments::DeploymentState;
+    use modelstudio_core::deployment::deployments::DeploymentState;
 
     #[test]
     fn urls_encode_the_name_and_keep_the_action() {

@@ -3,7 +3,7 @@
 //! `status` are required, and a number may come as a string (the reference types
 //! `base_capacity` as a string).
 
-use modelstudio_core::deployments::{
+use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Limits, NewDeployment, Plan,
 };
 use serde::{Deserialize, Deserializer, Serialize};
@@ -203,7 +203,7 @@ impl From<DeploymentPageBody> for DeploymentPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstudio_core::deployments::PtuCapacity;
+    use modelstudio_core::deployment::deployments::PtuCapacity;
     use serde_json::json;
 
     #[test]

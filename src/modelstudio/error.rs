@@ -2,7 +2,7 @@
 //! `code` (never on the HTTP status alone, since the documentation gives no status for
 //! `OperationDenied`).
 
-use modelstudio_core::remote::{ApiError, RemoteError};
+use modelstudio_core::api::{ApiError, RemoteError};
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -3,9 +3,8 @@
 use super::error::{classify, error_code_in_success, excerpt};
 use super::wire::{CreateBody, JobBody, PageBody};
 use async_trait::async_trait;
-use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, RemoteError,
-};
+use modelstudio_core::api::{ApiError, ApiKey, RemoteError};
+use modelstudio_core::import::jobs::{ImportJobs, Job, JobPage, JobState, ListQuery, NewJob};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;

@@ -6,12 +6,11 @@
 use crate::metrics::{ApiLabels, Metrics, QuotaLabels};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use modelstudio_core::deployments::{
+use modelstudio_core::api::{ApiError, ApiKey, Operation};
+use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
 };
-use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
-};
+use modelstudio_core::import::jobs::{ImportJobs, Job, JobPage, JobState, ListQuery, NewJob};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -499,7 +498,7 @@ mod tests {
             Priority::of(Operation::List, Some(&running)),
             Priority::Poll
         );
-        for finished in modelstudio_core::decision::finished_states() {
+        for finished in modelstudio_core::import::decision::finished_states() {
             let done = list(Some(finished));
             assert_eq!(Priority::of(Operation::List, Some(&done)), Priority::Resync);
             // The poll cycle's look for jobs that just finished is a poll.

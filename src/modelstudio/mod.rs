@@ -12,11 +12,11 @@ mod wire;
 pub use deployment_http::{decode_deletion, decode_deployment, decode_deployment_page};
 pub use http::{decode_job, decode_page, HttpClient, HttpClientConfig};
 pub use layers::{rate_limiter, Metered, Priority, RateLimited};
-pub use modelstudio_core::deployments::{
+pub use modelstudio_core::api::{ApiError, ApiKey, Operation, RemoteError};
+pub use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
     Plan, PtuCapacity,
 };
-pub use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation,
-    RemoteError, Source, Storage, WeightType,
+pub use modelstudio_core::import::jobs::{
+    ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Source, Storage, WeightType,
 };

@@ -2,7 +2,7 @@
 //! translation to and from the core's domain types. Responses are read leniently: only `job_id`
 //! and `status` are required, since get, list and delete leave out fields that create returns.
 
-use modelstudio_core::remote::{Job, JobPage, JobState, NewJob, Source, Storage, WeightType};
+use modelstudio_core::import::jobs::{Job, JobPage, JobState, NewJob, Source, Storage, WeightType};
 use serde::{Deserialize, Serialize};
 
 /// Body of a create request.

@@ -3,8 +3,8 @@
 
 use super::observe::Io;
 use super::poll::missing_key;
-use modelstudio_core::remote::NewJob;
-use modelstudio_core::step::Answer;
+use modelstudio_core::import::jobs::NewJob;
+use modelstudio_core::import::step::Answer;
 use tracing::info;
 
 impl Io<'_> {

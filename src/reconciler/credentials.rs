@@ -12,14 +12,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
+use modelstudio_core::api::ApiKey;
 use modelstudio_core::credentials::{
-    secret_choice, secret_read, PROTECTED_LABEL, PROTECTED_VALUE, REGION_FIELD, SECRET_FINALIZER,
-    WORKSPACE_FIELD,
+    choose_key, secret_choice, secret_read, CredentialProblem, KeySource, SecretRef,
+    PROTECTED_LABEL, PROTECTED_VALUE, REGION_FIELD, SECRET_FINALIZER, WORKSPACE_FIELD,
 };
-use modelstudio_core::domain::SecretRef;
-use modelstudio_core::reason::CredentialProblem;
-use modelstudio_core::remote::ApiKey;
-use modelstudio_core::step::{choose_key, KeySource, Observation};
+use modelstudio_core::import::step::Observation;
 use serde_json::json;
 use std::sync::Arc;
 

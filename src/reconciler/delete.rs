@@ -3,7 +3,7 @@
 
 use super::observe::Io;
 use super::poll::missing_key;
-use modelstudio_core::step::Answer;
+use modelstudio_core::import::step::Answer;
 
 impl Io<'_> {
     pub(super) async fn delete(&self, job_id: &str) -> Answer {

@@ -8,16 +8,16 @@ use super::observe::Io;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use kube::Resource;
-use modelstudio_core::reason::{self, EventType as Kind};
+use modelstudio_core::events::{self, EventType as Kind};
 
 impl Io<'_> {
-    pub(super) fn publish(&self, events: &[reason::Event]) {
+    pub(super) fn publish(&self, events: &[events::Event]) {
         publish_to(self.ctx, &self.obj.object_ref(&()), events);
     }
 }
 
 /// Publishes `events` on the object `reference` names.
-pub(crate) fn publish_to(ctx: &Context, reference: &ObjectReference, events: &[reason::Event]) {
+pub(crate) fn publish_to(ctx: &Context, reference: &ObjectReference, events: &[events::Event]) {
     for e in events {
         let event = Event {
             type_: match e.type_ {

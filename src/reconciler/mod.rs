@@ -1,6 +1,6 @@
 //! The reconciler: observe once, decide once (in the core), act, record. Every decision is the
-//! core's ([`modelstudio_core::step`]); the files of this module only read the inputs the core
-//! names, carry out the step it returns and report the answer back to it.
+//! core's ([`modelstudio_core::import::step`]); the files of this module only read the inputs the
+//! core names, carry out the step it returns and report the answer back to it.
 
 mod context;
 mod create;
@@ -28,10 +28,10 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::Resource;
-use modelstudio_core::decision::Requeue;
-use modelstudio_core::reason;
-use modelstudio_core::remote::Operation;
-use modelstudio_core::step::{self, Act, Answer, Need, Observation, Step};
+use modelstudio_core::api::Operation;
+use modelstudio_core::events::Event;
+use modelstudio_core::import::step::{self, Act, Answer, Need, Observation, Step};
+use modelstudio_core::requeue::Requeue;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -172,7 +172,7 @@ pub async fn report_unreadable<K: Watched>(
         events::publish_to(
             &ctx,
             &obj.object_ref(&resource),
-            &[reason::Event::unreadable(&kind, &error)],
+            &[Event::unreadable(&kind, &error)],
         );
     }
 }

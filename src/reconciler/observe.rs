@@ -7,9 +7,10 @@ use crate::domain;
 use crate::job_cache::Kind;
 use kube::api::Api;
 use kube::ResourceExt;
-use modelstudio_core::domain::Phase;
-use modelstudio_core::remote::ApiKey;
-use modelstudio_core::step::{Need, Observation, Seen, Timing};
+use modelstudio_core::api::ApiKey;
+use modelstudio_core::import::resource::Phase;
+use modelstudio_core::import::step::{Need, Observation, Seen};
+use modelstudio_core::requeue::Timing;
 
 /// One reconcile's IO: the object as last read or written, and what was learnt on the way.
 pub(super) struct Io<'a> {

@@ -8,8 +8,9 @@ use crate::cli::PollMode;
 use crate::job_cache::Kind;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
-use modelstudio_core::remote::{ApiError, Job, JobState};
-use modelstudio_core::step::Seen;
+use modelstudio_core::api::ApiError;
+use modelstudio_core::import::jobs::{Job, JobState};
+use modelstudio_core::import::step::Seen;
 
 impl Io<'_> {
     pub(super) async fn poll(
@@ -74,7 +75,7 @@ impl Io<'_> {
 /// The core asks for a remote read only once a key was chosen; should that ever not hold, the
 /// call fails as a refused key would, rather than going out without one.
 pub(super) fn missing_key() -> ApiError {
-    ApiError::InvalidApiKey(modelstudio_core::remote::RemoteError {
+    ApiError::InvalidApiKey(modelstudio_core::api::RemoteError {
         code: "InvalidApiKey".into(),
         message: "no API key was chosen for this call".into(),
         request_id: None,

@@ -4,8 +4,8 @@
 
 use super::observe::Io;
 use super::poll::missing_key;
-use modelstudio_core::decision::{Listing, ListingGather};
-use modelstudio_core::remote::ApiError;
+use modelstudio_core::api::ApiError;
+use modelstudio_core::import::decision::{Listing, ListingGather};
 
 impl Io<'_> {
     pub(super) async fn list_every_job(&self) -> Result<Listing, ApiError> {

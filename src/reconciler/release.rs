@@ -8,7 +8,7 @@ use crate::crd::DeletionPolicy;
 use crate::domain;
 use crate::metrics::{seconds_between, DeletionLabels};
 use kube::ResourceExt;
-use modelstudio_core::step::credentials_secret;
+use modelstudio_core::import::step::credentials_secret;
 use tracing::info;
 
 impl Io<'_> {

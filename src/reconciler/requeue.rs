@@ -4,7 +4,7 @@
 use super::context::Context;
 use super::observe::Io;
 use kube::runtime::controller::Action;
-use modelstudio_core::decision::Requeue;
+use modelstudio_core::requeue::Requeue;
 
 impl Context {
     /// The action for a requeue decision about the resource `key`.

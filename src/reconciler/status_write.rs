@@ -10,8 +10,8 @@ use crate::domain;
 use crate::metrics::seconds_between;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Resource;
-use modelstudio_core::status::{became_ready, next_status, Update};
-use modelstudio_core::step::Observation;
+use modelstudio_core::import::status::{became_ready, next_status, Update};
+use modelstudio_core::import::step::Observation;
 use serde_json::json;
 
 impl Io<'_> {

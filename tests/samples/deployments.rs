@@ -5,10 +5,10 @@ use super::{time, CREATED, DELETED, DISPLAY_NAME, FINGERPRINT, MODEL_NAME};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelstudio_controller::crd::{ModelDeployment, FINALIZER};
 use modelstudio_controller::deployment_reconciler::domain::model_deployment_status;
-use modelstudio_core::deployment_reason::{DeploymentCode, DeploymentReason as R, ImportWait};
-use modelstudio_core::deployment_step::{DeploymentPhase, DeploymentStatus};
-use modelstudio_core::reason::CredentialProblem;
-use modelstudio_core::status::{conditions_of, merge_conditions};
+use modelstudio_core::conditions::{conditions_of, merge_conditions};
+use modelstudio_core::credentials::CredentialProblem;
+use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason as R, ImportWait};
+use modelstudio_core::deployment::resource::{DeploymentPhase, DeploymentStatus};
 use serde_json::json;
 
 const DEPLOYED: &str = "qwen3-32b-offline-20260101-ab12";
@@ -46,7 +46,7 @@ pub fn deployment_sample(code: DeploymentCode) -> DeploymentSample {
             model: MODEL_NAME.into(),
         }),
         C::CreateUnconfirmed => of(R::CreateUnconfirmed {
-            detail: modelstudio_core::deployment_reason::unconfirmed_no_answer(
+            detail: modelstudio_core::deployment::reason::unconfirmed_no_answer(
                 "no answer within 30s",
             ),
         }),

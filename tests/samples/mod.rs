@@ -7,13 +7,15 @@ pub mod deployments;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelstudio_controller::crd::{ModelImport, FINALIZER};
-use modelstudio_core::decision::{
-    observe_job, on_api_error, on_delete_denied, on_read_failure, Operation,
+use modelstudio_core::api::{ApiError, RemoteError};
+use modelstudio_core::credentials::CredentialProblem;
+use modelstudio_core::import::decision::{
+    observe_job, on_api_error, on_delete_denied, on_read_failure, Call,
 };
-use modelstudio_core::domain::Phase;
-use modelstudio_core::reason::{Code, CredentialProblem, Reason};
-use modelstudio_core::remote::{ApiError, Job, JobState, RemoteError};
-use modelstudio_core::status::{next_status, ImportStatus, Update};
+use modelstudio_core::import::jobs::{Job, JobState};
+use modelstudio_core::import::reason::{Code, Reason};
+use modelstudio_core::import::resource::{ImportStatus, Phase};
+use modelstudio_core::import::status::{next_status, Update};
 use serde_json::json;
 use std::time::Duration;
 
@@ -86,11 +88,11 @@ pub fn remote(code: &str, message: &str, http_status: u16) -> RemoteError {
 /// A sample of each reason code. The match is exhaustive: a new code does not compile until it
 /// has a sample here, and so a case in the test data.
 pub fn sample(code: Code) -> Sample {
-    let api = |op: Operation, err: ApiError| on_api_error(op, &err).reason;
+    let api = |op: Call, err: ApiError| on_api_error(op, &err).reason;
     // A failed look at a job recorded earlier.
     let polled = |err: ApiError| Sample {
         tracked: true,
-        ..Sample::of(on_api_error(Operation::Poll, &err).reason)
+        ..Sample::of(on_api_error(Call::Poll, &err).reason)
     };
     let denied = "Job is running, can not delete.";
     match code {
@@ -101,7 +103,7 @@ pub fn sample(code: Code) -> Sample {
         Code::CreateUnconfirmed => Sample {
             intent: true,
             ..Sample::of(api(
-                Operation::Create,
+                Call::Create,
                 ApiError::Timeout(Duration::from_secs(30)),
             ))
         },
@@ -110,13 +112,13 @@ pub fn sample(code: Code) -> Sample {
         Code::UnknownJobStatus => Sample::seen(job("VALIDATING")),
         Code::JobNotVisibleYet => {
             let err = ApiError::NotFound(remote("NotFound", "Job not found.", 404));
-            let (reason, _) = on_read_failure(Operation::Poll, JOB_ID, &err, true, false);
+            let (reason, _) = on_read_failure(Call::Poll, JOB_ID, &err, true, false);
             Sample::of(reason.expect("a job created moments ago is not visible yet"))
         }
         Code::JobSucceeded => Sample::seen(job("SUCCESSED")),
         Code::JobFailed => Sample::seen(job("FAILED")),
         Code::InvalidParameter => Sample::of(api(
-            Operation::Create,
+            Call::Create,
             ApiError::InvalidParameter(remote(
                 "InvalidParameter",
                 "The weight type does not match the files.",
@@ -124,7 +126,7 @@ pub fn sample(code: Code) -> Sample {
             )),
         )),
         Code::BaseModelNotFound => Sample::of(api(
-            Operation::Create,
+            Call::Create,
             ApiError::NotFound(remote(
                 "ModelNotFound",
                 "Model qwen-nope does not support import.",
@@ -132,7 +134,7 @@ pub fn sample(code: Code) -> Sample {
             )),
         )),
         Code::JobNotFound => Sample::of(api(
-            Operation::Adopt,
+            Call::Adopt,
             ApiError::NotFound(remote("NotFound", "Job not found.", 404)),
         )),
         Code::JobIdConflict => Sample {

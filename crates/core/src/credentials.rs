@@ -1,8 +1,8 @@
 //! Which Secret holds a resource's API key, what a read of it means, which key a call goes out
 //! with, and the labels and finalizer that keep a Secret whose key is still needed: for both
 //! kinds. Pure: the IO side reads and patches. Which Secret a resource still needs is each kind's
-//! decision (`step::secret_relied_on`, `deployment_step::secret_relied_on`). Imports no other
-//! module of the core.
+//! decision (`import::step::secret_relied_on`, `deployment::step::secret_relied_on`). Imports no
+//! other module of the core.
 
 /// The Secret a namespace provides for its ModelImports that name none (before the controller's
 /// default key).

@@ -3,30 +3,29 @@
 //! Kubernetes, HTTP or wire type (its dependencies hold none), so every case is tested without a
 //! server, and the IO crate around it only observes, acts and records.
 //!
-//! A reconcile is: [`step::needs`] says what to observe; the IO side observes it once into an
-//! [`step::Observation`]; [`step::decide`] returns the whole [`step::Step`] (the status to
-//! write, the event, the finalizer or remote call to make, when to look again). The answer to a
-//! create or delete is observed in turn and decided on the same way.
+//! A reconcile is: [`import::step::next_need`] says what to observe; the IO side observes it
+//! into an [`import::step::Observation`]; [`import::step::decide`] returns the whole
+//! [`import::step::Step`] (the status to write, the event, the finalizer or remote call to make,
+//! when to look again). The answer to a create or delete is observed in turn and decided on the
+//! same way. A ModelDeployment's pass is the same over [`deployment::step`].
 //!
-//! The modules import each other in one direction only (`tests/dependencies.rs` fails on a
-//! circle). At the bottom, what both kinds share, importing none of the kinds' modules:
-//! `conditions` (Ready, Reconciling, Stalled and what a reason means for them), `events`,
-//! `requeue` (and the timing), `credentials`, `remote` (the import API and the ways a call fails)
-//! and `correlation` (the token that finds the result of a lost create). Above them, each kind:
-//! for ModelImport `domain`, `reason`, `decision`, `status` and `step`; for ModelDeployment
-//! `deployments`, `deployment_reason` and `deployment_step`.
+//! One folder per kind, and beside them what both share. The modules import each other in one
+//! direction only (`tests/dependencies.rs` fails on a circle, a folder counting as one module):
+//! the shared modules import no kind, and neither kind imports the other.
+//! - [`import`]: the ModelImport (resource view, import jobs API, reasons, decisions, status,
+//!   step).
+//! - [`deployment`]: the ModelDeployment (resource view, deployments API, reasons, step).
+//! - Shared: [`conditions`] (Ready, Reconciling, Stalled and what a reason means for them),
+//!   [`events`], [`requeue`] (and the timing), [`credentials`], [`api`] (the API key, the ways a
+//!   call fails, which call it is), [`deletion`] (the deletion policy) and [`correlation`] (the
+//!   token that finds the result of a lost create).
 
+pub mod api;
 pub mod conditions;
 pub mod correlation;
 pub mod credentials;
-pub mod decision;
-pub mod deployment_reason;
-pub mod deployment_step;
-pub mod deployments;
-pub mod domain;
+pub mod deletion;
+pub mod deployment;
 pub mod events;
-pub mod reason;
-pub mod remote;
+pub mod import;
 pub mod requeue;
-pub mod status;
-pub mod step;

@@ -3,14 +3,14 @@
 //! and which Secrets stay protected (`step::relies_on`, `secret_in_use`).
 
 use modelstudio_core::credentials::{
-    secret_read, SecretChoice, DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
+    choose_key, secret_read, CredentialProblem, KeySource, SecretChoice, SecretRef,
+    DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
 };
-use modelstudio_core::domain::{DeletionPolicy, Resource, SecretRef, Spec};
-use modelstudio_core::reason::CredentialProblem;
-use modelstudio_core::remote::{Source, Storage, WeightType};
-use modelstudio_core::status::ImportStatus;
-use modelstudio_core::step::{
-    choose_key, credentials_secret, relies_on, secret_in_use, secret_relied_on, KeySource,
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::import::jobs::{Source, Storage, WeightType};
+use modelstudio_core::import::resource::{ImportStatus, Resource, Spec};
+use modelstudio_core::import::step::{
+    credentials_secret, relies_on, secret_in_use, secret_relied_on,
 };
 
 fn secret_ref(name: &str, key: &str) -> SecretRef {

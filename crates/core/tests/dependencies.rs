@@ -4,7 +4,9 @@
 //!
 //! Its modules import each other in one direction only: a module that two others share imports
 //! neither of them. A circle (`decision -> step -> decision`) fails here, printed with the line
-//! that makes each step of it.
+//! that makes each step of it. A folder counts as one module, and each kind has its folder
+//! (`import/`, `deployment/`): the shared modules beside them import no kind, and neither kind
+//! imports the other, which fails here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -302,6 +304,37 @@ fn the_core_modules_import_each_other_in_one_direction_only() {
         found.len(),
         describe(&graph, &found),
         summary.join("\n")
+    );
+}
+
+/// The kinds' folders; every other top-level module is shared by both.
+const KINDS: &[&str] = &["import", "deployment"];
+
+#[test]
+fn the_shared_modules_import_no_kind_and_no_kind_imports_another() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = module_graph(&src);
+    for kind in KINDS {
+        assert!(
+            graph.contains_key(*kind),
+            "no module {kind} under {}: the kinds' folders moved, update KINDS",
+            src.display()
+        );
+    }
+    let wrong: Vec<String> = graph
+        .iter()
+        .flat_map(|(module, edges)| {
+            edges
+                .iter()
+                .filter(|(to, _)| KINDS.contains(&to.as_str()))
+                .map(move |(to, place)| format!("  {module} -> {to}: {place}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "a kind is named by a shared module or by the other kind; what both use belongs in a \
+         shared module:\n{}",
+        wrong.join("\n")
     );
 }
 

@@ -4,22 +4,23 @@
 //! whose answer is then decided on in the same observation.
 
 use jiff::{SignedDuration, Timestamp};
+use modelstudio_core::api::{ApiError, ApiKey, RemoteError};
+use modelstudio_core::conditions::{Condition, FALSE, READY, RECONCILING, STALLED, TRUE};
 use modelstudio_core::correlation;
-use modelstudio_core::decision::Requeue;
-use modelstudio_core::deployment_reason::DeploymentCode;
-use modelstudio_core::deployment_step::{
-    decide, display_name, next_need, Act, Answer, DeploymentPhase, DeploymentResource,
-    DeploymentSpec, DeploymentStatus, DeploymentStep, ImportView, ModelSource, Need, Observation,
-    Seen,
-};
-use modelstudio_core::deployments::{
+use modelstudio_core::credentials::{CredentialProblem, KeySource};
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentState, Limits, NewDeployment, Plan, PtuCapacity,
 };
-use modelstudio_core::domain::DeletionPolicy;
-use modelstudio_core::reason::{Action, CredentialProblem, EventType};
-use modelstudio_core::remote::{ApiError, ApiKey, RemoteError};
-use modelstudio_core::status::{Condition, FALSE, READY, RECONCILING, STALLED, TRUE};
-use modelstudio_core::step::{KeySource, Timing};
+use modelstudio_core::deployment::reason::DeploymentCode;
+use modelstudio_core::deployment::resource::{
+    DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
+};
+use modelstudio_core::deployment::step::{
+    decide, display_name, next_need, Act, Answer, DeploymentStep, Need, Observation, Seen,
+};
+use modelstudio_core::events::{Action, EventType};
+use modelstudio_core::requeue::{Requeue, Timing};
 use std::sync::Arc;
 use std::time::Duration;
 

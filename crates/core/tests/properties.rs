@@ -10,18 +10,22 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use modelstudio_core::decision::{
-    observe_job, on_api_error, on_delete, on_delete_denied, plan, DeletionOutcome, Operation, Plan,
-    ReleaseReason, Requeue, Snapshot,
+use modelstudio_core::api::{ApiError, RemoteError};
+use modelstudio_core::conditions::{
+    merge_conditions, Condition, Meaning, READY, RECONCILING, STALLED,
 };
-use modelstudio_core::domain::{DeletionPolicy, Phase, Resource, Spec};
-use modelstudio_core::reason::{Code, CredentialProblem, Meaning, Reason, Unconfirmed};
-use modelstudio_core::remote::{ApiError, Job, JobState, RemoteError, Source, Storage, WeightType};
-use modelstudio_core::status::{
-    conditions_for, merge_conditions, next_status, Condition, ImportStatus, Update, READY,
-    RECONCILING, STALLED,
+use modelstudio_core::credentials::CredentialProblem;
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::import::decision::{
+    observe_job, on_api_error, on_delete, on_delete_denied, plan, Call, DeletionOutcome, PassPlan,
+    ReleaseReason, Snapshot,
 };
-use modelstudio_core::step::snapshot;
+use modelstudio_core::import::jobs::{Job, JobState, Source, Storage, WeightType};
+use modelstudio_core::import::reason::{Code, Reason, Unconfirmed};
+use modelstudio_core::import::resource::{ImportStatus, Phase, Resource, Spec};
+use modelstudio_core::import::status::{conditions_for, next_status, Update};
+use modelstudio_core::import::step::snapshot;
+use modelstudio_core::requeue::Requeue;
 use proptest::prelude::*;
 
 const CASES: u32 = 384;
@@ -85,12 +89,12 @@ fn t(secs: i64) -> Timestamp {
 // (b) The decision logic
 // ---------------------------------------------------------------------------------------------
 
-const OPERATIONS: [Operation; 5] = [
-    Operation::Create,
-    Operation::Recover,
-    Operation::Adopt,
-    Operation::Poll,
-    Operation::Delete,
+const OPERATIONS: [Call; 5] = [
+    Call::Create,
+    Call::Recover,
+    Call::Adopt,
+    Call::Poll,
+    Call::Delete,
 ];
 
 fn arb_job_id() -> impl Strategy<Value = Option<String>> {
@@ -321,59 +325,59 @@ proptest! {
         let p = plan(&s);
         let any_job = s.status_job_id.clone().or_else(|| s.spec_job_id.clone());
         if s.deleting && !s.has_finalizer {
-            prop_assert_eq!(&p, &Plan::Nothing);
+            prop_assert_eq!(&p, &PassPlan::Nothing);
         }
         if !s.deleting && !s.has_finalizer {
-            prop_assert_eq!(&p, &Plan::AddFinalizer);
+            prop_assert_eq!(&p, &PassPlan::AddFinalizer);
         }
         if s.deleting && s.has_finalizer && s.deletion_policy == DeletionPolicy::Orphan {
-            prop_assert_eq!(&p, &Plan::Release { reason: ReleaseReason::Orphan });
+            prop_assert_eq!(&p, &PassPlan::Release { reason: ReleaseReason::Orphan });
         }
         match &p {
-            Plan::Nothing => prop_assert!(s.deleting && !s.has_finalizer),
-            Plan::AddFinalizer => prop_assert!(!s.deleting && !s.has_finalizer),
-            Plan::Create => {
+            PassPlan::Nothing => prop_assert!(s.deleting && !s.has_finalizer),
+            PassPlan::AddFinalizer => prop_assert!(!s.deleting && !s.has_finalizer),
+            PassPlan::Create => {
                 prop_assert!(!s.deleting && s.has_finalizer);
                 prop_assert!(s.spec_job_id.is_none() && s.status_job_id.is_none());
                 prop_assert!(!s.create_attempted, "a create that may have made a job is never repeated blindly");
             }
-            Plan::Recover => {
+            PassPlan::Recover => {
                 prop_assert!(s.has_finalizer && s.create_attempted);
                 prop_assert!(s.status_job_id.is_none());
                 prop_assert!(!s.deleting || s.deletion_policy == DeletionPolicy::Delete);
             }
-            Plan::Adopt { job_id } => {
+            PassPlan::Adopt { job_id } => {
                 prop_assert!(!s.deleting && s.status_job_id.is_none());
                 prop_assert_eq!(Some(job_id), s.spec_job_id.as_ref());
             }
-            Plan::Poll { job_id } => {
+            PassPlan::Poll { job_id } => {
                 prop_assert!(!s.deleting);
                 prop_assert_eq!(Some(job_id), s.status_job_id.as_ref());
                 prop_assert!(s.spec_job_id.is_none() || s.spec_job_id == s.status_job_id);
             }
-            Plan::JobIdConflict { spec, status } => {
+            PassPlan::JobIdConflict { spec, status } => {
                 prop_assert!(!s.deleting);
                 prop_assert_eq!(Some(spec), s.spec_job_id.as_ref());
                 prop_assert_eq!(Some(status), s.status_job_id.as_ref());
                 prop_assert_ne!(spec, status);
             }
-            Plan::WaitForSpecChange => {
+            PassPlan::WaitForSpecChange => {
                 prop_assert!(!s.deleting && s.has_finalizer);
                 prop_assert!(s.stalled_generation.is_some());
                 prop_assert_eq!(s.stalled_generation, s.generation);
             }
-            Plan::Delete { job_id } => {
+            PassPlan::Delete { job_id } => {
                 prop_assert!(s.deleting && s.has_finalizer);
                 prop_assert_eq!(s.deletion_policy, DeletionPolicy::Delete);
                 prop_assert_eq!(Some(job_id), any_job.as_ref());
             }
-            Plan::Release { reason: ReleaseReason::NeverCreated } => {
+            PassPlan::Release { reason: ReleaseReason::NeverCreated } => {
                 prop_assert!(s.deleting && s.has_finalizer);
                 prop_assert_eq!(s.deletion_policy, DeletionPolicy::Delete);
                 prop_assert!(any_job.is_none());
                 prop_assert!(!s.create_attempted, "a job that may exist is looked for before letting go");
             }
-            Plan::Release { reason: ReleaseReason::Orphan } => {
+            PassPlan::Release { reason: ReleaseReason::Orphan } => {
                 prop_assert!(s.deleting && s.deletion_policy == DeletionPolicy::Orphan);
             }
         }
@@ -381,7 +385,7 @@ proptest! {
         if s.has_finalizer && !s.deleting && s.stalled_generation.is_some()
             && s.stalled_generation == s.generation
         {
-            prop_assert_eq!(&p, &Plan::WaitForSpecChange);
+            prop_assert_eq!(&p, &PassPlan::WaitForSpecChange);
         }
     }
 
@@ -437,7 +441,7 @@ proptest! {
                 Meaning::Stalled => prop_assert_eq!(o.requeue, Requeue::Never),
                 // Work blocked by the job's own progress: looked at again at the poll interval.
                 Meaning::Reconciling if matches!(o.reason, Reason::DeletionBlocked { .. }) => {
-                    prop_assert_eq!(op, Operation::Delete);
+                    prop_assert_eq!(op, Call::Delete);
                     prop_assert_eq!(o.requeue, Requeue::Poll);
                 }
                 // Anything else that retrying may cure: retried with backoff.
@@ -446,7 +450,7 @@ proptest! {
                 }
                 Meaning::Ready => unreachable!(),
             }
-            if op == Operation::Create && !err.create_certainly_not_applied() {
+            if op == Call::Create && !err.create_certainly_not_applied() {
                 // The job may exist: retried, and the retry looks for it (see
                 // `a_create_that_may_have_made_a_job_is_looked_for_not_repeated`).
                 let unconfirmed =
@@ -472,10 +476,10 @@ proptest! {
                 prop_assert!(is_denied, "{:?}", err);
                 prop_assert_eq!(
                     on_delete_denied(&message, None),
-                    on_api_error(Operation::Delete, &err)
+                    on_api_error(Call::Delete, &err)
                 );
             }
-            DeletionOutcome::Retry(o) => prop_assert_eq!(o, on_api_error(Operation::Delete, &err)),
+            DeletionOutcome::Retry(o) => prop_assert_eq!(o, on_api_error(Call::Delete, &err)),
         }
     }
 
@@ -542,7 +546,7 @@ proptest! {
             conditions: earlier,
             ..Default::default()
         };
-        let outcome = on_api_error(Operation::Create, &err);
+        let outcome = on_api_error(Call::Create, &err);
         let recorded = next_status(
             &intent,
             &Update {
@@ -575,17 +579,17 @@ proptest! {
         if err.create_certainly_not_applied() {
             let ok = matches!(
                 (&next, deleting),
-                (Plan::Create | Plan::WaitForSpecChange, false) | (Plan::Release { .. }, true)
+                (PassPlan::Create | PassPlan::WaitForSpecChange, false) | (PassPlan::Release { .. }, true)
             );
             prop_assert!(ok, "{:?} after {:?}", next, err);
             if outcome.reason.waits_for_spec_change() && !deleting {
-                prop_assert_eq!(&next, &Plan::WaitForSpecChange);
+                prop_assert_eq!(&next, &PassPlan::WaitForSpecChange);
             }
         } else {
             let want = if deleting && orphan {
-                Plan::Release { reason: ReleaseReason::Orphan }
+                PassPlan::Release { reason: ReleaseReason::Orphan }
             } else {
-                Plan::Recover
+                PassPlan::Recover
             };
             prop_assert_eq!(&next, &want, "after {:?}", err);
         }

@@ -1,16 +1,14 @@
 //! Finding the job of a lost create: `decision::on_listing` arm by arm, the page-by-page
 //! `decision::ListingGather`, and the edges of `correlation::recover` and `display_name`.
 
-use modelstudio_core::correlation::{
-    agrees, carries_token, display_name, recover, token, Expected, Recovery, DISPLAY_NAME_LIMIT,
-    TOKEN_LEN,
+use modelstudio_core::correlation::{display_name, token, DISPLAY_NAME_LIMIT, TOKEN_LEN};
+use modelstudio_core::import::decision::{
+    on_listing, Listing, ListingGather, Outcome, RecoveryStep, MAX_RECOVERY_PAGES, PAGE_SIZE,
 };
-use modelstudio_core::decision::{
-    on_listing, Listing, ListingGather, Outcome, RecoveryStep, Requeue, MAX_RECOVERY_PAGES,
-    PAGE_SIZE,
-};
-use modelstudio_core::reason::{Code, Reason, Unconfirmed};
-use modelstudio_core::remote::{Job, JobPage, JobState, ListQuery, Storage};
+use modelstudio_core::import::jobs::{Job, JobPage, JobState, ListQuery, Storage};
+use modelstudio_core::import::reason::{Code, Reason, Unconfirmed};
+use modelstudio_core::import::recovery::{agrees, carries_token, recover, Expected, Recovery};
+use modelstudio_core::requeue::Requeue;
 use std::time::Duration;
 
 const UID: &str = "6b8a4c1e-0000-4000-8000-000000000001";
@@ -657,10 +655,10 @@ fn display_name_edges() {
 }
 
 mod active {
-    use modelstudio_core::decision::{
+    use modelstudio_core::import::decision::{
         finished_states, ActiveJobs, FinishedSearch, Lookup, ACTIVE_STATES, PAGE_SIZE,
     };
-    use modelstudio_core::remote::{Job, JobPage, JobState, ListQuery};
+    use modelstudio_core::import::jobs::{Job, JobPage, JobState, ListQuery};
 
     fn job(id: &str, state: JobState) -> Job {
         Job {
@@ -729,7 +727,7 @@ mod active {
 
     #[test]
     fn a_listed_job_keeps_what_its_status_mirrors_and_drops_what_only_adoption_compares() {
-        use modelstudio_core::remote::Storage;
+        use modelstudio_core::import::jobs::Storage;
         let mut a = ActiveJobs::of(finished_states());
         let full = Job {
             model_name: Some("qwen3-32b-ft-1".into()),

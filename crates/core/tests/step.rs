@@ -3,23 +3,21 @@
 //! `status::next_status` before the next round.
 
 use jiff::{SignedDuration, Timestamp};
+use modelstudio_core::api::{ApiError, RemoteError};
+use modelstudio_core::conditions::{READY, RECONCILING, STALLED};
 use modelstudio_core::correlation::display_name;
-use modelstudio_core::decision::{Listing, Requeue};
-use modelstudio_core::domain::{DeletionPolicy, Phase, Resource, Spec};
-use modelstudio_core::reason::{
-    Action, Code, CredentialProblem, Event, EventType, Reason, Unconfirmed,
+use modelstudio_core::credentials::{choose_key, CredentialProblem, KeySource};
+use modelstudio_core::deletion::DeletionPolicy;
+use modelstudio_core::events::{Action, Event, EventType};
+use modelstudio_core::import::decision::Listing;
+use modelstudio_core::import::jobs::{Job, JobState, NewJob, Source, Storage, WeightType};
+use modelstudio_core::import::reason::{Code, Reason, Unconfirmed};
+use modelstudio_core::import::resource::{ImportStatus, Phase, Resource, Spec};
+use modelstudio_core::import::status::{condition_status, next_status, stalled_generation, Update};
+use modelstudio_core::import::step::{
+    decide, deletes_remotely, next_need, Act, Answer, Need, Observation, Seen, Step, STALE_RETRY,
 };
-use modelstudio_core::remote::{
-    ApiError, Job, JobState, NewJob, RemoteError, Source, Storage, WeightType,
-};
-use modelstudio_core::status::{
-    condition_status, next_status, stalled_generation, ImportStatus, Update, READY, RECONCILING,
-    STALLED,
-};
-use modelstudio_core::step::{
-    choose_key, decide, deletes_remotely, next_need, Act, Answer, KeySource, Need, Observation,
-    Seen, Step, Timing, STALE_RETRY,
-};
+use modelstudio_core::requeue::{Requeue, Timing};
 use std::time::Duration;
 
 const NAME: &str = "my-lora";
@@ -1460,7 +1458,10 @@ fn the_recorded_display_name_is_looked_for_and_resent() {
     let mut found = job("job-1", "RUNNING");
     found.display_name = Some(display_name("renamed", UID));
     let step = recover_step(&r, complete(vec![found]));
-    assert_eq!(step.act, Act::Create(modelstudio_core::step::new_job(&r)));
+    assert_eq!(
+        step.act,
+        Act::Create(modelstudio_core::import::step::new_job(&r))
+    );
 }
 
 #[test]
@@ -1726,7 +1727,7 @@ fn an_unprotected_secret_is_protected_before_a_create() {
     assert!(step.protect_secret);
     assert_eq!(
         step.act,
-        Act::Create(modelstudio_core::step::new_job(&resource()))
+        Act::Create(modelstudio_core::import::step::new_job(&resource()))
     );
     // The intent records the key: the job of this create will live in its workspace.
     assert_eq!(
@@ -2521,9 +2522,8 @@ fn a_delete_not_found_under_the_same_key_or_an_unrecorded_one_releases_as_before
 
 #[test]
 fn the_secret_protected_before_a_create_is_relied_on_until_the_release() {
-    use modelstudio_core::credentials::NAMESPACE_CREDENTIALS;
-    use modelstudio_core::domain::SecretRef;
-    use modelstudio_core::step::relies_on;
+    use modelstudio_core::credentials::{SecretRef, NAMESPACE_CREDENTIALS};
+    use modelstudio_core::import::step::relies_on;
     let mut r = resource();
     r.spec.api_key_secret = Some(SecretRef {
         name: "team-key".into(),

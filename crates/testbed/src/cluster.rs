@@ -1,5 +1,7 @@
-//! The Kubernetes API a test runs on: the real control plane when the test command has built it,
-//! else the embedded API server; one kube client and kubeconfig either way.
+//! The Kubernetes API a test runs on: the real control plane (kube-apiserver 1.37, etcd,
+//! kube-controller-manager), the judge of Kubernetes behaviour. The embedded API server is the
+//! demo's engine; it starts here only where a test asks for it by name (the differential suite,
+//! the sandbox's, the benchmark), never as a fallback.
 
 use crate::control_plane::{ControlPlane, StartError};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -53,14 +55,11 @@ pub enum Cluster {
 }
 
 impl Cluster {
-    /// The real control plane when its binaries are built (see [`crate::available`]), else the
-    /// embedded API server.
+    /// The real control plane; an error saying how to build it when it is not built
+    /// (`scripts/test.sh` builds it).
     pub async fn start() -> Result<Self, BedError> {
-        if crate::available() {
-            Self::start_real().await
-        } else {
-            Self::start_embedded().await
-        }
+        crate::control_plane::bin_dir()?;
+        Self::start_real().await
     }
 
     /// The real control plane (kube-apiserver 1.37, etcd, kube-controller-manager).

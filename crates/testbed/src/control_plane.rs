@@ -61,19 +61,6 @@ pub fn available() -> bool {
     bin_dir().is_ok()
 }
 
-/// For a test that only the real kube-apiserver can judge: `true` (and a SKIPPED line naming
-/// what it `needs` and how to build the control plane) when it is not built.
-pub fn skip_without_real_server(test: &str, needs: &str) -> bool {
-    if available() {
-        return false;
-    }
-    println!(
-        "SKIPPED {test}: {BIN_DIR_ENV} is not set, and this test needs the real kube-apiserver \
-         ({needs}). Run `export {BIN_DIR_ENV}=$(scripts/build-testbed.sh | tail -n 1)` first."
-    );
-    true
-}
-
 const READY_LIMIT: Duration = Duration::from_secs(90);
 
 /// The audit policy: requests of ServiceAccounts at the Metadata level (who, verb, resource,

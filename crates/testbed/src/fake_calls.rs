@@ -1,7 +1,7 @@
 //! What the in-memory fakes share: the log of every call and the failures scripted for the next
 //! call of an operation.
 
-use modelstudio_core::remote::{ApiError, Operation};
+use modelstudio_core::api::{ApiError, Operation};
 use std::collections::VecDeque;
 
 type MakeError = Box<dyn FnOnce() -> ApiError + Send>;

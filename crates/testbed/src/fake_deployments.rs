@@ -7,11 +7,11 @@
 use crate::fake_calls::CallScript;
 use crate::fake_jobs::remote_error;
 use async_trait::async_trait;
-use modelstudio_core::deployments::{
+use modelstudio_core::api::{ApiError, ApiKey, Operation, RemoteError};
+use modelstudio_core::deployment::deployments::{
     check_capacity, Deployment, DeploymentPage, DeploymentState, Deployments, Limits,
     NewDeployment, PageRequest, Plan,
 };
-use modelstudio_core::remote::{ApiError, ApiKey, Operation, RemoteError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 

@@ -4,9 +4,8 @@
 
 use crate::fake_calls::CallScript;
 use async_trait::async_trait;
-use modelstudio_core::remote::{
-    ApiError, ApiKey, ImportJobs, Job, JobPage, JobState, ListQuery, NewJob, Operation, RemoteError,
-};
+use modelstudio_core::api::{ApiError, ApiKey, Operation, RemoteError};
+use modelstudio_core::import::jobs::{ImportJobs, Job, JobPage, JobState, ListQuery, NewJob};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
@@ -181,7 +180,7 @@ impl ImportJobs for FakeJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstudio_core::remote::{Source, Storage, WeightType};
+    use modelstudio_core::import::jobs::{Source, Storage, WeightType};
 
     fn new_job(name: &str) -> NewJob {
         NewJob {

@@ -20,9 +20,7 @@ mod process;
 
 pub use bed::{test_runtime, ProcessBed};
 pub use cluster::{apply_crd, client_for, install_crd, BedError, Cluster, Flavor, FIELD_MANAGER};
-pub use control_plane::{
-    available, bin_dir, skip_without_real_server, ControlPlane, StartError, BIN_DIR_ENV,
-};
+pub use control_plane::{available, bin_dir, ControlPlane, StartError, BIN_DIR_ENV};
 pub use controller::ControllerCommand;
 pub use fake_deployments::FakeDeployments;
 pub use fake_jobs::{remote_error, FakeJobs};

@@ -1,12 +1,14 @@
 //! What to do next, and what a remote answer means for a ModelImport: pure functions over plain
 //! data. The step machine (`step`) puts them together into one step.
 
-use crate::correlation::{self, Expected, Recovery};
+use super::jobs::{Job, JobPage, JobState, ListQuery};
+use super::reason::{Reason, Unconfirmed};
+use super::recovery::{self, Expected, Recovery};
+use super::resource::Phase;
+use crate::api::ApiError;
 use crate::credentials::CredentialProblem;
-use crate::domain::{DeletionPolicy, Phase};
-use crate::reason::{Reason, Unconfirmed};
-use crate::remote::{ApiError, Job, JobPage, JobState, ListQuery};
-pub use crate::requeue::Requeue;
+use crate::deletion::DeletionPolicy;
+use crate::requeue::Requeue;
 use std::time::Duration;
 
 /// What the decision of the next step reads of a resource.
@@ -26,7 +28,7 @@ pub struct Snapshot {
 
 /// The next step for a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub enum PassPlan {
     /// Put the finalizer on before anything remote exists.
     AddFinalizer,
     /// Create the remote job.
@@ -49,20 +51,20 @@ pub enum Plan {
     Nothing,
 }
 
-impl Plan {
+impl PassPlan {
     /// A static name, for metric labels.
     pub fn name(&self) -> &'static str {
         match self {
-            Plan::AddFinalizer => "add_finalizer",
-            Plan::Create => "create",
-            Plan::Recover => "recover",
-            Plan::Adopt { .. } => "adopt",
-            Plan::Poll { .. } => "poll",
-            Plan::JobIdConflict { .. } => "job_id_conflict",
-            Plan::WaitForSpecChange => "wait_for_spec_change",
-            Plan::Delete { .. } => "delete",
-            Plan::Release { .. } => "release",
-            Plan::Nothing => "nothing",
+            PassPlan::AddFinalizer => "add_finalizer",
+            PassPlan::Create => "create",
+            PassPlan::Recover => "recover",
+            PassPlan::Adopt { .. } => "adopt",
+            PassPlan::Poll { .. } => "poll",
+            PassPlan::JobIdConflict { .. } => "job_id_conflict",
+            PassPlan::WaitForSpecChange => "wait_for_spec_change",
+            PassPlan::Delete { .. } => "delete",
+            PassPlan::Release { .. } => "release",
+            PassPlan::Nothing => "nothing",
         }
     }
 
@@ -70,18 +72,21 @@ impl Plan {
     /// a moment ago may not be in the cache yet, and creating, listing everything or letting go
     /// on that copy would duplicate or leak it.
     pub fn wants_fresh_copy(&self) -> bool {
-        matches!(self, Plan::Create | Plan::Recover | Plan::Release { .. })
+        matches!(
+            self,
+            PassPlan::Create | PassPlan::Recover | PassPlan::Release { .. }
+        )
     }
 
     /// Steps that call Model Studio, and so need an API key.
     pub fn calls_remote(&self) -> bool {
         matches!(
             self,
-            Plan::Create
-                | Plan::Recover
-                | Plan::Adopt { .. }
-                | Plan::Poll { .. }
-                | Plan::Delete { .. }
+            PassPlan::Create
+                | PassPlan::Recover
+                | PassPlan::Adopt { .. }
+                | PassPlan::Poll { .. }
+                | PassPlan::Delete { .. }
         )
     }
 }
@@ -96,50 +101,50 @@ pub enum ReleaseReason {
 }
 
 /// Decides the next step.
-pub fn plan(s: &Snapshot) -> Plan {
+pub fn plan(s: &Snapshot) -> PassPlan {
     let job_id = s.status_job_id.clone().or_else(|| s.spec_job_id.clone());
     if s.deleting {
         if !s.has_finalizer {
-            return Plan::Nothing;
+            return PassPlan::Nothing;
         }
         // A create may have made a job that is not recorded: find it before deleting or letting go.
         if s.deletion_policy == DeletionPolicy::Delete
             && s.create_attempted
             && s.status_job_id.is_none()
         {
-            return Plan::Recover;
+            return PassPlan::Recover;
         }
         return match (s.deletion_policy, job_id) {
-            (DeletionPolicy::Orphan, _) => Plan::Release {
+            (DeletionPolicy::Orphan, _) => PassPlan::Release {
                 reason: ReleaseReason::Orphan,
             },
-            (DeletionPolicy::Delete, None) => Plan::Release {
+            (DeletionPolicy::Delete, None) => PassPlan::Release {
                 reason: ReleaseReason::NeverCreated,
             },
-            (DeletionPolicy::Delete, Some(job_id)) => Plan::Delete { job_id },
+            (DeletionPolicy::Delete, Some(job_id)) => PassPlan::Delete { job_id },
         };
     }
     if !s.has_finalizer {
-        return Plan::AddFinalizer;
+        return PassPlan::AddFinalizer;
     }
     if s.stalled_generation.is_some() && s.stalled_generation == s.generation {
-        return Plan::WaitForSpecChange;
+        return PassPlan::WaitForSpecChange;
     }
     match (&s.spec_job_id, &s.status_job_id) {
-        (Some(spec), Some(status)) if spec != status => Plan::JobIdConflict {
+        (Some(spec), Some(status)) if spec != status => PassPlan::JobIdConflict {
             spec: spec.clone(),
             status: status.clone(),
         },
-        (_, Some(status)) => Plan::Poll {
+        (_, Some(status)) => PassPlan::Poll {
             job_id: status.clone(),
         },
         // A create may have made a job: find it before taking another one over.
-        (Some(_), None) if s.create_attempted => Plan::Recover,
-        (Some(spec), None) => Plan::Adopt {
+        (Some(_), None) if s.create_attempted => PassPlan::Recover,
+        (Some(spec), None) => PassPlan::Adopt {
             job_id: spec.clone(),
         },
-        (None, None) if s.create_attempted => Plan::Recover,
-        (None, None) => Plan::Create,
+        (None, None) if s.create_attempted => PassPlan::Recover,
+        (None, None) => PassPlan::Create,
     }
 }
 
@@ -204,7 +209,7 @@ pub fn observe_job(job: &Job) -> JobView {
 
 /// Which remote call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub enum Call {
     Create,
     /// Listing jobs to find the job of a lost create.
     Recover,
@@ -221,7 +226,7 @@ pub struct Outcome {
 }
 
 /// Decides on a failed call by its error class.
-pub fn on_api_error(op: Operation, err: &ApiError) -> Outcome {
+pub fn on_api_error(op: Call, err: &ApiError) -> Outcome {
     let error = err.to_string();
     let stalled = |reason| Outcome {
         reason,
@@ -234,18 +239,16 @@ pub fn on_api_error(op: Operation, err: &ApiError) -> Outcome {
         },
     };
     match (op, err) {
-        (Operation::Create, ApiError::InvalidParameter(r)) => stalled(Reason::InvalidParameter {
+        (Call::Create, ApiError::InvalidParameter(r)) => stalled(Reason::InvalidParameter {
             error: r.to_string(),
         }),
-        (Operation::Create, ApiError::NotFound(r)) => stalled(Reason::BaseModelNotFound {
+        (Call::Create, ApiError::NotFound(r)) => stalled(Reason::BaseModelNotFound {
             error: r.to_string(),
         }),
-        (Operation::Adopt | Operation::Poll, ApiError::NotFound(r)) => {
-            stalled(Reason::JobNotFound {
-                error: r.to_string(),
-            })
-        }
-        (Operation::Delete, ApiError::OperationDenied(r)) => Outcome {
+        (Call::Adopt | Call::Poll, ApiError::NotFound(r)) => stalled(Reason::JobNotFound {
+            error: r.to_string(),
+        }),
+        (Call::Delete, ApiError::OperationDenied(r)) => Outcome {
             reason: Reason::DeletionBlocked {
                 error: r.message.clone(),
             },
@@ -254,7 +257,7 @@ pub fn on_api_error(op: Operation, err: &ApiError) -> Outcome {
         (_, ApiError::InvalidApiKey(_)) => retry(Reason::InvalidApiKey { error }),
         (_, ApiError::AccessDenied(_)) => retry(Reason::AccessDenied { error }),
         // The job may exist: the next attempt looks for it before creating again.
-        (Operation::Create, e) if !e.create_certainly_not_applied() => {
+        (Call::Create, e) if !e.create_certainly_not_applied() => {
             retry(Reason::CreateUnconfirmed(Unconfirmed::NoAnswer { error }))
         }
         (_, ApiError::Throttled { .. }) => retry(Reason::Throttled { error }),
@@ -269,7 +272,7 @@ pub fn on_api_error(op: Operation, err: &ApiError) -> Outcome {
 /// `None`: nothing to record (a finished job cannot change, so a failed look at it is no news
 /// for Ready); only look again.
 pub fn on_read_failure(
-    op: Operation,
+    op: Call,
     job_id: &str,
     err: &ApiError,
     created_recently: bool,
@@ -313,7 +316,7 @@ pub fn on_delete(result: &Result<Job, ApiError>) -> DeletionOutcome {
         Err(ApiError::OperationDenied(r)) => DeletionOutcome::Denied {
             message: r.message.clone(),
         },
-        Err(e) => DeletionOutcome::Retry(on_api_error(Operation::Delete, e)),
+        Err(e) => DeletionOutcome::Retry(on_api_error(Call::Delete, e)),
     }
 }
 
@@ -730,7 +733,7 @@ pub fn on_listing(
     grace_passed: bool,
     grace: Duration,
 ) -> RecoveryStep {
-    match correlation::recover(&listing.jobs, expected) {
+    match recovery::recover(&listing.jobs, expected) {
         // A person picked one of several with spec.jobId: take it over.
         Recovery::Ambiguous(ids) if chosen.is_some_and(|c| ids.iter().any(|i| i == c)) => {
             match listing.jobs.iter().find(|j| Some(j.id.as_str()) == chosen) {
@@ -780,8 +783,8 @@ pub fn on_listing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::Code;
-    use crate::remote::RemoteError;
+    use crate::api::RemoteError;
+    use crate::import::reason::Code;
     use std::time::Duration;
 
     fn snap() -> Snapshot {
@@ -820,45 +823,45 @@ mod tests {
             has_finalizer: false,
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::AddFinalizer);
+        assert_eq!(plan(&s), PassPlan::AddFinalizer);
         let s = Snapshot {
             has_finalizer: false,
             spec_job_id: Some("j".into()),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::AddFinalizer);
+        assert_eq!(plan(&s), PassPlan::AddFinalizer);
     }
 
     #[test]
     fn create_adopt_poll() {
-        assert_eq!(plan(&snap()), Plan::Create);
+        assert_eq!(plan(&snap()), PassPlan::Create);
         let s = Snapshot {
             spec_job_id: Some("j".into()),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Adopt { job_id: "j".into() });
+        assert_eq!(plan(&s), PassPlan::Adopt { job_id: "j".into() });
         let s = Snapshot {
             status_job_id: Some("j".into()),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        assert_eq!(plan(&s), PassPlan::Poll { job_id: "j".into() });
         let s = Snapshot {
             create_attempted: true,
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Recover);
+        assert_eq!(plan(&s), PassPlan::Recover);
         let s = Snapshot {
             create_attempted: true,
             status_job_id: Some("j".into()),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        assert_eq!(plan(&s), PassPlan::Poll { job_id: "j".into() });
         let s = Snapshot {
             spec_job_id: Some("j".into()),
             status_job_id: Some("j".into()),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Poll { job_id: "j".into() });
+        assert_eq!(plan(&s), PassPlan::Poll { job_id: "j".into() });
         let s = Snapshot {
             spec_job_id: Some("a".into()),
             status_job_id: Some("b".into()),
@@ -866,7 +869,7 @@ mod tests {
         };
         assert_eq!(
             plan(&s),
-            Plan::JobIdConflict {
+            PassPlan::JobIdConflict {
                 spec: "a".into(),
                 status: "b".into()
             }
@@ -879,13 +882,13 @@ mod tests {
             stalled_generation: Some(1),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::WaitForSpecChange);
+        assert_eq!(plan(&s), PassPlan::WaitForSpecChange);
         let s = Snapshot {
             stalled_generation: Some(1),
             generation: Some(2),
             ..snap()
         };
-        assert_eq!(plan(&s), Plan::Create);
+        assert_eq!(plan(&s), PassPlan::Create);
     }
 
     #[test]
@@ -900,51 +903,51 @@ mod tests {
         use DeletionPolicy::*;
         assert_eq!(
             plan(&deleting(Delete, Some("j"), None)),
-            Plan::Delete { job_id: "j".into() }
+            PassPlan::Delete { job_id: "j".into() }
         );
         assert_eq!(
             plan(&deleting(Delete, None, Some("s"))),
-            Plan::Delete { job_id: "s".into() }
+            PassPlan::Delete { job_id: "s".into() }
         );
         assert_eq!(
             plan(&deleting(Delete, None, None)),
-            Plan::Release {
+            PassPlan::Release {
                 reason: ReleaseReason::NeverCreated
             }
         );
         assert_eq!(
             plan(&deleting(Orphan, Some("j"), None)),
-            Plan::Release {
+            PassPlan::Release {
                 reason: ReleaseReason::Orphan
             }
         );
         assert_eq!(
             plan(&deleting(Orphan, None, None)),
-            Plan::Release {
+            PassPlan::Release {
                 reason: ReleaseReason::Orphan
             }
         );
         let mut s = deleting(Delete, None, None);
         s.create_attempted = true;
-        assert_eq!(plan(&s), Plan::Recover);
+        assert_eq!(plan(&s), PassPlan::Recover);
         // Also with spec.jobId: the unrecorded create's job is found first, not leaked.
         let mut with_spec = deleting(Delete, None, Some("s"));
         with_spec.create_attempted = true;
-        assert_eq!(plan(&with_spec), Plan::Recover);
+        assert_eq!(plan(&with_spec), PassPlan::Recover);
         s.deletion_policy = Orphan;
         assert_eq!(
             plan(&s),
-            Plan::Release {
+            PassPlan::Release {
                 reason: ReleaseReason::Orphan
             }
         );
         let mut s = deleting(Delete, Some("j"), None);
         s.has_finalizer = false;
-        assert_eq!(plan(&s), Plan::Nothing);
+        assert_eq!(plan(&s), PassPlan::Nothing);
         // A stall never blocks deletion.
         let mut s = deleting(Delete, Some("j"), None);
         s.stalled_generation = s.generation;
-        assert_eq!(plan(&s), Plan::Delete { job_id: "j".into() });
+        assert_eq!(plan(&s), PassPlan::Delete { job_id: "j".into() });
     }
 
     #[test]
@@ -977,31 +980,28 @@ mod tests {
     #[test]
     fn every_error_code_on_create() {
         let o = on_api_error(
-            Operation::Create,
+            Call::Create,
             &ApiError::InvalidParameter(remote("InvalidParameter", 400)),
         );
         assert_eq!(o.requeue, Requeue::Never);
         assert!(o.reason.waits_for_spec_change());
         assert!(o.reason.message().contains("msg"));
-        let o = on_api_error(
-            Operation::Create,
-            &ApiError::NotFound(remote("NotFound", 404)),
-        );
+        let o = on_api_error(Call::Create, &ApiError::NotFound(remote("NotFound", 404)));
         assert_eq!(o.reason.code().as_str(), "BaseModelNotFound");
         assert!(o.reason.waits_for_spec_change());
         let o = on_api_error(
-            Operation::Create,
+            Call::Create,
             &ApiError::InvalidApiKey(remote("InvalidApiKey", 401)),
         );
         assert_eq!(o.reason.code().as_str(), "InvalidApiKey");
         assert_eq!(o.requeue, Requeue::Backoff { min: None });
         let o = on_api_error(
-            Operation::Create,
+            Call::Create,
             &ApiError::AccessDenied(remote("AccessDenied", 403)),
         );
         assert_eq!(o.reason.code().as_str(), "AccessDenied");
         let o = on_api_error(
-            Operation::Create,
+            Call::Create,
             &ApiError::Throttled {
                 remote: remote("Throttling.RateQuota", 429),
                 retry_after: Some(Duration::from_secs(7)),
@@ -1024,37 +1024,28 @@ mod tests {
                 retry_after: None,
             },
         ] {
-            let o = on_api_error(Operation::Create, &e);
+            let o = on_api_error(Call::Create, &e);
             assert_eq!(o.reason.code().as_str(), "CreateUnconfirmed", "{e}");
             assert_eq!(o.requeue, Requeue::Backoff { min: None });
         }
         // An unknown code may be a gateway's timeout: the job may exist.
-        let o = on_api_error(Operation::Create, &ApiError::Unknown(remote("Weird", 400)));
+        let o = on_api_error(Call::Create, &ApiError::Unknown(remote("Weird", 400)));
         assert_eq!(o.reason.code().as_str(), "CreateUnconfirmed");
-        let o = on_api_error(Operation::Poll, &ApiError::Unknown(remote("Weird", 400)));
+        let o = on_api_error(Call::Poll, &ApiError::Unknown(remote("Weird", 400)));
         assert_eq!(o.reason.code().as_str(), "RemoteError");
     }
 
     #[test]
     fn every_error_code_on_poll_and_delete() {
-        let o = on_api_error(
-            Operation::Poll,
-            &ApiError::NotFound(remote("NotFound", 404)),
-        );
+        let o = on_api_error(Call::Poll, &ApiError::NotFound(remote("NotFound", 404)));
         assert_eq!(o.reason.code().as_str(), "JobNotFound");
         assert_eq!(o.requeue, Requeue::Never);
-        let o = on_api_error(
-            Operation::Adopt,
-            &ApiError::NotFound(remote("NotFound", 404)),
-        );
+        let o = on_api_error(Call::Adopt, &ApiError::NotFound(remote("NotFound", 404)));
         assert_eq!(o.reason.code().as_str(), "JobNotFound");
-        let o = on_api_error(
-            Operation::Poll,
-            &ApiError::Server(remote("InternalError", 500)),
-        );
+        let o = on_api_error(Call::Poll, &ApiError::Server(remote("InternalError", 500)));
         assert_eq!(o.reason.code().as_str(), "RemoteUnavailable");
         assert_eq!(o.requeue, Requeue::Backoff { min: None });
-        let o = on_api_error(Operation::Poll, &ApiError::Timeout(Duration::from_secs(1)));
+        let o = on_api_error(Call::Poll, &ApiError::Timeout(Duration::from_secs(1)));
         assert_eq!(o.reason.code().as_str(), "RemoteUnavailable");
         for status in [400, 403, 409] {
             match on_delete(&Err(ApiError::OperationDenied(remote(
@@ -1067,7 +1058,7 @@ mod tests {
                     assert_eq!(o.requeue, Requeue::Poll);
                     assert_eq!(
                         on_api_error(
-                            Operation::Delete,
+                            Call::Delete,
                             &ApiError::OperationDenied(remote("OperationDenied", status))
                         ),
                         o
@@ -1119,15 +1110,15 @@ mod tests {
     #[test]
     fn a_failed_read_of_a_finished_job_is_no_news_unless_it_stalls() {
         let server = ApiError::Server(remote("InternalError", 500));
-        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &server, false, true);
+        let (reason, requeue) = on_read_failure(Call::Poll, "j", &server, false, true);
         assert_eq!((reason, requeue), (None, Requeue::Backoff { min: None }));
-        let (reason, _) = on_read_failure(Operation::Poll, "j", &server, false, false);
+        let (reason, _) = on_read_failure(Call::Poll, "j", &server, false, false);
         assert_eq!(reason.map(|r| r.code()), Some(Code::RemoteUnavailable));
         let gone = ApiError::NotFound(remote("NotFound", 404));
-        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &gone, false, true);
+        let (reason, requeue) = on_read_failure(Call::Poll, "j", &gone, false, true);
         assert_eq!(reason.map(|r| r.code()), Some(Code::JobNotFound));
         assert_eq!(requeue, Requeue::Never);
-        let (reason, requeue) = on_read_failure(Operation::Poll, "j", &gone, true, false);
+        let (reason, requeue) = on_read_failure(Call::Poll, "j", &gone, true, false);
         assert_eq!(reason.map(|r| r.code()), Some(Code::JobNotVisibleYet));
         assert_eq!(requeue, Requeue::Backoff { min: None });
     }

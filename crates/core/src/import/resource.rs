@@ -1,8 +1,9 @@
-//! A ModelImport as plain data: what the decisions read of the resource.
+//! A ModelImport as plain data: what the decisions read of the resource (its spec and status).
 
+use super::jobs::{Source, Storage, WeightType};
 use crate::conditions::Condition;
-pub use crate::credentials::SecretRef;
-use crate::remote::{Source, Storage, WeightType};
+use crate::credentials::SecretRef;
+use crate::deletion::DeletionPolicy;
 
 /// Lifecycle summary of a ModelImport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,14 +35,6 @@ impl Phase {
             Phase::Deleting => "Deleting",
         }
     }
-}
-
-/// What happens to the remote job when the resource is deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeletionPolicy {
-    #[default]
-    Delete,
-    Orphan,
 }
 
 /// The desired import.

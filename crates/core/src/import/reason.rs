@@ -4,9 +4,9 @@
 //! with ModelDeployment (`conditions`), and so are the events (`events`).
 
 use crate::conditions::codes;
-pub use crate::conditions::{Meaning, IDLE, NOT_STALLED};
-pub use crate::credentials::CredentialProblem;
-pub use crate::events::{Action, Event, EventType, Happening};
+use crate::conditions::Meaning;
+use crate::credentials::CredentialProblem;
+use crate::events::{Action, Event, EventType};
 use std::time::Duration;
 
 codes! {

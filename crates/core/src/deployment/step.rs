@@ -1,116 +1,27 @@
-//! One ModelDeployment reconcile as a pure machine, as `step` is for imports.
+//! One ModelDeployment reconcile as a pure machine, as `import::step` is for imports.
 //! [`next_need`] names the next input to observe (a fresh copy, the ModelImport, the
 //! credentials, the deployment or the workspace's listing), each once; [`decide`] turns the
 //! observation into the whole [`DeploymentStep`]: the status to record, the events, the finalizer
 //! change or remote call, and when to look again. A call's answer goes back into the observation
 //! and is decided on in turn.
 
-use crate::conditions::{
-    conditions_of, merge_conditions, Condition, Meaning, READY, STALLED, TRUE,
-};
-use crate::correlation;
-use crate::credentials::{secret_choice, CredentialProblem, KeySource, SecretRef};
-use crate::deployment_reason::{
+use super::deployments::{Deployment, DeploymentState, Limits, NewDeployment, Plan};
+use super::reason::{
     unconfirmed_no_answer, unconfirmed_not_listed, DeploymentCode, DeploymentReason as R,
     ImportWait,
 };
-use crate::deployments::{Deployment, DeploymentState, Limits, NewDeployment, Plan, PtuCapacity};
-use crate::domain::DeletionPolicy;
+use super::resource::{
+    DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
+};
+use crate::api::ApiError;
+use crate::conditions::{conditions_of, merge_conditions, Meaning, READY, STALLED, TRUE};
+use crate::correlation;
+use crate::credentials::{secret_choice, CredentialProblem, KeySource};
+use crate::deletion::DeletionPolicy;
 use crate::events::{Action, Event, EventType, Happening};
-use crate::remote::ApiError;
 use crate::requeue::{Requeue, Timing};
 use jiff::Timestamp;
 use std::time::Duration;
-
-/// Where the model to deploy comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelSource {
-    /// A ModelImport of the namespace, by name: its `status.modelName` once Ready.
-    Import(String),
-    /// A model that can already be deployed.
-    Model(String),
-}
-
-/// The desired deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentSpec {
-    pub source: ModelSource,
-    pub plan: Option<Plan>,
-    pub capacity: u32,
-    pub deploy_spec: Option<String>,
-    pub ptu_capacity: Option<PtuCapacity>,
-    /// The display name asked for (the resource's name when `None`).
-    pub name: Option<String>,
-    pub suffix: Option<String>,
-    pub enable_thinking: Option<bool>,
-    pub max_context_length: Option<u64>,
-    pub rpm_limit: Option<u64>,
-    pub tpm_limit: Option<u64>,
-    pub api_key_secret: Option<SecretRef>,
-    pub deletion_policy: DeletionPolicy,
-}
-
-/// A ModelDeployment's lifecycle summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentPhase {
-    Pending,
-    Updating,
-    Running,
-    Stopped,
-    Failed,
-    Deleting,
-}
-
-/// The observed state of a ModelDeployment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeploymentStatus {
-    pub deployed_model: Option<String>,
-    pub model_name: Option<String>,
-    pub display_name: Option<String>,
-    /// When a create was about to be sent with no deployment recorded yet (RFC 3339).
-    pub create_attempted_at: Option<String>,
-    pub remote_status: Option<String>,
-    pub phase: Option<DeploymentPhase>,
-    pub capacity: Option<u32>,
-    pub ready_capacity: Option<u32>,
-    pub base_capacity: Option<u32>,
-    pub created_at: Option<String>,
-    pub key_fingerprint: Option<String>,
-    pub observed_generation: Option<i64>,
-    pub conditions: Vec<Condition>,
-}
-
-/// One ModelDeployment as the reconcile sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentResource {
-    pub name: String,
-    pub uid: String,
-    pub generation: Option<i64>,
-    pub deleting: bool,
-    pub has_finalizer: bool,
-    pub spec: DeploymentSpec,
-    pub status: DeploymentStatus,
-}
-
-/// The ModelImport that spec.modelImportRef names, as read from the cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportView {
-    Missing,
-    Deleting,
-    /// Ready: its model can be deployed (`None`: Ready without a model name, which should not
-    /// happen).
-    Ready {
-        model_name: Option<String>,
-    },
-    /// Stalled on a final failure: its Ready condition's message.
-    Failed {
-        message: String,
-    },
-    /// Anything else: still importing, or retrying.
-    NotReady {
-        phase: Option<String>,
-    },
-}
 
 /// An input to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -958,7 +869,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 ApiError::Conflict(_) => {
                     not_made(s);
                     let deployed_model =
-                        crate::deployments::deployed_model_name(&model, r.spec.suffix.as_deref());
+                        super::deployments::deployed_model_name(&model, r.spec.suffix.as_deref());
                     s.reason(
                         R::DeployedModelConflict {
                             deployed_model,

@@ -1,10 +1,11 @@
 //! The Model Studio deployment API in domain terms (reference §11): what a create asks for, a
 //! deployment as the service reports it, its states, and the [`Deployments`] trait that the HTTP
 //! client, the rate-limit and metrics layers and the in-memory fake implement. Errors and the key
-//! are the import API's ([`ApiError`], [`ApiKey`]): both APIs share their conventions (§2, §6).
+//! are shared with the import API (`crate::api`: [`ApiError`], [`ApiKey`]): both APIs share their
+//! conventions (§2, §6).
 //! The wire format is the HTTP client's business, not this module's.
 
-use crate::remote::{ApiError, ApiKey, Operation};
+use crate::api::{ApiError, ApiKey, Operation};
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
@@ -387,7 +388,7 @@ pub trait Deployments: Send + Sync {
     /// in now (DELETING), as the official SDK types the answer; a later get answers `NotFound`.
     async fn delete(&self, key: &ApiKey, deployed_model: &str)
         -> Result<DeploymentState, ApiError>;
-    /// As [`crate::remote::ImportJobs::pace`]: when the quota is short, how long a call of
+    /// As `ImportJobs::pace` (the import API): when the quota is short, how long a call of
     /// `operation` should be held back; `None` to send it now.
     fn pace(&self, _key: &ApiKey, _operation: Operation) -> Option<Duration> {
         None

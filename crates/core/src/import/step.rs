@@ -5,21 +5,22 @@
 //! delete's answer is put into the observation and decided on in turn, so the IO side never
 //! interprets an answer itself.
 
-use crate::correlation::{self, Expected};
-pub use crate::credentials::{choose_key, KeySource, SecretRead};
-use crate::credentials::{secret_choice, CredentialProblem, SecretChoice};
-use crate::decision::{
+use super::decision::{
     self, observe_job, on_api_error, on_credentials, on_delete, on_delete_denied, on_listing,
-    on_read_failure, DeletionOutcome, Listing, Operation, Plan, RecoveryStep, ReleaseReason,
+    on_read_failure, Call, DeletionOutcome, Listing, PassPlan, RecoveryStep, ReleaseReason,
     Snapshot,
 };
-use crate::domain::{DeletionPolicy, Phase, Resource, Spec};
+use super::jobs::{Job, NewJob};
+use super::reason::Reason;
+use super::recovery::Expected;
+use super::resource::{Phase, Resource, Spec};
+use super::status::{stalled_generation, Update};
+use crate::api::ApiError;
+use crate::correlation;
+use crate::credentials::{secret_choice, CredentialProblem, KeySource, SecretChoice};
+use crate::deletion::DeletionPolicy;
 use crate::events::{Action, Event, EventType, Happening};
-use crate::reason::Reason;
-use crate::remote::{ApiError, Job, NewJob};
-use crate::requeue::Requeue;
-pub use crate::requeue::Timing;
-use crate::status::{stalled_generation, Update};
+use crate::requeue::{Requeue, Timing};
 use jiff::Timestamp;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ impl Observation {
     }
 
     /// The step the cached copy calls for.
-    pub fn plan(&self) -> Plan {
+    pub fn plan(&self) -> PassPlan {
         decision::plan(&snapshot(&self.cached))
     }
 
@@ -139,7 +140,8 @@ pub fn snapshot(r: &Resource) -> Snapshot {
 pub enum Need {
     /// Read the resource from the API server (not the cache).
     FreshCopy,
-    /// Read the Secret of spec.apiKeySecretRef and choose the key with [`choose_key`].
+    /// Read the Secret of spec.apiKeySecretRef and choose the key with
+    /// [`choose_key`](crate::credentials::choose_key).
     Credentials,
     /// GET this job.
     Job(String),
@@ -156,7 +158,7 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
     if obs.stale() || !plan.calls_remote() {
         return None;
     }
-    if matches!(plan, Plan::Poll { .. }) && obs.too_soon().is_some() {
+    if matches!(plan, PassPlan::Poll { .. }) && obs.too_soon().is_some() {
         return None;
     }
     match &obs.credentials {
@@ -168,8 +170,8 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
         return None;
     }
     match plan {
-        Plan::Poll { job_id } | Plan::Adopt { job_id } => Some(Need::Job(job_id)),
-        Plan::Recover => Some(Need::Listing),
+        PassPlan::Poll { job_id } | PassPlan::Adopt { job_id } => Some(Need::Job(job_id)),
+        PassPlan::Recover => Some(Need::Listing),
         _ => None,
     }
 }
@@ -207,7 +209,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(plan: &Plan) -> Step {
+    fn new(plan: &PassPlan) -> Step {
         Step {
             plan: plan.name(),
             update: None,
@@ -329,7 +331,7 @@ fn decide_step(obs: &Observation) -> Step {
     }
     let r = obs.resource();
     if plan.calls_remote() {
-        if let (Plan::Poll { .. }, Some(wait)) = (&plan, obs.too_soon()) {
+        if let (PassPlan::Poll { .. }, Some(wait)) = (&plan, obs.too_soon()) {
             // Our own status write woke this reconcile: a job in progress is read at its poll,
             // a finished one only at the resync.
             let finished = matches!(r.status.phase, Some(Phase::Succeeded | Phase::Failed));
@@ -343,7 +345,7 @@ fn decide_step(obs: &Observation) -> Step {
             Some(Ok(_)) => {}
             Some(Err(problem)) => {
                 let outcome = on_credentials(problem, r.deleting);
-                let phase = matches!(plan, Plan::Delete { .. }).then_some(Phase::Deleting);
+                let phase = matches!(plan, PassPlan::Delete { .. }).then_some(Phase::Deleting);
                 return step.reason(outcome.reason, phase).requeue(outcome.requeue);
             }
             // Nothing remote may happen without a key.
@@ -351,27 +353,27 @@ fn decide_step(obs: &Observation) -> Step {
         }
     }
     match &plan {
-        Plan::AddFinalizer => step.act(Act::AddFinalizer),
-        Plan::WaitForSpecChange | Plan::Nothing => step,
-        Plan::JobIdConflict { spec, status } => step.reason(
+        PassPlan::AddFinalizer => step.act(Act::AddFinalizer),
+        PassPlan::WaitForSpecChange | PassPlan::Nothing => step,
+        PassPlan::JobIdConflict { spec, status } => step.reason(
             Reason::JobIdConflict {
                 spec: spec.clone(),
                 status: status.clone(),
             },
             None,
         ),
-        Plan::Create => create(step, r),
-        Plan::Recover => match &obs.seen {
+        PassPlan::Create => create(step, r),
+        PassPlan::Recover => match &obs.seen {
             Some(Seen::Listing(listing)) => recover(obs, step, listing),
             _ => step.requeue(Requeue::After(STALE_RETRY)),
         },
-        Plan::Poll { job_id } | Plan::Adopt { job_id } => {
+        PassPlan::Poll { job_id } | PassPlan::Adopt { job_id } => {
             let op = match plan {
-                Plan::Adopt { .. } => Operation::Adopt,
-                _ => Operation::Poll,
+                PassPlan::Adopt { .. } => Call::Adopt,
+                _ => Call::Poll,
             };
             match &obs.seen {
-                Some(Seen::Job(Ok(job))) => mirror(step, r, job, op == Operation::Adopt),
+                Some(Seen::Job(Ok(job))) => mirror(step, r, job, op == Call::Adopt),
                 Some(Seen::NoNews) => step.requeue(Requeue::Poll),
                 Some(Seen::Job(Err(e))) => {
                     if let Some(reason) = workspace_changed(obs, job_id, e) {
@@ -391,7 +393,7 @@ fn decide_step(obs: &Observation) -> Step {
             }
         }
         // A GitOps prune of both never pulls the model from under a serving deployment.
-        Plan::Delete { .. } if obs.served_by.is_some() => step
+        PassPlan::Delete { .. } if obs.served_by.is_some() => step
             .reason(
                 Reason::ServedByDeployment {
                     deployment: obs.served_by.clone().unwrap_or_default(),
@@ -399,10 +401,10 @@ fn decide_step(obs: &Observation) -> Step {
                 Some(Phase::Deleting),
             )
             .requeue(Requeue::Poll),
-        Plan::Delete { job_id } => step.act(Act::Delete {
+        PassPlan::Delete { job_id } => step.act(Act::Delete {
             job_id: job_id.clone(),
         }),
-        Plan::Release { reason } => release(step, r, *reason),
+        PassPlan::Release { reason } => release(step, r, *reason),
     }
 }
 
@@ -469,7 +471,7 @@ fn recover(obs: &Observation, step: Step, listing: &Result<Listing, ApiError>) -
     let listing = match listing {
         Ok(listing) => listing,
         Err(e) => {
-            let outcome = on_api_error(Operation::Recover, e);
+            let outcome = on_api_error(Call::Recover, e);
             return step.reason(outcome.reason, None).requeue(outcome.requeue);
         }
     };
@@ -539,7 +541,7 @@ fn recover(obs: &Observation, step: Step, listing: &Result<Listing, ApiError>) -
     }
 }
 
-fn on_answer(obs: &Observation, plan: &Plan, step: Step, answer: &Answer) -> Step {
+fn on_answer(obs: &Observation, plan: &PassPlan, step: Step, answer: &Answer) -> Step {
     let r = obs.resource();
     match answer {
         Answer::Created(Ok(job)) => {
@@ -560,7 +562,7 @@ fn on_answer(obs: &Observation, plan: &Plan, step: Step, answer: &Answer) -> Ste
                 ))
         }
         Answer::Created(Err(e)) => {
-            let outcome = on_api_error(Operation::Create, e);
+            let outcome = on_api_error(Call::Create, e);
             let step = if outcome.requeue == Requeue::Never {
                 step.event(Event::warning(&outcome.reason, Action::CreateImportJob))
             } else {
@@ -575,7 +577,7 @@ fn on_answer(obs: &Observation, plan: &Plan, step: Step, answer: &Answer) -> Ste
         }
         Answer::Deleted(result) => {
             let job_id = match plan {
-                Plan::Delete { job_id } => job_id.clone(),
+                PassPlan::Delete { job_id } => job_id.clone(),
                 _ => r.status.job_id.clone().unwrap_or_default(),
             };
             if let Err(e) = result {
@@ -637,7 +639,7 @@ pub fn credentials_secret(spec: &Spec) -> SecretChoice {
 }
 
 /// The Secret whose key `r` still needs to delete its job, if any: it holds our finalizer and
-/// would call DELETE. What the credentials keeper asks of each import (`deployment_step` answers
+/// would call DELETE. What the credentials keeper asks of each import (`deployment::step` answers
 /// the same for each deployment).
 pub fn secret_relied_on(r: &Resource) -> Option<String> {
     (r.has_finalizer && deletes_remotely(r)).then(|| credentials_secret(&r.spec).secret.name)
@@ -660,8 +662,8 @@ pub fn secret_in_use(secret: &str, imports: &[Resource], released: Option<&str>)
 mod tests {
     use super::*;
     use crate::credentials::{secret_read, SecretRef, DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS};
-    use crate::domain::ImportStatus;
-    use crate::remote::{Source, Storage, WeightType};
+    use crate::import::jobs::{Source, Storage, WeightType};
+    use crate::import::resource::ImportStatus;
 
     fn import(uid: &str, secret: Option<&str>) -> Resource {
         Resource {

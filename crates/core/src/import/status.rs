@@ -2,13 +2,10 @@
 //! "write only when something changed" and "lastTransitionTime moves only on a real transition"
 //! are tested without a server. The conditions it writes are built by `conditions`.
 
-pub use crate::conditions::{
-    conditions_of, merge_conditions, Condition, FALSE, READY, RECONCILING, STALLED, TRUE,
-};
-use crate::decision::JobView;
-pub use crate::domain::ImportStatus;
-use crate::domain::Phase;
-use crate::reason::{Code, Reason};
+use super::decision::JobView;
+use super::reason::{Code, Reason};
+use super::resource::{ImportStatus, Phase};
+use crate::conditions::{conditions_of, merge_conditions, Condition, READY, STALLED, TRUE};
 use jiff::Timestamp;
 
 /// What a reconcile learnt, to be folded into the status.
@@ -116,8 +113,11 @@ pub fn condition_status<'a>(status: &'a ImportStatus, type_: &str) -> Option<&'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{observe_job, on_api_error, Operation, Requeue};
-    use crate::remote::{ApiError, Job, JobState, RemoteError};
+    use crate::api::{ApiError, RemoteError};
+    use crate::conditions::RECONCILING;
+    use crate::import::decision::{observe_job, on_api_error, Call};
+    use crate::import::jobs::{Job, JobState};
+    use crate::requeue::Requeue;
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn spec_stalls_are_read_back_with_their_generation() {
         let o = on_api_error(
-            Operation::Create,
+            Call::Create,
             &ApiError::InvalidParameter(RemoteError {
                 code: "InvalidParameter".into(),
                 message: "bad".into(),
