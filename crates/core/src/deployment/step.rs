@@ -834,11 +834,24 @@ fn keep_stall(s: &mut Builder<'_>) {
     s.requeue = Requeue::Resync;
 }
 
+/// What an answer means: each mutation's answer has its own reading.
 fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
-    let r = s.r();
-    let dm = r.status.deployed_model.clone().unwrap_or_default();
     match answer {
-        Answer::Created(Ok(d)) => {
+        Answer::Created(result) => on_created(s, result),
+        Answer::Scaled(result) => on_scaled(s, result),
+        Answer::LimitsUpdated(result) => on_limits_updated(s, result),
+        Answer::Deleted {
+            deployed_model,
+            result,
+        } => on_deleted(s, deployed_model, result),
+    }
+}
+
+/// A create's answer: the deployment to record, or why none was made.
+fn on_created(s: &mut Builder<'_>, result: &Result<Deployment, ApiError>) {
+    let r = s.r();
+    match result {
+        Ok(d) => {
             s.plan = "create";
             s.mirror(d);
             s.event(
@@ -861,7 +874,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
             state_reason(s, &d);
             s.requeue = Requeue::Poll;
         }
-        Answer::Created(Err(e)) => {
+        Err(e) => {
             s.plan = "create";
             let model = s.next.model_name.clone().unwrap_or_default();
             let not_made = |s: &mut Builder<'_>| s.next.create_attempted_at = None;
@@ -912,7 +925,15 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 }
             }
         }
-        Answer::Scaled(Ok(d)) => {
+    }
+}
+
+/// A scale's answer.
+fn on_scaled(s: &mut Builder<'_>, result: &Result<Deployment, ApiError>) {
+    let r = s.r();
+    let dm = r.status.deployed_model.clone().unwrap_or_default();
+    match result {
+        Ok(d) => {
             s.plan = "scale";
             s.mirror(d);
             s.event(
@@ -928,7 +949,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
             state_reason(s, &d);
             s.requeue = Requeue::Poll;
         }
-        Answer::Scaled(Err(e)) => {
+        Err(e) => {
             s.plan = "scale";
             match e {
                 ApiError::Unsupported(_) => s.reason(
@@ -961,7 +982,15 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 e => s.api_error(e),
             }
         }
-        Answer::LimitsUpdated(Ok(d)) => {
+    }
+}
+
+/// An update of the limits' answer.
+fn on_limits_updated(s: &mut Builder<'_>, result: &Result<Deployment, ApiError>) {
+    let r = s.r();
+    let dm = r.status.deployed_model.clone().unwrap_or_default();
+    match result {
+        Ok(d) => {
             s.plan = "update_limits";
             s.mirror(d);
             s.event(
@@ -978,7 +1007,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
             let d = d.clone();
             state_reason(s, &d);
         }
-        Answer::LimitsUpdated(Err(e)) => {
+        Err(e) => {
             s.plan = "update_limits";
             match e {
                 ApiError::Unsupported(_) => s.reason(
@@ -1005,10 +1034,19 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 e => s.api_error(e),
             }
         }
-        Answer::Deleted {
-            deployed_model,
-            result: Ok(state),
-        } => {
+    }
+}
+
+/// A delete's answer: only the state the deployment is in now, for `deployed_model`.
+fn on_deleted(
+    s: &mut Builder<'_>,
+    deployed_model: &str,
+    result: &Result<DeploymentState, ApiError>,
+) {
+    let r = s.r();
+    let dm = r.status.deployed_model.clone().unwrap_or_default();
+    match result {
+        Ok(state) => {
             s.plan = "delete";
             // A deployment found by its token (a create whose answer was lost) is not recorded:
             // the intent stays, so the next pass lists again for any other that carries it.
@@ -1024,25 +1062,16 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
             );
             s.reason(
                 R::DeploymentDeleting {
-                    deployed_model: deployed_model.clone(),
+                    deployed_model: deployed_model.to_string(),
                     ours: true,
                 },
                 Requeue::Poll,
             );
         }
-        Answer::Deleted {
-            result: Err(ApiError::NotFound(_)),
-            ..
-        } if r.status.deployed_model.is_some() => release(s, &dm),
+        Err(ApiError::NotFound(_)) if r.status.deployed_model.is_some() => release(s, &dm),
         // Gone already; the next pass lists again for another that carries the token.
-        Answer::Deleted {
-            result: Err(ApiError::NotFound(_)),
-            ..
-        } => s.requeue = Requeue::Poll,
-        Answer::Deleted {
-            result: Err(e @ ApiError::OperationDenied(_)),
-            ..
-        } => {
+        Err(ApiError::NotFound(_)) => s.requeue = Requeue::Poll,
+        Err(e @ ApiError::OperationDenied(_)) => {
             s.plan = "delete";
             s.reason(
                 R::DeletionBlocked {
@@ -1052,7 +1081,7 @@ fn on_answer(s: &mut Builder<'_>, answer: &Answer) {
                 Requeue::Poll,
             )
         }
-        Answer::Deleted { result: Err(e), .. } => {
+        Err(e) => {
             s.plan = "delete";
             s.api_error(e);
         }
