@@ -1,17 +1,18 @@
 //! The controller process: telemetry, the metrics and health endpoint, and the kube-runtime
-//! Controller wired to the reconciler.
+//! Controllers of both kinds, each wired in its own step.
 
 use crate::cli::LogFormat;
 use crate::config::{Config, ConfigError, MANAGER};
 use crate::crd::ModelDeployment;
 use crate::crd::ModelImport;
-use crate::deployment_reconciler::{self, DeploymentContext};
+use crate::deployment::{self, DeploymentContext};
+use crate::import::{self, ImportContext};
 use crate::keeper::{Caches, CredentialsKeeper};
 use crate::kube_requests::counting_layer;
 use crate::leader::Elector;
 use crate::metrics::Metrics;
-use crate::modelstudio::{HttpClient, HttpClientConfig};
-use crate::reconciler::{error_policy, layered_both, reconcile, report_unreadable, Context};
+use crate::modelstudio::{layered, HttpClient, HttpClientConfig};
+use crate::pass::{report_unreadable, Context};
 use crate::watches::{secret_watch_config, trim_cached, trim_secret, typed_event};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -25,7 +26,6 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
 use modelstudio_core::deployment::deployments::Deployments;
-use modelstudio_core::import::jobs::ImportJobs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -179,74 +179,29 @@ async fn run_with(
     })
     .map_err(StartError::Endpoint)?;
     let ready = Arc::new(AtomicBool::new(false));
-
-    let api: Api<ModelImport> = match &config.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let namespace = config.namespace.clone();
     check_crd(
-        &api,
-        config.namespace.as_deref(),
+        &scoped(&client, namespace.as_deref()),
+        namespace.as_deref(),
         config.selector.as_deref(),
     )
     .await?;
-    let mut watch_config = watcher::Config::default().any_semantic();
-    if let Some(selector) = &config.selector {
-        watch_config = watch_config.labels(selector);
-    }
-    // Watched untyped, so that one object that does not read as a ModelImport is reported and
-    // skipped instead of failing the list of all of them.
-    let resource = ApiResource::erase::<ModelImport>(&());
-    let watched: Api<DynamicObject> = match &config.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-
-    let metrics_addr = config.metrics_addr;
-    let listener = tokio::net::TcpListener::bind(metrics_addr)
-        .await
-        .map_err(|source| StartError::Metrics {
-            addr: metrics_addr,
-            source,
-        })?;
-    info!(addr = %listener.local_addr().map_err(|source| StartError::Metrics { addr: metrics_addr, source })?, "serving /metrics, /healthz and /readyz");
-    let router = health_router(metrics.clone(), ready.clone());
-    let metrics_server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            error!(error = %e, "metrics server stopped");
-        }
-    });
+    let metrics_server = serve_metrics(config.metrics_addr, metrics.clone(), ready.clone()).await?;
 
     // One quota for both APIs: the import jobs and the deployments go through the same layers.
-    let api = layered_both(http, &config, metrics.clone());
-    let jobs: Arc<dyn ImportJobs> = api.clone();
-    let deployments: Arc<dyn Deployments> = api;
+    let api = layered(http, &config, metrics.clone());
     info!(
         endpoint = %config.endpoint,
-        namespace = config.namespace.as_deref().unwrap_or("(all)"),
+        namespace = namespace.as_deref().unwrap_or("(all)"),
         poll_interval = ?config.poll_interval,
         "starting controller"
     );
-    let concurrency = config.concurrency;
     let shutdown_timeout = config.shutdown_timeout;
     let lease = config.leader_election.clone();
     let instance = config.instance.clone();
-    let namespace = config.namespace.clone();
-    let sweep_interval = config.poll_interval;
-    let selector = config.selector.clone();
-    let ctx = Arc::new(Context::new(client, jobs, metrics, config));
-    // One shutdown signal, awaited in several places.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
+    let ctx = Arc::new(Context::new(client, metrics, config));
+    let import_ctx = Arc::new(ImportContext::new(ctx.clone(), api.clone()));
+    let stop = Stop::on(shutdown);
 
     let mut elector = lease.map(|lease| {
         let identity =
@@ -268,126 +223,35 @@ async fn run_with(
         );
         tokio::select! {
             _ = elector.acquire() => {}
-            _ = stopped() => return Ok(()),
+            _ = stop.stopped() => return Ok(()),
         }
     }
     // From here on this replica reconciles: it won the Lease, or runs alone.
     ctx.metrics.set_leader(true);
-    let metrics = ctx.metrics.clone();
 
-    // The ModelImports, watched untyped and cached typed and trimmed; one that does not parse is
-    // reported and left out. The watch event of the controller's own status write wakes no
-    // reconcile (the pass that wrote it scheduled the next look).
-    let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(report_unreadable::<ModelImport>(unreadable, ctx.clone()));
-    let writer: Writer<ModelImport> = Writer::default();
-    let store = writer.as_reader();
-    ctx.metrics.imports.watch(store.clone());
-    let own = ctx.clone();
-    let typed = watcher(watched, watch_config)
-        .modify(trim_cached)
-        .filter_map(move |event| {
-            std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
-        });
-    let imports = reflector(writer, typed)
-        .applied_objects()
-        .try_filter(move |obj| std::future::ready(!own.is_own_write(&obj.metadata)));
-    // A listing that shows a job changed wakes the resources that follow it.
-    let changes = ctx.job_cache.take_changes().map(|inbox| {
-        futures::stream::unfold(inbox, |mut inbox| async move {
-            inbox.recv().await.map(|resource| (resource, inbox))
-        })
-    });
-    let mut controller = Controller::for_stream(imports, store.clone())
-        .with_config(controller::Config::default().concurrency(concurrency));
-    if let Some(changes) = changes {
-        controller = controller.reconcile_on(changes);
-    }
+    let (imports_running, imports) = import_controller(import_ctx.clone(), stop.stopped());
     let deployments_running = deployment_controller(
-        ctx.clone(),
-        deployments,
-        store.clone(),
+        &import_ctx,
+        api,
+        imports.clone(),
         namespace.as_deref(),
-        selector.as_deref(),
-        concurrency,
-        stopped(),
+        stop.stopped(),
     )
     .await;
-    let imports_ready = store.clone();
+    let imports_ready = imports.clone();
     tokio::spawn(async move {
         if imports_ready.wait_until_ready().await.is_ok() {
             ready.store(true, Ordering::Relaxed);
         }
     });
-    // The Secrets the keys come from, watched instead of read at each reconcile.
-    if let Some(writer) = ctx.take_secrets_writer() {
-        let secrets: Api<Secret> = match &namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let watch = reflector(
-            writer,
-            watcher(secrets, secret_watch_config()).modify(trim_secret),
-        )
-        .default_backoff()
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "watch of the credentials Secrets");
-            }
-        });
-        let stop = stopped();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = watch => {}
-                _ = stop => {}
-            }
-        });
-    }
-    // Only the leader keeps the credentials Secrets, as it alone reconciles.
-    if let Some(inbox) = ctx.take_keeper_inbox() {
-        let caches = Caches {
-            imports: store,
-            deployments: ctx
-                .deployments_watched()
-                .then(|| ctx.model_deployments.clone()),
-            secrets: ctx.secrets.clone(),
-        };
-        let keeper = CredentialsKeeper::new(ctx.client.clone(), namespace, sweep_interval, inbox)
-            .with_caches(caches);
-        tokio::spawn(keeper.run(stopped()));
-    }
-    let imports_running = controller
-        .graceful_shutdown_on(stopped())
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                match e {
-                    controller::Error::ObjectNotFound(_) => {}
-                    e => warn!(error = %e, "controller event"),
-                }
-            }
-        });
+    watch_secrets(&ctx, namespace.as_deref(), stop.stopped());
+    // After the deployment controller's start: the keeper reads the deployments' cache if it is
+    // filled.
+    start_keeper(&import_ctx, imports, namespace, stop.stopped());
     let running = futures::future::join(imports_running, deployments_running);
-    // After the signal, in-flight reconciles get `shutdown_timeout` to finish.
-    let deadline = async {
-        stopped().await;
-        tokio::time::sleep(shutdown_timeout).await;
-    };
-    let lost_leadership = async {
-        match elector.as_mut() {
-            Some(elector) => elector.hold().await,
-            None => std::future::pending().await,
-        }
-    };
-    let outcome = tokio::select! {
-        _ = running => Ok(()),
-        _ = deadline => {
-            warn!(timeout = ?shutdown_timeout, "reconciles still running at the shutdown deadline; stopping them");
-            Ok(())
-        }
-        _ = lost_leadership => Err(StartError::LostLeadership),
-    };
-    metrics.set_leader(false);
+    let outcome =
+        run_until_stopped(running, stop.stopped(), shutdown_timeout, elector.as_mut()).await;
+    ctx.metrics.set_leader(false);
     // The last reconciles' events go out before the process ends.
     if tokio::time::timeout(EVENT_FLUSH_TIMEOUT, ctx.events.flush())
         .await
@@ -405,26 +269,232 @@ async fn run_with(
     outcome
 }
 
+/// `Api` of `K` in `namespace`, or in every namespace.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The objects of `K` watched untyped, so that one object that does not read as a `K` is
+/// reported and skipped instead of failing the list of all of them.
+fn scoped_untyped<K: kube::Resource<DynamicType = ()>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<K>(&());
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The watch configuration of a kind's objects: `selector`, if given, picks them.
+fn watch_config(selector: Option<&str>) -> watcher::Config {
+    let config = watcher::Config::default().any_semantic();
+    match selector {
+        Some(selector) => config.labels(selector),
+        None => config,
+    }
+}
+
+/// Binds the /metrics, /healthz and /readyz endpoints and serves them in the background.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Metrics { addr, source })?;
+    info!(addr = %listener.local_addr().map_err(|source| StartError::Metrics { addr, source })?, "serving /metrics, /healthz and /readyz");
+    let router = health_router(metrics, ready);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!(error = %e, "metrics server stopped");
+        }
+    }))
+}
+
+/// One shutdown signal, awaited in several places.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// A signal that `stopped()` resolves on once `shutdown` has.
+    fn on(shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        Stop(stop_rx)
+    }
+
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// The ModelImport controller: the ModelImports watched untyped and cached typed and trimmed (one
+/// that does not parse is reported and left out), woken by the job listings that show a change.
+/// The watch event of the controller's own status write wakes no reconcile (the pass that wrote it
+/// scheduled the next look). Returns the controller, to run, and the ModelImports' cache.
+fn import_controller(
+    ctx: Arc<ImportContext>,
+    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (
+    futures::future::BoxFuture<'static, ()>,
+    reflector::Store<ModelImport>,
+) {
+    use futures::FutureExt;
+    let pass = ctx.pass.clone();
+    let config = &pass.config;
+    let watched = scoped_untyped::<ModelImport>(&pass.client, config.namespace.as_deref());
+    let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(report_unreadable::<ModelImport>(unreadable, pass.clone()));
+    let writer: Writer<ModelImport> = Writer::default();
+    let store = writer.as_reader();
+    pass.metrics.imports.watch(store.clone());
+    let own = pass.clone();
+    let typed = watcher(watched, watch_config(config.selector.as_deref()))
+        .modify(trim_cached)
+        .filter_map(move |event| {
+            std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
+        });
+    let imports = reflector(writer, typed)
+        .applied_objects()
+        .try_filter(move |obj| std::future::ready(!own.is_own_write(&obj.metadata)));
+    // A listing that shows a job changed wakes the resources that follow it.
+    let changes = ctx.job_cache.take_changes().map(|inbox| {
+        futures::stream::unfold(inbox, |mut inbox| async move {
+            inbox.recv().await.map(|resource| (resource, inbox))
+        })
+    });
+    let mut controller = Controller::for_stream(imports, store.clone())
+        .with_config(controller::Config::default().concurrency(config.concurrency));
+    if let Some(changes) = changes {
+        controller = controller.reconcile_on(changes);
+    }
+    let running = controller
+        .graceful_shutdown_on(stopped)
+        .run(import::reconcile, import::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    controller::Error::ObjectNotFound(_) => {}
+                    e => warn!(error = %e, "controller event"),
+                }
+            }
+        })
+        .boxed();
+    (running, store)
+}
+
+/// The Secrets the keys come from, watched instead of read at each reconcile.
+fn watch_secrets(
+    ctx: &Context,
+    namespace: Option<&str>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let Some(writer) = ctx.take_secrets_writer() else {
+        return;
+    };
+    let secrets: Api<Secret> = scoped(&ctx.client, namespace);
+    let watch = reflector(
+        writer,
+        watcher(secrets, secret_watch_config()).modify(trim_secret),
+    )
+    .default_backoff()
+    .for_each(|event| async move {
+        if let Err(e) = event {
+            warn!(error = %e, "watch of the credentials Secrets");
+        }
+    });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watch => {}
+            _ = stopped => {}
+        }
+    });
+}
+
+/// The keeper of the credentials Secrets. Only the leader keeps them, as it alone reconciles.
+fn start_keeper(
+    ctx: &ImportContext,
+    imports: reflector::Store<ModelImport>,
+    namespace: Option<String>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let pass = &ctx.pass;
+    let Some(inbox) = pass.take_keeper_inbox() else {
+        return;
+    };
+    let caches = Caches {
+        imports,
+        deployments: ctx
+            .deployments_watched()
+            .then(|| ctx.model_deployments.clone()),
+        secrets: pass.secrets.clone(),
+    };
+    let sweep_interval = pass.config.poll_interval;
+    let keeper = CredentialsKeeper::new(pass.client.clone(), namespace, sweep_interval, inbox)
+        .with_caches(caches);
+    tokio::spawn(keeper.run(stopped));
+}
+
+/// Runs the controllers until they end, the shutdown deadline passes (in-flight reconciles get
+/// `shutdown_timeout` after the signal to finish) or the lease is lost.
+async fn run_until_stopped(
+    running: impl std::future::Future<Output = ((), ())>,
+    stopped: impl std::future::Future<Output = ()>,
+    shutdown_timeout: std::time::Duration,
+    elector: Option<&mut Elector>,
+) -> Result<(), StartError> {
+    let deadline = async {
+        stopped.await;
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    let lost_leadership = async {
+        match elector {
+            Some(elector) => elector.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = running => Ok(()),
+        _ = deadline => {
+            warn!(timeout = ?shutdown_timeout, "reconciles still running at the shutdown deadline; stopping them");
+            Ok(())
+        }
+        _ = lost_leadership => Err(StartError::LostLeadership),
+    }
+}
+
 /// The ModelDeployment controller, when its CRD is installed: it runs beside the import
-/// controller, on the same context (client, quota, Secrets cache, events), and fills the
+/// controller, on the same shared context (client, quota, Secrets cache, events), and fills the
 /// deployments' cache that import deletions consult. Without the CRD (an install that predates
 /// it), imports are reconciled alone.
 async fn deployment_controller(
-    ctx: Arc<Context>,
+    import_ctx: &ImportContext,
     deployments: Arc<dyn Deployments>,
     imports: reflector::Store<ModelImport>,
     namespace: Option<&str>,
-    selector: Option<&str>,
-    concurrency: u16,
     stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> futures::future::BoxFuture<'static, ()> {
     use futures::FutureExt;
     use kube::runtime::reflector::ObjectRef;
+    let ctx = import_ctx.pass.clone();
     let client = ctx.client.clone();
-    let api: Api<ModelDeployment> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let api: Api<ModelDeployment> = scoped(&client, namespace);
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -436,28 +506,19 @@ async fn deployment_controller(
             return futures::future::ready(()).boxed();
         }
     }
-    let Some(writer) = ctx.take_deployments_writer() else {
+    let Some(writer) = import_ctx.take_deployments_writer() else {
         return futures::future::ready(()).boxed();
     };
     let store = writer.as_reader();
     ctx.metrics.deployments.watch(store.clone());
-    let mut watch_config = watcher::Config::default().any_semantic();
-    if let Some(selector) = selector {
-        watch_config = watch_config.labels(selector);
-    }
-    // Watched untyped, as the imports are: one object that does not read as a ModelDeployment
-    // is reported and skipped instead of failing the list of all of them.
-    let resource = ApiResource::erase::<ModelDeployment>(&());
-    let watched: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
+    // Watched untyped, as the imports are.
+    let watched = scoped_untyped::<ModelDeployment>(&client, namespace);
     let (unreadable_tx, unreadable) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(report_unreadable::<ModelDeployment>(
         unreadable,
         ctx.clone(),
     ));
-    let typed = watcher(watched, watch_config)
+    let typed = watcher(watched, watch_config(ctx.config.selector.as_deref()))
         .modify(trim_cached)
         .filter_map(move |event| {
             std::future::ready(event.map(|e| typed_event(e, &unreadable_tx)).transpose())
@@ -469,10 +530,7 @@ async fn deployment_controller(
         .applied_objects()
         .try_filter(move |obj| std::future::ready(!own.is_own_write(&obj.metadata)));
     // A change of a ModelImport wakes the deployments that name it.
-    let import_api: Api<kube::core::PartialObjectMeta<ModelImport>> = match namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
+    let import_api: Api<kube::core::PartialObjectMeta<ModelImport>> = scoped(&client, namespace);
     let waiting = store.clone();
     let import_changes =
         watcher(import_api, watcher::Config::default().any_semantic()).touched_objects();
@@ -490,8 +548,9 @@ async fn deployment_controller(
             .map(|d| ObjectRef::from_obj(&*d))
             .collect::<Vec<_>>()
     };
+    let concurrency = ctx.config.concurrency;
     let dctx = Arc::new(DeploymentContext {
-        core: ctx,
+        pass: ctx,
         deployments,
         imports,
     });
@@ -500,11 +559,7 @@ async fn deployment_controller(
         .with_config(controller::Config::default().concurrency(concurrency))
         .watches_stream(import_changes, mapper)
         .graceful_shutdown_on(stopped)
-        .run(
-            deployment_reconciler::reconcile,
-            deployment_reconciler::error_policy,
-            dctx,
-        )
+        .run(deployment::reconcile, deployment::error_policy, dctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {

@@ -6,8 +6,8 @@
 //! core's decision ([`secret_relied_on`]); this loop only lists and patches.
 
 use crate::crd::{ModelDeployment, ModelImport, FINALIZER};
-use crate::deployment_reconciler::domain as deployment_domain;
-use crate::domain;
+use crate::deployment::resource as deployment_resource;
+use crate::import::resource;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
@@ -165,11 +165,11 @@ impl CredentialsKeeper {
                     .iter()
                     .filter(|o| o.metadata.namespace.as_deref() == Some(namespace.as_str()))
                 {
-                    imports.add(&domain::resource(import));
+                    imports.add(&resource::resource(import));
                 }
                 for deployment in caches.deployments.iter().flat_map(Store::state) {
                     if deployment.metadata.namespace.as_deref() == Some(namespace.as_str()) {
-                        imports.add_deployment(&deployment_domain::resource(&deployment));
+                        imports.add_deployment(&deployment_resource::resource(&deployment));
                     }
                 }
                 due.extend(
@@ -320,7 +320,7 @@ impl Imports {
     fn of<'a>(objects: impl Iterator<Item = &'a DynamicObject>) -> Self {
         let mut imports = Imports::default();
         imports.add_parsed(objects, |i, typed: ModelImport| {
-            i.add(&domain::resource(&typed))
+            i.add(&resource::resource(&typed))
         });
         imports
     }
@@ -345,7 +345,7 @@ impl Imports {
     /// ModelDeployments read untyped, as [`Imports::of`] reads imports.
     fn add_deployments<'a>(&mut self, objects: impl Iterator<Item = &'a DynamicObject>) {
         self.add_parsed(objects, |i, typed: ModelDeployment| {
-            i.add_deployment(&deployment_domain::resource(&typed))
+            i.add_deployment(&deployment_resource::resource(&typed))
         });
     }
 

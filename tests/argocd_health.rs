@@ -7,7 +7,7 @@
 mod samples;
 
 use modelstudio_controller::crd::FINALIZER;
-use modelstudio_controller::domain::model_import_status;
+use modelstudio_controller::import::resource::model_import_status;
 use modelstudio_core::conditions::Meaning;
 use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason};

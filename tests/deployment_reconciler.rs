@@ -11,9 +11,11 @@ use kube::Client;
 use modelstudio_controller::backoff::BackoffPolicy;
 use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::{Kind, ModelDeployment, ModelImport};
-use modelstudio_controller::deployment_reconciler::{reconcile, DeploymentContext};
+use modelstudio_controller::deployment::{reconcile, DeploymentContext};
+use modelstudio_controller::import::{self, ImportContext};
 use modelstudio_controller::metrics::Metrics;
-use modelstudio_controller::reconciler::{self, layered, Context};
+use modelstudio_controller::modelstudio::layered;
+use modelstudio_controller::pass::Context;
 use modelstudio_core::api::{ApiError, Operation};
 use modelstudio_core::deployment::deployments::NewDeployment;
 use modelstudio_core::import::jobs::JobState;
@@ -31,6 +33,7 @@ struct Bed {
     _cluster: Cluster,
     client: Client,
     ctx: Arc<DeploymentContext>,
+    import_ctx: Arc<ImportContext>,
     fake: Arc<FakeDeployments>,
     jobs: Arc<FakeJobs>,
 }
@@ -64,15 +67,12 @@ impl Bed {
         };
         let metrics = Arc::new(Metrics::default());
         let jobs = Arc::new(FakeJobs::new());
-        let core = Arc::new(Context::new(
-            client.clone(),
-            layered(jobs.clone(), &config, metrics.clone()),
-            metrics,
-            config,
-        ));
+        let layered_jobs = layered(jobs.clone(), &config, metrics.clone());
+        let pass = Arc::new(Context::new(client.clone(), metrics, config));
+        let import_ctx = Arc::new(ImportContext::new(pass.clone(), layered_jobs));
         let fake = Arc::new(FakeDeployments::new());
         let ctx = Arc::new(DeploymentContext {
-            core,
+            pass,
             deployments: fake.clone(),
             // Empty: the reconciler reads the ModelImport from the API server.
             imports: Writer::<ModelImport>::default().as_reader(),
@@ -81,6 +81,7 @@ impl Bed {
             _cluster: cluster,
             client,
             ctx,
+            import_ctx,
             fake,
             jobs,
         }
@@ -128,7 +129,7 @@ impl Bed {
     /// One pass of the import reconciler.
     async fn step_import(&self, name: &str) {
         let obj = self.imports().get(name).await.expect("the import exists");
-        reconciler::reconcile(Arc::new(obj), self.ctx.core.clone())
+        import::reconcile(Arc::new(obj), self.import_ctx.clone())
             .await
             .expect("the import reconcile succeeds");
     }
@@ -286,7 +287,10 @@ async fn a_lora_deployment_is_not_scaled_and_says_why() {
 async fn an_import_keeps_its_job_while_a_deployment_serves_its_model() {
     let bed = Bed::new().await;
     // The deployments' cache, as the controller fills it.
-    let writer = bed.ctx.core.take_deployments_writer().expect("the writer");
+    let writer = bed
+        .import_ctx
+        .take_deployments_writer()
+        .expect("the writer");
     let store = writer.as_reader();
     let watch = reflector::reflector(writer, watcher(bed.deployments(), Default::default()))
         .applied_objects();

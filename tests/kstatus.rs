@@ -15,7 +15,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use kube::Client;
 use modelstudio_controller::config::MANAGER;
 use modelstudio_controller::crd::{definition, ModelImport, FINALIZER};
-use modelstudio_controller::domain::model_import_status;
+use modelstudio_controller::import::resource::model_import_status;
 use modelstudio_core::conditions::Meaning;
 use modelstudio_core::import::reason::Code;
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};

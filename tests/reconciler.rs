@@ -13,12 +13,14 @@ use kube::{Client, ResourceExt};
 use modelstudio_controller::backoff::BackoffPolicy;
 use modelstudio_controller::config::Config;
 use modelstudio_controller::crd::{DeletionPolicy, ModelImport, Phase, FINALIZER};
+use modelstudio_controller::import::{reconcile, ImportContext};
 use modelstudio_controller::metrics::Metrics;
+use modelstudio_controller::modelstudio::layered;
 use modelstudio_controller::modelstudio::{
     ApiError, ApiKey, HttpClient, HttpClientConfig, ImportJobs, Job, JobState, NewJob, Operation,
     Source, Storage, WeightType,
 };
-use modelstudio_controller::reconciler::{layered, reconcile, Context};
+use modelstudio_controller::pass::Context;
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{remote_error, FakeJobs};
 use serde_json::{json, Value};
@@ -187,7 +189,7 @@ fn answer(
 /// (`R = RunningSimulator`, with `jobs` its client), or the in-memory fake (`R = Arc<FakeJobs>`).
 struct Harness<R = RunningSimulator> {
     sim: R,
-    ctx: Arc<Context>,
+    ctx: Arc<ImportContext>,
     kube: Shared,
     jobs: Arc<dyn ImportJobs>,
 }
@@ -262,7 +264,10 @@ impl<R> Harness<R> {
         let (client, kube) = kube_mock();
         let metrics = Arc::new(Metrics::default());
         let layered_jobs = layered(jobs.clone(), &config, metrics.clone());
-        let ctx = Arc::new(Context::new(client, layered_jobs, metrics, config));
+        let ctx = Arc::new(ImportContext::new(
+            Arc::new(Context::new(client, metrics, config)),
+            layered_jobs,
+        ));
         Harness {
             sim,
             ctx,
@@ -337,7 +342,7 @@ impl<R> Harness<R> {
             .await
             .expect("reconcile succeeds");
         // Events go out in the background; the assertions read them after the pass.
-        self.ctx.events.flush().await;
+        self.ctx.pass.events.flush().await;
         action
     }
 
@@ -435,7 +440,7 @@ async fn ready_import(h: &Harness) {
 /// The value of one metric of the harness's controller, summed over the samples with `labels`.
 fn metric<R>(h: &Harness<R>, name: &str, labels: &[(&str, &str)]) -> f64 {
     modelstudio_testbed::metrics::sum(
-        &modelstudio_testbed::metrics::samples(&h.ctx.metrics.encode()),
+        &modelstudio_testbed::metrics::samples(&h.ctx.pass.metrics.encode()),
         name,
         labels,
     )
@@ -1232,7 +1237,7 @@ async fn an_outage_on_a_poll_shows_as_remote_unavailable_and_the_layers_count_ea
         ("True", "RemoteUnavailable")
     );
     assert!(message.contains("InternalError"), "{message}");
-    let metrics = h.ctx.metrics.encode();
+    let metrics = h.ctx.pass.metrics.encode();
     let count = |operation: &str, result: &str| {
         let line = format!(
             "modelstudio_api_requests_total{{operation=\"{operation}\",result=\"{result}\"}} "

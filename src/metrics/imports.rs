@@ -3,7 +3,7 @@
 //! the replica that watches (the leader) has a cache, so a standby exports none of them.
 
 use crate::crd::ModelImport;
-use crate::domain;
+use crate::import::resource;
 use kube::runtime::reflector::Store;
 use modelstudio_core::conditions::READY;
 use modelstudio_core::import::reason::Code;
@@ -83,7 +83,7 @@ impl Tally {
             let status = import.status.as_ref();
             let phase = status
                 .and_then(|s| s.phase)
-                .map_or(NO_PHASE, |p| domain::phase(p).as_str());
+                .map_or(NO_PHASE, |p| resource::phase(p).as_str());
             *by_phase.entry(phase).or_default() += 1;
             let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
             let code = ready.and_then(|c| Code::parse(&c.reason));

@@ -3,6 +3,7 @@
 //! written at each call site. One layer wrapping a client of both APIs gives both one quota (the
 //! account's), so deployment calls and import calls are paced together.
 
+use crate::config::Config;
 use crate::metrics::{ApiLabels, Metrics, QuotaLabels};
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -333,6 +334,18 @@ fn token_period(qps: f64) -> Duration {
     Duration::try_from_secs_f64(1.0 / qps)
         .unwrap_or(Duration::from_secs(86_400))
         .clamp(Duration::from_nanos(1), Duration::from_secs(86_400))
+}
+
+/// `api` behind the layers every controller call goes through: the account's rate limit (one
+/// token bucket for the whole controller, whichever API a call goes to), then the metrics of each
+/// call. A client of both APIs layered once gives both one quota.
+pub fn layered<A>(api: A, config: &Config, metrics: Arc<Metrics>) -> Arc<RateLimited<Metered<A>>> {
+    Arc::new(RateLimited::new(
+        Metered::new(api, metrics.clone()),
+        config.qps,
+        config.burst,
+        metrics,
+    ))
 }
 
 /// A token bucket of `qps` per second holding `burst` tokens (both at least a minimal value).

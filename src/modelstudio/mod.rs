@@ -2,16 +2,18 @@
 //! traits (domain terms), their one real implementation over HTTP (the wire format lives here
 //! and nowhere else), and the layers that wrap it (rate limiting, metrics).
 
-mod deployment_http;
+mod client;
 mod deployment_wire;
+mod deployments;
 mod error;
-mod http;
+mod import_wire;
+mod imports;
 mod layers;
-mod wire;
 
-pub use deployment_http::{decode_deletion, decode_deployment, decode_deployment_page};
-pub use http::{decode_job, decode_page, HttpClient, HttpClientConfig};
-pub use layers::{rate_limiter, Metered, Priority, RateLimited};
+pub use client::{HttpClient, HttpClientConfig};
+pub use deployments::{decode_deletion, decode_deployment, decode_deployment_page};
+pub use imports::{decode_job, decode_page};
+pub use layers::{layered, rate_limiter, Metered, Priority, RateLimited};
 pub use modelstudio_core::api::{ApiError, ApiKey, Operation, RemoteError};
 pub use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,

@@ -4,7 +4,7 @@
 use super::{time, CREATED, DELETED, DISPLAY_NAME, FINGERPRINT, MODEL_NAME};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelstudio_controller::crd::{ModelDeployment, FINALIZER};
-use modelstudio_controller::deployment_reconciler::domain::model_deployment_status;
+use modelstudio_controller::deployment::resource::model_deployment_status;
 use modelstudio_core::conditions::{conditions_of, merge_conditions};
 use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason as R, ImportWait};

@@ -1,14 +1,14 @@
-//! The ModelDeployment reconciler: observe once, decide once (in the core,
-//! [`modelstudio_core::deployment::step`]), act, record. Like the ModelImport reconciler, the files
-//! of this module only read what the core names, carry out the step and hand the answer back.
+//! The ModelDeployment's pass: observe once, decide once (in the core,
+//! [`modelstudio_core::deployment::step`]), act, record. Like the ModelImport's, the files of this
+//! module only read what the core names, carry out the step and hand the answer back, through the
+//! driver and the kit both kinds share ([`crate::pass`]).
 
-pub mod domain;
 mod observe;
 mod record;
+pub mod resource;
 
 use crate::crd::{ModelDeployment, ModelImport};
-use crate::pass::{self, Error, KindPass, Progress, StepShape};
-use crate::reconciler::Context;
+use crate::pass::{self, Context, Error, KindPass, Progress, StepShape};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -18,10 +18,10 @@ use modelstudio_core::requeue::Requeue;
 use std::sync::Arc;
 use tracing::warn;
 
-/// What the deployment reconciles share beyond the import reconciler's context.
+/// What the ModelDeployment passes need beyond the shared [`Context`].
 pub struct DeploymentContext {
-    /// The client, events, metrics, settings, Secrets cache and backoff bookkeeping.
-    pub core: Arc<Context>,
+    /// What both kinds share: the client, events, metrics, settings, Secrets and backoff.
+    pub pass: Arc<Context>,
     /// The deployment API, behind the same quota and metrics layers as the import API.
     pub deployments: Arc<dyn Deployments>,
     /// The ModelImports' watch cache (the import controller's), for modelImportRef.
@@ -34,7 +34,7 @@ pub async fn reconcile(
     ctx: Arc<DeploymentContext>,
 ) -> Result<Action, Error> {
     let mut io = observe::Io::new(&ctx, &obj);
-    pass::reconcile(&mut io, &ctx.core.metrics).await
+    pass::reconcile(&mut io, &ctx.pass.metrics).await
 }
 
 #[async_trait]
@@ -67,7 +67,7 @@ impl KindPass for observe::Io<'_> {
     }
 
     async fn protect_secret(&self) -> Result<(), Error> {
-        observe::Io::protect_secret(self).await
+        self.object.protect_secret().await
     }
 
     async fn record(&mut self, obs: &mut Observation, step: &DeploymentStep) -> Result<(), Error> {
@@ -79,7 +79,7 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn publish(&self, step: &DeploymentStep) {
-        observe::Io::publish(self, &step.events)
+        self.object.publish(&step.events);
     }
 
     fn answered(obs: &mut Observation, answer: Answer) {
@@ -87,15 +87,15 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
+        &mut self.object.progress
     }
 
     fn requeue(&self, requeue: Requeue) -> Action {
-        self.ctx.core.requeue(&self.key, requeue)
+        self.object.requeue(requeue)
     }
 
     fn name(&self) -> String {
-        observe::Io::name(self)
+        self.object.name()
     }
 }
 
@@ -109,7 +109,7 @@ impl observe::Io<'_> {
             _ => {}
         }
         // The core asks for no remote call without a key.
-        let Some(key) = self.api_key.clone() else {
+        let Some(key) = self.object.api_key.clone() else {
             return Ok(None);
         };
         let api = &self.ctx.deployments;
@@ -144,6 +144,6 @@ pub fn error_policy(
     ctx: Arc<DeploymentContext>,
 ) -> Action {
     warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, error = %error, "deployment reconcile failed");
-    ctx.core
-        .requeue(&domain::key(&obj), Requeue::Backoff { min: None })
+    ctx.pass
+        .requeue(&pass::key(&*obj), Requeue::Backoff { min: None })
 }

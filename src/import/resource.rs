@@ -1,23 +1,14 @@
-//! The edge between the CRD's types and the core's: a [`ModelImport`] read as the core's
-//! [`Resource`], and the core's [`ImportStatus`] written back as the CRD's status. Nothing is
-//! decided here.
+//! A [`ModelImport`] as the core reads it ([`Resource`]), and the core's [`ImportStatus`]
+//! written back as the CRD's status. Nothing is decided here.
 
 use crate::crd::{self, ModelImport, ModelImportStatus, FINALIZER};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::pass::{core_conditions, crd_conditions, key};
 use kube::ResourceExt;
-use modelstudio_core::conditions;
 use modelstudio_core::credentials::SecretRef;
 use modelstudio_core::deletion::DeletionPolicy;
 use modelstudio_core::import::jobs::{Source, Storage, WeightType};
 use modelstudio_core::import::resource::ImportStatus;
 use modelstudio_core::import::resource::{Phase, Resource, Spec};
-
-/// The resource's identity for the core and the controller's bookkeeping: its UID, or
-/// namespace/name before the API server gave it one.
-pub fn key(obj: &ModelImport) -> String {
-    obj.uid()
-        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
-}
 
 /// The resource as the core's decisions read it.
 pub fn resource(obj: &ModelImport) -> Resource {
@@ -91,36 +82,6 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
         observed_generation: s.observed_generation,
         conditions: crd_conditions(&s.conditions),
     }
-}
-
-/// Conditions as written in a status, in the core's terms (any kind's).
-pub fn core_conditions(conditions: &[Condition]) -> Vec<conditions::Condition> {
-    conditions
-        .iter()
-        .map(|c| conditions::Condition {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            observed_generation: c.observed_generation,
-            last_transition_time: c.last_transition_time.0,
-        })
-        .collect()
-}
-
-/// The core's conditions as a status writes them (any kind's).
-pub fn crd_conditions(conditions: &[conditions::Condition]) -> Vec<Condition> {
-    conditions
-        .iter()
-        .map(|c| Condition {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            observed_generation: c.observed_generation,
-            last_transition_time: Time(c.last_transition_time),
-        })
-        .collect()
 }
 
 /// The CRD's phase in the core's terms.

@@ -1,8 +1,7 @@
-//! The finalizer goes on before anything remote exists. JSON patches with a `test` operation, so
+//! The controller's finalizer on a resource of either kind: it goes on before anything remote
+//! exists. JSON patches with a `test` operation, so
 //! a concurrent change of the list is refused rather than overwritten.
 
-use super::observe::Io;
-use super::Error;
 use crate::config::MANAGER;
 use crate::crd::FINALIZER;
 use kube::api::{Api, Patch, PatchParams};
@@ -21,18 +20,6 @@ pub(crate) fn params() -> PatchParams {
     PatchParams {
         field_manager: Some(MANAGER.into()),
         ..Default::default()
-    }
-}
-
-impl Io<'_> {
-    pub(super) async fn add_finalizer(&self) -> Result<(), Error> {
-        add_finalizer_to(
-            &self.api,
-            &self.name(),
-            self.obj.metadata.finalizers.as_ref(),
-        )
-        .await
-        .map_err(Error::AddFinalizer)
     }
 }
 

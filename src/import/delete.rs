@@ -7,14 +7,14 @@ use modelstudio_core::import::step::Answer;
 
 impl Io<'_> {
     pub(super) async fn delete(&self, job_id: &str) -> Answer {
-        let Some(key) = &self.api_key else {
+        let Some(key) = &self.object.api_key else {
             return Answer::Deleted(Err(missing_key()));
         };
         Answer::Deleted(self.ctx.jobs.delete(key, job_id).await)
     }
 
     pub(super) async fn read_after_denial(&self, job_id: &str, message: &str) -> Answer {
-        let job = match &self.api_key {
+        let job = match &self.object.api_key {
             Some(key) => self.ctx.jobs.get(key, job_id).await.ok(),
             None => None,
         };

@@ -2,7 +2,6 @@
 //! and a backoff that grows with each consecutive failure of the resource.
 
 use super::context::Context;
-use super::observe::Io;
 use kube::runtime::controller::Action;
 use modelstudio_core::requeue::Requeue;
 
@@ -28,19 +27,5 @@ impl Context {
                 Action::requeue(config.backoff.delay(attempt, rand::random(), min))
             }
         }
-    }
-}
-
-impl Io<'_> {
-    pub(super) fn requeue(&self, requeue: Requeue) -> Action {
-        // A job the workspace's poller follows wakes its resource when it changes: the resource
-        // needs no poll of its own, only the resync's look as a safety net.
-        let requeue = match requeue {
-            Requeue::Poll if self.followed.load(std::sync::atomic::Ordering::Relaxed) => {
-                Requeue::Resync
-            }
-            other => other,
-        };
-        self.ctx.requeue(&self.key, requeue)
     }
 }

@@ -1,17 +1,15 @@
-//! The reqwest (rustls) implementation of [`ImportJobs`]: the one real implementation.
+//! The reqwest (rustls) client both APIs go through: the base URL and each key's region, the
+//! headers, the timeout, the body limit, the key's redaction from answers and the decoding of an
+//! answer's envelope. The import API is in `imports.rs`, the deployment API in `deployments.rs`.
 
 use super::error::{classify, error_code_in_success, excerpt};
-use super::wire::{CreateBody, JobBody, PageBody};
-use async_trait::async_trait;
 use modelstudio_core::api::{ApiError, ApiKey, RemoteError};
-use modelstudio_core::import::jobs::{ImportJobs, Job, JobPage, JobState, ListQuery, NewJob};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
 /// The workspace a call acts in (the official SDK's spelling; header names are case-insensitive).
 const WORKSPACE_HEADER: &str = "x-dashscope-workspace";
 /// The request id, also sent as a header (where the official SDK reads it when the body has none).
@@ -87,10 +85,6 @@ impl HttpClient {
             base,
             timeout: config.timeout,
         })
-    }
-
-    fn url(&self, key: &ApiKey, job_id: Option<&str>) -> Result<Url, ApiError> {
-        self.url_of(key, &IMPORT_PATH, job_id.into_iter())
     }
 
     /// The base URL of the key's region (the client's own endpoint when the key names none),
@@ -208,26 +202,6 @@ impl HttpClient {
     }
 }
 
-/// Turns an answer to a create, get or delete into the job it carries or the error it reports.
-/// Pure, so that any bytes a server may send are tested (and fuzzed) without a server; it never
-/// panics.
-pub fn decode_job(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<Job, ApiError> {
-    decode_response::<JobBody>(status, retry_after, bytes).map(Job::from)
-}
-
-/// Turns an answer to a listing into the page it carries or the error it reports; never panics.
-pub fn decode_page(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<JobPage, ApiError> {
-    decode_response::<PageBody>(status, retry_after, bytes).map(JobPage::from)
-}
-
 /// Turns an answer into the `output` it carries or the error it reports.
 pub(super) fn decode_response<T: DeserializeOwned>(
     status: u16,
@@ -250,91 +224,10 @@ pub(super) fn decode_response<T: DeserializeOwned>(
     })
 }
 
-#[async_trait]
-impl ImportJobs for HttpClient {
-    async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
-        let body = CreateBody::from(job);
-        self.send::<JobBody, _>(key, Method::POST, self.url(key, None)?, Some(&body))
-            .await
-            .map(Job::from)
-    }
-
-    async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::GET, self.url(key, Some(job_id))?, None)
-            .await
-            .map(Job::from)
-    }
-
-    async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
-        let mut url = self.url(key, None)?;
-        {
-            let mut pairs = url.query_pairs_mut();
-            if let Some(n) = query.page_no {
-                pairs.append_pair("page_no", &n.to_string());
-            }
-            if let Some(n) = query.page_size {
-                pairs.append_pair("page_size", &n.to_string());
-            }
-            if let Some(s) = query
-                .state
-                .as_ref()
-                .map(JobState::spelling)
-                .filter(|s| !s.is_empty())
-            {
-                pairs.append_pair("status", s);
-            }
-            if let Some(m) = query.model_name.as_deref().filter(|s| !s.is_empty()) {
-                pairs.append_pair("model_name", m);
-            }
-        }
-        if url.query() == Some("") {
-            url.set_query(None);
-        }
-        self.send::<PageBody, ()>(key, Method::GET, url, None)
-            .await
-            .map(JobPage::from)
-    }
-
-    async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::DELETE, self.url(key, Some(job_id))?, None)
-            .await
-            .map(Job::from)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn client(endpoint: &str) -> HttpClient {
-        HttpClient::new(HttpClientConfig {
-            endpoint: endpoint.into(),
-            timeout: Duration::from_secs(5),
-            user_agent: "test".into(),
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn urls_are_built_from_the_endpoint() {
-        let key = ApiKey::new("sk-x").unwrap();
-        let c = client("https://dashscope-intl.aliyuncs.com");
-        assert_eq!(
-            c.url(&key, None).unwrap().as_str(),
-            "https://dashscope-intl.aliyuncs.com/api/v1/custom_models/import"
-        );
-        let c = client("http://127.0.0.1:8089/");
-        assert_eq!(
-            c.url(&key, Some("a/b?c")).unwrap().as_str(),
-            "http://127.0.0.1:8089/api/v1/custom_models/import/a%2Fb%3Fc"
-        );
-        // A key of another region goes to that region's host.
-        let beijing = key.scoped(Some("https://dashscope.aliyuncs.com".into()), None);
-        assert_eq!(
-            c.url(&beijing, None).unwrap().as_str(),
-            "https://dashscope.aliyuncs.com/api/v1/custom_models/import"
-        );
-    }
+    use crate::modelstudio::decode_job;
 
     #[test]
     fn the_workspace_header_is_sent_when_the_key_has_one() {

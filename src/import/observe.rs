@@ -1,57 +1,36 @@
 //! Observe: the resource as cached, then each input the core names ([`Need`]), read once.
 
-use super::context::Context;
-use super::Error;
+use super::context::ImportContext;
+use super::job_cache::ListedStates;
+use super::resource;
 use crate::crd::ModelImport;
-use crate::domain;
-use crate::job_cache::Kind;
-use kube::api::Api;
+use crate::pass::{Error, Object};
 use kube::ResourceExt;
-use modelstudio_core::api::ApiKey;
 use modelstudio_core::import::resource::Phase;
 use modelstudio_core::import::step::{Need, Observation, Seen};
 use modelstudio_core::requeue::Timing;
+use std::sync::atomic::AtomicBool;
 
-/// One reconcile's IO: the object as last read or written, and what was learnt on the way.
+/// One reconcile's IO: the object's side of the pass, and what only an import reads.
 pub(super) struct Io<'a> {
-    pub(super) ctx: &'a Context,
-    pub(super) api: Api<ModelImport>,
-    /// The object as last read (the cache's copy, or a fresh one) with the status last written.
-    pub(super) obj: ModelImport,
-    /// The resource's identity for the bookkeeping (its UID).
-    pub(super) key: String,
-    /// The key the credentials step chose.
-    pub(super) api_key: Option<ApiKey>,
-    /// The Secret that key came from, if it came from one.
-    pub(super) secret: Option<String>,
-    /// The plan carried out and whether its status writes need a reconcile.
-    pub(super) progress: crate::pass::Progress,
+    pub(super) ctx: &'a ImportContext,
+    pub(super) object: Object<'a, ModelImport>,
     /// Whether the workspace's poller follows the resource's job (and wakes it on a change).
-    pub(super) followed: std::sync::atomic::AtomicBool,
+    pub(super) followed: AtomicBool,
 }
 
 impl<'a> Io<'a> {
-    pub(super) fn new(ctx: &'a Context, obj: &ModelImport) -> Self {
-        let namespace = obj.namespace().unwrap_or_default();
+    pub(super) fn new(ctx: &'a ImportContext, obj: &ModelImport) -> Self {
         Io {
             ctx,
-            api: Api::namespaced(ctx.client.clone(), &namespace),
-            obj: obj.clone(),
-            key: domain::key(obj),
-            api_key: None,
-            secret: None,
-            progress: crate::pass::Progress::default(),
-            followed: std::sync::atomic::AtomicBool::new(false),
+            object: Object::new(&ctx.pass, obj),
+            followed: AtomicBool::new(false),
         }
-    }
-
-    pub(super) fn name(&self) -> String {
-        self.obj.name_any()
     }
 
     /// The observation of the cached copy, before any input is read.
     pub(super) fn observation(&mut self) -> Observation {
-        let config = &self.ctx.config;
+        let config = &self.ctx.pass.config;
         let timing = Timing {
             poll_interval: config.poll_interval,
             create_grace: config.create_grace,
@@ -59,10 +38,10 @@ impl<'a> Io<'a> {
         let obs = Observation::new(
             jiff::Timestamp::now(),
             timing,
-            domain::resource(&self.obj),
-            self.ctx.since_read(&self.key),
+            resource::resource(&self.object.current),
+            self.ctx.since_read(&self.object.key),
         );
-        self.progress.plan = obs.plan().name();
+        self.object.progress.plan = obs.plan().name();
         obs
     }
 
@@ -71,27 +50,37 @@ impl<'a> Io<'a> {
         match need {
             Need::FreshCopy => {
                 // Never act on a copy older than our own last write: read past the cache.
-                let fresh = self
-                    .api
-                    .get_status(&self.name())
-                    .await
-                    .map_err(Error::ReadResource)?;
-                obs.fresh = Some(domain::resource(&fresh));
-                self.obj = fresh;
+                let fresh = self.object.read_fresh().await?;
+                obs.fresh = Some(resource::resource(fresh));
             }
-            Need::Credentials => self.credentials(obs).await?,
+            Need::Credentials => {
+                let r = obs.resource();
+                let chosen = self
+                    .object
+                    .choose_key(r.spec.api_key_secret.as_ref(), r.deleting)
+                    .await?;
+                obs.key_fingerprint = chosen.fingerprint();
+                obs.credentials = Some(chosen.chosen.clone());
+                if let Some((_, protected)) = chosen.secret {
+                    obs.secret_protected = Some(protected);
+                }
+                // The calls of this pass go out with it.
+                self.object.use_key(chosen);
+            }
             Need::Job(job_id) => {
                 // A tracked job is looked up in its workspace's listing: the poll cycle's while it
                 // is in progress, the resync's once it finished.
                 let status = &obs.resource().status;
                 let tracked = status.job_id.as_deref() == Some(job_id.as_str());
-                let kind = match status.phase {
-                    Some(Phase::Pending | Phase::Running) if tracked => Some(Kind::Active),
-                    Some(Phase::Succeeded | Phase::Failed) if tracked => Some(Kind::Finished),
+                let listed = match status.phase {
+                    Some(Phase::Pending | Phase::Running) if tracked => Some(ListedStates::Active),
+                    Some(Phase::Succeeded | Phase::Failed) if tracked => {
+                        Some(ListedStates::Finished)
+                    }
                     _ => None,
                 };
                 let fingerprint = obs.key_fingerprint.clone();
-                obs.seen = Some(self.poll(&job_id, kind, fingerprint).await);
+                obs.seen = Some(self.poll(&job_id, listed, fingerprint).await);
             }
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }
@@ -115,7 +104,7 @@ impl Io<'_> {
         let serving = store
             .state()
             .iter()
-            .find(|d| crate::deployment_reconciler::domain::serves(d, &self.obj))
+            .find(|d| crate::deployment::resource::serves(d, &self.object.current))
             .map(|d| d.name_any());
         Some(serving)
     }

@@ -9,14 +9,14 @@ use tracing::info;
 
 impl Io<'_> {
     pub(super) async fn create(&self, job: &NewJob) -> Answer {
-        let Some(key) = &self.api_key else {
+        let Some(key) = &self.object.api_key else {
             return Answer::Created(Err(missing_key()));
         };
         let result = self.ctx.jobs.create(key, job).await;
         if let Ok(created) = &result {
-            self.ctx.mark_read(&self.key);
+            self.ctx.mark_read(&self.object.key);
             self.follow_created(created);
-            info!(name = %self.name(), job_id = %created.id, "created import job");
+            info!(name = %self.object.name(), job_id = %created.id, "created import job");
         }
         Answer::Created(result)
     }

@@ -1,37 +1,29 @@
-//! The reconciler: observe once, decide once (in the core), act, record. Every decision is the
-//! core's ([`modelstudio_core::import::step`]); the files of this module only read the inputs the
-//! core names, carry out the step it returns and report the answer back to it.
+//! The ModelImport's pass: observe once, decide once (in the core), act, record. Every decision
+//! is the core's ([`modelstudio_core::import::step`]); the files of this module only read the
+//! inputs the core names, carry out the step it returns and report the answer back to it, through
+//! the driver and the kit both kinds share ([`crate::pass`]).
 
 mod context;
 mod create;
-mod credentials;
 mod delete;
-mod events;
-pub(crate) mod finalizer;
+pub mod job_cache;
 mod observe;
 mod poll;
+mod record;
 mod recover;
 mod release;
-mod requeue;
-pub(crate) mod status_write;
+pub mod resource;
 
-pub use context::{layered, layered_both, Context};
-pub use credentials::fingerprint;
-pub(crate) use events::publish_to;
-
-pub use crate::pass::Error;
+pub use context::ImportContext;
 
 use crate::crd::ModelImport;
-use crate::pass::{self, KindPass, Progress, StepShape};
-use crate::watches::Watched;
+use crate::pass::{self, add_finalizer_to, Error, KindPass, Progress, StepShape};
 use async_trait::async_trait;
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::Resource;
 use modelstudio_core::api::Operation;
-use modelstudio_core::events::Event;
 use modelstudio_core::import::step::{self, Act, Answer, Need, Observation, Step};
 use modelstudio_core::requeue::Requeue;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -39,9 +31,9 @@ use tracing::warn;
 const SERVED_BY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reconciles one ModelImport through the driver both kinds share.
-pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<ImportContext>) -> Result<Action, Error> {
     let mut io = observe::Io::new(&ctx, &obj);
-    pass::reconcile(&mut io, &ctx.metrics).await
+    pass::reconcile(&mut io, &ctx.pass.metrics).await
 }
 
 #[async_trait]
@@ -89,14 +81,16 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn turn(&self, step: &Step) -> Option<std::time::Duration> {
-        match (&step.act, &self.api_key) {
-            (Act::Create(_), Some(api_key)) => self.ctx.turn(&self.key, api_key, Operation::Create),
+        match (&step.act, &self.object.api_key) {
+            (Act::Create(_), Some(api_key)) => {
+                self.ctx.turn(&self.object.key, api_key, Operation::Create)
+            }
             _ => None,
         }
     }
 
     async fn protect_secret(&self) -> Result<(), Error> {
-        observe::Io::protect_secret(self).await
+        self.object.protect_secret().await
     }
 
     async fn record(&mut self, obs: &mut Observation, step: &Step) -> Result<(), Error> {
@@ -108,7 +102,7 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn publish(&self, step: &Step) {
-        observe::Io::publish(self, &step.events)
+        self.object.publish(&step.events);
     }
 
     fn answered(obs: &mut Observation, answer: Answer) {
@@ -116,15 +110,21 @@ impl KindPass for observe::Io<'_> {
     }
 
     fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
+        &mut self.object.progress
     }
 
     fn requeue(&self, requeue: Requeue) -> Action {
-        observe::Io::requeue(self, requeue)
+        // A job the workspace's poller follows wakes its resource when it changes: the resource
+        // needs no poll of its own, only the resync's look as a safety net.
+        let requeue = match requeue {
+            Requeue::Poll if self.followed.load(Ordering::Relaxed) => Requeue::Resync,
+            other => other,
+        };
+        self.object.requeue(requeue)
     }
 
     fn name(&self) -> String {
-        observe::Io::name(self)
+        self.object.name()
     }
 }
 
@@ -134,7 +134,16 @@ impl observe::Io<'_> {
     async fn act_on(&mut self, act: &Act) -> Result<Option<Answer>, Error> {
         match act {
             Act::Nothing => Ok(None),
-            Act::AddFinalizer => self.add_finalizer().await.map(|()| None),
+            Act::AddFinalizer => {
+                add_finalizer_to(
+                    &self.object.api,
+                    &self.object.name(),
+                    self.object.current.metadata.finalizers.as_ref(),
+                )
+                .await
+                .map_err(Error::AddFinalizer)?;
+                Ok(None)
+            }
             Act::RemoveFinalizer => self.release().await.map(|()| None),
             Act::Create(job) => Ok(Some(self.create(job).await)),
             Act::Delete { job_id } => Ok(Some(self.delete(job_id).await)),
@@ -145,41 +154,10 @@ impl observe::Io<'_> {
     }
 }
 
-/// Reports an object that does not read as a `K` (stored under an older or hand-loosened
-/// schema): a Warning event naming the bad value, a log line and a metric, once per version. The
-/// watch leaves it out of the cache, so it never fails the others nor loops.
-pub async fn report_unreadable<K: Watched>(
-    mut unreadable: tokio::sync::mpsc::UnboundedReceiver<DynamicObject>,
-    ctx: Arc<Context>,
-) {
-    let resource = kube::api::ApiResource::erase::<K>(&());
-    let kind = K::kind(&()).to_string();
-    let mut reported = std::collections::HashSet::new();
-    while let Some(obj) = unreadable.recv().await {
-        let version = (
-            obj.metadata.uid.clone(),
-            obj.metadata.resource_version.clone(),
-        );
-        if !reported.insert(version) {
-            continue;
-        }
-        let Err(e) = obj.clone().try_parse::<K>() else {
-            continue;
-        };
-        let error = e.to_string();
-        warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, %error, "skipping a {kind} that cannot be read");
-        ctx.metrics.unreadable_objects.inc();
-        events::publish_to(
-            &ctx,
-            &obj.object_ref(&resource),
-            &[Event::unreadable(&kind, &error)],
-        );
-    }
-}
-
 /// After a Kubernetes-side failure of [`reconcile`], requeue with the same backoff as remote
 /// failures.
-pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<ModelImport>, error: &Error, ctx: Arc<ImportContext>) -> Action {
     warn!(name = ?obj.metadata.name, namespace = ?obj.metadata.namespace, error = %error, "reconcile failed");
-    ctx.requeue(&crate::domain::key(&obj), Requeue::Backoff { min: None })
+    ctx.pass
+        .requeue(&pass::key(&*obj), Requeue::Backoff { min: None })
 }

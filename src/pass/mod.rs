@@ -1,7 +1,25 @@
 //! The one reconcile driver both kinds run: observe what the core names, decide, protect the
 //! credentials Secret, record, act, publish, with the bounded chaining of answers and the
 //! reconcile metrics in one place. A kind brings its core decisions and its IO as a [`KindPass`];
-//! a third kind implements the trait and adds nothing here.
+//! a third kind implements the trait and adds nothing here. Beside it, the kit both kinds' IO
+//! is made of: the shared [`Context`], one object's side of a pass ([`Object`]), the credentials, the finalizer, the status apply, the
+//! events and the requeue.
+
+mod conditions;
+mod context;
+mod credentials;
+mod events;
+mod finalizer;
+mod object;
+mod requeue;
+mod status_apply;
+
+pub use conditions::{core_conditions, crd_conditions};
+pub use context::Context;
+pub use credentials::fingerprint;
+pub use events::report_unreadable;
+pub(crate) use finalizer::add_finalizer_to;
+pub use object::Object;
 
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use async_trait::async_trait;
@@ -9,6 +27,13 @@ use kube::runtime::controller::Action;
 use modelstudio_core::requeue::Requeue;
 use std::time::{Duration, Instant};
 use tracing::warn;
+
+/// A resource's identity for the bookkeeping between passes (either kind's): its UID, or
+/// namespace/name before the API server gave it one.
+pub fn key(obj: &impl kube::ResourceExt) -> String {
+    obj.uid()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+}
 
 /// An answer may call for one more call (a delete refused: read the job; a recovered deployment
 /// to delete); no step chains further than this.

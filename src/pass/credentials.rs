@@ -1,11 +1,10 @@
 //! The API key: the Secret spec.apiKeySecretRef names, else the namespace's well-known Secret,
 //! else the controller's default key. Which one is used, and whether its Secret must be
-//! protected, is the core's choice ([`choose_key`], [`credentials_secret`]); this file reads the
+//! protected, is the core's choice ([`choose_key`], [`secret_choice`]); this file reads the
 //! Secret, fingerprints the key and puts the controller's finalizer on the Secret when told.
 
 use super::context::Context;
 use super::finalizer::{json_patch, params};
-use super::observe::Io;
 use super::Error;
 use crate::regions::is_workspace_id;
 use k8s_openapi::api::core::v1::Secret;
@@ -17,7 +16,6 @@ use modelstudio_core::credentials::{
     choose_key, secret_choice, secret_read, CredentialProblem, KeySource, SecretRef,
     PROTECTED_LABEL, PROTECTED_VALUE, REGION_FIELD, SECRET_FINALIZER, WORKSPACE_FIELD,
 };
-use modelstudio_core::import::step::Observation;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -213,14 +211,17 @@ impl Context {
 
     /// The key a resource of `namespace` whose spec names `named` calls with: the credentials as
     /// the core reads them, and the key when one was chosen.
-    pub(crate) async fn api_key(
+    pub(crate) async fn chosen_key(
         &self,
         namespace: &str,
         named: Option<&SecretRef>,
         deleting: bool,
-    ) -> Result<ChosenKey, kube::Error> {
+    ) -> Result<ChosenKey, Error> {
         let choice = secret_choice(named);
-        let secret = self.read_key(namespace, &choice.secret).await?;
+        let secret = self
+            .read_key(namespace, &choice.secret)
+            .await
+            .map_err(Error::ReadSecret)?;
         let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
         let default = self.config.default_api_key.clone();
         let chosen = choose_key(read, default.is_some(), deleting);
@@ -239,8 +240,8 @@ impl Context {
     }
 }
 
-/// The key a resource calls with, as [`Context::api_key`] chose it.
-pub(crate) struct ChosenKey {
+/// The key a resource calls with, as [`Context::chosen_key`] chose it.
+pub struct ChosenKey {
     /// The choice as the core reads it.
     pub chosen: Result<KeySource, CredentialProblem>,
     pub key: Option<ApiKey>,
@@ -248,37 +249,24 @@ pub(crate) struct ChosenKey {
     pub secret: Option<(String, bool)>,
 }
 
-impl Io<'_> {
-    /// Reads the credentials into the observation and keeps the chosen key for the calls of this
-    /// reconcile.
-    pub(super) async fn credentials(&mut self, obs: &mut Observation) -> Result<(), Error> {
-        let r = obs.resource();
-        let chosen = self
-            .ctx
-            .api_key(
-                &self.obj.namespace().unwrap_or_default(),
-                r.spec.api_key_secret.as_ref(),
-                r.deleting,
-            )
-            .await
-            .map_err(Error::ReadSecret)?;
-        if let Some((name, protected)) = chosen.secret {
-            obs.secret_protected = Some(protected);
-            self.secret = Some(name);
-        }
-        self.api_key = chosen.key;
-        obs.key_fingerprint = self.api_key.as_ref().map(fingerprint);
-        obs.credentials = Some(chosen.chosen);
-        Ok(())
+impl ChosenKey {
+    /// The fingerprint of the chosen key, as a status records it.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.key.as_ref().map(fingerprint)
     }
+}
 
-    /// Puts the controller's finalizer on the Secret the key came from (see
-    /// [`Context::protect_secret`]).
-    pub(super) async fn protect_secret(&self) -> Result<(), Error> {
-        match &self.secret {
+impl Context {
+    /// Puts the controller's finalizer on `secret`, the Secret of `namespace` a pass's key came
+    /// from (nothing when the key came from none; see [`Context::protect_secret`]).
+    pub(crate) async fn protect_key_secret(
+        &self,
+        namespace: &str,
+        secret: Option<&str>,
+    ) -> Result<(), Error> {
+        match secret {
             Some(name) => self
-                .ctx
-                .protect_secret(&self.obj.namespace().unwrap_or_default(), name)
+                .protect_secret(namespace, name)
                 .await
                 .map_err(Error::ProtectSecret),
             None => Ok(()),

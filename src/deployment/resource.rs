@@ -1,12 +1,12 @@
-//! The edge between the ModelDeployment CRD's types and the core's: the resource as the core's
-//! [`DeploymentResource`], a ModelImport as the [`ImportView`] a deployment waits on, and the
-//! core's status written back as the CRD's. Nothing is decided here.
+//! A [`ModelDeployment`] as the core reads it ([`DeploymentResource`]), a ModelImport as the
+//! [`ImportView`] a deployment waits on, and the core's status written back as the CRD's.
+//! Nothing is decided here.
 
 use crate::crd::{
     self, DeletionPolicy as CrdPolicy, DeploymentPhase as CrdPhase, DeploymentPlan,
     ModelDeployment, ModelDeploymentStatus, ModelImport, FINALIZER,
 };
-use crate::domain::{core_conditions, crd_conditions};
+use crate::pass::{core_conditions, crd_conditions, key};
 use kube::ResourceExt;
 use modelstudio_core::conditions::{READY, TRUE};
 use modelstudio_core::credentials::SecretRef;
@@ -15,12 +15,6 @@ use modelstudio_core::deployment::deployments::{Plan, PtuCapacity};
 use modelstudio_core::deployment::resource::{
     DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
 };
-
-/// The resource's identity for the bookkeeping: its UID, or namespace/name before it has one.
-pub fn key(obj: &ModelDeployment) -> String {
-    obj.uid()
-        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
-}
 
 /// A count the schema keeps in range, as the core's unsigned type (a negative one, which the
 /// schema refuses, reads as 0 and is refused by the core's checks).
@@ -158,7 +152,7 @@ pub fn import_view(import: Option<&ModelImport>) -> ImportView {
         return ImportView::Failed { message };
     }
     ImportView::NotReady {
-        phase: phase.map(|p| crate::domain::phase(p).as_str().to_string()),
+        phase: phase.map(|p| crate::import::resource::phase(p).as_str().to_string()),
     }
 }
 

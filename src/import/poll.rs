@@ -1,11 +1,11 @@
 //! Poll: read the job the resource tracks (or names in spec.jobId): from its workspace's poll
 //! listing while it is in progress, from its resync listing once it finished
-//! ([`crate::job_cache`]), else on its own.
+//! ([`super::job_cache`]), else on its own.
 
-use super::credentials::fingerprint;
+use super::job_cache::ListedStates;
 use super::observe::Io;
 use crate::cli::PollMode;
-use crate::job_cache::Kind;
+use crate::pass::fingerprint;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::api::ApiError;
@@ -16,18 +16,19 @@ impl Io<'_> {
     pub(super) async fn poll(
         &self,
         job_id: &str,
-        kind: Option<Kind>,
+        listed: Option<ListedStates>,
         workspace: Option<String>,
     ) -> Seen {
-        let Some(key) = &self.api_key else {
+        let Some(key) = &self.object.api_key else {
             return Seen::Job(Err(missing_key()));
         };
         let cache = &self.ctx.job_cache;
-        let listing = self.ctx.config.poll_mode == PollMode::Listing;
-        let found = match (workspace, kind) {
-            (Some(ws), Some(Kind::Active)) if listing => {
+        let listing = self.ctx.pass.config.poll_mode == PollMode::Listing;
+        let found = match (workspace, listed) {
+            (Some(ws), Some(ListedStates::Active)) if listing => {
                 let shown = self
-                    .obj
+                    .object
+                    .current
                     .status
                     .as_ref()
                     .and_then(|s| s.remote_status.as_deref())
@@ -38,11 +39,12 @@ impl Io<'_> {
                     key,
                     &ws,
                     job_id,
-                    ObjectRef::new(&self.name()).within(&self.obj.namespace().unwrap_or_default()),
+                    ObjectRef::new(&self.object.name())
+                        .within(&self.object.current.namespace().unwrap_or_default()),
                     shown,
                 )
             }
-            (Some(ws), Some(Kind::Finished)) if listing => {
+            (Some(ws), Some(ListedStates::Finished)) if listing => {
                 cache.finished_job(key, &ws, job_id).await
             }
             _ => Some(self.ctx.jobs.get(key, job_id).await),
@@ -51,14 +53,15 @@ impl Io<'_> {
             return Seen::NoNews;
         };
         if result.is_ok() {
-            self.ctx.mark_read(&self.key);
+            self.ctx.mark_read(&self.object.key);
         }
         Seen::Job(result)
     }
 
     /// Has the workspace's poller follow a job this resource just created.
     pub(super) fn follow_created(&self, job: &Job) {
-        let (Some(key), PollMode::Listing) = (&self.api_key, self.ctx.config.poll_mode) else {
+        let (Some(key), PollMode::Listing) = (&self.object.api_key, self.ctx.pass.config.poll_mode)
+        else {
             return;
         };
         self.followed
@@ -67,7 +70,8 @@ impl Io<'_> {
             key,
             &fingerprint(key),
             job,
-            ObjectRef::new(&self.name()).within(&self.obj.namespace().unwrap_or_default()),
+            ObjectRef::new(&self.object.name())
+                .within(&self.object.current.namespace().unwrap_or_default()),
         );
     }
 }

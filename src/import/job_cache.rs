@@ -33,7 +33,7 @@ const READS_IN_FLIGHT: usize = 16;
 
 /// Which jobs a listing holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum ListedStates {
     /// PENDING and RUNNING, listed once per poll interval by the workspace's poller.
     Active,
     /// SUCCESSED, SUCCEEDED and FAILED, listed once per resync interval.

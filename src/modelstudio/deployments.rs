@@ -1,11 +1,11 @@
 //! [`Deployments`] over HTTP: the same client, base URL, headers, timeout, body limit, key
 //! redaction and error mapping as the import API, on `/api/v1/deployments`.
 
+use super::client::{decode_response, HttpClient};
 use super::deployment_wire::{
     CreateDeploymentBody, DeletionBody, DeploymentBody, DeploymentPageBody, ScaleBody,
     UpdateLimitsBody,
 };
-use super::http::{decode_response, HttpClient};
 use async_trait::async_trait;
 use modelstudio_core::api::{ApiError, ApiKey};
 use modelstudio_core::deployment::deployments::{

@@ -9,7 +9,7 @@ use modelstudio_core::import::decision::{Listing, ListingGather};
 
 impl Io<'_> {
     pub(super) async fn list_every_job(&self) -> Result<Listing, ApiError> {
-        let Some(key) = &self.api_key else {
+        let Some(key) = &self.object.api_key else {
             return Err(missing_key());
         };
         let mut gather = ListingGather::default();

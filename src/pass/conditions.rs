@@ -1,0 +1,35 @@
+//! Conditions, either kind's, between a status as written (Kubernetes' `Condition`) and the
+//! core's terms.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use modelstudio_core::conditions;
+
+/// Conditions as written in a status, in the core's terms.
+pub fn core_conditions(conditions: &[Condition]) -> Vec<conditions::Condition> {
+    conditions
+        .iter()
+        .map(|c| conditions::Condition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            observed_generation: c.observed_generation,
+            last_transition_time: c.last_transition_time.0,
+        })
+        .collect()
+}
+
+/// The core's conditions as a status writes them.
+pub fn crd_conditions(conditions: &[conditions::Condition]) -> Vec<Condition> {
+    conditions
+        .iter()
+        .map(|c| Condition {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            observed_generation: c.observed_generation,
+            last_transition_time: Time(c.last_transition_time),
+        })
+        .collect()
+}
