@@ -464,8 +464,9 @@ fn model_to_deploy(s: &mut Builder<'_>) -> Option<String> {
         }
     };
     s.plan = "wait_for_import";
-    // The ModelImport's watch wakes the resource; the resync is a backstop.
-    s.reason(R::WaitingForImport { import, wait }, Requeue::Resync);
+    // The ModelImport's watch wakes the resource, but that wake can come before the imports'
+    // cache shows the change (two watches): a look at the poll interval bounds the wait.
+    s.reason(R::WaitingForImport { import, wait }, Requeue::Poll);
     None
 }
 
