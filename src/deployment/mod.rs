@@ -8,11 +8,12 @@ mod record;
 pub mod resource;
 
 use crate::crd::{ModelDeployment, ModelImport};
-use crate::pass::{self, Context, Error, KindPass, Progress, StepShape};
+use crate::pass::{self, Context, Error, KindPass, Object, Progress};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use modelstudio_core::deployment::deployments::Deployments;
+use modelstudio_core::deployment::resource::DeploymentStatus;
 use modelstudio_core::deployment::step::{self, Act, Answer, DeploymentStep, Need, Observation};
 use modelstudio_core::requeue::Requeue;
 use std::sync::Arc;
@@ -40,9 +41,11 @@ pub async fn reconcile(
 #[async_trait]
 impl KindPass for observe::Io<'_> {
     const KIND: &'static str = "ModelDeployment";
+    type Resource = ModelDeployment;
     type Observation = Observation;
     type Need = Need;
-    type Step = DeploymentStep;
+    type Status = DeploymentStatus;
+    type Act = Act;
     type Answer = Answer;
 
     fn observation(&mut self) -> Observation {
@@ -61,15 +64,6 @@ impl KindPass for observe::Io<'_> {
         step::decide(obs)
     }
 
-    fn shape(step: &DeploymentStep) -> StepShape {
-        let acts = step.act != Act::Nothing;
-        StepShape::new(step.plan, step.protect_secret, acts, step.requeue)
-    }
-
-    async fn protect_secret(&self) -> Result<(), Error> {
-        self.object.protect_secret().await
-    }
-
     async fn record(&mut self, obs: &mut Observation, step: &DeploymentStep) -> Result<(), Error> {
         observe::Io::record(self, obs, step.status.as_ref()).await
     }
@@ -78,24 +72,16 @@ impl KindPass for observe::Io<'_> {
         self.act_on(&step.act).await
     }
 
-    fn publish(&self, step: &DeploymentStep) {
-        self.object.publish(&step.events);
-    }
-
     fn answered(obs: &mut Observation, answer: Answer) {
         obs.answer = Some(answer);
     }
 
+    fn object(&self) -> &Object<'_, ModelDeployment> {
+        &self.object
+    }
+
     fn progress(&mut self) -> &mut Progress {
         &mut self.object.progress
-    }
-
-    fn requeue(&self, requeue: Requeue) -> Action {
-        self.object.requeue(requeue)
-    }
-
-    fn name(&self) -> String {
-        self.object.name()
     }
 }
 

@@ -54,14 +54,13 @@ impl<'a> Io<'a> {
             }
             Need::Credentials => {
                 let r = obs.resource();
-                let chosen = self
-                    .object
-                    .choose_key(r.spec.api_key_secret.as_ref(), r.deleting)
-                    .await?;
-                obs.key_fingerprint = chosen.fingerprint();
-                obs.credentials = Some(chosen.chosen.clone());
                 // The calls of this pass go out with it.
-                self.object.use_key(chosen);
+                let key = self
+                    .object
+                    .take_key(r.spec.api_key_secret.as_ref(), r.deleting)
+                    .await?;
+                obs.key_fingerprint = key.fingerprint;
+                obs.credentials = Some(key.choice);
             }
             Need::Deployment(deployed_model) => {
                 let Some(key) = &self.object.api_key else {

@@ -17,10 +17,11 @@ pub mod resource;
 pub use context::ImportContext;
 
 use crate::crd::ModelImport;
-use crate::pass::{self, add_finalizer_to, Error, KindPass, Progress, StepShape};
+use crate::pass::{self, add_finalizer_to, Error, KindPass, Object, Progress};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use modelstudio_core::api::Operation;
+use modelstudio_core::import::status::Update;
 use modelstudio_core::import::step::{self, Act, Answer, Need, Observation, Step};
 use modelstudio_core::requeue::Requeue;
 use std::sync::atomic::Ordering;
@@ -39,9 +40,11 @@ pub async fn reconcile(obj: Arc<ModelImport>, ctx: Arc<ImportContext>) -> Result
 #[async_trait]
 impl KindPass for observe::Io<'_> {
     const KIND: &'static str = "ModelImport";
+    type Resource = ModelImport;
     type Observation = Observation;
     type Need = Need;
-    type Step = Step;
+    type Status = Update;
+    type Act = Act;
     type Answer = Answer;
 
     fn observation(&mut self) -> Observation {
@@ -75,11 +78,6 @@ impl KindPass for observe::Io<'_> {
         step::decide(obs)
     }
 
-    fn shape(step: &Step) -> StepShape {
-        let acts = step.act != Act::Nothing;
-        StepShape::new(step.plan, step.protect_secret, acts, step.requeue)
-    }
-
     fn turn(&self, step: &Step) -> Option<std::time::Duration> {
         match (&step.act, &self.object.api_key) {
             (Act::Create(_), Some(api_key)) => {
@@ -89,24 +87,20 @@ impl KindPass for observe::Io<'_> {
         }
     }
 
-    async fn protect_secret(&self) -> Result<(), Error> {
-        self.object.protect_secret().await
-    }
-
     async fn record(&mut self, obs: &mut Observation, step: &Step) -> Result<(), Error> {
-        observe::Io::record(self, obs, step.update.as_ref()).await
+        observe::Io::record(self, obs, step.status.as_ref()).await
     }
 
     async fn act(&mut self, step: &Step) -> Result<Option<Answer>, Error> {
         self.act_on(&step.act).await
     }
 
-    fn publish(&self, step: &Step) {
-        self.object.publish(&step.events);
-    }
-
     fn answered(obs: &mut Observation, answer: Answer) {
         obs.answer = Some(answer);
+    }
+
+    fn object(&self) -> &Object<'_, ModelImport> {
+        &self.object
     }
 
     fn progress(&mut self) -> &mut Progress {
@@ -121,10 +115,6 @@ impl KindPass for observe::Io<'_> {
             other => other,
         };
         self.object.requeue(requeue)
-    }
-
-    fn name(&self) -> String {
-        self.object.name()
     }
 }
 

@@ -55,17 +55,16 @@ impl<'a> Io<'a> {
             }
             Need::Credentials => {
                 let r = obs.resource();
-                let chosen = self
-                    .object
-                    .choose_key(r.spec.api_key_secret.as_ref(), r.deleting)
-                    .await?;
-                obs.key_fingerprint = chosen.fingerprint();
-                obs.credentials = Some(chosen.chosen.clone());
-                if let Some((_, protected)) = chosen.secret {
-                    obs.secret_protected = Some(protected);
-                }
                 // The calls of this pass go out with it.
-                self.object.use_key(chosen);
+                let key = self
+                    .object
+                    .take_key(r.spec.api_key_secret.as_ref(), r.deleting)
+                    .await?;
+                obs.key_fingerprint = key.fingerprint;
+                obs.credentials = Some(key.choice);
+                if key.secret_protected.is_some() {
+                    obs.secret_protected = key.secret_protected;
+                }
             }
             Need::Job(job_id) => {
                 // A tracked job is looked up in its workspace's listing: the poll cycle's while it

@@ -249,6 +249,15 @@ pub struct ChosenKey {
     pub secret: Option<(String, bool)>,
 }
 
+/// What the core reads of a key choice.
+pub struct KeySeen {
+    /// The fingerprint of the chosen key, as a status records it.
+    pub fingerprint: Option<String>,
+    pub choice: Result<KeySource, CredentialProblem>,
+    /// Whether the Secret the key came from carries the controller's finalizer.
+    pub secret_protected: Option<bool>,
+}
+
 impl ChosenKey {
     /// The fingerprint of the chosen key, as a status records it.
     pub fn fingerprint(&self) -> Option<String> {

@@ -19,12 +19,13 @@ pub use context::Context;
 pub use credentials::fingerprint;
 pub use events::report_unreadable;
 pub(crate) use finalizer::add_finalizer_to;
-pub use object::Object;
+pub use object::{Object, ObjectKind};
 
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use modelstudio_core::requeue::Requeue;
+use modelstudio_core::step::Step;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
@@ -91,38 +92,20 @@ impl Default for Progress {
     }
 }
 
-/// What the driver reads of a kind's step.
-pub struct StepShape {
-    /// The plan's name, for metric labels.
-    pub plan: &'static str,
-    /// Whether the credentials Secret must carry the controller's finalizer before acting.
-    pub protect_secret: bool,
-    /// Whether the step makes no call and changes no finalizer.
-    pub acts: bool,
-    /// When to look again once the step is done.
-    pub requeue: Requeue,
-}
-
-impl StepShape {
-    pub fn new(plan: &'static str, protect_secret: bool, acts: bool, requeue: Requeue) -> Self {
-        StepShape {
-            plan,
-            protect_secret,
-            acts,
-            requeue,
-        }
-    }
-}
-
 /// One kind's part of a reconcile: its core decisions (`next_need`, `decide`) and the IO of one
-/// pass over one object.
+/// pass over one object, whose shared side ([`Object`]) the driver reads and acts on itself.
 #[async_trait]
 pub trait KindPass: Send {
     /// The kind's name, for metric labels and logs.
     const KIND: &'static str;
+    /// The custom resource.
+    type Resource: ObjectKind;
     type Observation: Send;
     type Need: Send;
-    type Step: Send + Sync;
+    /// The status a step writes (see [`Step`]).
+    type Status: Send + Sync;
+    /// The finalizer change or remote call a step makes; its default is nothing.
+    type Act: Default + PartialEq + Send + Sync;
     type Answer: Send;
 
     /// The observation of the cached object, before any input is read.
@@ -137,32 +120,34 @@ pub trait KindPass: Send {
         None
     }
     /// The core's decision.
-    fn decide(obs: &Self::Observation) -> Self::Step;
-    /// What the driver reads of a step.
-    fn shape(step: &Self::Step) -> StepShape;
+    fn decide(obs: &Self::Observation) -> KindStep<Self>;
     /// When a create must wait for its turn in the quota, off the reconcile slots.
-    fn turn(&self, _step: &Self::Step) -> Option<Duration> {
+    fn turn(&self, _step: &KindStep<Self>) -> Option<Duration> {
         None
     }
-    /// Puts the controller's finalizer on the credentials Secret of the chosen key.
-    async fn protect_secret(&self) -> Result<(), Error>;
     /// Writes the status the step built, if any.
-    async fn record(&mut self, obs: &mut Self::Observation, step: &Self::Step)
-        -> Result<(), Error>;
+    async fn record(
+        &mut self,
+        obs: &mut Self::Observation,
+        step: &KindStep<Self>,
+    ) -> Result<(), Error>;
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to
     /// the core.
-    async fn act(&mut self, step: &Self::Step) -> Result<Option<Self::Answer>, Error>;
-    /// Publishes the step's events.
-    fn publish(&self, step: &Self::Step);
+    async fn act(&mut self, step: &KindStep<Self>) -> Result<Option<Self::Answer>, Error>;
     /// Hands an answer to the observation, for the next decision.
     fn answered(obs: &mut Self::Observation, answer: Self::Answer);
-    /// Where the pass is.
+    /// The object's side of the pass.
+    fn object(&self) -> &Object<'_, Self::Resource>;
+    /// Where the pass is (the object's).
     fn progress(&mut self) -> &mut Progress;
     /// The action for a requeue decision.
-    fn requeue(&self, requeue: Requeue) -> Action;
-    /// The object's name, for logs.
-    fn name(&self) -> String;
+    fn requeue(&self, requeue: Requeue) -> Action {
+        self.object().requeue(requeue)
+    }
 }
+
+/// A kind's step: the core's [`Step`] over its status and calls.
+pub type KindStep<K> = Step<<K as KindPass>::Status, <K as KindPass>::Act>;
 
 /// Runs one pass of `io` and counts it: the reconciles by kind, plan and result, and their time.
 pub async fn reconcile<K: KindPass>(io: &mut K, metrics: &Metrics) -> Result<Action, Error> {
@@ -170,7 +155,7 @@ pub async fn reconcile<K: KindPass>(io: &mut K, metrics: &Metrics) -> Result<Act
     let result = one_pass(io).await;
     let labels = ReconcileLabels {
         kind: K::KIND,
-        step: io.progress().plan,
+        step: io.object().progress.plan,
         result: match &result {
             Ok(_) => "ok",
             Err(e) => e.kind(),
@@ -195,11 +180,11 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
     }
     // Decide.
     let mut step = K::decide(&obs);
-    io.progress().plan = K::shape(&step).plan;
+    io.progress().plan = step.plan;
     // Act: the credentials Secret is protected before a remote object that needs its key can
     // exist.
-    if K::shape(&step).protect_secret {
-        io.protect_secret().await?;
+    if step.protect_secret {
+        io.object().protect_secret().await?;
     }
     // A create the quota cannot send within a moment waits for its turn off the reconcile slots,
     // before its intent is recorded.
@@ -209,21 +194,20 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
     for _ in 0..MAX_ACTS {
         // Record (a create's intent before the create), act, publish. A write that leaves
         // nothing scheduled wakes the next reconcile through its watch event.
-        let shape = K::shape(&step);
         *io.progress() = Progress {
-            plan: shape.plan,
-            quiet_writes: shape.acts || shape.requeue != Requeue::Never,
+            plan: step.plan,
+            quiet_writes: step.acts() || step.requeue != Requeue::Never,
         };
         io.record(&mut obs, &step).await?;
         let answer = io.act(&step).await?;
-        io.publish(&step);
+        io.object().publish(&step.events);
         let Some(answer) = answer else {
-            return Ok(io.requeue(shape.requeue));
+            return Ok(io.requeue(step.requeue));
         };
         // The answer is decided on by the core too.
         K::answered(&mut obs, answer);
         step = K::decide(&obs);
     }
-    warn!(kind = K::KIND, name = %io.name(), "a step chained more calls than any should; looking again later");
+    warn!(kind = K::KIND, name = %io.object().name(), "a step chained more calls than any should; looking again later");
     Ok(io.requeue(Requeue::Backoff { min: None }))
 }

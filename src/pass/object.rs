@@ -3,7 +3,7 @@
 //! the pass is. A kind's IO holds one beside what only that kind reads.
 
 use super::context::Context;
-use super::credentials::ChosenKey;
+use super::credentials::KeySeen;
 use super::events::publish_to;
 use super::finalizer::remove_finalizer_from;
 use super::status_apply::write_status;
@@ -20,6 +20,29 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
+/// What a custom resource of ours is to the pass (either kind).
+pub trait ObjectKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+{
+}
+
+impl<K> ObjectKind for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+{
+}
+
 pub struct Object<'a, K> {
     pub ctx: &'a Context,
     pub api: Api<K>,
@@ -35,14 +58,7 @@ pub struct Object<'a, K> {
     pub progress: Progress,
 }
 
-impl<'a, K> Object<'a, K>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + Debug,
-{
+impl<'a, K: ObjectKind> Object<'a, K> {
     pub fn new(ctx: &'a Context, obj: &K) -> Self {
         Object {
             ctx,
@@ -74,23 +90,28 @@ where
         Ok(&self.current)
     }
 
-    /// The key this object calls with, its spec naming `named` (see [`Context::chosen_key`]).
-    pub async fn choose_key(
-        &self,
+    /// Chooses the key this object calls with, its spec naming `named` (see
+    /// [`Context::chosen_key`]), and keeps it and the Secret it came from for the pass's calls;
+    /// returns what the core reads of the choice.
+    pub async fn take_key(
+        &mut self,
         named: Option<&SecretRef>,
         deleting: bool,
-    ) -> Result<ChosenKey, Error> {
-        self.ctx
+    ) -> Result<KeySeen, Error> {
+        let chosen = self
+            .ctx
             .chosen_key(&self.namespace(), named, deleting)
-            .await
-    }
-
-    /// Keeps the key the pass's calls go out with, and the Secret it came from.
-    pub fn use_key(&mut self, chosen: ChosenKey) {
+            .await?;
+        let seen = KeySeen {
+            fingerprint: chosen.fingerprint(),
+            choice: chosen.chosen,
+            secret_protected: chosen.secret.as_ref().map(|(_, protected)| *protected),
+        };
         if let Some((name, _)) = chosen.secret {
             self.secret = Some(name);
         }
         self.api_key = chosen.key;
+        Ok(seen)
     }
 
     /// Puts the controller's finalizer on the Secret the key came from, if it came from one.

@@ -5,6 +5,7 @@ use super::{time, CREATED, DELETED, DISPLAY_NAME, FINGERPRINT, MODEL_NAME};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use modelstudio_controller::crd::{ModelDeployment, FINALIZER};
 use modelstudio_controller::deployment::resource::model_deployment_status;
+use modelstudio_core::api::RemoteFailure;
 use modelstudio_core::conditions::{conditions_of, merge_conditions};
 use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason as R, ImportWait};
@@ -114,19 +115,24 @@ pub fn deployment_sample(code: DeploymentCode) -> DeploymentSample {
             },
             deleting: false,
         }),
-        C::InvalidApiKey => of(R::InvalidApiKey {
+        C::InvalidApiKey => of(R::Remote {
+            failure: RemoteFailure::InvalidApiKey,
             error: "Invalid API-key provided.".into(),
         }),
-        C::AccessDenied => of(R::AccessDenied {
+        C::AccessDenied => of(R::Remote {
+            failure: RemoteFailure::AccessDenied,
             error: "Access denied.".into(),
         }),
-        C::Throttled => of(R::Throttled {
+        C::Throttled => of(R::Remote {
+            failure: RemoteFailure::Throttled,
             error: "Requests throttling triggered.".into(),
         }),
-        C::RemoteUnavailable => of(R::RemoteUnavailable {
+        C::RemoteUnavailable => of(R::Remote {
+            failure: RemoteFailure::RemoteUnavailable,
             error: "An internal error occurred.".into(),
         }),
-        C::RemoteError => of(R::RemoteError {
+        C::RemoteError => of(R::Remote {
+            failure: RemoteFailure::RemoteError,
             error: "A new kind of refusal.".into(),
         }),
         C::DeletionBlocked => DeploymentSample {

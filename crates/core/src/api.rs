@@ -101,6 +101,39 @@ impl fmt::Display for RemoteError {
 /// failed listing can be the answer of every resource of the workspace.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 
+/// A remote failure that means the same for every kind: it concerns the key, the quota or the
+/// service, never the resource, so each kind names it with the same condition reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteFailure {
+    InvalidApiKey,
+    AccessDenied,
+    Throttled,
+    RemoteUnavailable,
+    RemoteError,
+}
+
+impl RemoteFailure {
+    pub const ALL: &'static [RemoteFailure] = &[
+        RemoteFailure::InvalidApiKey,
+        RemoteFailure::AccessDenied,
+        RemoteFailure::Throttled,
+        RemoteFailure::RemoteUnavailable,
+        RemoteFailure::RemoteError,
+    ];
+
+    /// How an error that no kind reads more closely is named: the key first, then throttling,
+    /// then whether it may cure itself (RemoteError: not expected to, so retried slowly).
+    pub fn of(err: &ApiError) -> RemoteFailure {
+        match err {
+            ApiError::InvalidApiKey(_) => RemoteFailure::InvalidApiKey,
+            ApiError::AccessDenied(_) => RemoteFailure::AccessDenied,
+            ApiError::Throttled { .. } => RemoteFailure::Throttled,
+            e if e.is_transient() => RemoteFailure::RemoteUnavailable,
+            _ => RemoteFailure::RemoteError,
+        }
+    }
+}
+
 /// A failed call to a Model Studio API (import jobs or deployments), one variant per way it can
 /// fail; decided by the error `code`, never by the HTTP status alone.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -46,9 +46,36 @@ impl Meaning {
 }
 
 /// Declares a list of condition reasons: `Code` for ModelImport, `DeploymentCode` for
-/// ModelDeployment.
+/// ModelDeployment. The reasons every kind shares (a missing key and the [`RemoteFailure`]s) are
+/// added after the kind's own, with `From<RemoteFailure>`.
+///
+/// [`RemoteFailure`]: crate::api::RemoteFailure
 macro_rules! codes {
     ($(#[$attr:meta])* $name:ident { $($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)* }) => {
+        $crate::conditions::codes!(@list $(#[$attr])* $name {
+            $($code => $meaning, $spec_stall, $doc;)*
+            CredentialsMissing => Reconciling, false, "No usable API key: the Secret, its key or the default is missing.";
+            InvalidApiKey => Reconciling, false, "Model Studio rejected the API key; retried with backoff.";
+            AccessDenied => Reconciling, false, "The API key has no access; retried with backoff.";
+            Throttled => Reconciling, false, "Model Studio is throttling; retried after its delay.";
+            RemoteUnavailable => Reconciling, false, "Model Studio had a server error or did not answer; retried with backoff.";
+            RemoteError => Reconciling, false, "Model Studio answered with an unexpected error; retried slowly.";
+        });
+
+        impl From<$crate::api::RemoteFailure> for $name {
+            fn from(failure: $crate::api::RemoteFailure) -> $name {
+                use $crate::api::RemoteFailure as F;
+                match failure {
+                    F::InvalidApiKey => $name::InvalidApiKey,
+                    F::AccessDenied => $name::AccessDenied,
+                    F::Throttled => $name::Throttled,
+                    F::RemoteUnavailable => $name::RemoteUnavailable,
+                    F::RemoteError => $name::RemoteError,
+                }
+            }
+        }
+    };
+    (@list $(#[$attr:meta])* $name:ident { $($code:ident => $meaning:ident, $spec_stall:literal, $doc:literal;)* }) => {
         $(#[$attr])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $(#[doc = $doc] $code,)* }

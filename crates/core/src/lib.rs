@@ -16,7 +16,7 @@
 //!   step).
 //! - [`deployment`]: the ModelDeployment (resource view, deployments API, reasons, step).
 //! - Shared: [`conditions`] (Ready, Reconciling, Stalled and what a reason means for them),
-//!   [`events`], [`requeue`] (and the timing), [`credentials`], [`api`] (the API key, the ways a
+//!   [`events`], [`requeue`] (and the timing), [`step`] (what a decision asks of the IO side), [`credentials`], [`api`] (the API key, the ways a
 //!   call fails, which call it is), [`deletion`] (the deletion policy) and [`correlation`] (the
 //!   token that finds the result of a lost create).
 
@@ -29,3 +29,4 @@ pub mod deployment;
 pub mod events;
 pub mod import;
 pub mod requeue;
+pub mod step;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use modelstudio_core::api::{ApiError, RemoteError};
+use modelstudio_core::api::{ApiError, RemoteError, RemoteFailure};
 use modelstudio_core::conditions::{
     merge_conditions, Condition, Meaning, READY, RECONCILING, STALLED,
 };
@@ -769,11 +769,17 @@ fn arb_reason() -> impl Strategy<Value = Reason> {
                     problem,
                     deleting: flag,
                 },
-                Code::InvalidApiKey => Reason::InvalidApiKey { error: a },
-                Code::AccessDenied => Reason::AccessDenied { error: a },
-                Code::Throttled => Reason::Throttled { error: a },
-                Code::RemoteUnavailable => Reason::RemoteUnavailable { error: a },
-                Code::RemoteError => Reason::RemoteError { error: a },
+                Code::InvalidApiKey
+                | Code::AccessDenied
+                | Code::Throttled
+                | Code::RemoteUnavailable
+                | Code::RemoteError => Reason::Remote {
+                    failure: *RemoteFailure::ALL
+                        .iter()
+                        .find(|f| Code::from(**f) == code)
+                        .expect("every remote code has its failure"),
+                    error: a,
+                },
                 Code::DeletionBlocked => Reason::DeletionBlocked { error: a },
                 Code::DeletionRefused => Reason::DeletionRefused {
                     job_id: id,

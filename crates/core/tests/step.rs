@@ -3,7 +3,7 @@
 //! `status::next_status` before the next round.
 
 use jiff::{SignedDuration, Timestamp};
-use modelstudio_core::api::{ApiError, RemoteError};
+use modelstudio_core::api::{ApiError, RemoteError, RemoteFailure};
 use modelstudio_core::conditions::{READY, RECONCILING, STALLED};
 use modelstudio_core::correlation::display_name;
 use modelstudio_core::credentials::{choose_key, CredentialProblem, KeySource};
@@ -183,7 +183,7 @@ fn observe(
 /// The resource after the step is recorded and its finalizer change made.
 fn record(r: &Resource, step: &Step) -> Resource {
     let mut next = r.clone();
-    if let Some(update) = &step.update {
+    if let Some(update) = &step.status {
         next.status = next_status(&r.status, update, r.generation, now());
     }
     match step.act {
@@ -195,7 +195,7 @@ fn record(r: &Resource, step: &Step) -> Resource {
 }
 
 fn reason_of(step: &Step) -> Option<&Reason> {
-    step.update.as_ref().and_then(|u| u.reason.as_ref())
+    step.status.as_ref().and_then(|u| u.reason.as_ref())
 }
 
 fn code_of(step: &Step) -> Option<Code> {
@@ -228,7 +228,7 @@ fn a_new_resource_gets_the_finalizer_and_nothing_else() {
             step,
             Step {
                 plan: "add_finalizer",
-                update: None,
+                status: None,
                 act: Act::AddFinalizer,
                 events: vec![],
                 requeue: Requeue::Never,
@@ -252,7 +252,7 @@ fn a_create_reads_a_fresh_copy_then_the_key_then_records_its_intent() {
     let step = decide(&o);
     assert_eq!(step.plan, "create");
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             reason: Some(Reason::Creating),
             intent: Some(format!(
@@ -305,7 +305,7 @@ fn a_create_sends_the_spec_display_name_with_the_token() {
     let sent = display_name("Friendly name", UID);
     assert!(sent.starts_with("Friendly name-"));
     assert_eq!(
-        step.update.as_ref().unwrap().intent.as_deref(),
+        step.status.as_ref().unwrap().intent.as_deref(),
         Some(sent.as_str())
     );
     match &step.act {
@@ -322,14 +322,14 @@ fn a_create_waits_without_a_fresh_copy_or_a_key() {
     let o = obs(resource());
     let step = decide(&o);
     assert_eq!(step.act, Act::Nothing);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
 
     let mut o = obs(resource());
     o.fresh = Some(resource());
     let step = decide(&o);
     assert_eq!(step.act, Act::Nothing);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
 }
 
@@ -342,7 +342,7 @@ fn a_stale_fresh_copy_makes_no_step() {
     let step = decide(&o);
     assert_eq!(step.plan, "create");
     assert_eq!(step.act, Act::Nothing);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert!(step.events.is_empty());
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
     // Even with a key at hand.
@@ -419,7 +419,7 @@ fn a_refused_create_stalls_with_a_warning_until_the_spec_changes() {
     assert_eq!(reason.code(), Code::InvalidParameter);
     assert_eq!(step.requeue, Requeue::Never);
     assert_eq!(step.act, Act::Nothing);
-    let update = step.update.as_ref().unwrap();
+    let update = step.status.as_ref().unwrap();
     assert!(update.create_not_applied);
     assert_eq!(update.intent, None);
     assert_eq!(update.job, None);
@@ -451,7 +451,7 @@ fn a_refused_create_stalls_with_a_warning_until_the_spec_changes() {
         decide(&o),
         Step {
             plan: "wait_for_spec_change",
-            update: None,
+            status: None,
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::Never,
@@ -471,7 +471,7 @@ fn a_create_on_an_unknown_base_model_stalls() {
     let step = decide(&o);
     assert_eq!(code_of(&step), Some(Code::BaseModelNotFound));
     assert_eq!(step.requeue, Requeue::Never);
-    assert!(step.update.as_ref().unwrap().create_not_applied);
+    assert!(step.status.as_ref().unwrap().create_not_applied);
     assert_eq!(step.events.len(), 1);
     assert_eq!(step.events[0].reason, "BaseModelNotFound");
     assert_eq!(step.events[0].type_, EventType::Warning);
@@ -486,7 +486,7 @@ fn a_create_without_an_answer_is_unconfirmed_and_looked_for() {
         o.answer = Some(Answer::Created(Err(err)));
         let step = decide(&o);
         assert_eq!(
-            step.update,
+            step.status,
             Some(Update {
                 reason: Some(Reason::CreateUnconfirmed(Unconfirmed::NoAnswer { error })),
                 create_not_applied: false,
@@ -520,7 +520,7 @@ fn a_throttled_create_forgets_its_intent_and_waits_as_asked() {
     })));
     let step = decide(&o);
     assert_eq!(code_of(&step), Some(Code::Throttled));
-    assert!(step.update.as_ref().unwrap().create_not_applied);
+    assert!(step.status.as_ref().unwrap().create_not_applied);
     assert_eq!(
         step.requeue,
         Requeue::Backoff {
@@ -546,7 +546,7 @@ fn a_poll_soon_after_the_last_read_waits_out_the_rest() {
         decide(&o),
         Step {
             plan: "poll",
-            update: None,
+            status: None,
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::After(Duration::from_secs(20)),
@@ -580,7 +580,7 @@ fn a_poll_without_its_read_waits() {
     let mut o = obs(tracking("job-1", Phase::Running, 600));
     o.credentials = Some(SECRET);
     let step = decide(&o);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
 }
 
@@ -730,7 +730,7 @@ fn a_finished_job_that_cannot_be_read_is_no_news() {
         let mut o = obs(tracking("job-1", phase, 3600));
         observe(&mut o, SECRET, Some(Seen::Job(Err(server_error()))));
         let step = decide(&o);
-        assert_eq!(step.update, None, "{phase:?}");
+        assert_eq!(step.status, None, "{phase:?}");
         assert!(step.events.is_empty());
         assert_eq!(step.requeue, Requeue::Backoff { min: None });
     }
@@ -747,7 +747,8 @@ fn an_unfinished_job_that_cannot_be_read_is_retried() {
     let step = decide(&o);
     assert_eq!(
         reason_of(&step),
-        Some(&Reason::RemoteUnavailable {
+        Some(&Reason::Remote {
+            failure: RemoteFailure::RemoteUnavailable,
             error: server_error().to_string()
         })
     );
@@ -892,7 +893,7 @@ fn a_missing_key_stops_a_create_before_anything_remote() {
     let step = decide(&o);
     assert_eq!(step.act, Act::Nothing);
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             reason: Some(Reason::CredentialsMissing {
                 problem,
@@ -925,7 +926,7 @@ fn a_missing_key_on_a_poll_asks_for_no_read() {
     );
     let step = decide(&o);
     assert_eq!(code_of(&step), Some(Code::CredentialsMissing));
-    assert_eq!(step.update.as_ref().unwrap().phase, None);
+    assert_eq!(step.status.as_ref().unwrap().phase, None);
 }
 
 #[test]
@@ -941,7 +942,7 @@ fn a_missing_key_on_a_delete_shows_deleting() {
     assert_eq!(step.plan, "delete");
     assert_eq!(step.act, Act::Nothing);
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             reason: Some(Reason::CredentialsMissing {
                 problem,
@@ -983,7 +984,7 @@ fn a_delete_plan_sends_the_delete() {
         step,
         Step {
             plan: "delete",
-            update: None,
+            status: None,
             act: Act::Delete {
                 job_id: "job-1".into()
             },
@@ -1014,7 +1015,7 @@ fn a_job_whose_model_a_deployment_serves_is_kept_until_the_deployment_is_gone() 
     let step = decide(&o);
     assert_eq!(step.act, Act::Nothing);
     assert_eq!(step.requeue, Requeue::Poll);
-    let update = step.update.expect("the wait is recorded");
+    let update = step.status.expect("the wait is recorded");
     assert_eq!(update.phase, Some(Phase::Deleting));
     let reason = update.reason.expect("with its reason");
     assert_eq!(reason.code(), Code::ServedByDeployment);
@@ -1041,7 +1042,7 @@ fn a_deleted_job_lets_the_resource_go() {
         step,
         Step {
             plan: "delete",
-            update: None,
+            status: None,
             act: Act::RemoveFinalizer,
             events: vec![Event {
                 type_: EventType::Normal,
@@ -1061,7 +1062,7 @@ fn a_job_already_gone_lets_the_resource_go() {
     let (r, _) = delete_step();
     let step = answer(&r, Answer::Deleted(Err(not_found())));
     assert_eq!(step.act, Act::RemoveFinalizer);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(
         step.events,
         vec![Event {
@@ -1087,7 +1088,7 @@ fn a_denied_delete_reads_the_job() {
         step,
         Step {
             plan: "delete",
-            update: None,
+            status: None,
             act: Act::ReadAfterDenial {
                 job_id: "job-1".into(),
                 message: "OperationDenied message".into(),
@@ -1124,7 +1125,7 @@ fn a_running_job_blocks_its_deletion() {
             note: reason.message(),
         }]
     );
-    let update = step.update.as_ref().unwrap();
+    let update = step.status.as_ref().unwrap();
     assert_eq!(update.phase, Some(Phase::Deleting));
     assert_eq!(
         update.job.as_ref().map(|j| j.remote_status.as_str()),
@@ -1152,7 +1153,7 @@ fn a_denied_delete_whose_read_failed_is_blocked() {
         },
     );
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             job: None,
             phase: Some(Phase::Deleting),
@@ -1205,9 +1206,10 @@ fn a_failed_delete_is_retried_showing_deleting() {
     let (r, _) = delete_step();
     let step = answer(&r, Answer::Deleted(Err(server_error())));
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
-            reason: Some(Reason::RemoteUnavailable {
+            reason: Some(Reason::Remote {
+                failure: RemoteFailure::RemoteUnavailable,
                 error: server_error().to_string()
             }),
             phase: Some(Phase::Deleting),
@@ -1245,7 +1247,7 @@ fn an_orphaned_job_is_left_and_announced() {
             step,
             Step {
                 plan: "release",
-                update: None,
+                status: None,
                 act: Act::RemoveFinalizer,
                 events: vec![Event {
                     type_: EventType::Normal,
@@ -1277,7 +1279,7 @@ fn a_release_without_a_job_is_silent() {
             step,
             Step {
                 plan: "release",
-                update: None,
+                status: None,
                 act: Act::RemoveFinalizer,
                 events: vec![],
                 requeue: Requeue::Never,
@@ -1298,7 +1300,7 @@ fn a_deleting_resource_without_the_finalizer_is_left_alone() {
         decide(&o),
         Step {
             plan: "nothing",
-            update: None,
+            status: None,
             act: Act::Nothing,
             events: vec![],
             requeue: Requeue::Never,
@@ -1421,7 +1423,7 @@ fn nothing_listed_after_the_grace_period_creates_again() {
     let r = attempted(600);
     let step = recover_step(&r, complete(vec![stranger("job-x")]));
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             reason: Some(Reason::Creating),
             intent: Some(ours()),
@@ -1450,7 +1452,7 @@ fn the_recorded_display_name_is_looked_for_and_resent() {
     let mut r = attempted(600);
     r.spec.display_name = Some("renamed".into());
     let step = recover_step(&r, complete(vec![]));
-    assert_eq!(step.update.as_ref().unwrap().intent, Some(ours()));
+    assert_eq!(step.status.as_ref().unwrap().intent, Some(ours()));
     match &step.act {
         Act::Create(j) => assert_eq!(j.display_name, Some(ours())),
         other => panic!("{other:?}"),
@@ -1476,7 +1478,7 @@ fn nothing_listed_yet_waits() {
             })),
         );
         assert_eq!(
-            step.update,
+            step.status,
             Some(Update {
                 reason: Some(not_listed_yet()),
                 ..Default::default()
@@ -1513,7 +1515,7 @@ fn nothing_listed_with_a_chosen_job_forgets_the_create() {
     r.spec.job_id = Some("job-s".into());
     let step = recover_step(&r, complete(vec![stranger("job-x")]));
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
             create_not_applied: true,
             ..Default::default()
@@ -1537,7 +1539,7 @@ fn nothing_listed_while_deleting_lets_go() {
         step,
         Step {
             plan: "recover",
-            update: None,
+            status: None,
             act: Act::RemoveFinalizer,
             events: vec![],
             requeue: Requeue::Never,
@@ -1642,9 +1644,10 @@ fn a_failed_listing_is_retried() {
     let r = attempted(600);
     let step = recover_step(&r, Seen::Listing(Err(server_error())));
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
-            reason: Some(Reason::RemoteUnavailable {
+            reason: Some(Reason::Remote {
+                failure: RemoteFailure::RemoteUnavailable,
                 error: server_error().to_string()
             }),
             ..Default::default()
@@ -1678,7 +1681,7 @@ fn a_recovery_waits_for_its_listing_and_a_fresh_copy() {
     o.credentials = Some(SECRET);
     assert_eq!(next_need(&o), Some(Need::Listing));
     let step = decide(&o);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.act, Act::Nothing);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
     // A fresh copy that already records the job: the cache lagged, nothing is listed.
@@ -1686,7 +1689,7 @@ fn a_recovery_waits_for_its_listing_and_a_fresh_copy() {
     o.fresh = Some(tracking("job-1", Phase::Pending, 5));
     assert_eq!(next_need(&o), None);
     let step = decide(&o);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
 }
 
@@ -1731,7 +1734,7 @@ fn an_unprotected_secret_is_protected_before_a_create() {
     );
     // The intent records the key: the job of this create will live in its workspace.
     assert_eq!(
-        step.update.as_ref().unwrap().fingerprint.as_deref(),
+        step.status.as_ref().unwrap().fingerprint.as_deref(),
         Some(FP_NEW)
     );
 }
@@ -1747,7 +1750,7 @@ fn an_unprotected_secret_is_protected_on_every_step_that_calls_model_studio() {
         observe_key(&mut o, SECRET, Some(FP_OLD), Some(false), Some(seen));
         let step = decide(&o);
         assert_eq!(step.plan, "poll");
-        assert!(step.protect_secret, "{:?}", step.update);
+        assert!(step.protect_secret, "{:?}", step.status);
     }
     // Adopt.
     let mut r = resource();
@@ -1828,7 +1831,7 @@ fn a_deleting_or_orphaning_resource_protects_nothing() {
         step,
         Step {
             plan: "delete",
-            update: None,
+            status: None,
             act: Act::Delete {
                 job_id: "job-1".into()
             },
@@ -1982,7 +1985,7 @@ fn seen_with(mut r: Resource, fingerprint: Option<&str>) -> Resource {
 }
 
 fn fingerprint_of(step: &Step) -> Option<&str> {
-    step.update.as_ref().and_then(|u| u.fingerprint.as_deref())
+    step.status.as_ref().and_then(|u| u.fingerprint.as_deref())
 }
 
 #[test]
@@ -2005,7 +2008,7 @@ fn a_created_job_records_the_key_it_was_made_with() {
         o.key_fingerprint = Some(FP_NEW.into());
         o.answer = Some(Answer::Created(Err(err)));
         let step = decide(&o);
-        assert_eq!(step.update.as_ref().unwrap().job, None);
+        assert_eq!(step.status.as_ref().unwrap().job, None);
         assert_eq!(fingerprint_of(&step), None);
         assert_eq!(record(&r, &step).status.key_fingerprint, None);
     }
@@ -2235,7 +2238,7 @@ fn a_job_not_found_under_another_key_is_not_taken_as_gone() {
             step,
             Step {
                 plan: "poll",
-                update: Some(Update {
+                status: Some(Update {
                     reason: Some(workspace_changed("job-1")),
                     ..Default::default()
                 }),
@@ -2317,13 +2320,15 @@ fn other_read_failures_under_another_key_are_unchanged() {
     for (err, want) in [
         (
             server_error(),
-            Reason::RemoteUnavailable {
+            Reason::Remote {
+                failure: RemoteFailure::RemoteUnavailable,
                 error: server_error().to_string(),
             },
         ),
         (
             ApiError::InvalidApiKey(remote("InvalidApiKey", 401)),
-            Reason::InvalidApiKey {
+            Reason::Remote {
+                failure: RemoteFailure::InvalidApiKey,
                 error: ApiError::InvalidApiKey(remote("InvalidApiKey", 401)).to_string(),
             },
         ),
@@ -2364,7 +2369,7 @@ fn a_job_not_found_under_the_same_key_or_an_unrecorded_one_stalls_as_before() {
         );
         let step = decide(&o);
         assert_eq!(
-            step.update,
+            step.status,
             Some(Update {
                 reason: Some(Reason::JobNotFound {
                     error: remote("NotFound", 404).to_string()
@@ -2425,7 +2430,7 @@ fn a_delete_not_found_under_another_key_keeps_the_finalizer() {
         step,
         Step {
             plan: "delete",
-            update: Some(Update {
+            status: Some(Update {
                 reason: Some(workspace_changed("job-1")),
                 phase: Some(Phase::Deleting),
                 ..Default::default()
@@ -2477,9 +2482,10 @@ fn other_delete_answers_under_another_key_are_unchanged() {
         Answer::Deleted(Err(server_error())),
     );
     assert_eq!(
-        step.update,
+        step.status,
         Some(Update {
-            reason: Some(Reason::RemoteUnavailable {
+            reason: Some(Reason::Remote {
+                failure: RemoteFailure::RemoteUnavailable,
                 error: server_error().to_string()
             }),
             phase: Some(Phase::Deleting),
@@ -2503,7 +2509,7 @@ fn a_delete_not_found_under_the_same_key_or_an_unrecorded_one_releases_as_before
             step,
             Step {
                 plan: "delete",
-                update: None,
+                status: None,
                 act: Act::RemoveFinalizer,
                 events: vec![Event {
                     type_: EventType::Normal,
@@ -2574,7 +2580,7 @@ fn a_lost_create_listed_in_another_workspace_is_not_taken_as_never_made() {
         o.now += std::time::Duration::from_secs(3600);
         let step = decide(&o);
         assert_eq!(step.act, Act::Nothing, "deleting={deleting}");
-        let reason = step.update.as_ref().unwrap().reason.clone().unwrap();
+        let reason = step.status.as_ref().unwrap().reason.clone().unwrap();
         assert_eq!(reason.code().as_str(), "WorkspaceChanged");
         assert!(reason.message().contains(FP_OLD) && reason.message().contains(FP_NEW));
         assert_eq!(step.requeue, Requeue::Backoff { min: None });
@@ -2587,7 +2593,7 @@ fn no_news_of_a_job_this_cycle_changes_nothing_and_looks_again_next_cycle() {
     o.credentials = Some(SECRET);
     o.seen = Some(Seen::NoNews);
     let step = decide(&o);
-    assert_eq!(step.update, None);
+    assert_eq!(step.status, None);
     assert_eq!(step.act, Act::Nothing);
     assert!(step.events.is_empty());
     assert_eq!(step.requeue, Requeue::Poll);

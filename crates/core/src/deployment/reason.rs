@@ -2,6 +2,7 @@
 //! Stalled and the message a person reads. No deployment reason is written as a string anywhere
 //! else.
 
+use crate::api::RemoteFailure;
 use crate::conditions::{codes, Meaning};
 use crate::credentials::CredentialProblem;
 use std::time::Duration;
@@ -29,12 +30,6 @@ codes! {
         ScaleUnsupported => Stalled, true, "The plan cannot be scaled through the API; waits for spec.capacity to return to the deployed capacity.";
         CapacityRefused => Stalled, true, "Model Studio refused the new capacity; waits for a new spec.";
         LimitsUnsupported => Stalled, true, "The deployment's plan or model cannot change its limits through the API; waits for a new spec.";
-        CredentialsMissing => Reconciling, false, "No usable API key: the Secret, its key or the default is missing.";
-        InvalidApiKey => Reconciling, false, "Model Studio rejected the API key; retried with backoff.";
-        AccessDenied => Reconciling, false, "The API key has no access; retried with backoff.";
-        Throttled => Reconciling, false, "Model Studio is throttling; retried after its delay.";
-        RemoteUnavailable => Reconciling, false, "Model Studio had a server error or did not answer; retried with backoff.";
-        RemoteError => Reconciling, false, "Model Studio answered with an unexpected error; retried slowly.";
         DeletionBlocked => Reconciling, false, "Model Studio refuses to delete the deployment in its present state; retried.";
         WorkspaceChanged => Stalled, false, "The deployment was made with a key of another workspace than the current one, which cannot see it.";
     }
@@ -125,19 +120,9 @@ pub enum DeploymentReason {
         problem: CredentialProblem,
         deleting: bool,
     },
-    InvalidApiKey {
-        error: String,
-    },
-    AccessDenied {
-        error: String,
-    },
-    Throttled {
-        error: String,
-    },
-    RemoteUnavailable {
-        error: String,
-    },
-    RemoteError {
+    /// A failure of the key, the quota or the service, named alike for every kind.
+    Remote {
+        failure: RemoteFailure,
         error: String,
     },
     DeletionBlocked {
@@ -176,11 +161,7 @@ impl DeploymentReason {
             R::CapacityRefused { .. } => C::CapacityRefused,
             R::LimitsUnsupported { .. } => C::LimitsUnsupported,
             R::CredentialsMissing { .. } => C::CredentialsMissing,
-            R::InvalidApiKey { .. } => C::InvalidApiKey,
-            R::AccessDenied { .. } => C::AccessDenied,
-            R::Throttled { .. } => C::Throttled,
-            R::RemoteUnavailable { .. } => C::RemoteUnavailable,
-            R::RemoteError { .. } => C::RemoteError,
+            R::Remote { failure, .. } => (*failure).into(),
             R::DeletionBlocked { .. } => C::DeletionBlocked,
             R::WorkspaceChanged { .. } => C::WorkspaceChanged,
         }
@@ -315,11 +296,7 @@ impl DeploymentReason {
                 }
                 message
             }
-            R::InvalidApiKey { error }
-            | R::AccessDenied { error }
-            | R::Throttled { error }
-            | R::RemoteUnavailable { error }
-            | R::RemoteError { error } => error.clone(),
+            R::Remote { error, .. } => error.clone(),
             R::DeletionBlocked {
                 deployed_model,
                 error,

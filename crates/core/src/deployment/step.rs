@@ -13,7 +13,7 @@ use super::reason::{
 use super::resource::{
     DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
 };
-use crate::api::ApiError;
+use crate::api::{ApiError, RemoteFailure};
 use crate::conditions::{conditions_of, merge_conditions, Meaning, READY, STALLED, TRUE};
 use crate::correlation;
 use crate::credentials::{secret_choice, CredentialProblem, KeySource};
@@ -93,8 +93,9 @@ impl Observation {
 }
 
 /// The finalizer change or remote call to make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Act {
+    #[default]
     Nothing,
     AddFinalizer,
     RemoveFinalizer,
@@ -112,20 +113,8 @@ pub enum Act {
     },
 }
 
-/// What one decision asks of the IO side.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeploymentStep {
-    /// A static name of what the step does, for metric labels.
-    pub plan: &'static str,
-    /// The status to write before acting; `None` when nothing changed.
-    pub status: Option<DeploymentStatus>,
-    pub act: Act,
-    pub events: Vec<Event>,
-    pub requeue: Requeue,
-    /// Put the controller's finalizer on the credentials Secret before acting: the deployment
-    /// this create makes will need the key to be deleted.
-    pub protect_secret: bool,
-}
+/// What one decision asks of the IO side (see [`crate::step::Step`]).
+pub type DeploymentStep = crate::step::Step<DeploymentStatus, Act>;
 
 /// The Secret whose key `r` still needs to delete its deployment, if any.
 pub fn secret_relied_on(r: &DeploymentResource) -> Option<String> {
@@ -415,12 +404,9 @@ fn generic_error(err: &ApiError) -> (R, Requeue) {
     let backoff = Requeue::Backoff {
         min: err.retry_after(),
     };
-    let reason = match err {
-        ApiError::InvalidApiKey(_) => R::InvalidApiKey { error },
-        ApiError::AccessDenied(_) => R::AccessDenied { error },
-        ApiError::Throttled { .. } => R::Throttled { error },
-        e if e.is_transient() => R::RemoteUnavailable { error },
-        _ => R::RemoteError { error },
+    let reason = R::Remote {
+        failure: RemoteFailure::of(err),
+        error,
     };
     (reason, backoff)
 }

@@ -5,7 +5,7 @@ use super::jobs::{Job, JobPage, JobState, ListQuery};
 use super::reason::{Reason, Unconfirmed};
 use super::recovery::{self, Expected, Recovery};
 use super::resource::Phase;
-use crate::api::ApiError;
+use crate::api::{ApiError, RemoteFailure};
 use crate::credentials::CredentialProblem;
 use crate::deletion::DeletionPolicy;
 use crate::requeue::Requeue;
@@ -254,17 +254,16 @@ pub fn on_api_error(op: Call, err: &ApiError) -> Outcome {
             },
             requeue: Requeue::Poll,
         },
-        (_, ApiError::InvalidApiKey(_)) => retry(Reason::InvalidApiKey { error }),
-        (_, ApiError::AccessDenied(_)) => retry(Reason::AccessDenied { error }),
         // The job may exist: the next attempt looks for it before creating again.
         (Call::Create, e) if !e.create_certainly_not_applied() => {
             retry(Reason::CreateUnconfirmed(Unconfirmed::NoAnswer { error }))
         }
-        (_, ApiError::Throttled { .. }) => retry(Reason::Throttled { error }),
-        (_, e) if e.is_transient() => retry(Reason::RemoteUnavailable { error }),
-        // Anything else is not expected to cure itself, but a person may fix the account or the
-        // service may change: retry slowly rather than give up.
-        (_, _) => retry(Reason::RemoteError { error }),
+        // Anything else is retried; what is not expected to cure itself (RemoteError) slowly, as
+        // a person may fix the account or the service may change.
+        (_, e) => retry(Reason::Remote {
+            failure: RemoteFailure::of(e),
+            error,
+        }),
     }
 }
 

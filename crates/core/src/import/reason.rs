@@ -3,6 +3,7 @@
 //! written as a string anywhere else. The meanings and the building of conditions are shared
 //! with ModelDeployment (`conditions`), and so are the events (`events`).
 
+use crate::api::RemoteFailure;
 use crate::conditions::codes;
 use crate::conditions::Meaning;
 use crate::credentials::CredentialProblem;
@@ -25,12 +26,6 @@ codes! {
     JobNotFound => Stalled, true, "The job to adopt or mirror does not exist for this API key; waits for a new spec.";
     JobIdConflict => Stalled, true, "spec.jobId names another job than the one already tracked.";
     CreateAmbiguous => Stalled, true, "Several jobs carry this resource's display name; a person chooses with spec.jobId.";
-    CredentialsMissing => Reconciling, false, "No usable API key: the Secret, its key or the default is missing.";
-    InvalidApiKey => Reconciling, false, "Model Studio rejected the API key; retried with backoff.";
-    AccessDenied => Reconciling, false, "The API key has no access; retried with backoff.";
-    Throttled => Reconciling, false, "Model Studio is throttling; retried after its delay.";
-    RemoteUnavailable => Reconciling, false, "Model Studio had a server error or did not answer; retried with backoff.";
-    RemoteError => Reconciling, false, "Model Studio answered with an unexpected error; retried slowly.";
     DeletionBlocked => Reconciling, false, "The job cannot be deleted while it is pending or running; retried until it finishes.";
     DeletionRefused => Reconciling, false, "Model Studio refuses to delete a finished job; retried slowly.";
     WorkspaceChanged => Stalled, false, "The job was made with a key of another workspace than the current one, which cannot see it; a person restores the key or orphans the job.";
@@ -98,19 +93,9 @@ pub enum Reason {
         problem: CredentialProblem,
         deleting: bool,
     },
-    InvalidApiKey {
-        error: String,
-    },
-    AccessDenied {
-        error: String,
-    },
-    Throttled {
-        error: String,
-    },
-    RemoteUnavailable {
-        error: String,
-    },
-    RemoteError {
+    /// A failure of the key, the quota or the service, named alike for every kind.
+    Remote {
+        failure: RemoteFailure,
         error: String,
     },
     DeletionBlocked {
@@ -149,11 +134,7 @@ impl Reason {
             Reason::JobIdConflict { .. } => Code::JobIdConflict,
             Reason::CreateAmbiguous { .. } => Code::CreateAmbiguous,
             Reason::CredentialsMissing { .. } => Code::CredentialsMissing,
-            Reason::InvalidApiKey { .. } => Code::InvalidApiKey,
-            Reason::AccessDenied { .. } => Code::AccessDenied,
-            Reason::Throttled { .. } => Code::Throttled,
-            Reason::RemoteUnavailable { .. } => Code::RemoteUnavailable,
-            Reason::RemoteError { .. } => Code::RemoteError,
+            Reason::Remote { failure, .. } => (*failure).into(),
             Reason::DeletionBlocked { .. } => Code::DeletionBlocked,
             Reason::DeletionRefused { .. } => Code::DeletionRefused,
             Reason::WorkspaceChanged { .. } => Code::WorkspaceChanged,
@@ -233,11 +214,7 @@ impl Reason {
                 }
                 message
             }
-            Reason::InvalidApiKey { error }
-            | Reason::AccessDenied { error }
-            | Reason::Throttled { error }
-            | Reason::RemoteUnavailable { error }
-            | Reason::RemoteError { error } => error.clone(),
+            Reason::Remote { error, .. } => error.clone(),
             Reason::DeletionBlocked { error } => format!(
                 "The import job cannot be deleted while it is still pending or running ({error}); retrying until it finishes"
             ),

@@ -177,8 +177,9 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
 }
 
 /// A change to the finalizer, or a remote mutation whose answer is decided on next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Act {
+    #[default]
     Nothing,
     AddFinalizer,
     RemoveFinalizer,
@@ -194,30 +195,12 @@ pub enum Act {
     },
 }
 
-/// The whole step: record `update`, make `act`, publish `events`, requeue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// The plan this step carries out, for metric labels.
-    pub plan: &'static str,
-    pub update: Option<Update>,
-    pub act: Act,
-    pub events: Vec<Event>,
-    pub requeue: Requeue,
-    /// Put the controller's finalizer on the credentials Secret first: a job whose deletion
-    /// needs its key is about to exist, or exists.
-    pub protect_secret: bool,
-}
+/// The whole step (see [`crate::step::Step`]); its status is the change to the ModelImport's.
+pub type Step = crate::step::Step<Update, Act>;
 
 impl Step {
     fn new(plan: &PassPlan) -> Step {
-        Step {
-            plan: plan.name(),
-            update: None,
-            act: Act::Nothing,
-            events: Vec::new(),
-            requeue: Requeue::Never,
-            protect_secret: false,
-        }
+        Step::idle(plan.name())
     }
 
     fn requeue(mut self, requeue: Requeue) -> Step {
@@ -231,7 +214,7 @@ impl Step {
     }
 
     fn update(mut self, update: Update) -> Step {
-        self.update = Some(update);
+        self.status = Some(update);
         self
     }
 
@@ -288,7 +271,7 @@ pub fn decide(obs: &Observation) -> Step {
     let mut step = decide_step(obs);
     // A job seen with this key lives in this key's workspace; so will the job of a create.
     if let Some(update) = step
-        .update
+        .status
         .as_mut()
         .filter(|u| u.job.is_some() || u.intent.is_some())
     {
