@@ -6,7 +6,8 @@
 #   scripts/build-testbed.sh          the control plane: kube-apiserver, kube-controller-manager,
 #                                     kubectl 1.37 and etcd (testbed/kube)
 #   scripts/build-testbed.sh MODULE   every binary named in testbed/MODULE/binaries, a line each:
-#                                     "<name> <Go package>"
+#                                     "<name> <Go package> [-X flags] [tags=TAG,TAG]" (the
+#                                     tags= word, if any, is go build's -tags)
 # Prints the folder holding the binaries on its last line of stdout.
 set -euo pipefail
 module="${1:-kube}"
@@ -57,9 +58,16 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 start=$(date +%s)
 echo "build-testbed: building testbed/$module into $out (one-time; minutes)" >&2
 go mod download >&2
-while read -r name package flags; do
+while read -r name package rest; do
+  flags="" tags=""
+  for word in $rest; do
+    case "$word" in
+      tags=*) tags="${word#tags=}" ;;
+      *) flags="$flags $word" ;;
+    esac
+  done
   # shellcheck disable=SC2086 # the -X flags are words of their own
-  go build -ldflags "-s -w $flags" -o "$out.tmp/$name" "$package" >&2
+  go build -tags "$tags" -ldflags "-s -w$flags" -o "$out.tmp/$name" "$package" >&2
 done <<<"$targets"
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "build-testbed: built testbed/$module in $(( $(date +%s) - start )) s" >&2
