@@ -1,9 +1,11 @@
 //! Prometheus metrics. Labels are static names (operations, outcomes, error kinds, phases,
 //! reasons), never error text, so their number stays small.
 
+mod cache_gauges;
 mod deployments;
 mod imports;
 
+pub use cache_gauges::CacheGauges;
 pub use deployments::{DeploymentGauges, DeploymentTally};
 pub use imports::{ImportGauges, Tally};
 

@@ -1,4 +1,4 @@
-//! Property tests over the wire side: the response decoder (`decode_job`, `decode_page`: any
+//! Property tests over the wire side: the response decoder (`decode` of a job or a page: any
 //! status, any bytes, any JSON, every truncation, HTML pages) and the HTTP client (no answer of
 //! any kind puts the API key into an error). The decisions made on what the decoder returns
 //! (`plan`, `observe_job`, `on_api_error`, `on_delete`) and the status builder belong to
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use modelstudio_controller::modelstudio::{
-    decode_job, decode_page, ApiError, ApiKey, HttpClient, HttpClientConfig, ImportJobs, JobState,
+    decode, ApiError, ApiKey, HttpClient, HttpClientConfig, ImportJobs, Job, JobPage, JobState,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -210,8 +210,8 @@ fn html_page() -> impl Strategy<Value = String> {
 /// Both decodings the client performs, checking what holds for any answer.
 fn decode_both(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Vec<ApiError> {
     let mut errors = Vec::new();
-    let job = decode_job(status, retry_after, body);
-    let page = decode_page(status, retry_after, body);
+    let job = decode::<Job>(status, retry_after, body);
+    let page = decode::<JobPage>(status, retry_after, body);
     if !(200..300).contains(&status) {
         assert!(
             job.is_err() && page.is_err(),
@@ -275,7 +275,7 @@ proptest! {
         body in arb_envelope(arb_job_json()),
     ) {
         let bytes = serde_json::to_vec(&body).unwrap();
-        let job = decode_job(status, None, &bytes)
+        let job = decode::<Job>(status, None, &bytes)
             .unwrap_or_else(|e| panic!("{e} for {body}"));
         let out = &body["output"];
         prop_assert_eq!(&job.id, out["job_id"].as_str().unwrap());
@@ -296,7 +296,7 @@ proptest! {
         let page_body = json!({"request_id": "r", "output": {
             "total": 1, "page_no": 1, "page_size": 10, "list": [out]
         }});
-        let page = decode_page(status, None, &serde_json::to_vec(&page_body).unwrap())
+        let page = decode::<JobPage>(status, None, &serde_json::to_vec(&page_body).unwrap())
             .unwrap_or_else(|e| panic!("{e} for {page_body}"));
         prop_assert_eq!(page.jobs.len(), 1);
         prop_assert_eq!(&page.jobs[0], &job);
@@ -320,7 +320,7 @@ proptest! {
             None => { obj.remove(field); }
         }
         let body = serde_json::to_vec(&json!({"request_id": "r-1", "output": job})).unwrap();
-        let decoded = decode_job(status, None, &body);
+        let decoded = decode::<Job>(status, None, &body);
         let required = matches!(field, "job_id" | "status");
         let fits = match (&value, field) {
             (None, _) => !required,
@@ -358,7 +358,7 @@ proptest! {
         let mut page = json!({"total": 3, "page_no": 1, "page_size": 2, "list": []});
         page[field] = value;
         let body = serde_json::to_vec(&json!({"output": page})).unwrap();
-        match decode_page(200, None, &body) {
+        match decode::<JobPage>(200, None, &body) {
             Ok(p) => prop_assert!(p.jobs.len() <= 6),
             Err(ApiError::MalformedResponse { status, .. }) => prop_assert_eq!(status, 200),
             Err(e) => prop_assert!(false, "unexpected {e:?}"),

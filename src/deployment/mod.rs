@@ -64,8 +64,12 @@ impl KindPass for observe::Io<'_> {
         step::decide(obs)
     }
 
-    async fn record(&mut self, obs: &mut Observation, step: &DeploymentStep) -> Result<(), Error> {
-        observe::Io::record(self, obs, step.status.as_ref()).await
+    async fn record(
+        &mut self,
+        obs: &mut Observation,
+        next: &DeploymentStatus,
+    ) -> Result<(), Error> {
+        observe::Io::record(self, obs, next).await
     }
 
     async fn act(&mut self, step: &DeploymentStep) -> Result<Option<Answer>, Error> {

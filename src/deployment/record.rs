@@ -1,6 +1,5 @@
 //! Record: write the status the core built ([`crate::pass::Object::write_status`], only when it
-//! changed), and change
-//! the finalizer.
+//! changed), and change the finalizer.
 
 use super::observe::Io;
 use super::resource;
@@ -17,11 +16,8 @@ impl Io<'_> {
     pub(super) async fn record(
         &mut self,
         obs: &mut Observation,
-        next: Option<&DeploymentStatus>,
+        next: &DeploymentStatus,
     ) -> Result<(), Error> {
-        let Some(next) = next else {
-            return Ok(());
-        };
         let status = resource::model_deployment_status(next);
         let written = self.object.write_status(&status).await?;
         self.object.current.metadata.resource_version = written.metadata.resource_version;

@@ -87,8 +87,8 @@ impl KindPass for observe::Io<'_> {
         }
     }
 
-    async fn record(&mut self, obs: &mut Observation, step: &Step) -> Result<(), Error> {
-        observe::Io::record(self, obs, step.status.as_ref()).await
+    async fn record(&mut self, obs: &mut Observation, update: &Update) -> Result<(), Error> {
+        observe::Io::record(self, obs, update).await
     }
 
     async fn act(&mut self, step: &Step) -> Result<Option<Answer>, Error> {

@@ -14,11 +14,8 @@ impl Io<'_> {
     pub(super) async fn record(
         &mut self,
         obs: &mut Observation,
-        update: Option<&Update>,
+        update: &Update,
     ) -> Result<(), Error> {
-        let Some(update) = update else {
-            return Ok(());
-        };
         let current = obs.resource();
         let now = jiff::Timestamp::now();
         let next = next_status(&current.status, update, current.generation, now);

@@ -1,15 +1,14 @@
 //! Gauges of the ModelDeployments in the controller's watch cache, counted at each scrape as the
 //! import gauges are ([`super::imports`]): by phase, and by the reason of their Ready condition.
 
+use super::CacheGauges;
 use crate::crd::{DeploymentPhase, ModelDeployment};
-use kube::runtime::reflector::Store;
 use modelstudio_core::conditions::READY;
 use modelstudio_core::deployment::reason::DeploymentCode;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
 
 use super::imports::{encode_phases_and_reasons, NO_PHASE, NO_REASON, OTHER_REASON};
 
@@ -81,29 +80,12 @@ impl DeploymentTally {
     }
 }
 
-/// The collector: counts the ModelDeployments' cache at each scrape, once the controller has one.
-#[derive(Clone, Default)]
-pub struct DeploymentGauges {
-    store: Arc<OnceLock<Store<ModelDeployment>>>,
-}
-
-impl DeploymentGauges {
-    pub fn watch(&self, store: Store<ModelDeployment>) {
-        let _ = self.store.set(store);
-    }
-}
-
-impl fmt::Debug for DeploymentGauges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeploymentGauges")
-            .field("watching", &self.store.get().is_some())
-            .finish()
-    }
-}
+/// The collector: counts the ModelDeployments' cache at each scrape.
+pub type DeploymentGauges = CacheGauges<ModelDeployment>;
 
 impl Collector for DeploymentGauges {
     fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        match self.store.get() {
+        match self.store() {
             Some(store) => {
                 let state = store.state();
                 DeploymentTally::of(state.iter().map(|d| d.as_ref())).encode(encoder)

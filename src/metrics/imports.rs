@@ -2,9 +2,9 @@
 //! status as last written or seen: exact, never drifting with a missed or repeated event. Only
 //! the replica that watches (the leader) has a cache, so a standby exports none of them.
 
+use super::CacheGauges;
 use crate::crd::ModelImport;
 use crate::import::resource;
-use kube::runtime::reflector::Store;
 use modelstudio_core::conditions::READY;
 use modelstudio_core::import::reason::Code;
 use modelstudio_core::import::resource::Phase;
@@ -14,7 +14,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
 
 /// `phase` of an import whose status has none yet.
 pub const NO_PHASE: &str = "None";
@@ -163,34 +162,17 @@ pub(super) fn encode_phases_and_reasons(
     Ok(())
 }
 
-/// The collector: counts the watch cache at each scrape, once the controller has one.
-#[derive(Clone, Default)]
-pub struct ImportGauges {
-    store: Arc<OnceLock<Store<ModelImport>>>,
-}
+/// The collector: counts the ModelImports' watch cache at each scrape.
+pub type ImportGauges = CacheGauges<ModelImport>;
 
 impl ImportGauges {
-    /// Counts `store` from now on (the first store given stays).
-    pub fn watch(&self, store: Store<ModelImport>) {
-        let _ = self.store.set(store);
-    }
-
     /// The counts now, if a store is watched.
     pub fn tally(&self) -> Option<Tally> {
-        let store = self.store.get()?;
-        let state = store.state();
+        let state = self.store()?.state();
         Some(Tally::of(
             state.iter().map(|i| i.as_ref()),
             jiff::Timestamp::now(),
         ))
-    }
-}
-
-impl fmt::Debug for ImportGauges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ImportGauges")
-            .field("watching", &self.store.get().is_some())
-            .finish()
     }
 }
 

@@ -142,7 +142,7 @@ impl HttpClient {
         Ok(headers)
     }
 
-    pub(super) async fn send<T: DeserializeOwned, B: Serialize + Sync>(
+    pub(super) async fn send<T: FromAnswer, B: Serialize + Sync>(
         &self,
         key: &ApiKey,
         method: Method,
@@ -170,8 +170,7 @@ impl HttpClient {
         // Some gateways repeat the Authorization header in their error page: blank the key out
         // before any of the body can reach an error, a condition or a log.
         let bytes = redact(&bytes, key.expose());
-        decode_response(status, retry_after, &bytes)
-            .map_err(|e| e.with_request_id(request_id.as_deref()))
+        decode(status, retry_after, &bytes).map_err(|e| e.with_request_id(request_id.as_deref()))
     }
 
     /// Reads at most `MAX_BODY` bytes: an endless or huge answer is cut, never buffered whole.
@@ -202,8 +201,24 @@ impl HttpClient {
     }
 }
 
+/// A value an answer's `output` carries (a job, a page, a deployment, a deletion's state), read
+/// through its wire body.
+pub trait FromAnswer: Sized {
+    type Body: DeserializeOwned + Into<Self>;
+}
+
+/// Turns an answer into the value it carries or the error it reports. Pure, so that any bytes a
+/// server may send are tested (and fuzzed) without a server; it never panics.
+pub fn decode<T: FromAnswer>(
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    decode_response::<T::Body>(status, retry_after, bytes).map(Into::into)
+}
+
 /// Turns an answer into the `output` it carries or the error it reports.
-pub(super) fn decode_response<T: DeserializeOwned>(
+fn decode_response<T: DeserializeOwned>(
     status: u16,
     retry_after: Option<Duration>,
     bytes: &[u8],
@@ -227,7 +242,7 @@ pub(super) fn decode_response<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modelstudio::decode_job;
+    use modelstudio_core::import::jobs::Job;
 
     #[test]
     fn the_workspace_header_is_sent_when_the_key_has_one() {
@@ -246,7 +261,7 @@ mod tests {
         let body =
             br#"{"code":"InvalidApiKey","message":"Invalid API-key provided: Bearer sk-canary-1"}"#;
         let clean = redact(body, "sk-canary-1");
-        let e = decode_job(401, None, &clean).unwrap_err();
+        let e = decode::<Job>(401, None, &clean).unwrap_err();
         assert!(!format!("{e} {e:?}").contains("sk-canary-1"));
         assert!(e.to_string().contains("<redacted>"));
         // Even past the 200-character excerpt of a gateway page.
@@ -254,7 +269,7 @@ mod tests {
             "<html>{}Authorization: Bearer sk-canary-1</html>",
             "x".repeat(165)
         );
-        let e = decode_job(502, None, &redact(page.as_bytes(), "sk-canary-1")).unwrap_err();
+        let e = decode::<Job>(502, None, &redact(page.as_bytes(), "sk-canary-1")).unwrap_err();
         assert!(!e.to_string().contains("sk-cana"), "{e}");
         assert_eq!(redact(b"abc", ""), b"abc");
     }

@@ -3,6 +3,7 @@
 //! `status` are required, and a number may come as a string (the reference types
 //! `base_capacity` as a string).
 
+use super::client::FromAnswer;
 use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Limits, NewDeployment, Plan,
 };
@@ -110,7 +111,7 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 
 /// A deployment as the API returns it.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct DeploymentBody {
+pub struct DeploymentBody {
     deployed_model: String,
     #[serde(default)]
     name: Option<String>,
@@ -141,6 +142,10 @@ pub(crate) struct DeploymentBody {
     gmt_modified: Option<String>,
 }
 
+impl FromAnswer for Deployment {
+    type Body = DeploymentBody;
+}
+
 impl From<DeploymentBody> for Deployment {
     fn from(b: DeploymentBody) -> Self {
         Deployment {
@@ -166,8 +171,12 @@ impl From<DeploymentBody> for Deployment {
 
 /// The answer to a DELETE: only the state matters (and is all the official SDK reads).
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct DeletionBody {
+pub struct DeletionBody {
     status: String,
+}
+
+impl FromAnswer for DeploymentState {
+    type Body = DeletionBody;
 }
 
 impl From<DeletionBody> for DeploymentState {
@@ -178,7 +187,7 @@ impl From<DeletionBody> for DeploymentState {
 
 /// One page of `GET /api/v1/deployments`.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct DeploymentPageBody {
+pub struct DeploymentPageBody {
     #[serde(default)]
     total: u64,
     #[serde(default)]
@@ -187,6 +196,10 @@ pub(crate) struct DeploymentPageBody {
     page_size: u32,
     #[serde(default)]
     deployments: Vec<DeploymentBody>,
+}
+
+impl FromAnswer for DeploymentPage {
+    type Body = DeploymentPageBody;
 }
 
 impl From<DeploymentPageBody> for DeploymentPage {

@@ -1,18 +1,14 @@
 //! [`Deployments`] over HTTP: the same client, base URL, headers, timeout, body limit, key
 //! redaction and error mapping as the import API, on `/api/v1/deployments`.
 
-use super::client::{decode_response, HttpClient};
-use super::deployment_wire::{
-    CreateDeploymentBody, DeletionBody, DeploymentBody, DeploymentPageBody, ScaleBody,
-    UpdateLimitsBody,
-};
+use super::client::HttpClient;
+use super::deployment_wire::{CreateDeploymentBody, ScaleBody, UpdateLimitsBody};
 use async_trait::async_trait;
 use modelstudio_core::api::{ApiError, ApiKey};
 use modelstudio_core::deployment::deployments::{
     Deployment, DeploymentPage, DeploymentState, Deployments, Limits, NewDeployment, PageRequest,
 };
 use reqwest::{Method, Url};
-use std::time::Duration;
 
 const DEPLOYMENTS_PATH: [&str; 3] = ["api", "v1", "deployments"];
 
@@ -33,36 +29,6 @@ impl HttpClient {
     }
 }
 
-/// Turns an answer to a create, get, scale, update or delete into the deployment it carries or
-/// the error it reports. Pure and panic-free, so any bytes are tested without a server.
-pub fn decode_deployment(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<Deployment, ApiError> {
-    decode_response::<DeploymentBody>(status, retry_after, bytes).map(Deployment::from)
-}
-
-/// Turns an answer to a DELETE into the state it reports: the answer carries only the status (as
-/// the official SDK types it); a whole deployment, as the documentation's example shows, reads
-/// the same.
-pub fn decode_deletion(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<DeploymentState, ApiError> {
-    decode_response::<DeletionBody>(status, retry_after, bytes).map(DeploymentState::from)
-}
-
-/// Turns an answer to a listing into the page it carries or the error it reports.
-pub fn decode_deployment_page(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<DeploymentPage, ApiError> {
-    decode_response::<DeploymentPageBody>(status, retry_after, bytes).map(DeploymentPage::from)
-}
-
 #[async_trait]
 impl Deployments for HttpClient {
     async fn create(
@@ -72,16 +38,14 @@ impl Deployments for HttpClient {
     ) -> Result<Deployment, ApiError> {
         let body = CreateDeploymentBody::from(deployment);
         let url = self.deployment_url(key, None, None)?;
-        self.send::<DeploymentBody, _>(key, Method::POST, url, Some(&body))
+        self.send::<Deployment, _>(key, Method::POST, url, Some(&body))
             .await
-            .map(Deployment::from)
     }
 
     async fn get(&self, key: &ApiKey, deployed_model: &str) -> Result<Deployment, ApiError> {
         let url = self.deployment_url(key, Some(deployed_model), None)?;
-        self.send::<DeploymentBody, ()>(key, Method::GET, url, None)
+        self.send::<Deployment, ()>(key, Method::GET, url, None)
             .await
-            .map(Deployment::from)
     }
 
     async fn list(&self, key: &ApiKey, page: &PageRequest) -> Result<DeploymentPage, ApiError> {
@@ -95,9 +59,8 @@ impl Deployments for HttpClient {
                 pairs.append_pair("page_size", &n.to_string());
             }
         }
-        self.send::<DeploymentPageBody, ()>(key, Method::GET, url, None)
+        self.send::<DeploymentPage, ()>(key, Method::GET, url, None)
             .await
-            .map(DeploymentPage::from)
     }
 
     async fn scale(
@@ -107,9 +70,8 @@ impl Deployments for HttpClient {
         capacity: u32,
     ) -> Result<Deployment, ApiError> {
         let url = self.deployment_url(key, Some(deployed_model), Some("scale"))?;
-        self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&ScaleBody { capacity }))
+        self.send::<Deployment, _>(key, Method::PUT, url, Some(&ScaleBody { capacity }))
             .await
-            .map(Deployment::from)
     }
 
     async fn update_limits(
@@ -120,9 +82,8 @@ impl Deployments for HttpClient {
     ) -> Result<Deployment, ApiError> {
         let url = self.deployment_url(key, Some(deployed_model), Some("update"))?;
         let body = UpdateLimitsBody::from(limits);
-        self.send::<DeploymentBody, _>(key, Method::PUT, url, Some(&body))
+        self.send::<Deployment, _>(key, Method::PUT, url, Some(&body))
             .await
-            .map(Deployment::from)
     }
 
     async fn delete(
@@ -131,17 +92,16 @@ impl Deployments for HttpClient {
         deployed_model: &str,
     ) -> Result<DeploymentState, ApiError> {
         let url = self.deployment_url(key, Some(deployed_model), None)?;
-        self.send::<DeletionBody, ()>(key, Method::DELETE, url, None)
+        self.send::<DeploymentState, ()>(key, Method::DELETE, url, None)
             .await
-            .map(DeploymentState::from)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modelstudio::HttpClientConfig;
-    use modelstudio_core::deployment::deployments::DeploymentState;
+    use crate::modelstudio::{decode, HttpClientConfig};
+    use std::time::Duration;
 
     #[test]
     fn urls_encode_the_name_and_keep_the_action() {
@@ -172,7 +132,7 @@ mod tests {
 
     #[test]
     fn answers_decode_to_deployments_or_typed_errors() {
-        let d = decode_deployment(
+        let d = decode::<Deployment>(
             200,
             None,
             br#"{"request_id":"r","output":{"deployed_model":"m","status":"DEPLOYING"}}"#,
@@ -186,12 +146,12 @@ mod tests {
             br#"{"request_id":"r","output":{"deployed_model":"m","status":"DELETING","extra":{"x":1}}}"#,
         ] {
             assert_eq!(
-                decode_deletion(200, None, body).unwrap(),
+                decode::<DeploymentState>(200, None, body).unwrap(),
                 DeploymentState::Deleting
             );
         }
-        assert!(decode_deletion(200, None, br#"{"output":{}}"#).is_err());
-        let e = decode_deployment(
+        assert!(decode::<DeploymentState>(200, None, br#"{"output":{}}"#).is_err());
+        let e = decode::<Deployment>(
             409,
             None,
             br#"{"request_id":"r","code":"Conflict","message":"Deployed model m already exists, please specify a suffix."}"#,
@@ -199,9 +159,9 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, ApiError::Conflict(_)), "{e}");
         assert!(!e.is_transient() && e.create_certainly_not_applied());
-        let e = decode_deployment(200, None, br#"{"request_id":"r"}"#).unwrap_err();
+        let e = decode::<Deployment>(200, None, br#"{"request_id":"r"}"#).unwrap_err();
         assert!(matches!(e, ApiError::MalformedResponse { .. }), "{e}");
-        let page = decode_deployment_page(
+        let page = decode::<DeploymentPage>(
             200,
             None,
             br#"{"output":{"total":3,"page_no":1,"page_size":2,"deployments":[{"deployed_model":"a","status":"RUNNING"},{"deployed_model":"b","status":"PENDING"}]}}"#,
@@ -210,8 +170,8 @@ mod tests {
         assert_eq!(page.deployments.len(), 2);
         assert!(page.has_more());
         for junk in [&b""[..], b"\xff\xfe", b"[]", b"{\"output\":7}", b"null"] {
-            assert!(decode_deployment(200, None, junk).is_err());
-            assert!(decode_deployment_page(500, None, junk).is_err());
+            assert!(decode::<Deployment>(200, None, junk).is_err());
+            assert!(decode::<DeploymentPage>(500, None, junk).is_err());
         }
     }
 }

@@ -2,6 +2,7 @@
 //! translation to and from the core's domain types. Responses are read leniently: only `job_id`
 //! and `status` are required, since get, list and delete leave out fields that create returns.
 
+use super::client::FromAnswer;
 use modelstudio_core::import::jobs::{Job, JobPage, JobState, NewJob, Source, Storage, WeightType};
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +47,7 @@ struct StorageInfo {
 
 /// An import job as the API returns it.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct JobBody {
+pub struct JobBody {
     job_id: String,
     /// The generated model name (not the base model).
     #[serde(default)]
@@ -61,6 +62,10 @@ pub(crate) struct JobBody {
     /// Only FAILED jobs carry it: a readable reason.
     #[serde(default)]
     error_code: Option<String>,
+}
+
+impl FromAnswer for Job {
+    type Body = JobBody;
 }
 
 impl From<JobBody> for Job {
@@ -83,7 +88,7 @@ impl From<JobBody> for Job {
 
 /// One page of a list response.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-pub(crate) struct PageBody {
+pub struct PageBody {
     #[serde(default)]
     total: u64,
     #[serde(default)]
@@ -92,6 +97,10 @@ pub(crate) struct PageBody {
     page_size: u32,
     #[serde(default)]
     list: Vec<JobBody>,
+}
+
+impl FromAnswer for JobPage {
+    type Body = PageBody;
 }
 
 impl From<PageBody> for JobPage {

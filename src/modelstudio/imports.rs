@@ -1,13 +1,12 @@
 //! [`ImportJobs`] over HTTP: the shared client (base URL, headers, timeout, body limit, key
 //! redaction and error mapping) on `/api/v1/custom_models/import`.
 
-use super::client::{decode_response, HttpClient};
-use super::import_wire::{CreateBody, JobBody, PageBody};
+use super::client::HttpClient;
+use super::import_wire::CreateBody;
 use async_trait::async_trait;
 use modelstudio_core::api::{ApiError, ApiKey};
 use modelstudio_core::import::jobs::{ImportJobs, Job, JobPage, JobState, ListQuery, NewJob};
 use reqwest::{Method, Url};
-use std::time::Duration;
 
 const IMPORT_PATH: [&str; 4] = ["api", "v1", "custom_models", "import"];
 
@@ -18,38 +17,17 @@ impl HttpClient {
     }
 }
 
-/// Turns an answer to a create, get or delete into the job it carries or the error it reports.
-/// Pure, so that any bytes a server may send are tested (and fuzzed) without a server; it never
-/// panics.
-pub fn decode_job(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<Job, ApiError> {
-    decode_response::<JobBody>(status, retry_after, bytes).map(Job::from)
-}
-
-/// Turns an answer to a listing into the page it carries or the error it reports; never panics.
-pub fn decode_page(
-    status: u16,
-    retry_after: Option<Duration>,
-    bytes: &[u8],
-) -> Result<JobPage, ApiError> {
-    decode_response::<PageBody>(status, retry_after, bytes).map(JobPage::from)
-}
 #[async_trait]
 impl ImportJobs for HttpClient {
     async fn create(&self, key: &ApiKey, job: &NewJob) -> Result<Job, ApiError> {
         let body = CreateBody::from(job);
-        self.send::<JobBody, _>(key, Method::POST, self.job_url(key, None)?, Some(&body))
+        self.send::<Job, _>(key, Method::POST, self.job_url(key, None)?, Some(&body))
             .await
-            .map(Job::from)
     }
 
     async fn get(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::GET, self.job_url(key, Some(job_id))?, None)
+        self.send::<Job, ()>(key, Method::GET, self.job_url(key, Some(job_id))?, None)
             .await
-            .map(Job::from)
     }
 
     async fn list(&self, key: &ApiKey, query: &ListQuery) -> Result<JobPage, ApiError> {
@@ -77,21 +55,19 @@ impl ImportJobs for HttpClient {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        self.send::<PageBody, ()>(key, Method::GET, url, None)
-            .await
-            .map(JobPage::from)
+        self.send::<JobPage, ()>(key, Method::GET, url, None).await
     }
 
     async fn delete(&self, key: &ApiKey, job_id: &str) -> Result<Job, ApiError> {
-        self.send::<JobBody, ()>(key, Method::DELETE, self.job_url(key, Some(job_id))?, None)
+        self.send::<Job, ()>(key, Method::DELETE, self.job_url(key, Some(job_id))?, None)
             .await
-            .map(Job::from)
     }
 }
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::modelstudio::HttpClientConfig;
+    use std::time::Duration;
 
     fn client(endpoint: &str) -> HttpClient {
         HttpClient::new(HttpClientConfig {

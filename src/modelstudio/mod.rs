@@ -10,9 +10,7 @@ mod import_wire;
 mod imports;
 mod layers;
 
-pub use client::{HttpClient, HttpClientConfig};
-pub use deployments::{decode_deletion, decode_deployment, decode_deployment_page};
-pub use imports::{decode_job, decode_page};
+pub use client::{decode, FromAnswer, HttpClient, HttpClientConfig};
 pub use layers::{layered, rate_limiter, Metered, Priority, RateLimited};
 pub use modelstudio_core::api::{ApiError, ApiKey, Operation, RemoteError};
 pub use modelstudio_core::deployment::deployments::{

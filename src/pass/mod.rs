@@ -125,11 +125,11 @@ pub trait KindPass: Send {
     fn turn(&self, _step: &KindStep<Self>) -> Option<Duration> {
         None
     }
-    /// Writes the status the step built, if any.
+    /// Writes the status (or the change to it) the step built.
     async fn record(
         &mut self,
         obs: &mut Self::Observation,
-        step: &KindStep<Self>,
+        status: &Self::Status,
     ) -> Result<(), Error>;
     /// Carries out the step's finalizer change or remote call; a remote answer goes back to
     /// the core.
@@ -198,7 +198,9 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
             plan: step.plan,
             quiet_writes: step.acts() || step.requeue != Requeue::Never,
         };
-        io.record(&mut obs, &step).await?;
+        if let Some(status) = &step.status {
+            io.record(&mut obs, status).await?;
+        }
         let answer = io.act(&step).await?;
         io.object().publish(&step.events);
         let Some(answer) = answer else {
