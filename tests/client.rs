@@ -92,7 +92,7 @@ async fn create_get_list_delete_lifecycle() {
         .await
         .unwrap();
     assert_eq!(page.total, 1);
-    assert_eq!(page.jobs[0].id, job.id);
+    assert_eq!(page.items[0].id, job.id);
     let page = client
         .list(
             &key(),
@@ -162,7 +162,7 @@ async fn paging_walks_every_job() {
             .await
             .unwrap();
         assert_eq!(page.total, 25);
-        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        seen.extend(page.items.iter().map(|j| j.id.clone()));
         if !page.has_more() {
             break;
         }

@@ -174,7 +174,7 @@ async fn an_imported_model_deploys_pending_then_running_at_its_capacity() {
         .await
         .unwrap();
     assert_eq!(page.total, 1);
-    assert_eq!(page.deployments[0].deployed_model, model_name);
+    assert_eq!(page.items[0].deployed_model, model_name);
     let stats = sim.simulator.stats();
     assert_eq!(stats.deployment_create.total, 2);
     assert_eq!(stats.deployment_create.code("NotFound"), 1);
@@ -604,7 +604,7 @@ async fn faults_are_typed_by_code_and_the_key_never_shows() {
     )
     .await
     .unwrap();
-    assert_eq!(page.deployments[0].deployed_model, "qwen-turbo");
+    assert_eq!(page.items[0].deployed_model, "qwen-turbo");
     assert!(sim.simulator.deployments()[0].lost_answer);
     assert_eq!(sim.simulator.stats().lost_creates, 1);
 

@@ -298,8 +298,8 @@ proptest! {
         }});
         let page = decode::<JobPage>(status, None, &serde_json::to_vec(&page_body).unwrap())
             .unwrap_or_else(|e| panic!("{e} for {page_body}"));
-        prop_assert_eq!(page.jobs.len(), 1);
-        prop_assert_eq!(&page.jobs[0], &job);
+        prop_assert_eq!(page.items.len(), 1);
+        prop_assert_eq!(&page.items[0], &job);
         prop_assert!(!page.has_more());
     }
 
@@ -359,7 +359,7 @@ proptest! {
         page[field] = value;
         let body = serde_json::to_vec(&json!({"output": page})).unwrap();
         match decode::<JobPage>(200, None, &body) {
-            Ok(p) => prop_assert!(p.jobs.len() <= 6),
+            Ok(p) => prop_assert!(p.items.len() <= 6),
             Err(ApiError::MalformedResponse { status, .. }) => prop_assert_eq!(status, 200),
             Err(e) => prop_assert!(false, "unexpected {e:?}"),
         }

@@ -110,8 +110,8 @@ impl<'a> Io<'a> {
                     },
                 )
                 .await?;
-            let more = page.has_more() && !page.deployments.is_empty();
-            all.extend(page.deployments);
+            let more = page.has_more() && !page.items.is_empty();
+            all.extend(page.items);
             if !more {
                 break;
             }

@@ -208,7 +208,7 @@ impl From<DeploymentPageBody> for DeploymentPage {
             total: b.total,
             page_no: b.page_no,
             page_size: b.page_size,
-            deployments: b.deployments.into_iter().map(Deployment::from).collect(),
+            items: b.deployments.into_iter().map(Deployment::from).collect(),
         }
     }
 }

@@ -167,7 +167,7 @@ mod tests {
             br#"{"output":{"total":3,"page_no":1,"page_size":2,"deployments":[{"deployed_model":"a","status":"RUNNING"},{"deployed_model":"b","status":"PENDING"}]}}"#,
         )
         .unwrap();
-        assert_eq!(page.deployments.len(), 2);
+        assert_eq!(page.items.len(), 2);
         assert!(page.has_more());
         for junk in [&b""[..], b"\xff\xfe", b"[]", b"{\"output\":7}", b"null"] {
             assert!(decode::<Deployment>(200, None, junk).is_err());

@@ -109,7 +109,7 @@ impl From<PageBody> for JobPage {
             total: body.total,
             page_no: body.page_no,
             page_size: body.page_size,
-            jobs: body.list.into_iter().map(Job::from).collect(),
+            items: body.list.into_iter().map(Job::from).collect(),
         }
     }
 }

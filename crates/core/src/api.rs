@@ -101,6 +101,34 @@ impl fmt::Display for RemoteError {
 /// failed listing can be the answer of every resource of the workspace.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 
+/// One page of a listing (import jobs or deployments). The APIs have no cursor: a listing pages
+/// until `page_no * page_size >= total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub total: u64,
+    pub page_no: u32,
+    pub page_size: u32,
+    pub items: Vec<T>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page {
+            total: 0,
+            page_no: 0,
+            page_size: 0,
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T> Page<T> {
+    /// Whether a later page exists.
+    pub fn has_more(&self) -> bool {
+        self.page_size > 0 && u64::from(self.page_no) * u64::from(self.page_size) < self.total
+    }
+}
+
 /// A remote failure that means the same for every kind: it concerns the key, the quota or the
 /// service, never the resource, so each kind names it with the same condition reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -344,7 +344,7 @@ fn page(page_no: u32, total: u64, count: usize) -> JobPage {
         total,
         page_no,
         page_size: PAGE_SIZE,
-        jobs: (0..count)
+        items: (0..count)
             .map(|i| stranger(&format!("job-{page_no}-{i}")))
             .collect(),
     }
@@ -388,7 +388,7 @@ fn the_gather_is_complete_when_a_page_has_no_more() {
     assert_eq!(
         g.finish(),
         Listing {
-            jobs: page(1, 7, 7).jobs,
+            jobs: page(1, 7, 7).items,
             complete: true
         }
     );
@@ -471,7 +471,7 @@ fn the_gather_stops_at_a_page_size_of_zero() {
         total: 10,
         page_no: 1,
         page_size: 0,
-        jobs: vec![stranger("job-x")],
+        items: vec![stranger("job-x")],
     });
     assert_eq!(g.next_query(), None);
     assert_eq!(g.finish().jobs.len(), 1);
@@ -501,7 +501,7 @@ fn a_gathered_listing_decides_as_on_listing_does() {
     let mut g = ListingGather::default();
     g.add(page(1, 101, 100));
     let mut second = page(2, 101, 0);
-    second.jobs.push(holder("job-ours"));
+    second.items.push(holder("job-ours"));
     g.add(second);
     assert_eq!(g.next_query(), None);
     let l = g.finish();
@@ -678,7 +678,7 @@ mod active {
             total,
             page_no,
             page_size: PAGE_SIZE,
-            jobs,
+            items: jobs,
         }
     }
 

@@ -240,7 +240,7 @@ impl Deployments for FakeDeployments {
             total: s.order.len() as u64,
             page_no,
             page_size,
-            deployments,
+            items: deployments,
         })
     }
 
@@ -429,9 +429,9 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((page.total, page.deployments.len()), (14, 4));
+        assert_eq!((page.total, page.items.len()), (14, 4));
         assert!(!page.has_more());
-        assert_eq!(page.deployments[3].deployed_model, "a", "newest first");
+        assert_eq!(page.items[3].deployed_model, "a", "newest first");
         assert_eq!(
             fake.calls()[0],
             (Operation::DeploymentGet, Some("a".to_string()))

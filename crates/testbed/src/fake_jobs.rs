@@ -152,7 +152,7 @@ impl ImportJobs for FakeJobs {
             total: matching.len() as u64,
             page_no,
             page_size,
-            jobs: matching
+            items: matching
                 .into_iter()
                 .skip(skip)
                 .take(page_size as usize)
@@ -235,7 +235,7 @@ mod tests {
             ..Default::default()
         };
         let page = fake.list(&key, &query).await.unwrap();
-        assert_eq!((page.total, page.jobs.len()), (152, 52));
+        assert_eq!((page.total, page.items.len()), (152, 52));
         assert!(!page.has_more());
     }
 }

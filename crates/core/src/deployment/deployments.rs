@@ -5,7 +5,7 @@
 //! conventions (§2, §6).
 //! The wire format is the HTTP client's business, not this module's.
 
-use crate::api::{ApiError, ApiKey, Operation};
+use crate::api::{ApiError, ApiKey, Operation, Page};
 use async_trait::async_trait;
 use std::fmt;
 use std::time::Duration;
@@ -339,21 +339,8 @@ pub struct PageRequest {
     pub page_size: Option<u32>,
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeploymentPage {
-    pub total: u64,
-    pub page_no: u32,
-    pub page_size: u32,
-    pub deployments: Vec<Deployment>,
-}
-
-impl DeploymentPage {
-    /// Whether a later page exists (no cursor: page until page_no*page_size >= total).
-    pub fn has_more(&self) -> bool {
-        self.page_size > 0 && u64::from(self.page_no) * u64::from(self.page_size) < self.total
-    }
-}
+/// One page of a listing of deployments.
+pub type DeploymentPage = Page<Deployment>;
 
 /// The operations of the deployment API. Implemented by the HTTP client, by the layers that wrap
 /// it (rate limiting, metrics, sharing the import API's quota), and by the in-memory fake.
@@ -616,7 +603,7 @@ mod tests {
             total,
             page_no,
             page_size: 10,
-            deployments: vec![],
+            items: vec![],
         };
         assert!(page(1, 11).has_more());
         assert!(!page(2, 11).has_more());

@@ -409,9 +409,9 @@ impl ListingGather {
         let page_total = page.total;
         let steady = *self.first_total.get_or_insert(page_total) == page_total;
         // An empty page before the end the total promises proves nothing: stop, incomplete.
-        let short = page.jobs.is_empty() && page.has_more();
+        let short = page.items.is_empty() && page.has_more();
         let more = page.has_more();
-        self.listing.jobs.extend(page.jobs);
+        self.listing.jobs.extend(page.items);
         if !steady || short {
             self.done = true;
         } else if !more {
@@ -498,7 +498,7 @@ impl FinishedSearch {
     /// Adds the page that `query` (from [`Self::next_query`]) asked for.
     pub fn add(&mut self, query: &ListQuery, page: JobPage) {
         self.calls += 1;
-        let ended = page.jobs.is_empty() || !page.has_more();
+        let ended = page.items.is_empty() || !page.has_more();
         if let Some(entry) = self
             .states
             .iter_mut()
@@ -507,7 +507,7 @@ impl FinishedSearch {
             entry.1 += 1;
             entry.2 |= ended;
         }
-        for job in page.jobs {
+        for job in page.items {
             if self.missing.remove(&job.id) {
                 self.found.push(job);
             }
@@ -620,8 +620,8 @@ impl ActiveJobs {
     pub fn add(&mut self, page: JobPage) {
         self.page_no += 1;
         let steady = *self.first_total.get_or_insert(page.total) == page.total;
-        let more = page.has_more() && !page.jobs.is_empty();
-        for job in page.jobs {
+        let more = page.has_more() && !page.items.is_empty();
+        for job in page.items {
             // A job listed as PENDING then as RUNNING: the later listing is the newer.
             let (id, listed) = Listed::of(job);
             self.jobs.insert(id, listed);

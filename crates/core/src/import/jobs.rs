@@ -3,7 +3,7 @@
 //! implement. The ways a call fails are shared with the deployment API ([`crate::api`]). The
 //! wire format (JSON field names and spellings) is the HTTP client's business, not this module's.
 
-use crate::api::{ApiError, ApiKey, Operation};
+use crate::api::{ApiError, ApiKey, Operation, Page};
 use async_trait::async_trait;
 
 /// Where the weights come from.
@@ -113,21 +113,8 @@ pub struct ListQuery {
     pub poll: bool,
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobPage {
-    pub total: u64,
-    pub page_no: u32,
-    pub page_size: u32,
-    pub jobs: Vec<Job>,
-}
-
-impl JobPage {
-    /// Whether a later page exists (the API has no cursor: page until page_no*page_size >= total).
-    pub fn has_more(&self) -> bool {
-        self.page_size > 0 && u64::from(self.page_no) * u64::from(self.page_size) < self.total
-    }
-}
+/// One page of a listing of import jobs.
+pub type JobPage = Page<Job>;
 
 /// The operations of the import API. Implemented by the HTTP client (the one real
 /// implementation), by layers that wrap another implementation (rate limiting, metrics), and by
@@ -194,7 +181,7 @@ mod tests {
             total,
             page_no,
             page_size: 10,
-            jobs: vec![],
+            items: vec![],
         };
         assert!(page(1, 11).has_more());
         assert!(!page(2, 11).has_more());
