@@ -91,7 +91,7 @@ impl<'a, K: ObjectKind> Object<'a, K> {
     }
 
     /// Chooses the key this object calls with, its spec naming `named` (see
-    /// [`Context::chosen_key`]), and keeps it and the Secret it came from for the pass's calls;
+    /// `Context::chosen_key`), and keeps it and the Secret it came from for the pass's calls;
     /// returns what the core reads of the choice.
     pub async fn take_key(
         &mut self,
@@ -121,7 +121,7 @@ impl<'a, K: ObjectKind> Object<'a, K> {
             .await
     }
 
-    /// Writes `status` ([`write_status`]); the object as written.
+    /// Writes `status` (the status apply of `pass::status_apply`); the object as written.
     pub async fn write_status(&self, status: &impl Serialize) -> Result<K, Error> {
         write_status(
             self.ctx,

@@ -714,7 +714,7 @@ impl ActiveJobs {
 /// What a poll cycle's listing says of one job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
-    /// Listed: the job as listed (without the display name and storage, see [`Listed`]).
+    /// Listed: the job as listed (without the display name and storage, see `Listed`).
     Listed(Box<Job>),
     /// Not active any more (finished, or deleted): read it on its own.
     LeftActive,
