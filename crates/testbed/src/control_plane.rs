@@ -1,7 +1,7 @@
 //! The real control plane: etcd, kube-apiserver and kube-controller-manager as processes.
 
-use crate::process::{free_port, run_bounded, Proc};
-use base64::Engine as _;
+use crate::pki::{self, make_pki, Cert, PkiError, Usage};
+use crate::process::{free_port, log_tail, run_bounded, Proc};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -35,6 +35,15 @@ pub enum StartError {
     },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<PkiError> for StartError {
+    fn from(e: PkiError) -> Self {
+        StartError::Pki {
+            step: e.step,
+            detail: e.detail,
+        }
+    }
 }
 
 /// A running control plane; every process is stopped by its PID on drop, the data removed.
@@ -113,7 +122,7 @@ impl ControlPlane {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        make_pki(&dir)?;
+        make_pki(&dir, &plane_certs())?;
         let mut plane = ControlPlane {
             bin,
             dir,
@@ -167,23 +176,12 @@ impl ControlPlane {
 
     /// An admin kubeconfig with the certificates inlined, its context on `namespace`.
     pub fn admin_kubeconfig(&self, namespace: &str) -> String {
-        let read = |f: &str| base64(&std::fs::read(self.dir.join(f)).unwrap_or_default());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: admin\n    namespace: {namespace}\ncurrent-context: testbed\n",
-            self.base_url(),
-            read("ca.crt"),
-            read("admin.crt"),
-            read("admin.key"),
-        )
+        pki::kubeconfig(&self.dir, &self.base_url(), "admin", namespace)
     }
 
     /// A kubeconfig that authenticates with a bearer `token` only (a ServiceAccount's).
     pub fn token_kubeconfig(&self, token: &str, namespace: &str) -> String {
-        let ca = base64(&std::fs::read(self.dir.join("ca.crt")).unwrap_or_default());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: testbed\n  context:\n    cluster: testbed\n    user: token\n    namespace: {namespace}\ncurrent-context: testbed\n",
-            self.base_url(),
-        )
+        pki::token_kubeconfig(&self.dir, &self.base_url(), token, namespace)
     }
 
     /// Stops kube-apiserver and starts it again on the same port, keeping etcd's data. The
@@ -209,19 +207,8 @@ impl ControlPlane {
     }
 
     fn start_etcd(&mut self) -> Result<(), StartError> {
-        let peer = free_port()?;
         let mut cmd = Command::new(self.bin.join("etcd"));
-        let client_url = format!("http://127.0.0.1:{}", self.etcd_port);
-        cmd.arg("--name=testbed")
-            .arg(format!("--data-dir={}", self.dir.join("etcd").display()))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-            ))
-            .arg(format!("--initial-cluster=testbed=http://127.0.0.1:{peer}"))
-            .args(["--unsafe-no-fsync", "--log-level=error"]);
+        etcd_args(&mut cmd, &self.dir, self.etcd_port, free_port()?);
         let proc = Proc::spawn("etcd", cmd, &self.dir).map_err(|source| StartError::Spawn {
             name: "etcd",
             source,
@@ -235,36 +222,25 @@ impl ControlPlane {
         let d = |f: &str| self.dir.join(f).display().to_string();
         let port = self.apiserver_port;
         let mut cmd = Command::new(self.bin.join("kube-apiserver"));
-        cmd.arg(format!(
-            "--etcd-servers=http://127.0.0.1:{}",
-            self.etcd_port
-        ))
-        .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-        .arg(format!("--secure-port={port}"))
-        .arg(format!("--cert-dir={}", d("certs")))
-        .arg(format!("--tls-cert-file={}", d("apiserver.crt")))
-        .arg(format!("--tls-private-key-file={}", d("apiserver.key")))
-        .arg(format!("--client-ca-file={}", d("ca.crt")))
-        .arg(format!(
-            "--service-account-issuer=https://127.0.0.1:{port}/"
-        ))
-        .arg(format!("--service-account-key-file={}", d("sa.pub")))
-        .arg(format!(
-            "--service-account-signing-key-file={}",
-            d("sa.key")
-        ))
-        .args([
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
-            "--allow-privileged=true",
-            // No kubernetes Service endpoint: a loopback advertise address is refused by
-            // the endpoint reconciler (envtest does the same).
-            "--endpoint-reconciler-type=none",
-            "--audit-log-format=json",
-        ])
-        .arg(format!("--audit-policy-file={}", d("audit-policy.yaml")))
-        .arg(format!("--audit-log-path={}", d("audit.log")));
+        apiserver_args(
+            &mut cmd,
+            &self.dir,
+            self.etcd_port,
+            port,
+            &format!("https://127.0.0.1:{port}/"),
+        );
+        cmd.args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+            .args([
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                // No kubernetes Service endpoint: a loopback advertise address is refused by
+                // the endpoint reconciler (envtest does the same).
+                "--endpoint-reconciler-type=none",
+                "--audit-log-format=json",
+            ])
+            .arg(format!("--audit-policy-file={}", d("audit-policy.yaml")))
+            .arg(format!("--audit-log-path={}", d("audit.log")));
         let proc =
             Proc::spawn("kube-apiserver", cmd, &self.dir).map_err(|source| StartError::Spawn {
                 name: "kube-apiserver",
@@ -282,19 +258,9 @@ impl ControlPlane {
     }
 
     fn start_controller_manager(&mut self) -> Result<(), StartError> {
-        let d = |f: &str| self.dir.join(f).display().to_string();
-        let kubeconfig = d("admin.kubeconfig");
         let mut cmd = Command::new(self.bin.join("kube-controller-manager"));
-        cmd.arg(format!("--kubeconfig={kubeconfig}"))
-            .arg(format!("--authentication-kubeconfig={kubeconfig}"))
-            .arg(format!("--authorization-kubeconfig={kubeconfig}"))
-            .arg("--leader-elect=false")
-            .arg("--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller")
-            .arg(format!("--service-account-private-key-file={}", d("sa.key")))
-            .arg(format!("--root-ca-file={}", d("ca.crt")))
-            .arg("--use-service-account-credentials=false")
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", free_port()?));
+        controller_manager_args(&mut cmd, &self.dir, &self.kubeconfig_path(), free_port()?);
+        cmd.arg("--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller");
         let proc = Proc::spawn("kube-controller-manager", cmd, &self.dir).map_err(|source| {
             StartError::Spawn {
                 name: "kube-controller-manager",
@@ -339,19 +305,10 @@ impl ControlPlane {
             let exited = proc.as_mut().is_some_and(|p| !p.running());
             if exited || Instant::now() >= deadline {
                 let log = proc.map(|p| p.log()).unwrap_or_default();
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
                 return Err(StartError::NotReady {
                     name,
                     limit: READY_LIMIT,
-                    log: tail,
+                    log: log_tail(&log, 40),
                 });
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -396,111 +353,92 @@ fn http_get_ok(port: u16, path: &str) -> bool {
     buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
 }
 
-/// One CA, a serving certificate for 127.0.0.1 and localhost, an admin client certificate in
-/// system:masters, and the ServiceAccount signing key pair, made with the openssl command.
-fn make_pki(dir: &Path) -> Result<(), StartError> {
-    let openssl = |step: &'static str, args: &[&str]| -> Result<(), StartError> {
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(dir).args(args);
-        let out = run_bounded(cmd, Duration::from_secs(30));
-        if out.ok() {
-            Ok(())
-        } else {
-            Err(StartError::Pki {
-                step,
-                detail: out.stderr,
-            })
-        }
-    };
-    let ec_key = |file: &'static str| {
-        openssl(
-            "key",
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                file,
-            ],
-        )
-    };
-    ec_key("ca.key")?;
-    openssl(
-        "CA",
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-subj",
-            "/CN=testbed-ca",
-            "-days",
-            "2",
-            "-out",
-            "ca.crt",
-        ],
-    )?;
-    std::fs::write(
-        dir.join("apiserver.ext"),
-        "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
-    )?;
-    std::fs::write(
-        dir.join("client.ext"),
-        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
-    )?;
-    for (name, subject, ext) in [
-        ("apiserver", "/CN=kube-apiserver", "apiserver.ext"),
-        ("admin", "/O=system:masters/CN=testbed-admin", "client.ext"),
-    ] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let crt = format!("{name}.crt");
-        // PKCS#8, which every client reads.
-        openssl(
-            "key",
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                &key,
-            ],
-        )?;
-        openssl(
-            "csr",
-            &["req", "-new", "-key", &key, "-subj", subject, "-out", &csr],
-        )?;
-        openssl(
-            "sign",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-                "-out",
-                &crt,
-            ],
-        )?;
-    }
-    ec_key("sa.key")?;
-    openssl("sa", &["ec", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
-    Ok(())
+/// The control plane's certificates: kube-apiserver's for 127.0.0.1 and localhost (and the
+/// first address of its Service range), and an admin client in system:masters.
+fn plane_certs() -> [Cert<'static>; 2] {
+    [
+        Cert {
+            name: "apiserver",
+            subject: "/CN=kube-apiserver",
+            usage: Usage::Server(apiserver_sans(&["127.0.0.1", "10.0.0.1"])),
+        },
+        Cert {
+            name: "admin",
+            subject: "/O=system:masters/CN=testbed-admin",
+            usage: Usage::Client,
+        },
+    ]
 }
 
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+/// kube-apiserver's names: localhost, the `kubernetes` Service's DNS names, and `ips`.
+pub(crate) fn apiserver_sans(ips: &[&str]) -> Vec<String> {
+    [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ]
+    .iter()
+    .map(|name| format!("DNS:{name}"))
+    .chain(ips.iter().map(|ip| format!("IP:{ip}")))
+    .collect()
+}
+
+/// etcd of one member named testbed on 127.0.0.1, its data in `<dir>/etcd`, no fsync.
+pub(crate) fn etcd_args(cmd: &mut Command, dir: &Path, client_port: u16, peer_port: u16) {
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    cmd.arg("--name=testbed")
+        .arg(format!("--data-dir={}", dir.join("etcd").display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster=testbed={peer_url}"))
+        .args(["--unsafe-no-fsync", "--log-level=error"]);
+}
+
+/// What every kube-apiserver of the test bed is given: etcd on 127.0.0.1, the port, the PKI of
+/// `dir` (serving certificate, client CA, ServiceAccount keys) and privileged pods allowed.
+/// Addresses, the Service range, authorization and admission are the caller's.
+pub(crate) fn apiserver_args(
+    cmd: &mut Command,
+    dir: &Path,
+    etcd_port: u16,
+    port: u16,
+    issuer: &str,
+) {
+    let d = |f: &str| dir.join(f).display().to_string();
+    cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+        .arg(format!("--secure-port={port}"))
+        .arg(format!("--cert-dir={}", d("certs")))
+        .arg(format!("--tls-cert-file={}", d("apiserver.crt")))
+        .arg(format!("--tls-private-key-file={}", d("apiserver.key")))
+        .arg(format!("--client-ca-file={}", d("ca.crt")))
+        .arg(format!("--service-account-issuer={issuer}"))
+        .arg(format!("--service-account-key-file={}", d("sa.pub")))
+        .arg(format!(
+            "--service-account-signing-key-file={}",
+            d("sa.key")
+        ))
+        .arg("--allow-privileged=true");
+}
+
+/// kube-controller-manager with `kubeconfig` for everything, no leader election, the
+/// ServiceAccount key and CA of `dir`, serving its health on 127.0.0.1:`port`. Which
+/// controllers run is the caller's.
+pub(crate) fn controller_manager_args(cmd: &mut Command, dir: &Path, kubeconfig: &Path, port: u16) {
+    let kubeconfig = kubeconfig.display();
+    cmd.arg(format!("--kubeconfig={kubeconfig}"))
+        .arg(format!("--authentication-kubeconfig={kubeconfig}"))
+        .arg(format!("--authorization-kubeconfig={kubeconfig}"))
+        .arg("--leader-elect=false")
+        .arg(format!(
+            "--service-account-private-key-file={}",
+            dir.join("sa.key").display()
+        ))
+        .arg(format!("--root-ca-file={}", dir.join("ca.crt").display()))
+        .arg("--use-service-account-credentials=false")
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--secure-port={port}"));
 }

@@ -12,6 +12,12 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// The last `lines` lines of a log.
+pub(crate) fn log_tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// What a finished command said.
 #[derive(Debug)]
 pub struct Output {
@@ -124,6 +130,11 @@ impl Proc {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The file its output goes to.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     /// True while the process runs.
