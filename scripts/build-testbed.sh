@@ -18,8 +18,10 @@ cd "$(dirname "$0")/../testbed/$module"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 key=$(cat go.mod go.sum | sha256sum | cut -c1-16)
-# A tool module's key covers its binaries list too: a new binary or -X flag is a new build.
-[ "$module" = kube ] || key="$module-$(cat go.mod go.sum binaries | sha256sum | cut -c1-16)"
+# A tool module's key covers its binaries list and its own Go sources too: a new binary, -X flag
+# or change to a program of the module (./cmd/...) is a new build.
+[ "$module" = kube ] ||
+  key="$module-$( (cat go.mod go.sum binaries; find . -name '*.go' -type f | LC_ALL=C sort | xargs -r cat) | sha256sum | cut -c1-16)"
 out="${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed}/$key"
 
 # Each line: the binary's name, its Go package, and the -X flags it is linked with (if any).
