@@ -53,14 +53,22 @@ pub fn require_kubectl() {
 
 /// kubectl against one kubeconfig, with its own discovery cache.
 pub struct Kubectl {
+    program: PathBuf,
     kubeconfig: PathBuf,
     cache: PathBuf,
 }
 
 impl Kubectl {
+    /// kubectl from PATH (the test fails if there is none).
     pub fn new(kubeconfig: PathBuf, dir: &Path) -> Self {
         require_kubectl();
+        Kubectl::with_program(PathBuf::from("kubectl"), kubeconfig, dir)
+    }
+
+    /// The kubectl binary `program` (e.g. the test bed's own build).
+    pub fn with_program(program: PathBuf, kubeconfig: PathBuf, dir: &Path) -> Self {
         Kubectl {
+            program,
             kubeconfig,
             cache: dir.join("kube-cache"),
         }
@@ -71,7 +79,7 @@ impl Kubectl {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = Command::new(&self.program);
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("KUBECACHEDIR", &self.cache)

@@ -4,6 +4,8 @@
 //! [`ControlPlane`] starts a real Kubernetes control plane (etcd, kube-apiserver 1.37 and
 //! kube-controller-manager, built by `scripts/build-testbed.sh`) on free ports of 127.0.0.1 with
 //! its own PKI, as controller-runtime's envtest does, and stops every process by its PID.
+//! [`Node`] adds a real node (kubelet, kube-proxy, kube-scheduler, containerd with runc, a local
+//! OCI registry) with its own control plane, inside private namespaces that it removes.
 
 mod bed;
 mod cluster;
@@ -15,7 +17,9 @@ mod fake_jobs;
 mod go_tools;
 mod kubectl;
 pub mod metrics;
+mod node;
 mod objects;
+mod pki;
 mod process;
 
 pub use bed::{test_runtime, ProcessBed};
@@ -27,6 +31,10 @@ pub use fake_jobs::{remote_error, FakeJobs};
 pub use go_tools::{go_tool, workspace_root, GoToolError};
 pub use kubectl::{kustomize, require_kubectl, table, yaml_documents, Kubectl, TempDir};
 pub use modelstudio_simulator;
+pub use node::{
+    ImageError, NamespaceError, Node, NodeError, NodeTools, Registry, Teardown, ToolsError,
+};
 pub use objects::{api_key_secret, ImportBuilder, API_KEY_FIELD};
+pub use pki::PkiError;
 pub use process::{free_port, run_bounded, Output, Proc};
 pub use sandbox_apiserver::RunningApiServer;
