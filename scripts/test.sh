@@ -61,6 +61,25 @@ MODELSTUDIO_TESTBED_BIN="$(./scripts/build-testbed.sh | tail -n 1)"
 export MODELSTUDIO_TESTBED_BIN
 echo "test control plane: $MODELSTUDIO_TESTBED_BIN"
 
+# The test bed's node (crates/testbed/src/node): runc, the CNI plugins, iptables and conntrack
+# from Debian when missing; kubelet, kube-proxy, kube-scheduler (the control plane's release),
+# containerd 2 and crane built once from testbed/{node,containerd,registry} and cached like the
+# control plane (the node's tests find them there).
+node_packages=""
+for need in /usr/sbin/runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+  /usr/sbin/iptables:iptables /usr/sbin/conntrack:conntrack; do
+  [ -e "${need%%:*}" ] || node_packages="$node_packages ${need#*:}"
+done
+if [ -n "$node_packages" ]; then
+  echo "installing the test node's packages:$node_packages (apt)"
+  apt-get update -qq
+  # shellcheck disable=SC2086 # one word per package
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $node_packages
+fi
+for module in node containerd registry; do
+  echo "test node tools ($module): $(./scripts/build-testbed.sh "$module" | tail -n 1)"
+done
+
 # The official Python SDK (dashscope 2.0.2) and pytest in a venv of their own, cached outside the
 # checkout; crates/simulator/tests/sdk.rs runs tests/sdk with it against the simulator.
 SDK_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/modelstudio-testbed/sdk-venv-2.0.2"
