@@ -2,7 +2,7 @@
 //! Controllers of both kinds, each wired in its own step.
 
 use crate::cli::LogFormat;
-use crate::config::{Config, ConfigError, MANAGER};
+use crate::config::{Config, ConfigError, NamespaceGrant, MANAGER};
 use crate::crd::ModelDeployment;
 use crate::crd::ModelImport;
 use crate::deployment::{self, DeploymentContext};
@@ -19,8 +19,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -52,6 +53,12 @@ pub enum StartError {
     },
     #[error("--selector is not a label selector the API server accepts: {0}")]
     Selector(String),
+    #[error(
+        "--default-key-namespace-selector is not a label selector the API server accepts: {0}"
+    )]
+    NamespaceSelector(String),
+    #[error("could not list the Namespaces granted the default API key (the controller needs list and watch on namespaces): {0}")]
+    ListNamespaces(#[source] kube::Error),
     #[error("lost the leader lease: stopping so that only the new leader acts")]
     LostLeadership,
     #[error("could not serve metrics on {addr}: {source}")]
@@ -76,6 +83,33 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Fails fast, and plainly, when the default key's namespace selector is not one the API server
+/// accepts, or the Namespaces cannot be listed.
+async fn check_namespace_grant(client: &Client, config: &Config) -> Result<(), StartError> {
+    let Some(selector) = granted_selector(config) else {
+        return Ok(());
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match namespaces
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 400 => {
+            Err(StartError::NamespaceSelector(status.message))
+        }
+        Err(e) => Err(StartError::ListNamespaces(e)),
+    }
+}
+
+/// The label selector of the Namespaces granted the default key, when a selector grants it.
+fn granted_selector(config: &Config) -> Option<&str> {
+    match config.default_key.as_ref().map(|d| &d.namespaces) {
+        Some(NamespaceGrant::Selector(selector)) => Some(selector),
+        _ => None,
+    }
 }
 
 /// Fails fast, and plainly, when the CRD is not installed or the ModelImports cannot be listed:
@@ -186,6 +220,7 @@ async fn run_with(
         config.selector.as_deref(),
     )
     .await?;
+    check_namespace_grant(&client, &config).await?;
     let metrics_server = serve_metrics(config.metrics_addr, metrics.clone(), ready.clone()).await?;
 
     // One quota for both APIs: the import jobs and the deployments go through the same layers.
@@ -245,6 +280,7 @@ async fn run_with(
         }
     });
     watch_secrets(&ctx, namespace.as_deref(), stop.stopped());
+    watch_granted_namespaces(&ctx, stop.stopped());
     // After the deployment controller's start: the keeper reads the deployments' cache if it is
     // filled.
     start_keeper(&import_ctx, imports, namespace, stop.stopped());
@@ -408,6 +444,7 @@ fn watch_secrets(
     let Some(writer) = ctx.take_secrets_writer() else {
         return;
     };
+    ctx.metrics.secrets.watch(ctx.secrets.clone());
     let secrets: Api<Secret> = scoped(&ctx.client, namespace);
     let watch = reflector(
         writer,
@@ -419,6 +456,36 @@ fn watch_secrets(
             warn!(error = %e, "watch of the credentials Secrets");
         }
     });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watch => {}
+            _ = stopped => {}
+        }
+    });
+}
+
+/// The Namespaces the default key's selector grants it to (metadata only), watched so that no
+/// pass asks the API server.
+fn watch_granted_namespaces(
+    ctx: &Context,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let Some(selector) = granted_selector(&ctx.config) else {
+        return;
+    };
+    let Some(writer) = ctx.take_granted_writer() else {
+        return;
+    };
+    // Metadata only: the Namespaces' labels are all a grant reads.
+    let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
+    let config = watcher::Config::default().any_semantic().labels(selector);
+    let watch = reflector(writer, watcher(namespaces, config))
+        .default_backoff()
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                warn!(error = %e, "watch of the Namespaces granted the default API key");
+            }
+        });
     tokio::spawn(async move {
         tokio::select! {
             _ = watch => {}

@@ -189,6 +189,24 @@ pub struct RunArgs {
     /// The environment variable DASHSCOPE_API_KEY can hold it instead.
     #[arg(long, env = "MODELSTUDIO_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+
+    /// The namespaces that may use the default API key, as a label selector of Namespaces (e.g.
+    /// modelstudio.io/default-key=granted); elsewhere a resource needing it gets a condition
+    /// saying so. Required with a default key, unless --default-key-all-namespaces.
+    #[arg(
+        long,
+        env = "MODELSTUDIO_DEFAULT_KEY_NAMESPACE_SELECTOR",
+        conflicts_with = "default_key_all_namespaces"
+    )]
+    pub default_key_namespace_selector: Option<String>,
+
+    /// Every namespace may use the default API key (instead of --default-key-namespace-selector).
+    #[arg(
+        long,
+        env = "MODELSTUDIO_DEFAULT_KEY_ALL_NAMESPACES",
+        default_value_t = false
+    )]
+    pub default_key_all_namespaces: bool,
 }
 
 /// The configuration reference in Markdown, generated from the command-line definition (the

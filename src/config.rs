@@ -33,6 +33,20 @@ pub enum ConfigError {
     },
     #[error("the API key file {path} is empty")]
     EmptyApiKeyFile { path: String },
+    #[error(
+        "a default API key is configured ({origin}): say which namespaces may use it, with \
+         --default-key-namespace-selector=LABEL_SELECTOR (the namespaces labelled so) or \
+         --default-key-all-namespaces (every namespace; in the chart: \
+         defaultCredentials.namespaceSelector or defaultCredentials.allNamespaces)"
+    )]
+    UngrantedDefaultKey { origin: &'static str },
+    #[error(
+        "--default-key-namespace-selector or --default-key-all-namespaces is set but there is no \
+         default API key (--api-key-file or DASHSCOPE_API_KEY) for it to grant"
+    )]
+    GrantWithoutDefaultKey,
+    #[error("--default-key-namespace-selector is empty: give a label selector, such as modelstudio.io/default-key=granted")]
+    EmptyNamespaceSelector,
     #[error(transparent)]
     Region(#[from] RegionError),
 }
@@ -126,8 +140,8 @@ pub struct Config {
     pub qps: f64,
     /// Requests that may go at once above the steady rate.
     pub burst: u32,
-    /// The key used when a resource names no Secret.
-    pub default_api_key: Option<ApiKey>,
+    /// The key used when a resource names no Secret, and the namespaces that may use it.
+    pub default_key: Option<DefaultKeyConfig>,
     /// Address of /metrics, /healthz and /readyz.
     pub metrics_addr: SocketAddr,
     pub log_format: LogFormat,
@@ -137,6 +151,57 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// This replica's name (the pod's), when it has one.
     pub instance: Option<String>,
+}
+
+/// The controller's default API key and the namespaces that may use it: a default key always
+/// says who may spend it.
+#[derive(Debug, Clone)]
+pub struct DefaultKeyConfig {
+    pub key: ApiKey,
+    pub namespaces: NamespaceGrant,
+}
+
+/// The namespaces that may use the default key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceGrant {
+    All,
+    /// The Namespaces this label selector matches (the API server evaluates it).
+    Selector(String),
+}
+
+/// The default key of `run`'s flags (the file wins over `DASHSCOPE_API_KEY`) with its grant,
+/// which must be said whenever there is a key.
+fn default_key(args: &RunArgs, env: &Environment) -> Result<Option<DefaultKeyConfig>, ConfigError> {
+    let (key, origin) = match &args.api_key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let key = ApiKey::new(text).ok_or_else(|| ConfigError::EmptyApiKeyFile {
+                path: path.display().to_string(),
+            })?;
+            (Some(key), "--api-key-file")
+        }
+        None => (env.default_api_key.clone(), API_KEY_ENV),
+    };
+    let grant = match (
+        &args.default_key_namespace_selector,
+        args.default_key_all_namespaces,
+    ) {
+        (Some(selector), _) if selector.trim().is_empty() => {
+            return Err(ConfigError::EmptyNamespaceSelector)
+        }
+        (Some(selector), _) => Some(NamespaceGrant::Selector(selector.trim().to_string())),
+        (None, true) => Some(NamespaceGrant::All),
+        (None, false) => None,
+    };
+    match (key, grant) {
+        (Some(key), Some(namespaces)) => Ok(Some(DefaultKeyConfig { key, namespaces })),
+        (Some(_), None) => Err(ConfigError::UngrantedDefaultKey { origin }),
+        (None, Some(_)) => Err(ConfigError::GrantWithoutDefaultKey),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Config {
@@ -158,7 +223,7 @@ impl Config {
             backoff: BackoffPolicy::default(),
             qps: 5.0,
             burst: 10,
-            default_api_key: None,
+            default_key: None,
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             log_format: LogFormat::Text,
             leader_election: None,
@@ -169,21 +234,7 @@ impl Config {
 
     /// The settings of `modelstudio-controller run`, checked.
     pub fn from_args(args: &RunArgs, env: &Environment) -> Result<Config, ConfigError> {
-        let default_api_key = match &args.api_key_file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::ApiKeyFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Some(
-                    ApiKey::new(text).ok_or_else(|| ConfigError::EmptyApiKeyFile {
-                        path: path.display().to_string(),
-                    })?,
-                )
-            }
-            None => env.default_api_key.clone(),
-        };
+        let default_key = default_key(args, env)?;
         let config = Config {
             endpoint: args.endpoint.clone(),
             regions: Regions::with_overrides(&args.region_endpoints)?,
@@ -202,7 +253,7 @@ impl Config {
             },
             qps: args.qps,
             burst: args.burst,
-            default_api_key,
+            default_key,
             metrics_addr: args.metrics_addr,
             log_format: args.log_format,
             leader_election: args.leader_election.then(|| LeaderElection {
@@ -317,8 +368,14 @@ mod tests {
             pod_name: Some("controller-0".into()),
             default_api_key: ApiKey::new("sk-from-env"),
         };
-        let c = Config::from_args(&run_args(&["--leader-election"]), &env).unwrap();
-        assert_eq!(c.default_api_key.as_ref().unwrap().expose(), "sk-from-env");
+        let c = Config::from_args(
+            &run_args(&["--leader-election", "--default-key-all-namespaces"]),
+            &env,
+        )
+        .unwrap();
+        let default = c.default_key.as_ref().unwrap();
+        assert_eq!(default.key.expose(), "sk-from-env");
+        assert_eq!(default.namespaces, NamespaceGrant::All);
         assert!(
             c.user_agent().ends_with("(controller-0)"),
             "{}",
@@ -327,6 +384,42 @@ mod tests {
         let lease = c.leader_election.unwrap();
         assert_eq!(lease.lease_namespace, "default");
         assert_eq!(lease.lease_name, "modelstudio-controller");
+    }
+
+    #[test]
+    fn a_default_key_needs_its_namespaces_said_and_a_grant_needs_a_key() {
+        let env = Environment {
+            pod_name: None,
+            default_api_key: ApiKey::new("sk-from-env"),
+        };
+        // A key without a grant: refused, saying what to set, never naming the key.
+        let e = Config::from_args(&run_args(&[]), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--default-key-namespace-selector"), "{e}");
+        assert!(e.contains("--default-key-all-namespaces"), "{e}");
+        assert!(e.contains("DASHSCOPE_API_KEY"), "{e}");
+        assert!(!e.contains("sk-from-env"), "{e}");
+        // A grant without a key.
+        let e = config(&["--default-key-all-namespaces"]).unwrap_err();
+        assert!(matches!(e, ConfigError::GrantWithoutDefaultKey), "{e}");
+        // An empty selector.
+        let e = Config::from_args(&run_args(&["--default-key-namespace-selector", " "]), &env)
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::EmptyNamespaceSelector), "{e}");
+        // Both ways at once.
+        let e = Cli::try_parse_from([
+            "x",
+            "run",
+            "--default-key-all-namespaces",
+            "--default-key-namespace-selector",
+            "a=b",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be used with"), "{e}");
+        // No key and no grant: nothing to say.
+        assert!(config(&[]).unwrap().default_key.is_none());
     }
 
     #[test]
@@ -339,13 +432,26 @@ mod tests {
             pod_name: None,
             default_api_key: ApiKey::new("sk-from-env"),
         };
-        let a = run_args(&["--api-key-file", path.to_str().unwrap()]);
-        let key = Config::from_args(&a, &env).unwrap().default_api_key;
-        assert_eq!(key.unwrap().expose(), "sk-from-file");
+        let a = run_args(&[
+            "--api-key-file",
+            path.to_str().unwrap(),
+            "--default-key-namespace-selector",
+            "team=ml",
+        ]);
+        let default = Config::from_args(&a, &env).unwrap().default_key.unwrap();
+        assert_eq!(default.key.expose(), "sk-from-file");
+        assert_eq!(
+            default.namespaces,
+            NamespaceGrant::Selector("team=ml".into())
+        );
         std::fs::write(&path, "\n").unwrap();
         let e = Config::from_args(&a, &env).unwrap_err().to_string();
         assert!(e.contains("empty"), "{e}");
-        let a = run_args(&["--api-key-file", dir.join("missing").to_str().unwrap()]);
+        let a = run_args(&[
+            "--api-key-file",
+            dir.join("missing").to_str().unwrap(),
+            "--default-key-all-namespaces",
+        ]);
         let e = Config::from_args(&a, &env).unwrap_err().to_string();
         assert!(e.contains("could not read"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,9 +1,10 @@
 //! The credentials keeper: takes the controller's finalizer off a credentials Secret as soon as
 //! no ModelImport that still has a job to delete, and no ModelDeployment that still has a
-//! deployment to delete, reads its key from it. Checked when an import is
-//! released, and for every protected Secret (found by its label) at the poll interval, which also
-//! catches a changed `apiKeySecretRef` or `deletionPolicy`. Which Secret is still in use is the
-//! core's decision ([`secret_relied_on`]); this loop only lists and patches.
+//! deployment to delete, reads its key from it, and the controller's label off a Secret that no
+//! resource names any more (so the Secrets watch lets it go). Checked when an import is
+//! released, and for every labelled Secret at the poll interval, which also catches a changed
+//! `apiKeySecretRef` or `deletionPolicy`. Which Secret is still in use is the core's decision
+//! ([`secret_relied_on`]); this loop only lists and patches.
 
 use crate::crd::{ModelDeployment, ModelImport, FINALIZER};
 use crate::deployment::resource as deployment_resource;
@@ -12,12 +13,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
-use modelstudio_core::credentials::{PROTECTED_LABEL, SECRET_FINALIZER};
+use modelstudio_core::credentials::{
+    secret_choice, SecretRef, CREDENTIALS_LABEL, PROTECTED_VALUE, READ_VALUE, SECRET_FINALIZER,
+};
 use modelstudio_core::deployment::resource::DeploymentResource;
 use modelstudio_core::deployment::step::secret_relied_on as deployment_secret_relied_on;
 use modelstudio_core::import::step::secret_relied_on;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -149,16 +152,19 @@ impl CredentialsKeeper {
     async fn sweep(&self) -> Result<usize, KeeperError> {
         if let Some(caches) = self.caches.as_ref().filter(|c| c.ready()) {
             // From the caches: only a Secret they show unneeded is checked against the server.
-            let protected: BTreeSet<SecretId> = caches
+            // Each labelled Secret, and whether it is protected.
+            let labelled: BTreeMap<SecretId, bool> = caches
                 .secrets
                 .state()
                 .iter()
-                .filter(|s| s.labels().contains_key(PROTECTED_LABEL))
-                .filter_map(|s| Some((s.namespace()?, s.name_any())))
+                .filter_map(|s| {
+                    let label = s.labels().get(CREDENTIALS_LABEL)?;
+                    Some(((s.namespace()?, s.name_any()), label == PROTECTED_VALUE))
+                })
                 .collect();
             let objects = caches.imports.state();
             let mut due = BTreeSet::new();
-            let namespaces: BTreeSet<&String> = protected.iter().map(|(ns, _)| ns).collect();
+            let namespaces: BTreeSet<&String> = labelled.keys().map(|(ns, _)| ns).collect();
             for namespace in namespaces {
                 let mut imports = Imports::default();
                 for import in objects
@@ -173,10 +179,13 @@ impl CredentialsKeeper {
                     }
                 }
                 due.extend(
-                    protected
+                    labelled
                         .iter()
-                        .filter(|(ns, name)| ns == namespace && !imports.in_use(name))
-                        .cloned(),
+                        .filter(|((ns, name), protected)| {
+                            ns == namespace
+                                && ((**protected && !imports.in_use(name)) || !imports.named(name))
+                        })
+                        .map(|(id, _)| id.clone()),
                 );
             }
             return self.check_all(due).await;
@@ -185,11 +194,11 @@ impl CredentialsKeeper {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
-        let protected = secrets
-            .list_metadata(&ListParams::default().labels(PROTECTED_LABEL))
+        let labelled = secrets
+            .list_metadata(&ListParams::default().labels(CREDENTIALS_LABEL))
             .await
             .map_err(KeeperError::ListSecrets)?;
-        let due = protected
+        let due = labelled
             .items
             .iter()
             .filter_map(|s| Some((s.namespace()?, s.name_any())))
@@ -203,7 +212,9 @@ impl CredentialsKeeper {
         for namespace in namespaces {
             let imports = self.imports(namespace).await?;
             for (_, name) in due.iter().filter(|(ns, _)| ns == namespace) {
-                if !imports.in_use(name) && self.release(namespace, name).await? {
+                if !imports.in_use(name)
+                    && self.release(namespace, name, imports.named(name)).await?
+                {
                     released += 1;
                 }
             }
@@ -242,8 +253,9 @@ impl CredentialsKeeper {
         Ok(imports)
     }
 
-    /// Takes the finalizer and the label off the Secret; whether there was anything to take.
-    async fn release(&self, namespace: &str, name: &str) -> Result<bool, KeeperError> {
+    /// Takes the finalizer off the Secret, and its label too unless a resource still names it
+    /// (`named`: then the label says it is only read); whether there was anything to change.
+    async fn release(&self, namespace: &str, name: &str, named: bool) -> Result<bool, KeeperError> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let error = |source| KeeperError::Release {
             namespace: namespace.to_string(),
@@ -263,9 +275,14 @@ impl CredentialsKeeper {
             ops.push(json!({"op": "test", "path": path, "value": SECRET_FINALIZER}));
             ops.push(json!({"op": "remove", "path": path}));
         }
-        if secret.labels().contains_key(PROTECTED_LABEL) {
-            let path = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
-            ops.push(json!({"op": "remove", "path": path}));
+        let path = format!("/metadata/labels/{}", CREDENTIALS_LABEL.replace('/', "~1"));
+        match secret.labels().get(CREDENTIALS_LABEL).map(String::as_str) {
+            None => {}
+            Some(READ_VALUE) if named => {}
+            Some(_) if named => {
+                ops.push(json!({"op": "replace", "path": path, "value": READ_VALUE}))
+            }
+            Some(_) => ops.push(json!({"op": "remove", "path": path})),
         }
         if ops.is_empty() {
             return Ok(false);
@@ -281,11 +298,15 @@ impl CredentialsKeeper {
             .await
         {
             Ok(_) => {
-                info!(
-                    namespace,
-                    secret = name,
-                    "no job needs this Secret's key any more: released it"
-                );
+                if named {
+                    info!(
+                        namespace,
+                        secret = name,
+                        "no job needs this Secret's key any more: released it"
+                    );
+                } else {
+                    info!(namespace, secret = name, "no resource names this Secret any more: released it and let it out of the cache");
+                }
                 Ok(true)
             }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
@@ -308,11 +329,13 @@ impl Caches {
     }
 }
 
-/// What a namespace's imports need of its Secrets: the names they rely on, gathered one import
-/// at a time (a sweep of 10,000 cached imports never holds a copy of them all).
+/// What a namespace's imports need of its Secrets: the names they rely on, and the names they
+/// read a key from, gathered one import at a time (a sweep of 10,000 cached imports never holds
+/// a copy of them all).
 #[derive(Default)]
 struct Imports {
     relied_on: BTreeSet<String>,
+    named: BTreeSet<String>,
     unreadable_held: bool,
 }
 
@@ -350,18 +373,35 @@ impl Imports {
     }
 
     fn add_deployment(&mut self, deployment: &DeploymentResource) {
-        if let Some(secret) = deployment_secret_relied_on(deployment) {
-            self.relied_on.insert(secret);
-        }
+        self.add_secrets(
+            deployment.spec.api_key_secret.as_ref(),
+            deployment_secret_relied_on(deployment),
+        );
     }
 
     fn add(&mut self, import: &modelstudio_core::import::resource::Resource) {
-        if let Some(secret) = secret_relied_on(import) {
+        self.add_secrets(
+            import.spec.api_key_secret.as_ref(),
+            secret_relied_on(import),
+        );
+    }
+
+    /// A resource naming `named` (the namespace's default Secret when `None`) and relying on
+    /// `relied_on` to delete its remote object.
+    fn add_secrets(&mut self, named: Option<&SecretRef>, relied_on: Option<String>) {
+        self.named.insert(secret_choice(named).secret.name);
+        if let Some(secret) = relied_on {
             self.relied_on.insert(secret);
         }
     }
 
+    /// Whether a remote object still needs the Secret's key to be deleted.
     fn in_use(&self, secret: &str) -> bool {
         self.unreadable_held || self.relied_on.contains(secret)
+    }
+
+    /// Whether a resource the controller manages reads its key from the Secret.
+    fn named(&self, secret: &str) -> bool {
+        self.unreadable_held || self.named.contains(secret) || self.relied_on.contains(secret)
     }
 }

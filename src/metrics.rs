@@ -4,10 +4,12 @@
 mod cache_gauges;
 mod deployments;
 mod imports;
+mod secrets;
 
 pub use cache_gauges::CacheGauges;
 pub use deployments::{DeploymentGauges, DeploymentTally};
 pub use imports::{ImportGauges, Tally};
+pub use secrets::SecretGauges;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -108,6 +110,8 @@ pub struct Metrics {
     pub imports: ImportGauges,
     /// The ModelDeployments of the watch cache, counted at each scrape.
     pub deployments: DeploymentGauges,
+    /// The credentials Secrets of the watch cache, counted at each scrape.
+    pub secrets: SecretGauges,
 }
 
 impl Default for Metrics {
@@ -143,6 +147,7 @@ impl Default for Metrics {
             .set(1);
         let imports = ImportGauges::default();
         let deployments = DeploymentGauges::default();
+        let secrets = SecretGauges::default();
         registry.register(
             "kubernetes_requests",
             "Requests to the Kubernetes API, by verb and resource",
@@ -220,6 +225,7 @@ impl Default for Metrics {
         );
         registry.register_collector(Box::new(imports.clone()));
         registry.register_collector(Box::new(deployments.clone()));
+        registry.register_collector(Box::new(secrets.clone()));
         Metrics {
             registry,
             reconciliations,
@@ -238,6 +244,7 @@ impl Default for Metrics {
             leader,
             imports,
             deployments,
+            secrets,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `modelstudio-controller orphan`: the step before uninstalling. Every selected ModelDeployment
 //! and ModelImport gets `deletionPolicy: Orphan` and loses the controller's finalizer, then every
-//! credentials Secret that no remaining import needs loses its finalizer too, so that deleting a
+//! credentials Secret that no remaining import needs loses its finalizer and the controller's
+//! label too (no resource it manages names it any more), so that deleting a
 //! namespace (or the CRDs) later never waits for a controller that is gone. The deployments and
 //! jobs stay in Model Studio.
 

@@ -1,5 +1,5 @@
 //! The controller's watch caches: the ModelImports and ModelDeployments it reconciles and the
-//! Secrets their keys come from. Both kinds are watched untyped and cached typed: one that does
+//! Secrets their keys come from (only those, by the label the controller puts on them). Both kinds are watched untyped and cached typed: one that does
 //! not parse is reported and left out, never failing the others. What is cached is trimmed to
 //! what the controller reads (no managedFields, annotations or labels): 10,000 imports fit in a
 //! small memory.
@@ -10,11 +10,8 @@ use crate::crd::{
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
+use modelstudio_core::credentials::CREDENTIALS_LABEL;
 use tokio::sync::mpsc;
-
-/// Secrets that never hold an API key and that clusters keep many (or large) of.
-pub const SECRET_FIELD_SELECTOR: &str =
-    "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
 
 /// Drops what the controller never reads of a cached ModelImport or ModelDeployment:
 /// managedFields (a third of its size or more), annotations (the last-applied copy of the whole
@@ -119,11 +116,12 @@ pub fn trim_secret(secret: &mut Secret) {
     secret.metadata.annotations = None;
 }
 
-/// The watch of the Secrets an API key can come from.
+/// The watch of the Secrets the controller reads keys from: those it marked with its label (on
+/// first use, see `Context::key_secret`), never another Secret of the cluster.
 pub fn secret_watch_config() -> watcher::Config {
     watcher::Config::default()
         .any_semantic()
-        .fields(SECRET_FIELD_SELECTOR)
+        .labels(CREDENTIALS_LABEL)
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ const SA_USER: &str = "system:serviceaccount:modelstudio-system:modelstudio-cont
 /// Where the ModelImports live: not the controller's namespace, as in a real install.
 const NS: &str = "ml-team";
 const KEY: &str = "sk-least-privilege-test";
+/// The controller's default key, granted to the namespaces labelled [`GRANT`].
+const DEFAULT_KEY: &str = "sk-least-privilege-default";
+const GRANT: &str = "modelstudio.io/default-key=granted";
+/// A namespace without the grant.
+const OTHER_NS: &str = "other-team";
 /// The controller's identity in the Lease (a pod name in a cluster).
 const IDENTITY: &str = "modelstudio-controller-test-0";
 const KUBECTL_LIMIT: Duration = Duration::from_secs(60);
@@ -202,6 +207,26 @@ fn calls(events: &[Value]) -> (Vec<Call>, Vec<(String, u64)>) {
     (calls, other)
 }
 
+/// The ServiceAccount's lists and watches of Secrets whose label selector is not the controller's
+/// own label (`modelstudio.io/credentials`, or a value of it): what could bring it any other Secret.
+fn unlabelled_secret_reads(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["user"]["username"] == SA_USER && e["objectRef"]["resource"] == "secrets")
+        .filter(|e| matches!(e["verb"].as_str(), Some("list" | "watch")))
+        .filter_map(|e| e["requestURI"].as_str())
+        .filter(|uri| {
+            let selector = uri
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("labelSelector="))
+                .unwrap_or("");
+            !(selector == "modelstudio.io%2Fcredentials"
+                || selector.starts_with("modelstudio.io%2Fcredentials%3D"))
+        })
+        .map(String::from)
+        .collect()
+}
+
 fn matches(grant: &Grant, call: &Call) -> bool {
     let (g, r, v) = &grant.perm;
     let (cg, cr, cv) = &call.perm;
@@ -330,15 +355,23 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
     let kubeconfig = dir.0.join("controller.kubeconfig");
     std::fs::write(&kubeconfig, plane.token_kubeconfig(token, NS)).unwrap();
 
+    // NS may use the controller's default key; OTHER_NS may not.
     let namespaces: Api<Namespace> = Api::all(admin.clone());
-    let ns: Namespace = serde_json::from_value(
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-    )
-    .unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
+    let (label, value) = GRANT.split_once('=').unwrap();
+    for (name, labels) in [
+        (NS, serde_json::json!({label: value})),
+        (OTHER_NS, serde_json::json!({})),
+    ] {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+        }))
         .unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), NS);
     let secret: Secret = serde_json::from_value(api_key_secret("dashscope", KEY)).unwrap();
     secrets
@@ -354,13 +387,23 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
         deployment_pending_duration: Duration::from_millis(500),
         deployment_updating_duration: Duration::from_millis(500),
         deployment_deleting_duration: Duration::from_secs(2),
-        api_keys: vec![KEY.into()],
+        api_keys: vec![KEY.into(), DEFAULT_KEY.into()],
         ..Default::default()
     })
     .await
     .unwrap();
+    let key_file = dir.0.join("default-key");
+    std::fs::write(&key_file, DEFAULT_KEY).unwrap();
     let mut controller = ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
-        .flags(&["--leader-election", "--lease-namespace", SYSTEM_NS])
+        .flags(&[
+            "--leader-election",
+            "--lease-namespace",
+            SYSTEM_NS,
+            "--api-key-file",
+            key_file.to_str().unwrap(),
+            "--default-key-namespace-selector",
+            GRANT,
+        ])
         .env("POD_NAME", IDENTITY)
         .spawn("controller", &dir.0)
         .expect("the controller starts");
@@ -433,6 +476,58 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
 
     imports.delete("a", &DeleteParams::default()).await.unwrap();
     gone(plane, &imports, "a").await;
+
+    // e names no Secret and NS has none of the usual name: the default key, granted to NS,
+    // makes its job. x in OTHER_NS may not use it: a condition says so and no call is made.
+    let e: ModelImport = ImportBuilder::new("e").build();
+    imports.create(&PostParams::default(), &e).await.unwrap();
+    let job_e = job_id(plane, &imports, "e").await;
+    let others: Api<ModelImport> = Api::namespaced(admin.clone(), OTHER_NS);
+    let x: ModelImport = ImportBuilder::new("x").build();
+    others.create(&PostParams::default(), &x).await.unwrap();
+    let refusal = eventually(plane, "x is refused the default key", CONVERGE, || async {
+        let x = others.get("x").await.ok()?;
+        let status = x.status?;
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reconciling" && c.reason == "CredentialsMissing")?;
+        assert!(status.job_id.is_none(), "x has a job: {status:?}");
+        Some(c.message.clone())
+    })
+    .await;
+    assert!(
+        refusal.contains("may not use the controller's default API key") && refusal.contains(GRANT),
+        "{refusal}"
+    );
+    assert!(!refusal.contains(DEFAULT_KEY), "{refusal}");
+    let workspace_of = |job: &str| {
+        sim.simulator
+            .jobs()
+            .into_iter()
+            .find(|j| j.job_id == job)
+            .map(|j| j.workspace_id)
+    };
+    let default_workspace = workspace_of(&job_e).expect("e's job");
+    assert_ne!(Some(&default_workspace), workspace_of(&job_a).as_ref());
+    let default_jobs: Vec<String> = sim
+        .simulator
+        .jobs()
+        .into_iter()
+        .filter(|j| j.workspace_id == default_workspace)
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(
+        default_jobs,
+        vec![job_e.clone()],
+        "only e's job is made with the default key"
+    );
+    finish(&sim, &job_e);
+    imports.delete("e", &DeleteParams::default()).await.unwrap();
+    gone(plane, &imports, "e").await;
+    assert!(remote_deleted(&sim, &job_e), "e's remote job is deleted");
+    others.delete("x", &DeleteParams::default()).await.unwrap();
+    gone(plane, &others, "x").await;
     assert!(remote_deleted(&sim, &job_a), "a's remote job is deleted");
     assert!(remote_deleted(&sim, &job_b), "b's remote job is deleted");
 
@@ -566,6 +661,12 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
     }
     let (calls, non_resource) = calls(&audit);
     assert!(!calls.is_empty(), "no audited request of {SA_USER}");
+    // No Secret but those the controller marked itself ever reaches it in a list or a watch.
+    let secret_reads = unlabelled_secret_reads(&audit);
+    assert!(
+        secret_reads.is_empty(),
+        "lists or watches of Secrets without the controller's label selector: {secret_reads:?}"
+    );
 
     let grants = granted(&rendered(plane));
     let mut table = String::new();

@@ -4,6 +4,7 @@
 //! from a list kept by hand) with label values it writes; every alert says what happened and
 //! where its runbook is.
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::store::Writer;
 use modelstudio_controller::crd::ModelImport;
 use modelstudio_controller::metrics::{
@@ -41,6 +42,9 @@ fn controller_metrics() -> Metrics {
     metrics
         .imports
         .watch(Writer::<ModelImport>::default().as_reader());
+    metrics
+        .secrets
+        .watch(Writer::<Secret>::default().as_reader());
     let api = ApiLabels {
         operation: "create",
         result: "ok",

@@ -158,7 +158,7 @@ async fn scenario(kill_controller: bool) -> Figures {
     .await
     .expect("the simulator");
     let controller = ControllerCommand::new(BIN, &kubeconfig, &sim.base_url())
-        .flags(&["--poll-interval", "500ms"])
+        .flags(&["--poll-interval", "500ms", "--default-key-all-namespaces"])
         .env("DASHSCOPE_API_KEY", "sk-controller-default");
     let bed = Bed {
         client: client.clone(),

@@ -18,7 +18,7 @@ use kube::api::{ObjectMeta, WatchParams};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use modelstudio_controller::backoff::BackoffPolicy;
-use modelstudio_controller::config::{Config, MANAGER};
+use modelstudio_controller::config::{Config, DefaultKeyConfig, NamespaceGrant, MANAGER};
 use modelstudio_controller::crd::{DeletionPolicy, Kind, ModelImport, Phase, FINALIZER};
 use modelstudio_controller::import::{reconcile, ImportContext};
 use modelstudio_controller::metrics::Metrics;
@@ -28,6 +28,7 @@ use modelstudio_controller::modelstudio::{
     Source, Storage, WeightType,
 };
 use modelstudio_controller::pass::Context;
+use modelstudio_core::credentials::{CREDENTIALS_LABEL, READ_VALUE};
 use modelstudio_simulator::{OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{apply_crd, remote_error, Cluster, FakeJobs, ImportBuilder};
 use serde_json::{json, Value};
@@ -459,7 +460,7 @@ fn fast_settings() -> Config {
             base: Duration::from_millis(50),
             cap: Duration::from_secs(1),
         },
-        default_api_key: None,
+        default_key: None,
         create_grace: Duration::ZERO,
         poll_jitter: 0.0,
         qps: 1000.0,
@@ -467,6 +468,14 @@ fn fast_settings() -> Config {
         // The harness points it at its simulator.
         ..Config::new("http://127.0.0.1:1")
     }
+}
+
+/// The controller's default key `key`, granted to every namespace.
+fn granted_everywhere(key: &str) -> Option<DefaultKeyConfig> {
+    Some(DefaultKeyConfig {
+        key: ApiKey::new(key).expect("a key"),
+        namespaces: NamespaceGrant::All,
+    })
 }
 
 fn manifest(object_key: &str, policy: &str) -> Value {
@@ -883,7 +892,7 @@ async fn wrong_api_key_is_retried_with_growing_backoff_and_never_shown() {
 #[tokio::test]
 async fn default_key_is_used_without_a_secret_ref() {
     let mut settings = fast_settings();
-    settings.default_api_key = ApiKey::new(KEY);
+    settings.default_key = granted_everywhere(KEY);
     let h = Harness::new(settings).await;
     // A Secret of the usual name, whose key Model Studio refuses: the import must not use it.
     h.put_secret("dashscope", "api-key", "sk-not-this-one")
@@ -1119,7 +1128,7 @@ async fn a_slow_create_is_waited_for_before_creating_again() {
 #[tokio::test]
 async fn a_deletion_whose_secret_is_gone_uses_the_default_key_or_says_how_to_let_go() {
     let mut settings = fast_settings();
-    settings.default_api_key = ApiKey::new(KEY);
+    settings.default_key = granted_everywhere(KEY);
     let h = Harness::new(settings).await;
     ready_import(&h).await;
     h.remove_secrets().await;
@@ -1409,12 +1418,15 @@ async fn the_credentials_secret_is_protected_before_the_create_and_the_key_is_fi
     h.put(manifest("models/a/", "Orphan")).await;
     h.until("a job", has_job).await;
     let secret = h.secret("dashscope").await;
-    assert_eq!(
-        secret.resource_version(),
-        put.resource_version(),
-        "untouched"
-    );
+    // Only marked with the controller's label, for its Secrets watch: no finalizer.
     assert!(secret.finalizers().is_empty());
+    assert_eq!(
+        secret.labels().get(CREDENTIALS_LABEL).map(String::as_str),
+        Some(READ_VALUE),
+        "{:?}",
+        secret.labels()
+    );
+    assert_ne!(secret.resource_version(), put.resource_version());
 }
 
 #[tokio::test]
@@ -1458,7 +1470,7 @@ async fn a_key_of_another_workspace_never_releases_the_job_and_says_what_to_do()
 #[tokio::test]
 async fn the_namespace_default_secret_comes_before_the_controller_default_key() {
     let config = Config {
-        default_api_key: ApiKey::new(OTHER_KEY),
+        default_key: granted_everywhere(OTHER_KEY),
         ..fast_settings()
     };
     let h = Harness::with_simulator(two_workspaces(), config).await;
@@ -1494,7 +1506,7 @@ async fn the_namespace_default_secret_comes_before_the_controller_default_key() 
     let h = Harness::with_simulator(
         two_workspaces(),
         Config {
-            default_api_key: ApiKey::new(OTHER_KEY),
+            default_key: granted_everywhere(OTHER_KEY),
             ..fast_settings()
         },
     )

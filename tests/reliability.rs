@@ -1192,7 +1192,13 @@ async fn sigterm_stops_within_the_deadline_and_the_key_never_shows() {
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let mut child = bed.controller(
         "sigterm",
-        &["--metrics-addr", &metrics_addr, "--shutdown-timeout", "5s"],
+        &[
+            "--metrics-addr",
+            &metrics_addr,
+            "--shutdown-timeout",
+            "5s",
+            "--default-key-all-namespaces",
+        ],
         &[("RUST_LOG", "trace"), ("DASHSCOPE_API_KEY", CANARY)],
     );
     let names_ok = names("term", 4);

@@ -9,7 +9,8 @@ use crate::event_queue::EventQueue;
 use crate::event_recorder::EventRecorder;
 use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::Store;
@@ -31,6 +32,9 @@ pub struct Context {
     /// The Secrets watch cache; until a watch fills it, every Secret is read from the server.
     pub secrets: Store<Secret>,
     secrets_writer: Mutex<Option<Writer<Secret>>>,
+    /// The Namespaces granted the default key by a label selector (their metadata only).
+    pub granted_namespaces: Store<PartialObjectMeta<Namespace>>,
+    granted_writer: Mutex<Option<Writer<PartialObjectMeta<Namespace>>>>,
     /// By UID, the resourceVersion of the controller's last status write that needs no
     /// reconcile of its own (the pass that wrote it scheduled the next look).
     own_writes: Mutex<HashMap<String, String>>,
@@ -46,6 +50,7 @@ impl Context {
             instance: config.instance.clone(),
         };
         let secrets_writer = Writer::default();
+        let granted_writer = Writer::default();
         Context {
             events: EventQueue::start(
                 EventRecorder::new(client.clone(), reporter),
@@ -59,6 +64,8 @@ impl Context {
             failures: FailureCounts::default(),
             secrets: secrets_writer.as_reader(),
             secrets_writer: Mutex::new(Some(secrets_writer)),
+            granted_namespaces: granted_writer.as_reader(),
+            granted_writer: Mutex::new(Some(granted_writer)),
             own_writes: Mutex::default(),
             protecting: tokio::sync::Mutex::default(),
         }
@@ -67,6 +74,14 @@ impl Context {
     /// The writer of the Secrets cache, for the one watch that fills it.
     pub fn take_secrets_writer(&self) -> Option<Writer<Secret>> {
         self.secrets_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The writer of the granted Namespaces' cache, for the one watch that fills it.
+    pub fn take_granted_writer(&self) -> Option<Writer<PartialObjectMeta<Namespace>>> {
+        self.granted_writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()

@@ -6,18 +6,23 @@
 use super::context::Context;
 use super::finalizer::{json_patch, params};
 use super::Error;
+use crate::config::NamespaceGrant;
 use crate::regions::is_workspace_id;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, Patch};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use modelstudio_core::api::ApiKey;
 use modelstudio_core::credentials::{
-    choose_key, secret_choice, secret_read, CredentialProblem, KeySource, SecretRef,
-    PROTECTED_LABEL, PROTECTED_VALUE, REGION_FIELD, SECRET_FINALIZER, WORKSPACE_FIELD,
+    choose_key, secret_choice, secret_read, CredentialProblem, DefaultKey, KeySource, SecretRef,
+    CREDENTIALS_LABEL, PROTECTED_VALUE, READ_VALUE, REGION_FIELD, SECRET_FINALIZER,
+    WORKSPACE_FIELD,
 };
 use serde_json::json;
 use std::sync::Arc;
+
+/// How long a pass waits for the first listing of the namespaces granted the default key.
+const GRANTS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a protection waits for the watch cache to show it: 1 s at most.
 const CACHE_WAIT_STEPS: usize = 50;
@@ -54,7 +59,7 @@ impl Context {
         namespace: &str,
         reference: &SecretRef,
     ) -> Result<Result<(ApiKey, bool), CredentialProblem>, kube::Error> {
-        let secret = self.cached_secret(namespace, &reference.name).await?;
+        let secret = self.key_secret(namespace, &reference.name).await?;
         let Some(secret) = secret else {
             return Ok(Err(CredentialProblem::SecretNotFound {
                 name: reference.name.clone(),
@@ -112,8 +117,37 @@ impl Context {
         Ok((endpoint, workspace))
     }
 
+    /// The Secret a key is read from: from the watch cache, else read from the server and marked
+    /// with the controller's label, so that the watch holds it (and keeps it current) from then
+    /// on. Only a Secret a resource names, or the namespace's default Secret, comes here.
+    async fn key_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        if let Some(secret) = self.secrets.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(Some(secret));
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let Some(secret) = api.get_opt(name).await? else {
+            return Ok(None);
+        };
+        if !secret.labels().contains_key(CREDENTIALS_LABEL)
+            && secret.metadata.deletion_timestamp.is_none()
+        {
+            let mark = json!({"metadata": {"labels": {CREDENTIALS_LABEL: READ_VALUE}}});
+            match api.patch(name, &params(), &Patch::Merge(&mark)).await {
+                Ok(_) => {}
+                // Deleted since: the key read stands for this pass.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(Arc::new(secret)))
+    }
+
     /// The Secret from the watch cache; read from the server when the cache lacks it (not filled
-    /// yet, a Secret made a moment ago, or one of a type the watch leaves out).
+    /// yet, or a Secret not marked yet).
     pub(crate) async fn cached_secret(
         &self,
         namespace: &str,
@@ -172,7 +206,7 @@ impl Context {
         if done(&secret) {
             return Ok(());
         }
-        let label = format!("/metadata/labels/{}", PROTECTED_LABEL.replace('/', "~1"));
+        let label = format!("/metadata/labels/{}", CREDENTIALS_LABEL.replace('/', "~1"));
         let mut ops = match &secret.metadata.finalizers {
             None => vec![
                 json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
@@ -184,7 +218,7 @@ impl Context {
             ],
         };
         ops.push(match &secret.metadata.labels {
-            None => json!({"op": "add", "path": "/metadata/labels", "value": {PROTECTED_LABEL: PROTECTED_VALUE}}),
+            None => json!({"op": "add", "path": "/metadata/labels", "value": {CREDENTIALS_LABEL: PROTECTED_VALUE}}),
             Some(_) => json!({"op": "add", "path": label, "value": PROTECTED_VALUE}),
         });
         let patch = json_patch(serde_json::Value::Array(ops)).map_err(kube::Error::SerdeError)?;
@@ -223,13 +257,20 @@ impl Context {
             .await
             .map_err(Error::ReadSecret)?;
         let read = secret_read(&choice, secret.as_ref().map(|_| ()).map_err(Clone::clone));
-        let default = self.config.default_api_key.clone();
-        let chosen = choose_key(read, default.is_some(), deleting);
+        // The grant matters only where the resource's own Secret does not serve.
+        let default = match read {
+            Some(Ok(())) => DefaultKey::Absent,
+            _ => self.default_key_for(namespace).await?,
+        };
+        let chosen = choose_key(read, default, deleting);
         let (key, secret) = match (&chosen, secret) {
             (Ok(KeySource::Secret), Ok((key, protected))) => {
                 (Some(key), Some((choice.secret.name, protected)))
             }
-            (Ok(KeySource::Default), _) => (default, None),
+            (Ok(KeySource::Default), _) => (
+                self.config.default_key.as_ref().map(|d| d.key.clone()),
+                None,
+            ),
             _ => (None, None),
         };
         Ok(ChosenKey {
@@ -237,6 +278,39 @@ impl Context {
             key,
             secret,
         })
+    }
+}
+
+impl Context {
+    /// Whether the controller's default key may serve the resources of `namespace`: the
+    /// platform team grants it to every namespace or to those a label selector matches (the
+    /// API server evaluates it: the namespaces watch selects them).
+    async fn default_key_for(&self, namespace: &str) -> Result<DefaultKey, Error> {
+        let Some(default) = &self.config.default_key else {
+            return Ok(DefaultKey::Absent);
+        };
+        let selector = match &default.namespaces {
+            NamespaceGrant::All => return Ok(DefaultKey::Granted),
+            NamespaceGrant::Selector(selector) => selector,
+        };
+        tokio::time::timeout(GRANTS_WAIT, self.granted_namespaces.wait_until_ready())
+            .await
+            .map_err(|_| Error::NamespacesNotListed)?
+            .map_err(|_| Error::NamespacesNotListed)?;
+        Ok(
+            if self
+                .granted_namespaces
+                .get(&ObjectRef::new(namespace))
+                .is_some()
+            {
+                DefaultKey::Granted
+            } else {
+                DefaultKey::NotGranted {
+                    namespace: namespace.to_string(),
+                    selector: selector.clone(),
+                }
+            },
+        )
     }
 }
 

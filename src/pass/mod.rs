@@ -58,6 +58,8 @@ pub enum Error {
     ProtectSecret(#[source] kube::Error),
     #[error("could not read the ModelImport it names: {0}")]
     ReadImport(#[source] kube::Error),
+    #[error("the namespaces granted the default API key are not listed yet (the watch of Namespaces has not answered)")]
+    NamespacesNotListed,
 }
 
 impl Error {
@@ -71,6 +73,7 @@ impl Error {
             Error::ReadResource(_) => "ReadResource",
             Error::ProtectSecret(_) => "ProtectSecret",
             Error::ReadImport(_) => "ReadImport",
+            Error::NamespacesNotListed => "NamespacesNotListed",
         }
     }
 }

@@ -18,9 +18,15 @@ pub const REGION_FIELD: &str = "region";
 pub const WORKSPACE_FIELD: &str = "workspace";
 /// The finalizer the controller puts on a credentials Secret that a job still needs.
 pub const SECRET_FINALIZER: &str = "modelstudio.io/credentials";
-/// The label that marks the Secrets carrying [`SECRET_FINALIZER`], so they can be found again.
-pub const PROTECTED_LABEL: &str = "modelstudio.io/credentials";
+/// The label the controller puts on every Secret it reads a key from: its Secrets watch selects
+/// this label alone, so no other Secret of the cluster is ever held in its memory.
+pub const CREDENTIALS_LABEL: &str = "modelstudio.io/credentials";
+/// [`CREDENTIALS_LABEL`]'s value on a Secret that also carries [`SECRET_FINALIZER`] (a job or a
+/// deployment still needs its key), so the protected ones can be found again.
 pub const PROTECTED_VALUE: &str = "in-use";
+/// [`CREDENTIALS_LABEL`]'s value on a Secret a resource names (or the namespace's
+/// [`NAMESPACE_CREDENTIALS`]) that no remote object needs yet.
+pub const READ_VALUE: &str = "read";
 
 /// A key of a Secret in the resource's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +104,13 @@ pub enum CredentialProblem {
         name: String,
         region: String,
     },
+    /// The resource would need the controller's default key, which the platform team has not
+    /// granted to its namespace.
+    DefaultKeyNotGranted {
+        namespace: String,
+        /// The label selector of the namespaces that may use it.
+        selector: String,
+    },
 }
 
 impl CredentialProblem {
@@ -138,6 +151,16 @@ impl CredentialProblem {
                 "Secret {name:?} names region {region:?}, whose Model Studio host is per \
                  workspace: set its field workspace to the key's workspace id"
             ),
+            CredentialProblem::DefaultKeyNotGranted {
+                namespace,
+                selector,
+            } => format!(
+                "Namespace {namespace} may not use the controller's default API key (the platform \
+                 team grants it to the namespaces labelled {selector:?}): nothing is created or \
+                 changed. Ask them to label this namespace, or give it a key of its own: set \
+                 spec.apiKeySecretRef to a Secret holding a DashScope API key, or create the \
+                 Secret modelstudio-credentials with the key in its field api-key"
+            ),
         }
     }
 }
@@ -154,20 +177,44 @@ pub enum KeySource {
 /// What was read of the Secret that spec.apiKeySecretRef names.
 pub type SecretRead = Result<(), CredentialProblem>;
 
-/// The key to use: the resource's Secret, else the controller's default. `secret` is `None`
-/// when the resource names no Secret.
+/// Whether the controller's default key may serve a resource of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultKey {
+    /// The controller has none.
+    Absent,
+    /// The namespace may use it.
+    Granted,
+    /// The namespace may not (see [`CredentialProblem::DefaultKeyNotGranted`]).
+    NotGranted { namespace: String, selector: String },
+}
+
+/// The key to use: the resource's Secret, else the controller's default where the namespace may
+/// use it. `secret` is `None` when the resource names no Secret (and the namespace has none).
 pub fn choose_key(
     secret: Option<SecretRead>,
-    has_default: bool,
+    default: DefaultKey,
     deleting: bool,
 ) -> Result<KeySource, CredentialProblem> {
-    match secret {
-        None if has_default => Ok(KeySource::Default),
-        None => Err(CredentialProblem::NoSecretRefAndNoDefault),
-        Some(Ok(())) => Ok(KeySource::Secret),
+    match (secret, default) {
+        (None, DefaultKey::Granted) => Ok(KeySource::Default),
+        (None, DefaultKey::Absent) => Err(CredentialProblem::NoSecretRefAndNoDefault),
+        // What the default key made before the grant existed (or changed) is still deleted with
+        // it: no namespace hangs on its deletion.
+        (None, DefaultKey::NotGranted { .. }) if deleting => Ok(KeySource::Default),
+        (
+            None,
+            DefaultKey::NotGranted {
+                namespace,
+                selector,
+            },
+        ) => Err(CredentialProblem::DefaultKeyNotGranted {
+            namespace,
+            selector,
+        }),
+        (Some(Ok(())), _) => Ok(KeySource::Secret),
         // The Secret often goes first when a namespace or a folder of manifests is deleted: the
-        // controller's default key may still delete the job.
-        Some(Err(_)) if deleting && has_default => Ok(KeySource::Default),
-        Some(Err(problem)) => Err(problem),
+        // controller's default key may still delete the job, where the namespace may use it.
+        (Some(Err(_)), DefaultKey::Granted) if deleting => Ok(KeySource::Default),
+        (Some(Err(problem)), _) => Err(problem),
     }
 }

@@ -3,7 +3,7 @@
 //! and which Secrets stay protected (`step::relies_on`, `secret_in_use`).
 
 use modelstudio_core::credentials::{
-    choose_key, secret_read, CredentialProblem, KeySource, SecretChoice, SecretRef,
+    choose_key, secret_read, CredentialProblem, DefaultKey, KeySource, SecretChoice, SecretRef,
     DEFAULT_SECRET_KEY, NAMESPACE_CREDENTIALS,
 };
 use modelstudio_core::deletion::DeletionPolicy;
@@ -72,7 +72,12 @@ fn chosen(
     has_default: bool,
     deleting: bool,
 ) -> Result<KeySource, CredentialProblem> {
-    choose_key(secret_read(choice, read), has_default, deleting)
+    let default = if has_default {
+        DefaultKey::Granted
+    } else {
+        DefaultKey::Absent
+    };
+    choose_key(secret_read(choice, read), default, deleting)
 }
 
 // ---------------------------------------------------------------------------------------------

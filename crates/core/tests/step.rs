@@ -6,7 +6,9 @@ use jiff::{SignedDuration, Timestamp};
 use modelstudio_core::api::{ApiError, RemoteError, RemoteFailure};
 use modelstudio_core::conditions::{READY, RECONCILING, STALLED};
 use modelstudio_core::correlation::display_name;
-use modelstudio_core::credentials::{choose_key, CredentialProblem, KeySource};
+use modelstudio_core::credentials::{
+    choose_key, CredentialProblem, DefaultKey, KeySource, SecretRead,
+};
 use modelstudio_core::deletion::DeletionPolicy;
 use modelstudio_core::events::{Action, Event, EventType};
 use modelstudio_core::import::decision::Listing;
@@ -874,8 +876,54 @@ fn the_key_is_chosen_by_table() {
     ];
     for (secret, has_default, deleting, want) in cases {
         let label = format!("{secret:?} default={has_default} deleting={deleting}");
-        assert_eq!(choose_key(secret, has_default, deleting), want, "{label}");
+        let default = if has_default {
+            DefaultKey::Granted
+        } else {
+            DefaultKey::Absent
+        };
+        assert_eq!(choose_key(secret, default, deleting), want, "{label}");
     }
+}
+
+#[test]
+fn a_namespace_without_the_grant_gets_no_default_key_but_deletes_what_it_made() {
+    use KeySource::*;
+    let not_granted = || DefaultKey::NotGranted {
+        namespace: "team-a".into(),
+        selector: "modelstudio.io/default-key=granted".into(),
+    };
+    let refused = Err(CredentialProblem::DefaultKeyNotGranted {
+        namespace: "team-a".into(),
+        selector: "modelstudio.io/default-key=granted".into(),
+    });
+    let missing = || CredentialProblem::SecretNotFound { name: "s".into() };
+    let cases: Vec<(
+        Option<SecretRead>,
+        bool,
+        Result<KeySource, CredentialProblem>,
+    )> = vec![
+        // No Secret of its own: refused while it lives...
+        (None, false, refused.clone()),
+        // ...but a job the default key made before is still deleted with it.
+        (None, true, Ok(Default)),
+        // Its own Secret needs no grant.
+        (Some(Ok(())), false, Ok(Secret)),
+        (Some(Ok(())), true, Ok(Secret)),
+        // A broken Secret of its own is never covered by the platform's key.
+        (Some(Err(missing())), false, Err(missing())),
+        (Some(Err(missing())), true, Err(missing())),
+    ];
+    for (secret, deleting, want) in cases {
+        let label = format!("{secret:?} deleting={deleting}");
+        assert_eq!(choose_key(secret, not_granted(), deleting), want, "{label}");
+    }
+    let message = refused.unwrap_err().message();
+    assert!(message.contains("team-a"), "{message}");
+    assert!(message.contains("spec.apiKeySecretRef"), "{message}");
+    assert!(
+        message.contains("modelstudio.io/default-key=granted"),
+        "{message}"
+    );
 }
 
 #[test]
