@@ -611,14 +611,19 @@ impl Node {
         self.torn_down = true;
         self.apiserver_relay = None;
         self.registry_relay = None;
-        for (_, p) in &mut self.procs {
-            p.terminate();
+        // Clients of the store first (kube-apiserver shuts down in well under a second while
+        // etcd answers, and waits for it otherwise), then the store.
+        let (store, clients): (Vec<_>, Vec<_>) =
+            self.procs.drain(..).partition(|(name, _)| *name == "etcd");
+        for mut round in [clients, store] {
+            for (_, p) in &mut round {
+                p.terminate();
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            for (_, p) in round.iter_mut().rev() {
+                p.finish(deadline.saturating_duration_since(Instant::now()));
+            }
         }
-        let deadline = Instant::now() + STOP_GRACE;
-        for (_, p) in self.procs.iter_mut().rev() {
-            p.finish(deadline.saturating_duration_since(Instant::now()));
-        }
-        self.procs.clear();
         if let Some(mut ns) = self.namespace.take() {
             ns.stop(STOP_GRACE);
         }
