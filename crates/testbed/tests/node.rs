@@ -114,6 +114,22 @@ spec:
     )
 }
 
+/// PIDs of the processes whose network namespace is `net` (`net:[inode]`).
+fn processes_in(net: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                        .is_ok_and(|l| l.display().to_string() == net)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `Name:\tvalue` of /proc/PID/status.
 fn status_field(pid: u32, field: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -233,4 +249,25 @@ fn runs_a_restricted_pod_and_leaves_nothing_on_the_host() {
     assert!(!dir.exists(), "{} is left", dir.display());
     assert!(!net.is_empty());
     assert_eq!(HostState::read(), before, "the host changed");
+}
+
+#[test]
+fn a_failing_test_still_stops_its_node() {
+    let Some(node) = start_node() else { return };
+    let net = node.net_namespace().to_string();
+    let cgroups = node.cgroup_folders();
+    let dir = node.dir().to_path_buf();
+    assert!(!processes_in(&net).is_empty());
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _node = node;
+        panic!("a test fails while its node runs");
+    }));
+    assert!(failed.is_err());
+    assert_eq!(processes_in(&net), Vec::<u32>::new(), "processes left");
+    for folder in &cgroups {
+        assert!(!folder.exists(), "{} is left", folder.display());
+    }
+    // A failed test's folder stays for its logs; this one is removed here.
+    assert!(dir.is_dir());
+    std::fs::remove_dir_all(&dir).expect("remove the node's folder");
 }
