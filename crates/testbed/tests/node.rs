@@ -3,7 +3,7 @@
 //! restricted security context, serves the `kubernetes` Service to that pod through kube-proxy,
 //! reports the pod's stats, and leaves nothing on the host when it stops.
 
-use modelstudio_testbed::{Node, NodeError};
+use modelstudio_testbed::{Node, NodeError, NodeTools};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -114,6 +114,38 @@ spec:
     )
 }
 
+/// An OCI archive (a tar of an OCI image layout, as image builders write them) of the pause
+/// image, pushed from the host through [`Node::push_oci_archive`]; the reference pods use.
+fn push_an_oci_archive(node: &Node) -> String {
+    let crane = NodeTools::find().expect("the node's tools").crane();
+    let layout = node.dir().join("probe-layout");
+    let pulled = std::process::Command::new(&crane)
+        .args(["pull", "--insecure", "--format=oci"])
+        .arg(format!("{}/testbed/pause:1", node.registry().host))
+        .arg(&layout)
+        .output()
+        .expect("crane pull");
+    assert!(pulled.status.success(), "{pulled:?}");
+    let archive = node.dir().join("probe.oci.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(tar.status.success(), "{tar:?}");
+    let reference = node
+        .push_oci_archive(&archive, "testbed/probe:1")
+        .expect("push the archive");
+    assert_eq!(
+        reference,
+        format!("{}/testbed/probe:1", node.registry().in_cluster)
+    );
+    reference
+}
+
 /// PIDs of the processes whose network namespace is `net` (`net:[inode]`).
 fn processes_in(net: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -149,6 +181,13 @@ fn runs_a_restricted_pod_and_leaves_nothing_on_the_host() {
     eprintln!("node started in {:?}", node.started_in());
     let kubectl = node.kubectl();
 
+    // A kube client on the host reaches the node's API server through the relay.
+    let version = modelstudio_testbed::test_runtime().block_on(async {
+        let client = node.client("default").await.expect("a client");
+        client.apiserver_version().await.expect("/version")
+    });
+    assert_eq!(version.git_version, "v1.37.2");
+
     kubectl.run(&["create", "namespace", "restricted"]);
     kubectl.run(&[
         "label",
@@ -156,7 +195,7 @@ fn runs_a_restricted_pod_and_leaves_nothing_on_the_host() {
         "restricted",
         "pod-security.kubernetes.io/enforce=restricted",
     ]);
-    let image = format!("{}/testbed/pause:1", node.registry().in_cluster);
+    let image = push_an_oci_archive(&node);
     let manifest = node.dir().join("probe.yaml");
     std::fs::write(&manifest, restricted_pod(&image)).expect("write the pod");
     let created = std::time::Instant::now();
