@@ -350,6 +350,33 @@ fn bad_values_are_refused_with_a_clear_message() {
             ],
             &["serviceAccount.name"],
         ),
+        // A default key says who may spend it, in one way only, and a grant needs a key.
+        (
+            &[
+                "--set",
+                "modelStudio.defaultCredentials.existingSecret=dashscope",
+            ],
+            &[
+                "say which namespaces may use the default API key",
+                "modelStudio.defaultCredentials.namespaceSelector",
+                "modelStudio.defaultCredentials.allNamespaces=true",
+            ],
+        ),
+        (
+            &[
+                "--set",
+                "modelStudio.defaultCredentials.existingSecret=dashscope",
+                "--set",
+                "modelStudio.defaultCredentials.allNamespaces=true",
+                "--set",
+                "modelStudio.defaultCredentials.namespaceSelector=team=ml",
+            ],
+            &["namespaceSelector or allNamespaces, not both"],
+        ),
+        (
+            &["--set", "modelStudio.defaultCredentials.allNamespaces=true"],
+            &["existingSecret is empty", "no default key to grant"],
+        ),
     ];
     for (set, words) in cases {
         let mut args = vec!["template", RELEASE, CHART, "--namespace", NS];
@@ -524,6 +551,10 @@ fn full_values_reach_the_controller_and_the_policies() {
         (
             "MODELSTUDIO_API_KEY_FILE",
             "/etc/modelstudio/credentials/api-key",
+        ),
+        (
+            "MODELSTUDIO_DEFAULT_KEY_NAMESPACE_SELECTOR",
+            "modelstudio.io/default-key=granted",
         ),
     ] {
         assert_eq!(
@@ -777,6 +808,8 @@ async fn every_rendering_passes_a_server_dry_run_without_a_warning() {
                 "--set",
                 "modelStudio.defaultCredentials.existingSecret=dashscope",
                 "--set",
+                "modelStudio.defaultCredentials.allNamespaces=true",
+                "--set",
                 "networkPolicy.enabled=true",
                 "--set",
                 "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
@@ -914,6 +947,8 @@ async fn install_and_uninstall_on_the_real_control_plane() {
     let values = [
         "--set",
         "modelStudio.defaultCredentials.existingSecret=dashscope",
+        "--set",
+        "modelStudio.defaultCredentials.allNamespaces=true",
     ];
     let mut args = vec!["install", RELEASE, CHART, "--namespace", NS];
     args.extend_from_slice(&values);
@@ -1052,6 +1087,75 @@ async fn install_and_uninstall_on_the_real_control_plane() {
         env_value(&stored, "MODELSTUDIO_API_KEY_FILE").as_deref(),
         Some("/etc/modelstudio/credentials/api-key"),
         "--reuse-values kept the default key"
+    );
+
+    // The upgrade path of docs/helm.md for an installation with a default key: an upgrade that
+    // does not say who may use it (as an installation from before the grant has none) is
+    // refused, saying what to set, and leaves the release as it was; saying it upgrades.
+    let revision = |helm: &Helm| -> Value {
+        serde_json::from_str::<Value>(&helm.run(&[
+            "status",
+            RELEASE,
+            "--namespace",
+            NS,
+            "-o",
+            "json",
+        ]))
+        .unwrap()["version"]
+            .clone()
+    };
+    let before = revision(&helm);
+    let refused = helm.try_run(&[
+        "upgrade",
+        RELEASE,
+        CHART,
+        "--namespace",
+        NS,
+        "--reuse-values",
+        "--set",
+        "modelStudio.defaultCredentials.allNamespaces=false",
+    ]);
+    assert!(!refused.ok(), "an upgrade without a grant was accepted");
+    assert!(
+        refused
+            .stderr
+            .contains("say which namespaces may use the default API key")
+            && refused
+                .stderr
+                .contains("modelStudio.defaultCredentials.namespaceSelector"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        revision(&helm),
+        before,
+        "the refused upgrade changed the release"
+    );
+    let stored = get_object(&kubectl, "deployment", RELEASE, Some(NS)).unwrap();
+    assert_eq!(
+        env_value(&stored, "MODELSTUDIO_DEFAULT_KEY_ALL_NAMESPACES").as_deref(),
+        Some("true")
+    );
+    helm.run(&[
+        "upgrade",
+        RELEASE,
+        CHART,
+        "--namespace",
+        NS,
+        "--reuse-values",
+        "--set",
+        "modelStudio.defaultCredentials.allNamespaces=false",
+        "--set",
+        "modelStudio.defaultCredentials.namespaceSelector=modelstudio.io/default-key=granted",
+    ]);
+    let stored = get_object(&kubectl, "deployment", RELEASE, Some(NS)).unwrap();
+    assert_eq!(
+        env_value(&stored, "MODELSTUDIO_DEFAULT_KEY_NAMESPACE_SELECTOR").as_deref(),
+        Some("modelstudio.io/default-key=granted")
+    );
+    assert_eq!(
+        env_value(&stored, "MODELSTUDIO_DEFAULT_KEY_ALL_NAMESPACES"),
+        None
     );
 
     // Uninstall: every object goes; the CRD stays (Helm never deletes CRDs).
