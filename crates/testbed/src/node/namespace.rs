@@ -159,6 +159,9 @@ echo 1 > /proc/sys/net/ipv4/ip_forward
     /// Stops PID 1 of the namespace: the kernel then kills every process left in it, and the
     /// namespaces (their mounts, links and iptables rules) go with the last one.
     pub fn stop(&mut self, grace: Duration) {
+        if !self.holder.running() {
+            return;
+        }
         signal(self.init, "TERM");
         if self.holder.wait_for_exit(grace).is_none() {
             signal(self.init, "KILL");
@@ -169,7 +172,11 @@ echo 1 > /proc/sys/net/ipv4/ip_forward
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        signal(self.init, "KILL");
+        // While unshare runs, its child (PID 1 inside) has not been reaped: the PID is still
+        // that process's, never another's.
+        if self.holder.running() {
+            signal(self.init, "KILL");
+        }
         self.holder.kill();
     }
 }
