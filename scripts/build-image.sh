@@ -89,13 +89,17 @@ if [ -z "$source_url" ]; then
 fi
 [ -n "$source_url" ] || say "warning: no source URL (no git remote origin, no --source): the image has no org.opencontainers.image.source label"
 
-as_root() { [ "$(id -u)" = 0 ] || die "$1 is missing, and installing it needs root"; }
-apt_updated=""
+as_root() { [ "$(id -u)" = 0 ] || die "$1: missing, and getting it needs root"; }
+# apt-get update once per run, or when this machine has no apt lists yet.
 apt_update() {
-  [ -n "$apt_updated" ] && return 0
+  [ -e "$work/apt-updated" ] && return 0
+  as_root "apt's package lists"
   say "apt-get update"
   apt-get update -qq >&2
-  apt_updated=1
+  : >"$work/apt-updated"
+}
+apt_lists() {
+  compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt_update
 }
 
 # 1. The release binary.
@@ -153,18 +157,19 @@ apt_download() {
     return 1
   fi
 }
-# Downloads PACKAGE=VERSION (arch ARCH) into the cache once; prints the .deb's path.
+# Downloads PACKAGE=VERSION (arch ARCH) into the cache once; sets deb_file. Fails when apt has
+# no such version.
 fetch_deb() {
   local name=$1 version=$2 arch=$3 file spec
   file="$debs/${name}_${version//:/%3a}_${arch}.deb"
   spec="$name:$arch=$version"
   [ "$arch" = all ] && spec="$name=$version"
   if [ ! -s "$file" ]; then
-    apt_download "$spec" || { as_root "the apt lists for $name"; apt_update; apt_download "$spec"; } \
-      || die "could not download $spec"
+    apt_lists
+    apt_download "$spec" || { apt_update && apt_download "$spec"; } || return 1
   fi
   [ -s "$file" ] || die "apt-get download gave no $file"
-  echo "$file"
+  deb_file="$file"
 }
 # Extracts the .deb of an installed package (NAME or NAME:ARCH; the same version) into
 # $work/debs/NAME; prints that folder.
@@ -173,11 +178,37 @@ extract_installed() {
   read -r name version arch < <(dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' "$1" | head -n 1)
   [ -n "$version" ] || die "$1 is not installed"
   dir="$work/debs/$name"
-  if [ ! -d "$dir" ]; then
-    dpkg-deb -x "$(fetch_deb "$name" "$version" "$arch")" "$dir"
+  [ -d "$dir" ] && { echo "$dir"; return 0; }
+  if fetch_deb "$name" "$version" "$arch"; then
+    dpkg-deb -x "$deb_file" "$dir"
     say "  $name $version"
+  else
+    # Debian's mirrors keep only a suite's newest version: an older one installed here is taken
+    # from this machine's files of it, when dpkg finds them unchanged.
+    [ -z "$(dpkg --verify "$1" 2>&1 | grep -v ' c /')" ] \
+      || die "$name $version cannot be downloaded, and dpkg --verify finds this machine's copy changed"
+    mkdir -p "$dir"
+    # Its files and links, not its folders (on a merged-/usr system /lib is a link here).
+    dpkg -L "$1" | LC_ALL=C sort -u \
+      | awk 'NR > 1 && index($0, prev "/") != 1 {print prev} {prev = $0} END {print prev}' \
+      | while IFS= read -r f; do
+          if [ -L "$f" ] || [ -f "$f" ]; then echo "${f#/}"; fi
+        done | tar -C / --no-recursion -cf - -T - | tar -C "$dir" -xf -
+    say "  $name $version (this machine's installed files: apt has this version no longer)"
   fi
   echo "$dir"
+}
+# The file PATH names inside the folder ROOT, its links followed there (an absolute link is
+# ROOT's, as libc6's /lib64/ld-linux-x86-64.so.2 is), not on this machine.
+resolve_in() {
+  local root=$1 path=$2 target hops=0
+  while [ -L "$root$path" ]; do
+    target=$(readlink "$root$path")
+    case "$target" in /*) path="$target" ;; *) path="$(dirname "$path")/$target" ;; esac
+    hops=$((hops + 1))
+    [ "$hops" -lt 20 ] || return 1
+  done
+  [ -f "$root$path" ] && echo "$root$path"
 }
 # Copies the package's copyright file (following a doc folder that links to another package's,
 # as libgcc-s1's does to gcc-12-base's).
@@ -204,25 +235,24 @@ for lib in $libs; do
   package_of=$(owner "$lib") || die "no Debian package holds $lib"
   dir=$(extract_installed "$package_of")
   found=""
-  for candidate in "$dir$lib" "$dir${lib#/usr}" "$dir/usr$lib"; do
-    [ -e "$candidate" ] && { found="$candidate"; break; }
+  for candidate in "$lib" "${lib#/usr}" "/usr$lib"; do
+    found=$(resolve_in "$dir" "$candidate") && break
   done
   [ -n "$found" ] || die "$package_of's .deb has no $lib"
   # A real file at the path the loader looks for (the interpreter's exactly as the ELF names it).
-  install -D -m 0755 "$(readlink -f "$found")" "$base$lib"
+  install -D -m 0755 "$found" "$base$lib"
   case " $packages " in *" $package_of "*) ;; *) packages="$packages $package_of" ;; esac
 done
 for package_of in $packages; do copyright "$package_of"; done
 
 # The CA bundle as update-ca-certificates makes it: Mozilla's certificates of the newest
 # ca-certificates in the apt lists, concatenated.
-ca_version=$(apt-cache policy ca-certificates 2>/dev/null | awk '/Candidate:/ {print $2}')
-if [ -z "$ca_version" ] || [ "$ca_version" = "(none)" ]; then
-  as_root "the apt lists for ca-certificates"
-  apt_update
-  ca_version=$(apt-cache policy ca-certificates | awk '/Candidate:/ {print $2}')
-fi
-dpkg-deb -x "$(fetch_deb ca-certificates "$ca_version" all)" "$work/debs/ca-certificates"
+apt_lists
+ca_version=$(apt-cache policy ca-certificates | awk '/Candidate:/ {print $2}')
+case "$ca_version" in "" | "(none)") die "apt knows no ca-certificates" ;; esac
+fetch_deb ca-certificates "$ca_version" all \
+  || die "could not download ca-certificates $ca_version (apt-get download)"
+dpkg-deb -x "$deb_file" "$work/debs/ca-certificates"
 say "  ca-certificates $ca_version"
 mkdir -p "$base/etc/ssl/certs"
 bundle="$base/etc/ssl/certs/ca-certificates.crt"
@@ -249,7 +279,7 @@ install -d -m 1777 "$base/tmp"
 # The staged root runs the binary as 65532 with only these libraries (root can chroot).
 if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
   mkdir -p "$work/check"
-  cp -a "$base/." "$work/context/app/." "$work/check/"
+  cp -al "$base/." "$work/context/app/." "$work/check/"
   chroot --userspec=65532:65532 "$work/check" "/$bin" --help >/dev/null \
     || die "/$bin --help failed in the staged root: a library is missing"
   rm -rf "$work/check"
