@@ -14,13 +14,27 @@ use modelstudio_core::credentials::CREDENTIALS_LABEL;
 use tokio::sync::mpsc;
 
 /// Drops what the controller never reads of a cached ModelImport or ModelDeployment:
-/// managedFields (a third of its size or more), annotations (the last-applied copy of the whole
-/// object, GitOps tools' tracking) and labels (selection happens in the API server).
+/// managedFields (a third of its size or more), every annotation but its own `modelstudio.io/`
+/// ones (the last-applied copy of the whole object, GitOps tools' tracking go) and labels
+/// (selection happens in the API server).
 pub fn trim_cached(obj: &mut DynamicObject) {
     obj.metadata.managed_fields = None;
-    obj.metadata.annotations = None;
+    if let Some(annotations) = obj.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with(OWN_ANNOTATIONS));
+    }
+    if obj
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.is_empty())
+    {
+        obj.metadata.annotations = None;
+    }
     obj.metadata.labels = None;
 }
+
+/// The prefix of the annotations a person steers the controller with.
+const OWN_ANNOTATIONS: &str = "modelstudio.io/";
 
 /// A kind the controller watches untyped and caches typed.
 pub trait Watched:

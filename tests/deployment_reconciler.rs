@@ -284,6 +284,33 @@ async fn a_lora_deployment_is_not_scaled_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_asked_by_annotation_reads_the_deployment_and_is_recorded() {
+    let bed = Bed::new().await;
+    bed.apply("d", by_model("qwen-turbo")).await;
+    bed.steps("d", 2).await;
+    bed.fake.finish("qwen-turbo");
+    bed.step("d").await;
+    assert_eq!(bed.reason("d").await, "DeploymentRunning");
+    let reads = bed.fake.count(Operation::DeploymentGet);
+    bed.deployments()
+        .patch(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "modelstudio.io/reconcile-requested-at": "1"
+            }}})),
+        )
+        .await
+        .unwrap();
+    bed.step("d").await;
+    assert_eq!(bed.fake.count(Operation::DeploymentGet), reads + 1);
+    let d = bed.get("d").await;
+    assert_eq!(ready_reason(&d), "DeploymentRunning");
+    let status = d.status.expect("a status");
+    assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_keeps_its_job_while_a_deployment_serves_its_model() {
     let bed = Bed::new().await;
     // The deployments' cache, as the controller fills it.

@@ -263,6 +263,24 @@ fn import_becomes_ready_shows_its_columns_and_delete_removes_the_job_once() {
     assert_eq!(stats.create.status(200), 1, "{stats:?}");
     assert_eq!(stats.delete.total, 0, "{stats:?}");
 
+    // Reconcile now, as the README says: the finished job is read at once (its resync is 30
+    // minutes away) and the value handled shows in the status, for `kubectl wait`.
+    let reads = c.stats().get.total;
+    k.run(&[
+        "annotate",
+        "mimport",
+        "qwen3-lora",
+        "modelstudio.io/reconcile-requested-at=first",
+        "--overwrite",
+    ]);
+    k.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.lastHandledReconcileAt}=first",
+        "--timeout=30s",
+    ]);
+    assert_eq!(c.stats().get.total, reads + 1, "read once, at once");
+
     // Delete: kubectl waits until the controller deleted the job and released the resource.
     let out = k.run(&["delete", "mimport", "qwen3-lora", "--timeout=60s"]);
     assert!(out.contains("deleted"), "{out}");

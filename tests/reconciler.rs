@@ -602,6 +602,53 @@ async fn creates_once_and_becomes_ready() {
 }
 
 #[tokio::test]
+async fn a_reconcile_asked_by_annotation_reads_the_job_at_once_and_is_recorded() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    // Finished: a pass now reads nothing until the resync.
+    let reads = h.sim.simulator.stats().get.total;
+    h.step().await;
+    assert_eq!(
+        h.sim.simulator.stats().get.total,
+        reads,
+        "no read before the resync"
+    );
+
+    let ask = |value: &str| json!({"metadata": {"annotations": {"modelstudio.io/reconcile-requested-at": value}}});
+    h.imports()
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(ask("2026-12-07T10:00:00Z")),
+        )
+        .await
+        .unwrap();
+    h.step().await;
+    assert_eq!(
+        h.sim.simulator.stats().get.total,
+        reads + 1,
+        "the job is read at once"
+    );
+    let status = h.object().await.unwrap().status.unwrap();
+    assert_eq!(
+        status.last_handled_reconcile_at.as_deref(),
+        Some("2026-12-07T10:00:00Z")
+    );
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    // Handled once: the next passes read nothing more, until a new value.
+    h.step().await;
+    assert_eq!(h.sim.simulator.stats().get.total, reads + 1);
+    h.imports()
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(ask("2")))
+        .await
+        .unwrap();
+    h.step().await;
+    assert_eq!(h.sim.simulator.stats().get.total, reads + 2);
+    let status = h.object().await.unwrap().status.unwrap();
+    assert_eq!(status.last_handled_reconcile_at.as_deref(), Some("2"));
+}
+
+#[tokio::test]
 async fn failed_job_stalls_with_its_reason() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY).await;

@@ -294,6 +294,12 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_fingerprint: Option<String>,
 
+    /// The last value of the annotation `modelstudio.io/reconcile-requested-at` the controller
+    /// handled (it read the deployment at once): a script sets a new value, then waits for it
+    /// here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -6,7 +6,7 @@ use crate::crd::{
     self, DeletionPolicy as CrdPolicy, DeploymentPhase as CrdPhase, DeploymentPlan,
     ModelDeployment, ModelDeploymentStatus, ModelImport, FINALIZER,
 };
-use crate::pass::{core_conditions, crd_conditions, key};
+use crate::pass::{control, core_conditions, crd_conditions, key};
 use kube::ResourceExt;
 use modelstudio_core::conditions::{READY, TRUE};
 use modelstudio_core::credentials::SecretRef;
@@ -35,6 +35,7 @@ pub fn resource(obj: &ModelDeployment) -> DeploymentResource {
         generation: obj.metadata.generation,
         deleting: obj.metadata.deletion_timestamp.is_some(),
         has_finalizer: obj.finalizers().iter().any(|f| f == FINALIZER),
+        control: control(obj),
         spec: DeploymentSpec {
             source: match (&spec.model_import_ref, &spec.model_name) {
                 (Some(r), _) => ModelSource::Import(r.name.clone()),
@@ -95,6 +96,7 @@ pub fn deployment_status(status: Option<&ModelDeploymentStatus>) -> DeploymentSt
         base_capacity: units(s.base_capacity),
         created_at: s.created_at.clone(),
         key_fingerprint: s.api_key_fingerprint.clone(),
+        last_handled_reconcile_at: s.last_handled_reconcile_at.clone(),
         observed_generation: s.observed_generation,
         conditions: core_conditions(&s.conditions),
     }
@@ -121,6 +123,7 @@ pub fn model_deployment_status(s: &DeploymentStatus) -> ModelDeploymentStatus {
         base_capacity: s.base_capacity.map(i64::from),
         created_at: s.created_at.clone(),
         api_key_fingerprint: s.key_fingerprint.clone(),
+        last_handled_reconcile_at: s.last_handled_reconcile_at.clone(),
         observed_generation: s.observed_generation,
         conditions: crd_conditions(&s.conditions),
     }

@@ -81,6 +81,7 @@ impl<'a> Io<'a> {
                 let fingerprint = obs.key_fingerprint.clone();
                 obs.seen = Some(self.poll(&job_id, listed, fingerprint).await);
             }
+            Need::JobNow(job_id) => obs.seen = Some(self.read_now(&job_id).await),
             Need::Listing => obs.seen = Some(Seen::Listing(self.list_every_job().await)),
         }
         Ok(())

@@ -58,6 +58,19 @@ impl Io<'_> {
         Seen::Job(result)
     }
 
+    /// Reads the job now, past the workspace's listing (a person asked for a reconcile); at the
+    /// quota's poll priority, as any read of a job.
+    pub(super) async fn read_now(&self, job_id: &str) -> Seen {
+        let Some(key) = &self.object.api_key else {
+            return Seen::Job(Err(missing_key()));
+        };
+        let result = self.ctx.jobs.get(key, job_id).await;
+        if result.is_ok() {
+            self.ctx.mark_read(&self.object.key);
+        }
+        Seen::Job(result)
+    }
+
     /// Has the workspace's poller follow a job this resource just created.
     pub(super) fn follow_created(&self, job: &Job) {
         let (Some(key), PollMode::Listing) = (&self.object.api_key, self.ctx.pass.config.poll_mode)

@@ -2,7 +2,7 @@
 //! written back as the CRD's status. Nothing is decided here.
 
 use crate::crd::{self, ModelImport, ModelImportStatus, FINALIZER};
-use crate::pass::{core_conditions, crd_conditions, key};
+use crate::pass::{control, core_conditions, crd_conditions, key};
 use kube::ResourceExt;
 use modelstudio_core::credentials::SecretRef;
 use modelstudio_core::deletion::DeletionPolicy;
@@ -19,6 +19,7 @@ pub fn resource(obj: &ModelImport) -> Resource {
         generation: obj.metadata.generation,
         deleting: obj.metadata.deletion_timestamp.is_some(),
         has_finalizer: obj.finalizers().iter().any(|f| f == FINALIZER),
+        control: control(obj),
         spec: Spec {
             base_model: spec.base_model.clone(),
             display_name: spec.display_name.clone(),
@@ -62,6 +63,7 @@ pub fn import_status(status: Option<&ModelImportStatus>) -> ImportStatus {
         error_code: s.error_code.clone(),
         created_at: s.created_at.clone(),
         key_fingerprint: s.api_key_fingerprint.clone(),
+        last_handled_reconcile_at: s.last_handled_reconcile_at.clone(),
         observed_generation: s.observed_generation,
         conditions: core_conditions(&s.conditions),
     }
@@ -79,6 +81,7 @@ pub fn model_import_status(s: &ImportStatus) -> ModelImportStatus {
         error_code: s.error_code.clone(),
         created_at: s.created_at.clone(),
         api_key_fingerprint: s.key_fingerprint.clone(),
+        last_handled_reconcile_at: s.last_handled_reconcile_at.clone(),
         observed_generation: s.observed_generation,
         conditions: crd_conditions(&s.conditions),
     }

@@ -29,6 +29,17 @@ use modelstudio_core::step::Step;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
+/// What a person asks of a resource (either kind's) through its annotations.
+pub fn control(obj: &impl kube::ResourceExt) -> modelstudio_core::control::Control {
+    use modelstudio_core::control::RECONCILE_REQUESTED_ANNOTATION;
+    modelstudio_core::control::Control {
+        reconcile_requested_at: obj
+            .annotations()
+            .get(RECONCILE_REQUESTED_ANNOTATION)
+            .cloned(),
+    }
+}
+
 /// A resource's identity for the bookkeeping between passes (either kind's): its UID, or
 /// namespace/name before the API server gave it one.
 pub fn key(obj: &impl kube::ResourceExt) -> String {

@@ -16,12 +16,13 @@
 //!   step).
 //! - [`deployment`]: the ModelDeployment (resource view, deployments API, reasons, step).
 //! - Shared: [`conditions`] (Ready, Reconciling, Stalled and what a reason means for them),
-//!   [`events`], [`requeue`] (and the timing), [`step`] (what a decision asks of the IO side), [`credentials`], [`api`] (the API key, the ways a
+//!   [`events`], [`control`] (what a person asks through annotations), [`requeue`] (and the timing), [`step`] (what a decision asks of the IO side), [`credentials`], [`api`] (the API key, the ways a
 //!   call fails, which call it is), [`deletion`] (the deletion policy) and [`correlation`] (the
 //!   token that finds the result of a lost create).
 
 pub mod api;
 pub mod conditions;
+pub mod control;
 pub mod correlation;
 pub mod credentials;
 pub mod deletion;

@@ -45,6 +45,7 @@ fn import(uid: &str, secret: Option<&str>) -> Resource {
         generation: Some(1),
         deleting: false,
         has_finalizer: true,
+        control: Default::default(),
         spec: spec(secret.map(|name| secret_ref(name, DEFAULT_SECRET_KEY))),
         status: ImportStatus {
             job_id: Some(format!("job-{uid}")),

@@ -93,6 +93,7 @@ fn new_resource(source: ModelSource) -> DeploymentResource {
         generation: Some(1),
         deleting: false,
         has_finalizer: true,
+        control: Default::default(),
         spec: spec(source),
         status: DeploymentStatus::default(),
     }

@@ -563,6 +563,7 @@ proptest! {
             generation: Some(generation),
             deleting,
             has_finalizer: true,
+            control: Default::default(),
             spec: Spec {
                 base_model: "qwen3-32b".into(),
                 display_name: None,
@@ -822,6 +823,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
                     create_not_applied,
                     intent,
                     fingerprint,
+                    handled_reconcile: None,
                 }
             },
         )

@@ -71,6 +71,7 @@ fn resource() -> Resource {
         generation: Some(1),
         deleting: false,
         has_finalizer: true,
+        control: Default::default(),
         spec: spec(),
         status: ImportStatus::default(),
     }
@@ -169,7 +170,7 @@ fn observe(
         match &need {
             Need::FreshCopy => o.fresh = Some(o.cached.clone()),
             Need::Credentials => o.credentials = Some(key.clone()),
-            Need::Job(_) | Need::Listing => {
+            Need::Job(_) | Need::JobNow(_) | Need::Listing => {
                 o.seen = Some(
                     seen.take()
                         .expect("a read of Model Studio was not expected"),
@@ -578,6 +579,66 @@ fn a_poll_soon_after_the_last_read_waits_out_the_rest() {
 }
 
 #[test]
+fn a_reconcile_asked_for_reads_the_job_now_and_is_recorded_as_handled() {
+    let mut r = tracking("job-1", Phase::Running, 600);
+    r.control.reconcile_requested_at = Some("2026-12-07T10:00:00Z".into());
+    // Read moments ago: without the request this pass would wait (see above); with it the job
+    // is read now, past the workspace's listing.
+    let mut o = Observation::new(now(), timing(), r.clone(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        observe(&mut o, SECRET, Some(Seen::Job(Ok(job("job-1", "RUNNING"))))),
+        vec![Need::Credentials, Need::JobNow("job-1".into())]
+    );
+    let step = decide(&o);
+    assert_eq!(step.plan, "poll");
+    let handled = step
+        .status
+        .as_ref()
+        .and_then(|u| u.handled_reconcile.clone());
+    assert_eq!(handled.as_deref(), Some("2026-12-07T10:00:00Z"));
+    let after = record(&r, &step);
+    assert_eq!(
+        after.status.last_handled_reconcile_at.as_deref(),
+        Some("2026-12-07T10:00:00Z")
+    );
+    // Handled: the next pass that soon waits again, and records nothing more.
+    let o = Observation::new(now(), timing(), after.clone(), Some(Duration::from_secs(1)));
+    assert_eq!(next_need(&o), None);
+    assert_eq!(decide(&o).status, None);
+    // A new value asks again.
+    let mut again = after;
+    again.control.reconcile_requested_at = Some("2".into());
+    let mut o = Observation::new(now(), timing(), again, Some(Duration::from_secs(1)));
+    o.credentials = Some(SECRET);
+    assert_eq!(next_need(&o), Some(Need::JobNow("job-1".into())));
+}
+
+#[test]
+fn a_reconcile_asked_for_is_not_handled_by_a_pass_that_only_looks_again() {
+    let mut r = tracking("job-1", Phase::Running, 600);
+    r.control.reconcile_requested_at = Some("1".into());
+    // The key is not read yet: the pass looks again in a moment, having handled nothing.
+    let o = obs(r.clone());
+    let step = decide(&o);
+    assert_eq!(step.requeue, Requeue::After(STALE_RETRY));
+    assert_eq!(step.status, None);
+    // A credentials problem is an answer: handled, with the condition saying why.
+    let mut o = obs(r);
+    observe(
+        &mut o,
+        Err(CredentialProblem::SecretNotFound { name: "s".into() }),
+        None,
+    );
+    let step = decide(&o);
+    let update = step.status.expect("a status");
+    assert_eq!(update.handled_reconcile.as_deref(), Some("1"));
+    assert_eq!(
+        update.reason.map(|r| r.code()),
+        Some(Code::CredentialsMissing)
+    );
+}
+
+#[test]
 fn a_poll_without_its_read_waits() {
     let mut o = obs(tracking("job-1", Phase::Running, 600));
     o.credentials = Some(SECRET);
@@ -892,10 +953,11 @@ fn a_namespace_without_the_grant_gets_no_default_key_but_deletes_what_it_made() 
         namespace: "team-a".into(),
         selector: "modelstudio.io/default-key=granted".into(),
     };
-    let refused = Err(CredentialProblem::DefaultKeyNotGranted {
+    let problem = CredentialProblem::DefaultKeyNotGranted {
         namespace: "team-a".into(),
         selector: "modelstudio.io/default-key=granted".into(),
-    });
+    };
+    let refused = Err(problem.clone());
     let missing = || CredentialProblem::SecretNotFound { name: "s".into() };
     let cases: Vec<(
         Option<SecretRead>,
@@ -917,7 +979,7 @@ fn a_namespace_without_the_grant_gets_no_default_key_but_deletes_what_it_made() 
         let label = format!("{secret:?} deleting={deleting}");
         assert_eq!(choose_key(secret, not_granted(), deleting), want, "{label}");
     }
-    let message = refused.unwrap_err().message();
+    let message = problem.message();
     assert!(message.contains("team-a"), "{message}");
     assert!(message.contains("spec.apiKeySecretRef"), "{message}");
     assert!(

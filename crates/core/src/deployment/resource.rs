@@ -3,6 +3,7 @@
 
 use super::deployments::{Plan, PtuCapacity};
 use crate::conditions::Condition;
+use crate::control::Control;
 use crate::credentials::SecretRef;
 use crate::deletion::DeletionPolicy;
 
@@ -60,6 +61,8 @@ pub struct DeploymentStatus {
     pub base_capacity: Option<u32>,
     pub created_at: Option<String>,
     pub key_fingerprint: Option<String>,
+    /// The last `modelstudio.io/reconcile-requested-at` value handled.
+    pub last_handled_reconcile_at: Option<String>,
     pub observed_generation: Option<i64>,
     pub conditions: Vec<Condition>,
 }
@@ -72,6 +75,8 @@ pub struct DeploymentResource {
     pub generation: Option<i64>,
     pub deleting: bool,
     pub has_finalizer: bool,
+    /// What a person asks through its annotations.
+    pub control: Control,
     pub spec: DeploymentSpec,
     pub status: DeploymentStatus,
 }

@@ -90,6 +90,14 @@ impl Observation {
     pub fn resource(&self) -> &DeploymentResource {
         self.fresh.as_ref().unwrap_or(&self.cached)
     }
+
+    /// The `modelstudio.io/reconcile-requested-at` value not handled yet, if a person asked.
+    /// Every pass reads the recorded deployment, so the pass it wakes is the reconcile asked.
+    pub fn reconcile_asked(&self) -> Option<&str> {
+        let r = self.resource();
+        r.control
+            .reconcile_asked(r.status.last_handled_reconcile_at.as_deref())
+    }
 }
 
 /// The finalizer change or remote call to make.
@@ -342,6 +350,9 @@ impl<'a> Builder<'a> {
                 ));
             }
             next.observed_generation = r.generation.or(current.observed_generation);
+        }
+        if let Some(asked) = obs.reconcile_asked() {
+            next.last_handled_reconcile_at = Some(asked.to_string());
         }
         let status = (next != *current).then_some(next);
         let protect_secret = matches!(self.act, Act::Create(_))

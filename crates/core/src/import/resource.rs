@@ -2,6 +2,7 @@
 
 use super::jobs::{Source, Storage, WeightType};
 use crate::conditions::Condition;
+use crate::control::Control;
 use crate::credentials::SecretRef;
 use crate::deletion::DeletionPolicy;
 
@@ -62,6 +63,8 @@ pub struct Resource {
     pub deleting: bool,
     /// Whether this controller's finalizer is on the resource.
     pub has_finalizer: bool,
+    /// What a person asks through its annotations.
+    pub control: Control,
     pub spec: Spec,
     pub status: ImportStatus,
 }
@@ -80,6 +83,8 @@ pub struct ImportStatus {
     pub created_at: Option<String>,
     /// The fingerprint of the key the job was last seen with: its workspace.
     pub key_fingerprint: Option<String>,
+    /// The last `modelstudio.io/reconcile-requested-at` value handled.
+    pub last_handled_reconcile_at: Option<String>,
     pub observed_generation: Option<i64>,
     pub conditions: Vec<Condition>,
 }

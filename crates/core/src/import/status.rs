@@ -23,6 +23,8 @@ pub struct Update {
     pub intent: Option<String>,
     /// The fingerprint of the key the job was just seen with.
     pub fingerprint: Option<String>,
+    /// The `modelstudio.io/reconcile-requested-at` value this pass handled.
+    pub handled_reconcile: Option<String>,
 }
 
 /// The status after `update`, with `observedGeneration` set to `generation`.
@@ -52,6 +54,9 @@ pub fn next_status(
     }
     if update.fingerprint.is_some() {
         next.key_fingerprint = update.fingerprint.clone();
+    }
+    if update.handled_reconcile.is_some() {
+        next.last_handled_reconcile_at = update.handled_reconcile.clone();
     }
     // Once a job is recorded, or the attempt certainly failed, there is nothing to recover.
     if next.job_id.is_some() || update.create_not_applied {

@@ -112,9 +112,20 @@ impl Observation {
             .is_some_and(|f| decision::plan(&snapshot(f)) != self.plan())
     }
 
+    /// The `modelstudio.io/reconcile-requested-at` value not handled yet, if a person asked.
+    pub fn reconcile_asked(&self) -> Option<&str> {
+        let r = self.resource();
+        r.control
+            .reconcile_asked(r.status.last_handled_reconcile_at.as_deref())
+    }
+
     /// How long to wait when the job was read less than half a poll interval ago: our own status
-    /// write triggers a reconcile, which must not cost Model Studio another read.
+    /// write triggers a reconcile, which must not cost Model Studio another read. Never when a
+    /// person asked for a reconcile.
     fn too_soon(&self) -> Option<Duration> {
+        if self.reconcile_asked().is_some() {
+            return None;
+        }
         let elapsed = self.last_read?;
         let poll = self.timing.poll_interval;
         (elapsed < poll / 2).then(|| poll - elapsed)
@@ -143,8 +154,10 @@ pub enum Need {
     /// Read the Secret of spec.apiKeySecretRef and choose the key with
     /// [`choose_key`](crate::credentials::choose_key).
     Credentials,
-    /// GET this job.
+    /// GET this job (from its workspace's listing while the poller follows it).
     Job(String),
+    /// GET this job now, past the workspace's listing: a person asked for a reconcile.
+    JobNow(String),
     /// List every job of the workspace.
     Listing,
 }
@@ -170,6 +183,7 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
         return None;
     }
     match plan {
+        PassPlan::Poll { job_id } if obs.reconcile_asked().is_some() => Some(Need::JobNow(job_id)),
         PassPlan::Poll { job_id } | PassPlan::Adopt { job_id } => Some(Need::Job(job_id)),
         PassPlan::Recover => Some(Need::Listing),
         _ => None,
@@ -276,6 +290,15 @@ pub fn decide(obs: &Observation) -> Step {
         .filter(|u| u.job.is_some() || u.intent.is_some())
     {
         update.fingerprint = obs.key_fingerprint.clone();
+    }
+    // A reconcile a person asked for is handled by this pass, unless it only looks again in a
+    // moment (the cache lagged, or the key is not read yet).
+    if let Some(asked) = obs.reconcile_asked() {
+        if step.requeue != Requeue::After(STALE_RETRY) {
+            step.status
+                .get_or_insert_with(Update::default)
+                .handled_reconcile = Some(asked.to_string());
+        }
     }
     let r = obs.resource();
     step.protect_secret = obs.answer.is_none()
@@ -655,6 +678,7 @@ mod tests {
             generation: Some(1),
             deleting: false,
             has_finalizer: true,
+            control: Default::default(),
             spec: Spec {
                 base_model: "qwen3-32b".into(),
                 display_name: None,
