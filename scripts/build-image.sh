@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 die() { echo "build-image: $*" >&2; exit 1; }
 say() { echo "build-image: $*" >&2; }
-usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 which="$1"; shift
@@ -123,7 +123,8 @@ interpreter=$(readelf -l "$binary" | sed -n 's/.*Requesting program interpreter:
 [ -n "$interpreter" ] || die "$binary has no ELF interpreter: a static binary needs no libraries; this script stages a dynamic one"
 
 work=$(mktemp -d "$target/image/work.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# vfs storage keeps read-only copies of the layers: made writable first, so rm removes them.
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 base="$work/context/base"
 mkdir -p "$base" "$work/context/app" "$work/debs"
 install -m 0755 "$binary" "$work/context/app/$bin"
@@ -306,12 +307,11 @@ if [ "$builder" = buildah ]; then
   buildah "${storage[@]}" bud --isolation chroot --timestamp "$epoch" --format oci \
     --layers=false "${build_args[@]}" -f "$PWD/Dockerfile" -t "$tag" "$context" >&2
   buildah "${storage[@]}" push --quiet "$tag" "oci-archive:$tmp_out:$tag" >&2
-  # vfs leaves read-only copies of the layers behind: let rm -rf remove them.
-  chmod -R u+w "$work/buildah" 2>/dev/null || true
 else
   command -v docker >/dev/null || die "docker is missing"
   say "building $tag (docker)"
   docker build --build-arg "SOURCE_DATE_EPOCH=$epoch" "${build_args[@]}" -f "$PWD/Dockerfile" -t "$tag" "$context" >&2
+  # Docker 25 and later save an OCI layout (named by the tag only); older ones their own format.
   docker save -o "$tmp_out" "$tag"
 fi
 mv -f "$tmp_out" "$out"
@@ -330,6 +330,8 @@ with tarfile.open(path) as archive:
         sys.exit()
     index = json.loads(read("index.json"))
     manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    while "manifests" in manifest:  # an index (docker's containerd store): its first image
+        manifest = json.loads(blob(manifest["manifests"][0]["digest"]))
     layers = manifest["layers"]
     packed = sum(layer["size"] for layer in layers)
     unpacked = sum(len(gzip.decompress(blob(l["digest"]))) if l["mediaType"].endswith("gzip")
