@@ -6,12 +6,15 @@
 
 mod samples;
 
+use jiff::Timestamp;
 use modelstudio_controller::crd::FINALIZER;
 use modelstudio_controller::import::resource::model_import_status;
-use modelstudio_core::conditions::Meaning;
+use modelstudio_controller::pass::{core_conditions, crd_conditions};
+use modelstudio_core::conditions::{paused_conditions, Meaning, PAUSED};
 use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason};
 use modelstudio_core::import::reason::{Code, Reason};
+use modelstudio_core::import::status::{next_status, Update};
 use modelstudio_testbed::{go_tool, run_bounded};
 use samples::deployments::{
     deployment_case, deployment_object, deployment_sample, DeploymentSample,
@@ -163,6 +166,25 @@ fn deployment_cases() -> Vec<Case> {
         deleting: true,
     };
     cases.push(case("deleting-credentials-missing".into(), &credentials));
+    // Paused while Running: Suspended, Ready kept as it was.
+    let running = deployment_sample(DeploymentCode::DeploymentRunning);
+    let mut paused = deployment_case("paused", &running);
+    if let Some(status) = paused.status.as_mut() {
+        let conditions = paused_conditions(
+            &core_conditions(&status.conditions),
+            Some(1),
+            Timestamp::now(),
+        );
+        status.conditions = crd_conditions(&conditions);
+    }
+    cases.push(Case {
+        name: "paused".into(),
+        object: yaml(&paused),
+        health: Health {
+            status: "Suspended",
+            message: format!("{}: {}", PAUSED.0, PAUSED.1),
+        },
+    });
     let mut fresh = deployment_object("fresh-without-status", 1);
     fresh.status = None;
     cases.push(Case {
@@ -256,6 +278,27 @@ fn cases() -> Vec<Case> {
         ..sample(Code::WorkspaceChanged)
     };
     cases.push(reason_case("deleting-workspace-changed".into(), &workspace));
+
+    // Paused once its job succeeded: Suspended, Ready kept as it was.
+    let succeeded = status_of(&sample(Code::JobSucceeded), 1);
+    let mut paused = object("paused", 1);
+    paused.status = Some(model_import_status(&next_status(
+        &succeeded,
+        &Update {
+            paused: true,
+            ..Default::default()
+        },
+        Some(1),
+        Timestamp::now(),
+    )));
+    cases.push(Case {
+        name: "paused".into(),
+        object: yaml(&paused),
+        health: Health {
+            status: "Suspended",
+            message: format!("{}: {}", PAUSED.0, PAUSED.1),
+        },
+    });
     cases
 }
 

@@ -311,6 +311,47 @@ async fn a_reconcile_asked_by_annotation_reads_the_deployment_and_is_recorded() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_makes_no_call_and_its_deletion_lets_the_deployment_go() {
+    let bed = Bed::new().await;
+    bed.apply("d", by_model("qwen-turbo")).await;
+    bed.steps("d", 2).await;
+    bed.fake.finish("qwen-turbo");
+    bed.step("d").await;
+    assert_eq!(bed.reason("d").await, "DeploymentRunning");
+    let calls = bed.fake.calls().len();
+    bed.deployments()
+        .patch(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"modelstudio.io/paused": "true"}}})),
+        )
+        .await
+        .unwrap();
+    bed.steps("d", 2).await;
+    assert_eq!(bed.fake.calls().len(), calls, "no call while paused");
+    let d = bed.get("d").await;
+    assert_eq!(ready_reason(&d), "DeploymentRunning", "Ready as it was");
+    let reconciling = d
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Reconciling"))
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    assert_eq!(reconciling, Some(("False".into(), "Paused".into())));
+    // Deleted while paused: released without a DELETE.
+    bed.deployments()
+        .delete("d", &Default::default())
+        .await
+        .unwrap();
+    bed.step("d").await;
+    assert!(
+        bed.deployments().get_opt("d").await.unwrap().is_none(),
+        "released"
+    );
+    assert_eq!(bed.fake.calls().len(), calls, "no DELETE");
+    assert_eq!(bed.fake.count(Operation::DeploymentDelete), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_keeps_its_job_while_a_deployment_serves_its_model() {
     let bed = Bed::new().await;
     // The deployments' cache, as the controller fills it.

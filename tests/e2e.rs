@@ -383,6 +383,70 @@ fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
 }
 
 #[test]
+fn a_paused_import_calls_nothing_and_its_deletion_keeps_the_job() {
+    let mut c = Cluster::start(
+        "paused",
+        SimulatorConfig {
+            pending_duration: Duration::from_secs(1),
+            running_duration: Duration::from_secs(600),
+            ..SimulatorConfig::default()
+        },
+    );
+    c.start_controller();
+    let k = &c.kubectl;
+    k.run(&[
+        "apply",
+        "-f",
+        &example("secret.yaml"),
+        "-f",
+        &example("modelimport.yaml"),
+    ]);
+    k.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.phase}=Running",
+        "--timeout=60s",
+    ]);
+    let job = k.jsonpath("mimport/qwen3-lora", "{.status.jobId}").stdout;
+    k.run(&[
+        "annotate",
+        "mimport",
+        "qwen3-lora",
+        "modelstudio.io/paused=true",
+    ]);
+    k.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused",
+        "--timeout=30s",
+    ]);
+    let calls = c.sim.simulator.requests().len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        c.sim.simulator.requests().len(),
+        calls,
+        "no call while paused (the poll interval is 1 s)"
+    );
+    // Deleting a paused import while its job runs: released at once, the job left running.
+    k.run(&["delete", "mimport", "qwen3-lora", "--timeout=30s"]);
+    assert_eq!(c.stats().delete.total, 0, "no DELETE");
+    let jobs = c.sim.simulator.jobs();
+    assert!(
+        jobs.iter().any(|j| j.job_id == job && !j.deleted),
+        "{jobs:?}"
+    );
+    let events = k.run(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Orphaned",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "an Orphaned event");
+}
+
+#[test]
 fn failed_job_is_stalled_with_the_remote_error_and_not_retried() {
     let mut c = Cluster::quick("failed");
     c.start_controller();

@@ -649,6 +649,60 @@ async fn a_reconcile_asked_by_annotation_reads_the_job_at_once_and_is_recorded()
 }
 
 #[tokio::test]
+async fn a_paused_import_makes_no_call_and_its_deletion_lets_the_job_go() {
+    let h = Harness::new(fast_settings()).await;
+    ready_import(&h).await;
+    let calls = h.sim.simulator.requests().len();
+    let pause = json!({"metadata": {"annotations": {
+        "modelstudio.io/paused": "true",
+        "modelstudio.io/reconcile-requested-at": "1",
+    }}});
+    h.imports()
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(pause))
+        .await
+        .unwrap();
+    h.step().await;
+    assert_eq!(
+        h.condition("Reconciling").await.map(|c| (c.0, c.1)),
+        Some(("False".into(), "Paused".into()))
+    );
+    assert_eq!(
+        h.condition("Ready").await.map(|c| c.0),
+        Some("True".into()),
+        "Ready as it was"
+    );
+    let status = h.object().await.unwrap().status.unwrap();
+    assert_eq!(
+        status.last_handled_reconcile_at, None,
+        "not handled while paused"
+    );
+    h.step().await;
+    assert_eq!(
+        h.sim.simulator.requests().len(),
+        calls,
+        "no call while paused"
+    );
+
+    // Deleted while paused: released at once, the job left in Model Studio, a Warning says so.
+    h.mark_deleted().await;
+    h.step().await;
+    assert!(h.object().await.is_none(), "released");
+    assert_eq!(h.sim.simulator.requests().len(), calls, "no DELETE");
+    assert_eq!(h.sim.simulator.stats().delete.total, 0);
+    let events = h.events().await;
+    let orphaned = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Orphaned"))
+        .expect("an Orphaned event");
+    assert_eq!(orphaned.type_.as_deref(), Some("Warning"));
+    assert!(
+        orphaned.note.as_deref().unwrap_or("").contains("paused"),
+        "{:?}",
+        orphaned.note
+    );
+}
+
+#[tokio::test]
 async fn failed_job_stalls_with_its_reason() {
     let h = Harness::new(fast_settings()).await;
     h.put_secret("dashscope", "api-key", KEY).await;

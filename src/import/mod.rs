@@ -59,9 +59,17 @@ impl KindPass for observe::Io<'_> {
         observe::Io::observe(self, obs, need).await
     }
 
-    /// A deletion needs to know whether a ModelDeployment still serves the model.
+    /// A paused import has its workspace's poller let its job go (no listing is made on its
+    /// behalf; the poll after the unpause follows it again). A deletion needs to know whether a
+    /// ModelDeployment still serves the model.
     async fn before_deciding(&mut self, obs: &mut Observation) -> Option<Action> {
-        if !obs.resource().deleting {
+        let r = obs.resource();
+        if r.control.paused {
+            if let Some(job_id) = &r.status.job_id {
+                self.ctx.job_cache.forget(job_id);
+            }
+        }
+        if !r.deleting {
             return None;
         }
         match self.served_by().await {

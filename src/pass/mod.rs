@@ -31,12 +31,11 @@ use tracing::warn;
 
 /// What a person asks of a resource (either kind's) through its annotations.
 pub fn control(obj: &impl kube::ResourceExt) -> modelstudio_core::control::Control {
-    use modelstudio_core::control::RECONCILE_REQUESTED_ANNOTATION;
+    use modelstudio_core::control::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION};
+    let annotations = obj.annotations();
     modelstudio_core::control::Control {
-        reconcile_requested_at: obj
-            .annotations()
-            .get(RECONCILE_REQUESTED_ANNOTATION)
-            .cloned(),
+        paused: annotations.get(PAUSED_ANNOTATION).map(String::as_str) == Some("true"),
+        reconcile_requested_at: annotations.get(RECONCILE_REQUESTED_ANNOTATION).cloned(),
     }
 }
 

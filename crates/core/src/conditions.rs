@@ -148,6 +148,31 @@ pub fn conditions_of(
     ]
 }
 
+/// Reason and message of Reconciling=False while `modelstudio.io/paused` is set.
+pub const PAUSED: (&str, &str) = (
+    "Paused",
+    "The annotation modelstudio.io/paused is \"true\": no call to Model Studio until it is removed \
+     (Ready and Stalled show what was last known)",
+);
+
+/// The conditions of a paused resource: Reconciling=False with reason `Paused`; Ready and Stalled
+/// as they were (a paused resource says nothing new about its remote object).
+pub fn paused_conditions(
+    current: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let paused = Condition {
+        type_: RECONCILING.to_string(),
+        status: FALSE.to_string(),
+        reason: PAUSED.0.to_string(),
+        message: PAUSED.1.to_string(),
+        observed_generation: generation,
+        last_transition_time: Timestamp::UNIX_EPOCH,
+    };
+    merge_conditions(current, vec![paused], now)
+}
+
 /// Keeps `lastTransitionTime` of conditions whose status did not change; stamps `now` on the rest.
 pub fn merge_conditions(
     current: &[Condition],

@@ -1,15 +1,22 @@
 //! What a person asks of one resource through its annotations, read alike for both kinds:
-//! reconcile now (`modelstudio.io/reconcile-requested-at`, as Flux's `requestedAt`). Imports no
-//! other module of the core.
+//! reconcile now (`modelstudio.io/reconcile-requested-at`, as Flux's `requestedAt`) and pause
+//! (`modelstudio.io/paused`, as Crossplane's `crossplane.io/paused`). Imports no other module of
+//! the core.
 
 /// Setting it to a new value (any: a date, a counter) asks the controller to read the resource's
 /// remote object at once, outside the poll cycle; the value handled is recorded in
 /// `status.lastHandledReconcileAt`, so a script can wait for it.
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "modelstudio.io/reconcile-requested-at";
 
+/// `"true"` stops every call to Model Studio for the resource while it is set; deleting it then
+/// lets the remote object go without deleting it.
+pub const PAUSED_ANNOTATION: &str = "modelstudio.io/paused";
+
 /// The annotations of one resource that steer the controller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Control {
+    /// [`PAUSED_ANNOTATION`] is `"true"`.
+    pub paused: bool,
     /// The value of [`RECONCILE_REQUESTED_ANNOTATION`], if set.
     pub reconcile_requested_at: Option<String>,
 }
@@ -31,6 +38,7 @@ mod tests {
     fn a_reconcile_is_asked_by_a_value_not_handled_yet() {
         let asked = |v: Option<&str>| Control {
             reconcile_requested_at: v.map(String::from),
+            ..Default::default()
         };
         assert_eq!(asked(None).reconcile_asked(None), None);
         assert_eq!(asked(Some("1")).reconcile_asked(None), Some("1"));

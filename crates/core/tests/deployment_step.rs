@@ -1850,3 +1850,41 @@ fn deleted(step: &DeploymentStep, result: Result<DeploymentState, ApiError>) -> 
         result,
     }
 }
+
+#[test]
+fn a_paused_deployment_makes_no_call_keeps_ready_and_lets_go_uncalled_when_deleted() {
+    // Ready and running, then paused.
+    let running = mirror(deployment("RUNNING", 2));
+    let mut r = record(&tracking(), &running);
+    r.control.paused = true;
+    let (needs, step, _) = pass(&r, &world());
+    assert!(needs.is_empty(), "no key, no read: {needs:?}");
+    assert_eq!(step.plan, "paused");
+    assert_eq!(step.act, Act::Nothing);
+    assert_eq!(step.requeue, Requeue::Never);
+    let s = written(&step);
+    assert_eq!(condition(s, READY).status, TRUE, "Ready as it was");
+    let reconciling = condition(s, RECONCILING);
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        (FALSE, "Paused")
+    );
+    assert_eq!(condition(s, STALLED).status, FALSE);
+    // Paused and asked to reconcile: nothing is read, and the request waits for the unpause.
+    let mut asked = record(&r, &step);
+    asked.control.reconcile_requested_at = Some("1".into());
+    let (needs, step, _) = pass(&asked, &world());
+    assert!(needs.is_empty());
+    assert_eq!(step.status, None, "nothing new to write");
+    // Deleted while paused: released at once, no call, and a Warning says the deployment stays.
+    let (needs, step, _) = pass(&deleting(asked), &world());
+    assert!(needs.is_empty(), "{needs:?}");
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(event_reasons(&step), vec!["Orphaned"]);
+    assert_eq!(step.events[0].type_, EventType::Warning);
+    assert!(
+        step.events[0].note.contains("paused"),
+        "{}",
+        step.events[0].note
+    );
+}

@@ -120,6 +120,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         arb_job_id(),
         prop::option::of(0i64..4),
         any::<bool>(),
+        prop::bool::weighted(0.2),
     )
         .prop_map(
             |(
@@ -131,6 +132,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 status,
                 stalled,
                 attempted,
+                paused,
             )| {
                 Snapshot {
                     generation,
@@ -141,6 +143,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                     status_job_id: status,
                     stalled_generation: stalled,
                     create_attempted: attempted,
+                    paused,
                 }
             },
         )
@@ -330,8 +333,17 @@ proptest! {
         if !s.deleting && !s.has_finalizer {
             prop_assert_eq!(&p, &PassPlan::AddFinalizer);
         }
-        if s.deleting && s.has_finalizer && s.deletion_policy == DeletionPolicy::Orphan {
+        if s.deleting && s.has_finalizer && s.deletion_policy == DeletionPolicy::Orphan && !s.paused {
             prop_assert_eq!(&p, &PassPlan::Release { reason: ReleaseReason::Orphan });
+        }
+        // Paused: nothing remote, and a deletion is never blocked by it.
+        if s.paused && s.has_finalizer {
+            prop_assert!(!p.calls_remote(), "{p:?}");
+            if s.deleting {
+                prop_assert_eq!(&p, &PassPlan::Release { reason: ReleaseReason::Paused });
+            } else {
+                prop_assert_eq!(&p, &PassPlan::Paused);
+            }
         }
         match &p {
             PassPlan::Nothing => prop_assert!(s.deleting && !s.has_finalizer),
@@ -380,9 +392,13 @@ proptest! {
             PassPlan::Release { reason: ReleaseReason::Orphan } => {
                 prop_assert!(s.deleting && s.deletion_policy == DeletionPolicy::Orphan);
             }
+            PassPlan::Release { reason: ReleaseReason::Paused } => {
+                prop_assert!(s.deleting && s.has_finalizer && s.paused);
+            }
+            PassPlan::Paused => prop_assert!(!s.deleting && s.has_finalizer && s.paused),
         }
         // A stall never blocks deletion, and a stall of another generation is no stall.
-        if s.has_finalizer && !s.deleting && s.stalled_generation.is_some()
+        if s.has_finalizer && !s.deleting && !s.paused && s.stalled_generation.is_some()
             && s.stalled_generation == s.generation
         {
             prop_assert_eq!(&p, &PassPlan::WaitForSpecChange);
@@ -824,6 +840,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
                     intent,
                     fingerprint,
                     handled_reconcile: None,
+                    paused: false,
                 }
             },
         )

@@ -2726,3 +2726,53 @@ fn a_finished_job_read_a_moment_ago_is_next_read_at_the_resync_not_the_poll() {
     o.last_read = Some(std::time::Duration::from_millis(1));
     assert!(matches!(decide(&o).requeue, Requeue::After(_)));
 }
+
+#[test]
+fn a_paused_import_makes_no_call_keeps_ready_and_lets_go_uncalled_when_deleted() {
+    let mut r = tracking("job-1", Phase::Running, 600);
+    let mut o = obs(r.clone());
+    observe(
+        &mut o,
+        SECRET,
+        Some(Seen::Job(Ok(job("job-1", "SUCCESSED")))),
+    );
+    r = record(&r, &decide(&o));
+    assert_eq!(condition_status(&r.status, READY), Some("True"));
+    r.control.paused = true;
+    r.control.reconcile_requested_at = Some("1".into());
+    let mut o = obs(r.clone());
+    assert!(observe(&mut o, SECRET, None).is_empty(), "no key, no read");
+    let step = decide(&o);
+    assert_eq!(step.plan, "paused");
+    assert_eq!(step.act, Act::Nothing);
+    assert_eq!(step.requeue, Requeue::Never);
+    let paused = record(&r, &step);
+    assert_eq!(
+        condition_status(&paused.status, READY),
+        Some("True"),
+        "Ready as it was"
+    );
+    let reconciling = paused
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == RECONCILING)
+        .unwrap();
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        ("False", "Paused")
+    );
+    assert_eq!(
+        paused.status.last_handled_reconcile_at, None,
+        "not handled while paused"
+    );
+    // Deleted while paused: released, no call, and a Warning says the job stays.
+    let mut o = obs(deleting(paused));
+    let needs = observe(&mut o, SECRET, None);
+    assert!(needs.iter().all(|n| *n == Need::FreshCopy), "{needs:?}");
+    let step = decide(&o);
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(step.events.len(), 1);
+    assert_eq!(step.events[0].type_, EventType::Warning);
+    assert!(step.events[0].note.contains("job-1") && step.events[0].note.contains("paused"));
+}

@@ -14,7 +14,9 @@ use super::resource::{
     DeploymentPhase, DeploymentResource, DeploymentSpec, DeploymentStatus, ImportView, ModelSource,
 };
 use crate::api::{ApiError, RemoteFailure};
-use crate::conditions::{conditions_of, merge_conditions, Meaning, READY, STALLED, TRUE};
+use crate::conditions::{
+    conditions_of, merge_conditions, paused_conditions, Meaning, READY, STALLED, TRUE,
+};
 use crate::correlation;
 use crate::credentials::{secret_choice, CredentialProblem, KeySource};
 use crate::deletion::DeletionPolicy;
@@ -145,6 +147,10 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
         return None;
     }
     let r = obs.resource();
+    // Paused: no call to Model Studio, and no key to choose for one.
+    if r.control.paused {
+        return None;
+    }
     let status = &r.status;
     let credentials = || match &obs.credentials {
         None => Some(Need::Credentials),
@@ -230,6 +236,9 @@ pub fn decide(obs: &Observation) -> DeploymentStep {
         s.plan = "add_finalizer";
         s.act = Act::AddFinalizer;
         s.requeue = Requeue::Never;
+    } else if r.control.paused {
+        s.plan = "paused";
+        s.next.conditions = paused_conditions(&r.status.conditions, r.generation, obs.now);
     } else if r.status.deployed_model.is_some() {
         on_mirror(&mut s);
     } else {
@@ -351,7 +360,7 @@ impl<'a> Builder<'a> {
             }
             next.observed_generation = r.generation.or(current.observed_generation);
         }
-        if let Some(asked) = obs.reconcile_asked() {
+        if let Some(asked) = obs.reconcile_asked().filter(|_| !r.control.paused) {
             next.last_handled_reconcile_at = Some(asked.to_string());
         }
         let status = (next != *current).then_some(next);
@@ -1108,6 +1117,23 @@ fn on_deleting(s: &mut Builder<'_>) {
     }
     s.next.phase = Some(DeploymentPhase::Deleting);
     let dm = r.status.deployed_model.clone();
+    // A paused resource never blocks its deletion: it lets its deployment go, uncalled.
+    if r.control.paused {
+        s.plan = "release";
+        s.act = Act::RemoveFinalizer;
+        if let Some(dm) = dm {
+            s.event(
+                EventType::Warning,
+                Happening::Orphaned,
+                Action::DeleteDeployment,
+                format!(
+                    "Left deployment {dm} in Model Studio undeleted: the resource is paused \
+                     (modelstudio.io/paused), so its deletion makes no call; it is still billed"
+                ),
+            );
+        }
+        return;
+    }
     if r.spec.deletion_policy == DeletionPolicy::Orphan {
         s.plan = "release";
         s.act = Act::RemoveFinalizer;

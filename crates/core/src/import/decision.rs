@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub stalled_generation: Option<i64>,
     /// A create was attempted and its job is not recorded: it may exist.
     pub create_attempted: bool,
+    /// `modelstudio.io/paused` is set: no call to Model Studio.
+    pub paused: bool,
 }
 
 /// The next step for a resource.
@@ -49,6 +51,8 @@ pub enum PassPlan {
     Release { reason: ReleaseReason },
     /// Being deleted without our finalizer: not ours to act on.
     Nothing,
+    /// Paused by its annotation: no call to Model Studio; the conditions say so.
+    Paused,
 }
 
 impl PassPlan {
@@ -65,6 +69,7 @@ impl PassPlan {
             PassPlan::Delete { .. } => "delete",
             PassPlan::Release { .. } => "release",
             PassPlan::Nothing => "nothing",
+            PassPlan::Paused => "paused",
         }
     }
 
@@ -98,6 +103,8 @@ pub enum ReleaseReason {
     Orphan,
     /// No remote job was ever created or adopted.
     NeverCreated,
+    /// `modelstudio.io/paused` is set: whatever exists in Model Studio stays.
+    Paused,
 }
 
 /// Decides the next step.
@@ -106,6 +113,12 @@ pub fn plan(s: &Snapshot) -> PassPlan {
     if s.deleting {
         if !s.has_finalizer {
             return PassPlan::Nothing;
+        }
+        // A paused resource never blocks its deletion: it lets its job go, uncalled.
+        if s.paused {
+            return PassPlan::Release {
+                reason: ReleaseReason::Paused,
+            };
         }
         // A create may have made a job that is not recorded: find it before deleting or letting go.
         if s.deletion_policy == DeletionPolicy::Delete
@@ -126,6 +139,9 @@ pub fn plan(s: &Snapshot) -> PassPlan {
     }
     if !s.has_finalizer {
         return PassPlan::AddFinalizer;
+    }
+    if s.paused {
+        return PassPlan::Paused;
     }
     if s.stalled_generation.is_some() && s.stalled_generation == s.generation {
         return PassPlan::WaitForSpecChange;

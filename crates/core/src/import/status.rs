@@ -5,7 +5,9 @@
 use super::decision::JobView;
 use super::reason::{Code, Reason};
 use super::resource::{ImportStatus, Phase};
-use crate::conditions::{conditions_of, merge_conditions, Condition, READY, STALLED, TRUE};
+use crate::conditions::{
+    conditions_of, merge_conditions, paused_conditions, Condition, READY, STALLED, TRUE,
+};
 use jiff::Timestamp;
 
 /// What a reconcile learnt, to be folded into the status.
@@ -25,6 +27,8 @@ pub struct Update {
     pub fingerprint: Option<String>,
     /// The `modelstudio.io/reconcile-requested-at` value this pass handled.
     pub handled_reconcile: Option<String>,
+    /// Paused by its annotation: Reconciling says so, Ready and Stalled stay as they were.
+    pub paused: bool,
 }
 
 /// The status after `update`, with `observedGeneration` set to `generation`.
@@ -72,6 +76,9 @@ pub fn next_status(
     if let Some(reason) = &update.reason {
         next.conditions =
             merge_conditions(&current.conditions, conditions_for(reason, generation), now);
+    }
+    if update.paused {
+        next.conditions = paused_conditions(&next.conditions, generation, now);
     }
     next.observed_generation = generation.or(current.observed_generation);
     next

@@ -143,6 +143,7 @@ pub fn snapshot(r: &Resource) -> Snapshot {
         status_job_id: r.status.job_id.clone(),
         stalled_generation: stalled_generation(&r.status),
         create_attempted: r.status.create_attempted_at.is_some() && r.status.job_id.is_none(),
+        paused: r.control.paused,
     }
 }
 
@@ -294,7 +295,7 @@ pub fn decide(obs: &Observation) -> Step {
     // A reconcile a person asked for is handled by this pass, unless it only looks again in a
     // moment (the cache lagged, or the key is not read yet).
     if let Some(asked) = obs.reconcile_asked() {
-        if step.requeue != Requeue::After(STALE_RETRY) {
+        if step.requeue != Requeue::After(STALE_RETRY) && !obs.resource().control.paused {
             step.status
                 .get_or_insert_with(Update::default)
                 .handled_reconcile = Some(asked.to_string());
@@ -411,6 +412,10 @@ fn decide_step(obs: &Observation) -> Step {
             job_id: job_id.clone(),
         }),
         PassPlan::Release { reason } => release(step, r, *reason),
+        PassPlan::Paused => step.update(Update {
+            paused: true,
+            ..Default::default()
+        }),
     }
 }
 
@@ -433,6 +438,15 @@ fn release(step: Step, r: &Resource, reason: ReleaseReason) -> Step {
             Happening::Orphaned,
             Action::DeleteImportJob,
             format!("Left import job {job} in Model Studio (deletionPolicy: Orphan)"),
+        )),
+        (ReleaseReason::Paused, Some(job)) => step.event(Event::of(
+            EventType::Warning,
+            Happening::Orphaned,
+            Action::DeleteImportJob,
+            format!(
+                "Left import job {job} in Model Studio undeleted: the resource is paused \
+                 (modelstudio.io/paused), so its deletion makes no call"
+            ),
         )),
         _ => step,
     }

@@ -1,6 +1,8 @@
 -- Argo CD health of a modelstudio.io ModelImport or ModelDeployment, read in kstatus's order: being
--- deleted, a generation the controller has not observed yet, Stalled, Ready, Reconciling. It uses
--- Lua's base and table libraries only, so it runs from argocd-cm without useOpenLibs.
+-- deleted, a generation the controller has not observed yet, Stalled, Ready, Reconciling; a
+-- resource paused by its annotation modelstudio.io/paused (Reconciling=False, reason Paused) is
+-- Suspended whatever it showed before. It uses Lua's base and table libraries only, so it runs
+-- from argocd-cm without useOpenLibs.
 local metadata = obj.metadata or {}
 local status = obj.status or {}
 
@@ -72,6 +74,9 @@ if metadata.deletionTimestamp ~= nil then
 end
 if stale then
   return {status = "Progressing", message = "Waiting for the controller to observe generation " .. generation}
+end
+if reconciling ~= nil and reconciling.status == "False" and reconciling.reason == "Paused" then
+  return {status = "Suspended", message = explain(reconciling)}
 end
 if holds(stalled) then
   return {status = "Degraded", message = explain(stalled)}
