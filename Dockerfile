@@ -30,6 +30,9 @@ LABEL org.opencontainers.image.title="modelstudio-simulator" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="${LICENSES}"
 COPY app/ /
+# In a pod it serves beyond loopback (the binary's own default is 127.0.0.1:8089).
+ENV SIMULATOR_ADDR=0.0.0.0:8089
+EXPOSE 8089
 ENTRYPOINT ["/modelstudio-simulator"]
 
 # Last, so that a build without --target gives the controller.

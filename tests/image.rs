@@ -452,5 +452,15 @@ fn simulator_image_holds_the_simulator_only() {
         &version,
     );
     assert!(!image.paths.contains("modelstudio-controller"));
-    run_in_image(&image, binary, "--help");
+    // It serves beyond the pod's loopback.
+    let config = &image.config["config"];
+    assert!(config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "SIMULATOR_ADDR=0.0.0.0:8089"));
+    assert!(config["ExposedPorts"]["8089/tcp"].is_object());
+    if let Some(out) = run_in_image(&image, binary, "--version") {
+        assert!(out.contains(&version), "{out}");
+    }
 }
