@@ -18,7 +18,7 @@
 #           chart's and deploy/'s default image
 # --out     the archive; default <cargo target dir>/image/<binary>-<version>.oci.tar
 # --source  the org.opencontainers.image.source label; default $IMAGE_SOURCE, else git's remote
-#           "origin" as an https URL, else none (a warning)
+#           "origin" as an https URL, else Cargo.toml's `repository`, else none (a warning)
 # --builder docker: `docker build` of the same Dockerfile and context, then `docker save`
 # --binary  an already-built binary of this checkout instead of step 1 (a quick check of the
 #           image's layout; an image to ship is built by step 1)
@@ -51,15 +51,16 @@ done
 case "$builder" in buildah | docker) ;; *) usage ;; esac
 start=$(date +%s)
 
-# The package's version, license and description, and cargo's target folder.
-IFS=$'\t' read -r version licenses target description < <(
+# The package's version, license, repository and description, and cargo's target folder.
+IFS=$'\t' read -r version licenses target repository description < <(
   cargo metadata --no-deps --locked --format-version 1 | python3 -c '
 import json, sys
 meta = json.load(sys.stdin)
 pkg = next(p for p in meta["packages"] if p["name"] == sys.argv[1])
 if not any(t["name"] == sys.argv[2] and "bin" in t["kind"] for t in pkg["targets"]):
     sys.exit(f"build-image: package {sys.argv[1]} has no binary {sys.argv[2]}")
-print(pkg["version"], pkg["license"], meta["target_directory"], pkg["description"], sep="\t")
+print(pkg["version"], pkg["license"], meta["target_directory"], pkg["repository"] or "-",
+      pkg["description"], sep="\t")
 ' "$package" "$bin"
 ) || die "could not read $package from cargo metadata"
 [ -n "$version" ] || die "could not read $package from cargo metadata"
@@ -87,7 +88,9 @@ if [ -z "$source_url" ]; then
   # A clone of a local folder has a path as origin: not a source anyone else can reach.
   case "$source_url" in https://*) ;; *) source_url="" ;; esac
 fi
-[ -n "$source_url" ] || say "warning: no source URL (no git remote origin, no --source): the image has no org.opencontainers.image.source label"
+# Else Cargo.toml's `repository`.
+[ -n "$source_url" ] || [ "$repository" = - ] || source_url="$repository"
+[ -n "$source_url" ] || say "warning: no source URL (no --source, no https remote origin, no repository in Cargo.toml): the image has no org.opencontainers.image.source label"
 
 as_root() { [ "$(id -u)" = 0 ] || die "$1: missing, and getting it needs root"; }
 # apt-get update once per run, or when this machine has no apt lists yet.
