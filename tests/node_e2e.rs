@@ -7,8 +7,8 @@
 //! 1. the chart from the registry, time to Ready;
 //! 2. a Secret, a ModelImport and a ModelDeployment applied with kubectl reach Ready and deleting
 //!    both converges; `kubectl delete namespace` with imports in every state leaves no job;
-//! 3. the leader pod deleted while creates are unanswered (slowed simulator): the other replica
-//!    takes the Lease and finishes, 0 duplicates, 0 leaks; `helm upgrade` to a new image tag
+//! 3. the leader pod deleted and killed while creates are unanswered (slowed simulator): the
+//!    other replica takes the Lease and finishes, 0 duplicates, 0 leaks; `helm upgrade` to a new image tag
 //!    while imports are created and deleted: no duplicate, no lost deletion, the Lease handed
 //!    over on SIGTERM (the gap is measured);
 //! 4. the default memory limit holds a few hundred imports (the leader's working set from
@@ -78,7 +78,7 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// Polls `check` until it answers Some, for at most `limit`; fails with `what` and the last
+/// Polls `check` until it answers Ok, for at most `limit`; fails with `what` and the last
 /// thing `check` saw (its Err) otherwise.
 fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + limit;
@@ -117,23 +117,12 @@ struct Images {
 /// True when the image script can build here (buildah there, or root to install it). Outside CI
 /// a machine without either skips; CI fails.
 fn can_build() -> bool {
-    let buildah = run_bounded(
-        {
-            let mut cmd = Command::new("buildah");
-            cmd.arg("--version");
-            cmd
-        },
-        TOOL_LIMIT,
-    );
-    let root = run_bounded(
-        {
-            let mut cmd = Command::new("id");
-            cmd.arg("-u");
-            cmd
-        },
-        TOOL_LIMIT,
-    );
-    if buildah.ok() || root.stdout.trim() == "0" {
+    let run = |program: &str, arg: &str| {
+        let mut cmd = Command::new(program);
+        cmd.arg(arg);
+        run_bounded(cmd, TOOL_LIMIT)
+    };
+    if run("buildah", "--version").ok() || run("id", "-u").stdout.trim() == "0" {
         return true;
     }
     let why = "buildah is missing and installing it needs root (apt-get install buildah)";
@@ -169,8 +158,8 @@ fn simulator_binary() -> PathBuf {
         .expect("cargo built the simulator")
 }
 
-/// A copy of a test build without its debug info (280 MB of the controller's 330): the image
-/// the node pulls and unpacks stays small.
+/// A copy of a test build without its debug info (the controller's test build is 281 MB, 56 MB
+/// without it): the image the node pulls and unpacks stays small.
 fn stripped(binary: &Path, dir: &Path) -> PathBuf {
     let name = binary.file_name().expect("a binary's name");
     let copy = dir.join(name);
@@ -319,47 +308,37 @@ impl LeaseLog {
         self.0.lock().expect("the lease log").last()?.holder.clone()
     }
 
-    /// Every change of holder after `since`: (from, to, time without a leader). A released Lease
-    /// counts from the release the watch saw; an expired one from the old holder's last renewal.
+    /// Every change of holder seen after `since`. The time without a leader runs from the
+    /// release the watch saw (a handover on SIGTERM) or else from the old holder's last renewal
+    /// (an expired Lease) to the new holder's acquireTime.
     fn handovers(&self, since: Timestamp) -> Vec<Handover> {
         let log = self.0.lock().expect("the lease log");
         let mut handovers = Vec::new();
-        let mut holder: Option<(String, Option<Timestamp>)> = None;
-        let mut released: Option<(String, Timestamp)> = None;
+        // The last holder and its last renewal; when the watch saw it let go, if it did.
+        let mut last: Option<(String, Option<Timestamp>)> = None;
+        let mut released_at: Option<Timestamp> = None;
         for seen in log.iter() {
-            match (&seen.holder, &holder) {
-                (None, Some((old, _))) => {
-                    released = Some((old.clone(), seen.at));
-                    holder = None;
+            let Some(holder) = &seen.holder else {
+                if last.is_some() && released_at.is_none() {
+                    released_at = Some(seen.at);
                 }
-                (Some(new), current) => {
-                    let changed = current.as_ref().is_none_or(|(old, _)| old != new);
-                    if changed && seen.at >= since {
-                        let acquired = seen.acquired.unwrap_or(seen.at);
-                        let (from, since_leader, was_released) = match (&released, current) {
-                            (Some((old, at)), None) => (old.clone(), *at, true),
-                            (_, Some((old, renewed))) => {
-                                (old.clone(), renewed.unwrap_or(seen.at), false)
-                            }
-                            (None, None) => (String::new(), acquired, false),
-                        };
-                        if !from.is_empty() {
-                            handovers.push(Handover {
-                                from,
-                                to: new.clone(),
-                                gap: acquired.duration_since(since_leader).unsigned_abs(),
-                                released: was_released,
-                                acquired,
-                            });
-                        }
-                    }
-                    if changed {
-                        released = None;
-                    }
-                    holder = Some((new.clone(), seen.renewed));
+                continue;
+            };
+            if let Some((old, renewed)) = &last {
+                if old != holder && seen.at >= since {
+                    let acquired = seen.acquired.unwrap_or(seen.at);
+                    let leaderless_from = released_at.or(*renewed).unwrap_or(acquired);
+                    handovers.push(Handover {
+                        from: old.clone(),
+                        to: holder.clone(),
+                        gap: acquired.duration_since(leaderless_from).unsigned_abs(),
+                        released: released_at.is_some(),
+                        acquired,
+                    });
                 }
-                (None, None) => {}
             }
+            released_at = None;
+            last = Some((holder.clone(), seen.renewed));
         }
         handovers
     }
@@ -524,7 +503,7 @@ struct E2e {
     /// `oci://<registry>/charts/modelstudio-controller` and its version.
     chart: String,
     chart_version: String,
-    /// helm's flags for the node's plain-HTTP registry.
+    /// The `--set` flags every install of the chart shares (the simulator's endpoint, ...).
     values: Vec<String>,
     rt: tokio::runtime::Runtime,
     lease: LeaseLog,
@@ -576,8 +555,15 @@ impl E2e {
 
     /// Names of the release's pods that are Ready and not being deleted.
     fn ready_pods(&self, release: &str) -> Vec<String> {
-        self.controller_pods(release)
-            .iter()
+        self.ready(&format!("app.kubernetes.io/instance={release}"))
+    }
+
+    /// Names of the controller's pods with these labels that are Ready and not being deleted.
+    fn ready(&self, selector: &str) -> Vec<String> {
+        self.json(&["get", "pods", "-n", NS, "-l", selector])["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .filter(|p| {
                 p["status"]["conditions"]
@@ -1488,8 +1474,8 @@ fn limits(e2e: &E2e) {
     e2e.wait_ready_pods(RELEASE, 2, Duration::from_secs(90));
     say(&format!(
         "figure: memory: with resources.limits.memory={TOO_SMALL} and the same {LOAD} imports, \
-         pod {pod} shows OOMKilled (exit 137) {} after helm install (restarts {restarts}); the \
-         kernel enforces the limit (cgroup v1 memory controller)",
+         pod {pod} shows OOMKilled (exit 137) {} after helm install (restarts {restarts}): the \
+         kernel's memory cgroup enforces the limit and kubelet reports it",
         secs(seen)
     ));
 
@@ -1622,7 +1608,7 @@ fn kustomize(e2e: &E2e) {
     let copy_arg = copy.display().to_string();
     e2e.kubectl.run(&["apply", "-k", &copy_arg]);
     let pods = wait_for("deploy/'s two pods Ready", Duration::from_secs(120), || {
-        let ready = e2e.ready_pods_by_name();
+        let ready = e2e.ready("app.kubernetes.io/name=modelstudio-controller");
         (ready.len() == 2)
             .then_some(ready.clone())
             .ok_or(format!("{ready:?}"))
@@ -1662,31 +1648,4 @@ fn kustomize(e2e: &E2e) {
          nothing left",
         secs(took)
     ));
-}
-
-impl E2e {
-    /// Ready pods of deploy/'s Deployment (its label, not helm's).
-    fn ready_pods_by_name(&self) -> Vec<String> {
-        self.json(&[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            "app.kubernetes.io/name=modelstudio-controller",
-        ])["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .filter(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-            .collect()
-    }
 }
