@@ -449,11 +449,20 @@ fn watch_secrets(
     let watch = reflector(
         writer,
         watcher(secrets, secret_watch_config()).modify(trim_secret),
-    )
-    .default_backoff()
-    .for_each(|event| async move {
+    );
+    fill_cache(watch, "the credentials Secrets", stopped);
+}
+
+/// Runs the watch that fills a cache (with backoff, its errors logged as the watch of `what`)
+/// until `stopped`.
+fn fill_cache<K: Send + 'static>(
+    watch: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    what: &'static str,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let watch = watch.default_backoff().for_each(move |event| async move {
         if let Err(e) = event {
-            warn!(error = %e, "watch of the credentials Secrets");
+            warn!(error = %e, "watch of {what}");
         }
     });
     tokio::spawn(async move {
@@ -479,19 +488,8 @@ fn watch_granted_namespaces(
     // Metadata only: the Namespaces' labels are all a grant reads.
     let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
     let config = watcher::Config::default().any_semantic().labels(selector);
-    let watch = reflector(writer, watcher(namespaces, config))
-        .default_backoff()
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                warn!(error = %e, "watch of the Namespaces granted the default API key");
-            }
-        });
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = watch => {}
-            _ = stopped => {}
-        }
-    });
+    let watch = reflector(writer, watcher(namespaces, config));
+    fill_cache(watch, "the Namespaces granted the default API key", stopped);
 }
 
 /// The keeper of the credentials Secrets. Only the leader keeps them, as it alone reconciles.

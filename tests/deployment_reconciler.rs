@@ -159,6 +159,17 @@ fn stalled_message(d: &ModelDeployment) -> String {
         .unwrap_or_default()
 }
 
+/// A bed whose ModelDeployment `d` of qwen-turbo is Running.
+async fn running_deployment() -> Bed {
+    let bed = Bed::new().await;
+    bed.apply("d", by_model("qwen-turbo")).await;
+    bed.steps("d", 2).await;
+    bed.fake.finish("qwen-turbo");
+    bed.step("d").await;
+    assert_eq!(bed.reason("d").await, "DeploymentRunning");
+    bed
+}
+
 fn by_model(model: &str) -> Value {
     json!({"modelName": model, "capacity": 2, "apiKeySecretRef": {"name": "dashscope"}})
 }
@@ -285,12 +296,7 @@ async fn a_lora_deployment_is_not_scaled_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_asked_by_annotation_reads_the_deployment_and_is_recorded() {
-    let bed = Bed::new().await;
-    bed.apply("d", by_model("qwen-turbo")).await;
-    bed.steps("d", 2).await;
-    bed.fake.finish("qwen-turbo");
-    bed.step("d").await;
-    assert_eq!(bed.reason("d").await, "DeploymentRunning");
+    let bed = running_deployment().await;
     let reads = bed.fake.count(Operation::DeploymentGet);
     bed.deployments()
         .patch(
@@ -312,12 +318,7 @@ async fn a_reconcile_asked_by_annotation_reads_the_deployment_and_is_recorded() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_deployment_makes_no_call_and_its_deletion_lets_the_deployment_go() {
-    let bed = Bed::new().await;
-    bed.apply("d", by_model("qwen-turbo")).await;
-    bed.steps("d", 2).await;
-    bed.fake.finish("qwen-turbo");
-    bed.step("d").await;
-    assert_eq!(bed.reason("d").await, "DeploymentRunning");
+    let bed = running_deployment().await;
     let calls = bed.fake.calls().len();
     bed.deployments()
         .patch(

@@ -297,14 +297,14 @@ fn import_becomes_ready_shows_its_columns_and_delete_removes_the_job_once() {
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
 }
 
-#[test]
-fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
-    // The job would run for a minute; the test ends it through the simulator instead.
+/// The example import applied with its Secret, its job running (for `running`) in a cluster
+/// whose controller runs; the job's ID.
+fn running_example(name: &str, running: Duration) -> (Cluster, String) {
     let mut c = Cluster::start(
-        "deleting",
+        name,
         SimulatorConfig {
             pending_duration: Duration::from_millis(500),
-            running_duration: Duration::from_secs(60),
+            running_duration: running,
             ..SimulatorConfig::default()
         },
     );
@@ -325,6 +325,14 @@ fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
     ]);
     let job = k.jsonpath("mimport/qwen3-lora", "{.status.jobId}").stdout;
     assert!(!job.is_empty());
+    (c, job)
+}
+
+#[test]
+fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
+    // The job would run for a minute; the test ends it through the simulator instead.
+    let (c, job) = running_example("deleting", Duration::from_secs(60));
+    let k = &c.kubectl;
 
     let out = k.run(&["delete", "mimport", "qwen3-lora", "--wait=false"]);
     assert!(out.contains("deleted"), "{out}");
@@ -384,30 +392,8 @@ fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
 
 #[test]
 fn a_paused_import_calls_nothing_and_its_deletion_keeps_the_job() {
-    let mut c = Cluster::start(
-        "paused",
-        SimulatorConfig {
-            pending_duration: Duration::from_secs(1),
-            running_duration: Duration::from_secs(600),
-            ..SimulatorConfig::default()
-        },
-    );
-    c.start_controller();
+    let (c, job) = running_example("paused", Duration::from_secs(600));
     let k = &c.kubectl;
-    k.run(&[
-        "apply",
-        "-f",
-        &example("secret.yaml"),
-        "-f",
-        &example("modelimport.yaml"),
-    ]);
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora",
-        "--for=jsonpath={.status.phase}=Running",
-        "--timeout=60s",
-    ]);
-    let job = k.jsonpath("mimport/qwen3-lora", "{.status.jobId}").stdout;
     k.run(&[
         "annotate",
         "mimport",

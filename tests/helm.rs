@@ -1068,16 +1068,21 @@ async fn install_and_uninstall_on_the_real_control_plane() {
         &changed_file,
     ]);
     kubectl.run(&["apply", "--server-side", "--force-conflicts", "-f", &crds]);
-    helm.run(&[
-        "upgrade",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NS,
-        "--reuse-values",
-        "--set",
-        "controller.pollInterval=1m",
-    ]);
+    // `helm upgrade --reuse-values` of the release with `sets`.
+    let upgrade = |sets: &[&str]| {
+        let mut args = vec![
+            "upgrade",
+            RELEASE,
+            CHART,
+            "--namespace",
+            NS,
+            "--reuse-values",
+        ];
+        args.extend_from_slice(sets);
+        helm.try_run(&args)
+    };
+    let out = upgrade(&["--set", "controller.pollInterval=1m"]);
+    assert!(out.ok(), "helm upgrade failed:\n{}", out.stderr);
     let stored = get_object(&kubectl, "deployment", RELEASE, Some(NS)).unwrap();
     assert_eq!(
         env_value(&stored, "MODELSTUDIO_POLL_INTERVAL").as_deref(),
@@ -1105,13 +1110,7 @@ async fn install_and_uninstall_on_the_real_control_plane() {
             .clone()
     };
     let before = revision(&helm);
-    let refused = helm.try_run(&[
-        "upgrade",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NS,
-        "--reuse-values",
+    let refused = upgrade(&[
         "--set",
         "modelStudio.defaultCredentials.allNamespaces=false",
     ]);
@@ -1136,18 +1135,13 @@ async fn install_and_uninstall_on_the_real_control_plane() {
         env_value(&stored, "MODELSTUDIO_DEFAULT_KEY_ALL_NAMESPACES").as_deref(),
         Some("true")
     );
-    helm.run(&[
-        "upgrade",
-        RELEASE,
-        CHART,
-        "--namespace",
-        NS,
-        "--reuse-values",
+    let out = upgrade(&[
         "--set",
         "modelStudio.defaultCredentials.allNamespaces=false",
         "--set",
         "modelStudio.defaultCredentials.namespaceSelector=modelstudio.io/default-key=granted",
     ]);
+    assert!(out.ok(), "helm upgrade failed:\n{}", out.stderr);
     let stored = get_object(&kubectl, "deployment", RELEASE, Some(NS)).unwrap();
     assert_eq!(
         env_value(&stored, "MODELSTUDIO_DEFAULT_KEY_NAMESPACE_SELECTOR").as_deref(),

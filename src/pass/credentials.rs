@@ -125,16 +125,13 @@ impl Context {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
-        if let Some(secret) = self.secrets.get(&ObjectRef::new(name).within(namespace)) {
-            return Ok(Some(secret));
-        }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let Some(secret) = api.get_opt(name).await? else {
-            return Ok(None);
-        };
-        if !secret.labels().contains_key(CREDENTIALS_LABEL)
-            && secret.metadata.deletion_timestamp.is_none()
-        {
+        let secret = self.cached_secret(namespace, name).await?;
+        // The watch holds marked Secrets only: one without the label was read from the server.
+        let unmarked = secret.as_ref().is_some_and(|s| {
+            !s.labels().contains_key(CREDENTIALS_LABEL) && s.metadata.deletion_timestamp.is_none()
+        });
+        if unmarked {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
             let mark = json!({"metadata": {"labels": {CREDENTIALS_LABEL: READ_VALUE}}});
             match api.patch(name, &params(), &Patch::Merge(&mark)).await {
                 Ok(_) => {}
@@ -143,7 +140,7 @@ impl Context {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some(Arc::new(secret)))
+        Ok(secret)
     }
 
     /// The Secret from the watch cache; read from the server when the cache lacks it (not filled
