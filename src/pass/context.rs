@@ -38,7 +38,7 @@ pub struct Context {
     /// By UID, the resourceVersion of the controller's last status write that needs no
     /// reconcile of its own (the pass that wrote it scheduled the next look).
     own_writes: Mutex<HashMap<String, String>>,
-    /// Held while a credentials Secret is being protected.
+    /// Held while a credentials Secret is being marked or protected.
     pub(super) protecting: tokio::sync::Mutex<()>,
 }
 

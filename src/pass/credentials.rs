@@ -125,6 +125,13 @@ impl Context {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        let reference = ObjectRef::new(name).within(namespace);
+        if let Some(secret) = self.secrets.get(&reference) {
+            return Ok(Some(secret));
+        }
+        // One first read at a time: the passes of a wave of new resources naming one Secret
+        // wait for the first to mark it, then find it in the cache.
+        let _turn = self.protecting.lock().await;
         let secret = self.cached_secret(namespace, name).await?;
         // The watch holds marked Secrets only: one without the label was read from the server.
         let unmarked = secret.as_ref().is_some_and(|s| {
@@ -134,7 +141,9 @@ impl Context {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
             let mark = json!({"metadata": {"labels": {CREDENTIALS_LABEL: READ_VALUE}}});
             match api.patch(name, &params(), &Patch::Merge(&mark)).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    self.await_cached(namespace, name, |_| true).await;
+                }
                 // Deleted since: the key read stands for this pass.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e),
