@@ -95,4 +95,26 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # deny.toml says how to run them where it is reachable.
 cargo deny --workspace --locked check licenses bans sources
 # Tests that start servers and processes share 2 cores: keep their number moderate.
-cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}"
+cargo test --workspace --locked --no-run
+# The real node's end-to-end test (tests/node_e2e.rs, about 3.5 minutes, mostly waiting on pods,
+# timers and the Lease) runs beside the others, its output kept for the end; it is always waited
+# for (its node is torn down by the test itself, never killed from here).
+NODE_E2E=the_controller_runs_on_a_real_node_from_its_image_and_chart
+node_e2e_bin=$(cargo test --locked --test node_e2e --no-run --message-format=json \
+  | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "node_e2e":
+        print(m["executable"])')
+node_e2e_log="$(mktemp -t node_e2e.XXXXXX.log)"
+"$node_e2e_bin" --exact "$NODE_E2E" --test-threads 1 >"$node_e2e_log" 2>&1 &
+node_e2e_pid=$!
+status=0
+cargo test --workspace --locked -- --test-threads "${TEST_THREADS:-4}" --skip "$NODE_E2E" || status=$?
+node_e2e_status=0
+wait "$node_e2e_pid" || node_e2e_status=$?
+echo "---- tests/node_e2e.rs (run beside the others) ----"
+cat "$node_e2e_log"
+rm -f "$node_e2e_log"
+[ "$node_e2e_status" -eq 0 ] || { echo "tests/node_e2e.rs failed" >&2; exit 1; }
+exit "$status"
