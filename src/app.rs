@@ -13,13 +13,16 @@ use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{layered, HttpClient, HttpClientConfig};
 use crate::pass::{report_unreadable, Context};
-use crate::watches::{secret_watch_config, trim_cached, trim_secret, typed_event};
+use crate::watches::{
+    outputs_watch_config, secret_watch_config, trim_cached, trim_config_map, trim_secret,
+    typed_event,
+};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
@@ -280,6 +283,7 @@ async fn run_with(
         }
     });
     watch_secrets(&ctx, namespace.as_deref(), stop.stopped());
+    watch_outputs(&ctx, namespace.as_deref(), stop.stopped());
     watch_granted_namespaces(&ctx, stop.stopped());
     // After the deployment controller's start: the keeper reads the deployments' cache if it is
     // filled.
@@ -420,6 +424,10 @@ fn import_controller(
     if let Some(changes) = changes {
         controller = controller.reconcile_on(changes);
     }
+    // An edit of a key's Secret, or of an outputs ConfigMap, wakes the resources concerned.
+    controller = controller.reconcile_on(pass.wakes.of_kind(store.clone(), |i: &ModelImport| {
+        i.spec.api_key_secret_ref.as_ref()
+    }));
     let running = controller
         .graceful_shutdown_on(stopped)
         .run(import::reconcile, import::error_policy, ctx)
@@ -449,8 +457,34 @@ fn watch_secrets(
     let watch = reflector(
         writer,
         watcher(secrets, secret_watch_config()).modify(trim_secret),
-    );
+    )
+    .inspect_ok(ctx.wakes.on_secret_events());
     fill_cache(watch, "the credentials Secrets", stopped);
+}
+
+/// The outputs ConfigMaps the controller wrote (by their label, never another ConfigMap of the
+/// cluster), watched so that a pass finds them in the cache, and so that one edited or deleted by
+/// someone else wakes its resource, which writes it again.
+fn watch_outputs(
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let Some(writer) = ctx.take_outputs_writer() else {
+        return;
+    };
+    let config_maps: Api<ConfigMap> = scoped(&ctx.client, namespace);
+    let own = ctx.clone();
+    let watch = reflector(
+        writer,
+        watcher(config_maps, outputs_watch_config()).modify(trim_config_map),
+    )
+    .inspect_ok(move |event| match event {
+        watcher::Event::Apply(cm) if !own.is_own_write(&cm.metadata) => own.wakes.owner_of(cm),
+        watcher::Event::Delete(cm) => own.wakes.owner_of(cm),
+        _ => {}
+    });
+    fill_cache(watch, "the outputs ConfigMaps", stopped);
 }
 
 /// Runs the watch that fills a cache (with backoff, its errors logged as the watch of `what`)
@@ -614,6 +648,9 @@ async fn deployment_controller(
             .collect::<Vec<_>>()
     };
     let concurrency = ctx.config.concurrency;
+    let wakes = ctx.wakes.of_kind(store.clone(), |d: &ModelDeployment| {
+        d.spec.api_key_secret_ref.as_ref()
+    });
     let dctx = Arc::new(DeploymentContext {
         pass: ctx,
         deployments,
@@ -623,6 +660,7 @@ async fn deployment_controller(
     Controller::for_stream(objects, store)
         .with_config(controller::Config::default().concurrency(concurrency))
         .watches_stream(import_changes, mapper)
+        .reconcile_on(wakes)
         .graceful_shutdown_on(stopped)
         .run(deployment::reconcile, deployment::error_policy, dctx)
         .for_each(|result| async move {

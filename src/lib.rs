@@ -19,4 +19,5 @@ pub mod modelstudio;
 pub mod orphan;
 pub mod pass;
 pub mod regions;
+pub mod wakes;
 pub mod watches;

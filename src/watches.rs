@@ -1,16 +1,18 @@
-//! The controller's watch caches: the ModelImports and ModelDeployments it reconciles and the
-//! Secrets their keys come from (only those, by the label the controller puts on them). Both kinds are watched untyped and cached typed: one that does
-//! not parse is reported and left out, never failing the others. What is cached is trimmed to
+//! The controller's watch caches: the ModelImports and ModelDeployments it reconciles, the
+//! Secrets their keys come from (only those, by the label the controller puts on them) and the
+//! ConfigMaps it writes for the apps (by their label too). Both kinds are watched untyped and
+//! cached typed: one that does not parse is reported and left out, never failing the others. What is cached is trimmed to
 //! what the controller reads (no managedFields, annotations or labels): 10,000 imports fit in a
 //! small memory.
 
 use crate::crd::{
     ModelDeployment, ModelDeploymentSpec, ModelImport, ModelImportSpec, Storage, WeightType,
 };
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use modelstudio_core::credentials::CREDENTIALS_LABEL;
+use modelstudio_core::outputs::OUTPUTS_LABEL;
 use tokio::sync::mpsc;
 
 /// Drops what the controller never reads of a cached ModelImport or ModelDeployment:
@@ -88,6 +90,7 @@ impl Watched for ModelImport {
             api_key_secret_ref: None,
             deletion_policy: Default::default(),
             job_id: None,
+            outputs: None,
         };
         ModelImport {
             metadata: obj.metadata.clone(),
@@ -114,6 +117,7 @@ impl Watched for ModelDeployment {
             tpm_limit: None,
             api_key_secret_ref: None,
             deletion_policy: Default::default(),
+            outputs: None,
         };
         ModelDeployment {
             metadata: obj.metadata.clone(),
@@ -136,6 +140,20 @@ pub fn secret_watch_config() -> watcher::Config {
     watcher::Config::default()
         .any_semantic()
         .labels(CREDENTIALS_LABEL)
+}
+
+/// Drops an outputs ConfigMap's managedFields and annotations: the controller reads its data,
+/// labels and owner.
+pub fn trim_config_map(cm: &mut ConfigMap) {
+    cm.metadata.managed_fields = None;
+    cm.metadata.annotations = None;
+}
+
+/// The watch of the ConfigMaps the controller writes for the apps (by their label).
+pub fn outputs_watch_config() -> watcher::Config {
+    watcher::Config::default()
+        .any_semantic()
+        .labels(OUTPUTS_LABEL)
 }
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ fn rbac_is_least_privilege() {
     // list and watch: the watch cache the API keys are read from; get: a Secret the cache does
     // not hold yet; patch: the finalizer on a Secret a job still needs.
     assert_eq!(verbs("secrets"), ["get", "list", "watch", "patch"]);
+    // The outputs ConfigMaps: its own only (by label), created, applied, and deleted under a
+    // former name; get: one of the wanted name it did not write.
+    assert_eq!(
+        verbs("configmaps"),
+        ["get", "list", "watch", "create", "patch", "delete"]
+    );
     assert_eq!(verbs("events"), ["create", "patch"]);
     assert!(!rules
         .iter()

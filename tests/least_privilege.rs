@@ -7,9 +7,9 @@
 //! Security. CI always builds the control plane; without it the tests fail, saying how to build it.
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use modelstudio_controller::crd::{ModelDeployment, ModelImport, FINALIZER};
 use modelstudio_simulator::{Endpoint, OutcomeRequest, RunningSimulator, SimulatorConfig};
 use modelstudio_testbed::{
@@ -296,6 +296,12 @@ fn has_condition(
     })
 }
 
+/// The model's name in the ConfigMap `name`, if it exists and holds one.
+async fn model_in(config_maps: &Api<ConfigMap>, name: &str) -> Option<String> {
+    let cm = config_maps.get_opt(name).await.ok()??;
+    cm.data?.get("MODEL_NAME").cloned()
+}
+
 fn remote_deleted(sim: &RunningSimulator, job: &str) -> bool {
     sim.simulator
         .jobs()
@@ -572,6 +578,81 @@ async fn controller_runs_as_the_deploy_service_account_and_uses_exactly_its_rbac
             .flatten()
     })
     .await;
+
+    // The apps' ConfigMap: d's (named after it) holds the deployed model's name (create). An
+    // edit by someone else is undone (patch); a new spec.outputs.configMapName moves it, the
+    // old one deleted (delete). c asks for a ConfigMap whose name someone else holds: its
+    // create is refused, the one found is read (get) and left alone.
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    let holds_model = |name: &'static str| {
+        let (config_maps, deployed) = (&config_maps, &deployed);
+        move || async move { (model_in(config_maps, name).await? == *deployed).then_some(()) }
+    };
+    eventually(
+        plane,
+        "d's ConfigMap names its model",
+        CONVERGE,
+        holds_model("d"),
+    )
+    .await;
+    let patch = PatchParams::default();
+    let edit = serde_json::json!({"data": {"MODEL_NAME": "edited"}});
+    config_maps
+        .patch("d", &patch, &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    eventually(
+        plane,
+        "d's ConfigMap is written again",
+        CONVERGE,
+        holds_model("d"),
+    )
+    .await;
+    let rename = serde_json::json!({"spec": {"outputs": {"configMapName": "d-outputs"}}});
+    deployments
+        .patch("d", &patch, &Patch::Merge(&rename))
+        .await
+        .unwrap();
+    eventually(plane, "d's ConfigMap moves", CONVERGE, || async {
+        model_in(&config_maps, "d-outputs").await?;
+        config_maps.get_opt("d").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let taken: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "taken"}, "data": {"owner": "another team"},
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &taken)
+        .await
+        .unwrap();
+    let wants_taken = serde_json::json!({"spec": {"outputs": {"configMapName": "taken"}}});
+    imports
+        .patch("c", &patch, &Patch::Merge(&wants_taken))
+        .await
+        .unwrap();
+    eventually(
+        plane,
+        "c is refused a ConfigMap it does not own",
+        CONVERGE,
+        || async {
+            let c = imports.get("c").await.ok()?;
+            let conditions = c.status.as_ref().map(|s| &s.conditions);
+            has_condition(
+                conditions,
+                Some("OutputsReady"),
+                "False",
+                Some("ConfigMapNotOwned"),
+            )
+            .then_some(())
+        },
+    )
+    .await;
+    let untouched = config_maps.get("taken").await.unwrap();
+    assert_eq!(
+        untouched.data, taken.data,
+        "a foreign ConfigMap is left alone"
+    );
 
     // Deleting both at once: c's job is kept while d's deployment is DELETING
     // (ServedByDeployment), and deleted only once the deployment is gone.

@@ -35,8 +35,36 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+impl SecretKeyRef {
+    /// The reference in the core's terms.
+    pub fn core(&self) -> modelstudio_core::credentials::SecretRef {
+        modelstudio_core::credentials::SecretRef {
+            name: self.name.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 fn default_secret_key() -> String {
     "api-key".to_string()
+}
+
+/// Where the controller writes what an application needs to call the model: a ConfigMap in the
+/// resource's namespace, owned by the resource (it goes with it), holding `MODEL_NAME`,
+/// `OPENAI_BASE_URL`, and `MODELSTUDIO_WORKSPACE_ID`, `MODELSTUDIO_REGION` and
+/// `MODELSTUDIO_API_KEY_SECRET` when known; never the key. An app reads it with `envFrom`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outputs {
+    /// Name of the ConfigMap. A ModelDeployment's defaults to the resource's name; a ModelImport
+    /// writes one only when this is set. A ConfigMap of that name that the controller did not
+    /// write is never overwritten (condition OutputsReady says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub config_map_name: Option<String>,
 }
 
 /// What to do with the remote job when the resource is deleted.

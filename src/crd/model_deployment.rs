@@ -6,7 +6,7 @@
 // kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use super::{DeletionPolicy, SecretKeyRef};
+use super::{DeletionPolicy, Outputs, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -186,6 +186,12 @@ pub struct ModelDeploymentSpec {
     /// billed) in Model Studio.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// The ConfigMap for the apps that call the deployed model (its name, the base URL of the
+    /// key's workspace and region); written for every ModelDeployment, named after it unless
+    /// `configMapName` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
 }
 
 /// A ModelImport in the ModelDeployment's namespace.

@@ -4,7 +4,7 @@
 // kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use super::{DeletionPolicy, SecretKeyRef};
+use super::{DeletionPolicy, Outputs, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,11 @@ pub struct ModelImportSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9-]+$"))]
     pub job_id: Option<String>,
+
+    /// A ConfigMap for the apps that call the imported model (its generated name, the base URL),
+    /// written only when `configMapName` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
 }
 
 /// The kind of imported weights.

@@ -7,8 +7,8 @@ mod observe;
 mod record;
 pub mod resource;
 
-use crate::crd::{ModelDeployment, ModelImport};
-use crate::pass::{self, Context, Error, KindPass, Object, Progress};
+use crate::crd::{ModelDeployment, ModelImport, SecretKeyRef};
+use crate::pass::{self, Context, Error, KindPass, Object, Progress, Wanted};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -82,6 +82,25 @@ impl KindPass for observe::Io<'_> {
 
     fn object(&self) -> &Object<'_, ModelDeployment> {
         &self.object
+    }
+
+    /// The deployed model's name, in the ConfigMap `spec.outputs.configMapName` names (the
+    /// resource's name by default).
+    fn outputs(&self) -> Option<Wanted> {
+        let obj = &self.object.current;
+        if obj.metadata.deletion_timestamp.is_some() {
+            return None;
+        }
+        let named = obj
+            .spec
+            .outputs
+            .as_ref()
+            .and_then(|o| o.config_map_name.clone());
+        Some(Wanted {
+            config_map: named.unwrap_or_else(|| self.object.name()),
+            model: obj.status.as_ref().and_then(|s| s.deployed_model.clone()),
+            secret: obj.spec.api_key_secret_ref.as_ref().map(SecretKeyRef::core),
+        })
     }
 
     fn progress(&mut self) -> &mut Progress {

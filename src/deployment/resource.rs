@@ -4,12 +4,11 @@
 
 use crate::crd::{
     self, DeletionPolicy as CrdPolicy, DeploymentPhase as CrdPhase, DeploymentPlan,
-    ModelDeployment, ModelDeploymentStatus, ModelImport, FINALIZER,
+    ModelDeployment, ModelDeploymentStatus, ModelImport, SecretKeyRef, FINALIZER,
 };
 use crate::pass::{control, core_conditions, crd_conditions, key};
 use kube::ResourceExt;
 use modelstudio_core::conditions::{READY, TRUE};
-use modelstudio_core::credentials::SecretRef;
 use modelstudio_core::deletion::DeletionPolicy;
 use modelstudio_core::deployment::deployments::{Plan, PtuCapacity};
 use modelstudio_core::deployment::resource::{
@@ -59,10 +58,7 @@ pub fn resource(obj: &ModelDeployment) -> DeploymentResource {
             max_context_length: spec.max_context_length.map(count),
             rpm_limit: spec.rpm_limit.map(count),
             tpm_limit: spec.tpm_limit.map(count),
-            api_key_secret: spec.api_key_secret_ref.as_ref().map(|r| SecretRef {
-                name: r.name.clone(),
-                key: r.key.clone(),
-            }),
+            api_key_secret: spec.api_key_secret_ref.as_ref().map(SecretKeyRef::core),
             deletion_policy: match spec.deletion_policy {
                 CrdPolicy::Delete => DeletionPolicy::Delete,
                 CrdPolicy::Orphan => DeletionPolicy::Orphan,

@@ -16,8 +16,8 @@ pub mod resource;
 
 pub use context::ImportContext;
 
-use crate::crd::ModelImport;
-use crate::pass::{self, add_finalizer_to, Error, KindPass, Object, Progress};
+use crate::crd::{ModelImport, SecretKeyRef};
+use crate::pass::{self, add_finalizer_to, Error, KindPass, Object, Progress, Wanted};
 use async_trait::async_trait;
 use kube::runtime::controller::Action;
 use modelstudio_core::api::Operation;
@@ -109,6 +109,19 @@ impl KindPass for observe::Io<'_> {
 
     fn object(&self) -> &Object<'_, ModelImport> {
         &self.object
+    }
+
+    /// The generated model's name, when `spec.outputs.configMapName` asks for it.
+    fn outputs(&self) -> Option<Wanted> {
+        let obj = &self.object.current;
+        if obj.metadata.deletion_timestamp.is_some() {
+            return None;
+        }
+        Some(Wanted {
+            config_map: obj.spec.outputs.as_ref()?.config_map_name.clone()?,
+            model: obj.status.as_ref().and_then(|s| s.model_name.clone()),
+            secret: obj.spec.api_key_secret_ref.as_ref().map(SecretKeyRef::core),
+        })
     }
 
     fn progress(&mut self) -> &mut Progress {

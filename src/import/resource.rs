@@ -1,10 +1,9 @@
 //! A [`ModelImport`] as the core reads it ([`Resource`]), and the core's [`ImportStatus`]
 //! written back as the CRD's status. Nothing is decided here.
 
-use crate::crd::{self, ModelImport, ModelImportStatus, FINALIZER};
+use crate::crd::{self, ModelImport, ModelImportStatus, SecretKeyRef, FINALIZER};
 use crate::pass::{control, core_conditions, crd_conditions, key};
 use kube::ResourceExt;
-use modelstudio_core::credentials::SecretRef;
 use modelstudio_core::deletion::DeletionPolicy;
 use modelstudio_core::import::jobs::{Source, Storage, WeightType};
 use modelstudio_core::import::resource::ImportStatus;
@@ -39,10 +38,7 @@ pub fn resource(obj: &ModelImport) -> Resource {
                 crd::DeletionPolicy::Orphan => DeletionPolicy::Orphan,
             },
             job_id: spec.job_id.clone(),
-            api_key_secret: spec.api_key_secret_ref.as_ref().map(|r| SecretRef {
-                name: r.name.clone(),
-                key: r.key.clone(),
-            }),
+            api_key_secret: spec.api_key_secret_ref.as_ref().map(SecretKeyRef::core),
         },
         status: import_status(obj.status.as_ref()),
     }

@@ -3,11 +3,15 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use modelstudio_core::conditions;
+use modelstudio_core::outputs::OUTPUTS_READY;
 
-/// Conditions as written in a status, in the core's terms.
+/// Conditions as written in a status, in the core's terms. `OutputsReady` is left out: the
+/// outputs' own field manager writes it (`pass::outputs`), so the status apply, which writes back
+/// the other conditions it read, never holds a stale copy of it.
 pub fn core_conditions(conditions: &[Condition]) -> Vec<conditions::Condition> {
     conditions
         .iter()
+        .filter(|c| c.type_ != OUTPUTS_READY)
         .map(|c| conditions::Condition {
             type_: c.type_.clone(),
             status: c.status.clone(),

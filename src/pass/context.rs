@@ -9,7 +9,8 @@ use crate::event_queue::EventQueue;
 use crate::event_recorder::EventRecorder;
 use crate::keeper::{KeeperHandle, SecretId};
 use crate::metrics::Metrics;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use crate::wakes::Wakes;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
@@ -35,9 +36,15 @@ pub struct Context {
     /// The Namespaces granted the default key by a label selector (their metadata only).
     pub granted_namespaces: Store<PartialObjectMeta<Namespace>>,
     granted_writer: Mutex<Option<Writer<PartialObjectMeta<Namespace>>>>,
+    /// The outputs ConfigMaps the controller wrote (by their label), never any other.
+    pub outputs: Store<ConfigMap>,
+    outputs_writer: Mutex<Option<Writer<ConfigMap>>>,
     /// By UID, the resourceVersion of the controller's last status write that needs no
     /// reconcile of its own (the pass that wrote it scheduled the next look).
     own_writes: Mutex<HashMap<String, String>>,
+    /// What wakes resources besides their own watch (their key's Secret, their outputs
+    /// ConfigMap).
+    pub wakes: Wakes,
     /// Held while a credentials Secret is being marked or protected.
     pub(super) protecting: tokio::sync::Mutex<()>,
 }
@@ -51,6 +58,7 @@ impl Context {
         };
         let secrets_writer = Writer::default();
         let granted_writer = Writer::default();
+        let outputs_writer = Writer::default();
         Context {
             events: EventQueue::start(
                 EventRecorder::new(client.clone(), reporter),
@@ -66,7 +74,10 @@ impl Context {
             secrets_writer: Mutex::new(Some(secrets_writer)),
             granted_namespaces: granted_writer.as_reader(),
             granted_writer: Mutex::new(Some(granted_writer)),
+            outputs: outputs_writer.as_reader(),
+            outputs_writer: Mutex::new(Some(outputs_writer)),
             own_writes: Mutex::default(),
+            wakes: Wakes::default(),
             protecting: tokio::sync::Mutex::default(),
         }
     }
@@ -82,6 +93,14 @@ impl Context {
     /// The writer of the granted Namespaces' cache, for the one watch that fills it.
     pub fn take_granted_writer(&self) -> Option<Writer<PartialObjectMeta<Namespace>>> {
         self.granted_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The writer of the outputs ConfigMaps' cache, for the one watch that fills it.
+    pub fn take_outputs_writer(&self) -> Option<Writer<ConfigMap>> {
+        self.outputs_writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()

@@ -2,8 +2,8 @@
 //! credentials Secret, record, act, publish, with the bounded chaining of answers and the
 //! reconcile metrics in one place. A kind brings its core decisions and its IO as a [`KindPass`];
 //! a third kind implements the trait and adds nothing here. Beside it, the kit both kinds' IO
-//! is made of: the shared [`Context`], one object's side of a pass ([`Object`]), the credentials, the finalizer, the status apply, the
-//! events and the requeue.
+//! is made of: the shared [`Context`], one object's side of a pass ([`Object`]), the credentials,
+//! the finalizer, the status apply, the events, the requeue and the outputs ConfigMap.
 
 mod conditions;
 mod context;
@@ -11,6 +11,7 @@ mod credentials;
 mod events;
 mod finalizer;
 mod object;
+mod outputs;
 mod requeue;
 mod status_apply;
 
@@ -20,6 +21,7 @@ pub use credentials::fingerprint;
 pub use events::report_unreadable;
 pub(crate) use finalizer::add_finalizer_to;
 pub use object::{Object, ObjectKind};
+pub use outputs::{Wanted, OUTPUTS_MANAGER};
 
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use async_trait::async_trait;
@@ -70,6 +72,10 @@ pub enum Error {
     ReadImport(#[source] kube::Error),
     #[error("the namespaces granted the default API key are not listed yet (the watch of Namespaces has not answered)")]
     NamespacesNotListed,
+    #[error("could not read the outputs ConfigMap: {0}")]
+    ReadOutputs(#[source] kube::Error),
+    #[error("could not write the outputs ConfigMap: {0}")]
+    WriteOutputs(#[source] kube::Error),
 }
 
 impl Error {
@@ -84,6 +90,8 @@ impl Error {
             Error::ProtectSecret(_) => "ProtectSecret",
             Error::ReadImport(_) => "ReadImport",
             Error::NamespacesNotListed => "NamespacesNotListed",
+            Error::ReadOutputs(_) => "ReadOutputs",
+            Error::WriteOutputs(_) => "WriteOutputs",
         }
     }
 }
@@ -151,8 +159,14 @@ pub trait KindPass: Send {
     fn answered(obs: &mut Self::Observation, answer: Self::Answer);
     /// The object's side of the pass.
     fn object(&self) -> &Object<'_, Self::Resource>;
+
     /// Where the pass is (the object's).
     fn progress(&mut self) -> &mut Progress;
+    /// The outputs ConfigMap to write at the end of the pass, if the resource has one (never
+    /// while it is being deleted: the ConfigMap goes with it).
+    fn outputs(&self) -> Option<Wanted> {
+        None
+    }
     /// The action for a requeue decision.
     fn requeue(&self, requeue: Requeue) -> Action {
         self.object().requeue(requeue)
@@ -217,6 +231,10 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
         let answer = io.act(&step).await?;
         io.object().publish(&step.events);
         let Some(answer) = answer else {
+            // Export: the apps' ConfigMap follows what the pass recorded.
+            if let Some(wanted) = io.outputs() {
+                io.object().export(wanted).await?;
+            }
             return Ok(io.requeue(step.requeue));
         };
         // The answer is decided on by the core too.

@@ -6,6 +6,7 @@ use super::context::Context;
 use super::credentials::KeySeen;
 use super::events::publish_to;
 use super::finalizer::remove_finalizer_from;
+use super::outputs::{outputs_ready, Conditions};
 use super::status_apply::write_status;
 use super::{key, Error, Progress};
 use kube::api::Api;
@@ -13,6 +14,7 @@ use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use modelstudio_core::api::ApiKey;
+use modelstudio_core::conditions::Condition;
 use modelstudio_core::credentials::SecretRef;
 use modelstudio_core::events::Event;
 use modelstudio_core::requeue::Requeue;
@@ -29,6 +31,7 @@ pub trait ObjectKind:
     + Debug
     + Send
     + Sync
+    + Conditions
 {
 }
 
@@ -40,6 +43,7 @@ impl<K> ObjectKind for K where
         + Debug
         + Send
         + Sync
+        + Conditions
 {
 }
 
@@ -56,6 +60,8 @@ pub struct Object<'a, K> {
     pub secret: Option<String>,
     /// The plan carried out and whether its status writes need a reconcile.
     pub progress: Progress,
+    /// The `OutputsReady` condition as read (the status apply does not carry it).
+    pub outputs_ready: Option<Condition>,
 }
 
 impl<'a, K: ObjectKind> Object<'a, K> {
@@ -68,6 +74,7 @@ impl<'a, K: ObjectKind> Object<'a, K> {
             api_key: None,
             secret: None,
             progress: Progress::default(),
+            outputs_ready: outputs_ready(obj),
         }
     }
 
