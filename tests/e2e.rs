@@ -91,6 +91,11 @@ impl Cluster {
 
     /// Starts the controller binary against the servers.
     fn start_controller(&mut self) {
+        self.start_controller_with(&[]);
+    }
+
+    /// Starts the controller binary against the servers, with `extra` flags.
+    fn start_controller_with(&mut self, extra: &[&str]) {
         let mut cmd = Command::new(BIN);
         cmd.args([
             "run",
@@ -103,6 +108,7 @@ impl Cluster {
             "--metrics-addr",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("KUBECONFIG", self.kubectl.kubeconfig())
         .env("RUST_LOG", "info")
         .env_remove("DASHSCOPE_API_KEY")
@@ -735,5 +741,177 @@ fn import_and_deployment_applied_together_serve_scale_and_delete_together() {
         ),
         "{metrics:?}"
     );
+    assert!(!c.controller_log().contains(EXAMPLE_KEY));
+}
+
+/// The data of ConfigMap `name`, as `envFrom` would give it to a container.
+fn config_map_env(k: &Kubectl, name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let out = k.run(&["get", "configmap", name, "-o", "json"]);
+    let cm: serde_json::Value = serde_json::from_str(&out).expect("a ConfigMap as JSON");
+    cm["data"].as_object().cloned().unwrap_or_default()
+}
+
+/// examples/chat-app.yaml's program, run here (python3) with the ConfigMap's values as `envFrom`
+/// gives them and the key as its `secretKeyRef` does: what the app printed, or its error.
+fn run_chat_app(k: &Kubectl, config_map: &str) -> Result<String, String> {
+    let script = k.run(&[
+        "create",
+        "--dry-run=client",
+        "-f",
+        &example("chat-app.yaml"),
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].args[0]}",
+    ]);
+    let mut app = Command::new("python3");
+    app.args(["-c", &script])
+        .env("CHAT_ONCE", "1")
+        .env("OPENAI_API_KEY", EXAMPLE_KEY);
+    for (name, value) in config_map_env(k, config_map) {
+        app.env(name, value.as_str().unwrap_or_default());
+    }
+    let out = modelstudio_testbed::run_bounded(app, Duration::from_secs(30));
+    if out.ok() {
+        Ok(out.stdout)
+    } else {
+        Err(out.stderr)
+    }
+}
+
+#[test]
+fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
+    let mut c = Cluster::start("outputs", deployment_timers());
+    let sim = c.sim.base_url();
+    // The same simulator under two regions, by two names: a region edited in place in the key's
+    // Secret shows in the ConfigMap's base URL.
+    let beijing = sim.replace("127.0.0.1", "localhost");
+    c.start_controller_with(&[
+        "--region-endpoint",
+        &format!("ap-southeast-1={sim}"),
+        "--region-endpoint",
+        &format!("cn-beijing={beijing}"),
+    ]);
+    let k = &c.kubectl;
+    k.run(&[
+        "apply",
+        "-f",
+        &example("secret.yaml"),
+        "-f",
+        &example("modelimport.yaml"),
+        "-f",
+        &example("modeldeployment.yaml"),
+    ]);
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=Ready",
+        "--timeout=90s",
+    ]);
+    let deployed = k
+        .jsonpath("mdeploy/qwen3-lora", "{.status.deployedModel}")
+        .stdout;
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=OutputsReady",
+        "--timeout=30s",
+    ]);
+    let env = config_map_env(k, "qwen3-lora");
+    assert_eq!(env["MODEL_NAME"], deployed.as_str(), "{env:?}");
+    assert_eq!(
+        env["OPENAI_BASE_URL"],
+        format!("{sim}/compatible-mode/v1").as_str(),
+        "{env:?}"
+    );
+    assert_eq!(env["MODELSTUDIO_API_KEY_SECRET"], "dashscope", "{env:?}");
+    let owner = k
+        .jsonpath("configmap/qwen3-lora", "{.metadata.ownerReferences[0].uid}")
+        .stdout;
+    let uid = k.jsonpath("mdeploy/qwen3-lora", "{.metadata.uid}").stdout;
+    assert_eq!(owner, uid, "the ConfigMap is owned by its ModelDeployment");
+    let all = k.run(&["get", "configmap", "qwen3-lora", "-o", "yaml"]);
+    assert!(
+        !all.contains(EXAMPLE_KEY),
+        "the key is in the ConfigMap:\n{all}"
+    );
+    // The example app is admitted as written, and calls the model with what the ConfigMap says.
+    k.run(&["apply", "--dry-run=server", "-f", &example("chat-app.yaml")]);
+    let said = run_chat_app(k, "qwen3-lora").expect("the app calls the deployed model");
+    assert!(said.starts_with(&format!("{deployed}: ")), "{said}");
+
+    // The key's Secret names another region and a workspace, edited in place: the ConfigMap
+    // follows.
+    k.run(&[
+        "patch",
+        "secret",
+        "dashscope",
+        "--type=merge",
+        "-p",
+        r#"{"stringData":{"region":"cn-beijing","workspace":"llm-elsewhere"}}"#,
+    ]);
+    let moved = format!("{beijing}/compatible-mode/v1");
+    k.poll_jsonpath(
+        "configmap/qwen3-lora",
+        "{.data.OPENAI_BASE_URL}/{.data.MODELSTUDIO_REGION}/{.data.MODELSTUDIO_WORKSPACE_ID}",
+        Duration::from_secs(30),
+        |v| v == format!("{moved}/cn-beijing/llm-elsewhere"),
+    );
+    k.run(&[
+        "patch",
+        "secret",
+        "dashscope",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/region"},{"op":"remove","path":"/data/workspace"}]"#,
+    ]);
+    k.poll_jsonpath(
+        "configmap/qwen3-lora",
+        "{.data.OPENAI_BASE_URL}/{.data.MODELSTUDIO_REGION}",
+        Duration::from_secs(30),
+        |v| v == format!("{sim}/compatible-mode/v1/"),
+    );
+
+    // Recreated with a new suffix: a new deployed model, and the ConfigMap names it, owned by
+    // the new resource.
+    k.run(&[
+        "delete",
+        "-f",
+        &example("modeldeployment.yaml"),
+        "--timeout=60s",
+    ]);
+    let manifest = std::fs::read_to_string(example("modeldeployment.yaml"))
+        .unwrap()
+        .replace("  # suffix: v2", "  suffix: v2");
+    let again = c.write("modeldeployment-v2.yaml", &manifest);
+    k.run(&["apply", "-f", &again]);
+    k.run(&[
+        "wait",
+        "mdeploy/qwen3-lora",
+        "--for=condition=Ready",
+        "--timeout=90s",
+    ]);
+    let redeployed = k
+        .jsonpath("mdeploy/qwen3-lora", "{.status.deployedModel}")
+        .stdout;
+    assert_ne!(redeployed, deployed);
+    let uid = k.jsonpath("mdeploy/qwen3-lora", "{.metadata.uid}").stdout;
+    k.poll_jsonpath(
+        "configmap/qwen3-lora",
+        "{.data.MODEL_NAME}/{.metadata.ownerReferences[0].uid}",
+        Duration::from_secs(30),
+        |v| v == format!("{redeployed}/{uid}"),
+    );
+    let said = run_chat_app(k, "qwen3-lora").expect("the app calls the new model");
+    assert!(said.starts_with(&format!("{redeployed}: ")), "{said}");
+
+    // The ConfigMap goes with its ModelDeployment (the garbage collector deletes it).
+    k.run(&["delete", "-f", &again, "--timeout=60s"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while k.try_run(&["get", "configmap", "qwen3-lora"]).ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ConfigMap outlived its ModelDeployment"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
 }

@@ -513,7 +513,7 @@ impl Simulator {
 
 /// Checks `Authorization: Bearer <key>` and returns the key's workspace id.
 /// The key itself never leaves this function except as a map key in memory.
-fn authenticate(
+pub(crate) fn authenticate(
     inner: &Inner,
     state: &mut SimState,
     headers: &HeaderMap,

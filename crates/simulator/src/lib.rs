@@ -49,6 +49,7 @@
 
 mod api;
 mod calls;
+mod compatible_api;
 pub mod config;
 pub mod control;
 mod deployment_api;
@@ -233,11 +234,13 @@ impl Simulator {
         &self.inner.config
     }
 
-    /// The HTTP routes: the import API, the control API and JSON 404/405 fallbacks.
+    /// The HTTP routes: the import API, the control API, the OpenAI-compatible chat endpoint a
+    /// deployed model answers on, and JSON 404/405 fallbacks.
     pub fn router(&self) -> Router {
         Router::new()
             .merge(api::routes())
             .merge(control::routes())
+            .merge(compatible_api::routes())
             .fallback(api::unknown_route)
             .method_not_allowed_fallback(api::wrong_method)
             .with_state(self.clone())

@@ -576,3 +576,46 @@ async fn the_control_api_holds_deploying_until_running() {
     let message = refused.body["message"].as_str().unwrap();
     assert!(message.contains("DEPLOYING"), "{message}");
 }
+
+#[tokio::test]
+async fn a_running_deployment_answers_on_the_openai_compatible_chat_endpoint() {
+    let env = Env::start(still()).await;
+    let chat = |key: Option<&'static str>, body: Value| {
+        env.send(
+            Method::POST,
+            "/compatible-mode/v1/chat/completions",
+            key,
+            Some(body),
+            None,
+        )
+    };
+    let hello =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    env.create(KEY, json!({"model_name": "qwen-turbo", "capacity": 2}))
+        .await
+        .output();
+    // Not running yet: the model is not there to call.
+    let pending = chat(Some(KEY), hello("qwen-turbo")).await;
+    assert_eq!(pending.status, StatusCode::NOT_FOUND, "{}", pending.text);
+    assert_eq!(pending.body["error"]["code"], "model_not_found");
+    env.set_state("qwen-turbo", json!({"finish_now": true}))
+        .await;
+    let answer = chat(Some(KEY), hello("qwen-turbo")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["object"], "chat.completion");
+    assert_eq!(answer.body["model"], "qwen-turbo");
+    assert_eq!(answer.body["choices"][0]["message"]["role"], "assistant");
+    // Another workspace's key does not see it; a bad request and a missing key say so.
+    let other = chat(Some("sk-dep-other"), hello("qwen-turbo")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);
+    let bad = chat(Some(KEY), json!({"model": "qwen-turbo", "messages": []})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let anonymous = chat(None, hello("qwen-turbo")).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+    assert_eq!(anonymous.body["error"]["code"], "invalid_api_key");
+}
