@@ -15,6 +15,7 @@ use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason};
 use modelstudio_core::import::reason::{Code, Reason};
 use modelstudio_core::import::status::{next_status, Update};
+use modelstudio_core::outputs::{self, Export};
 use modelstudio_testbed::{go_tool, run_bounded};
 use samples::deployments::{
     deployment_case, deployment_object, deployment_sample, DeploymentSample,
@@ -136,6 +137,17 @@ fn reason_case(name: String, sample: &Sample) -> Case {
     }
 }
 
+/// The `OutputsReady` condition after `export`, as a status holds it.
+fn outputs_condition(
+    export: &Export,
+    kind: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    // A fixed time, so that the generated testdata does not change from run to run.
+    let at = Timestamp::from_second(1_767_225_600).expect("a valid time");
+    let core = outputs::condition(export, kind, "chat", None, Some(1), at);
+    crd_conditions(&[core]).remove(0)
+}
+
 /// Every ModelDeployment reason, and a deletion whose credentials are missing.
 fn deployment_cases() -> Vec<Case> {
     let case = |name: String, sample: &DeploymentSample| Case {
@@ -185,6 +197,45 @@ fn deployment_cases() -> Vec<Case> {
             message: format!("{}: {}", PAUSED.0, PAUSED.1),
         },
     });
+    // Serving, its outputs ConfigMap written: Healthy. Serving, but the ConfigMap it names is
+    // someone else's: Degraded, as a person must rename or remove one.
+    for (name, export, health) in [
+        ("outputs-written", Export::Unchanged, None),
+        (
+            "outputs-not-owned",
+            Export::Refuse {
+                owner: Some("Deployment/chat".into()),
+            },
+            Some("Degraded"),
+        ),
+    ] {
+        let mut obj = deployment_case(name, &running);
+        let condition = outputs_condition(&export, "ModelDeployment");
+        let explained = format!("{}: {}", condition.reason, condition.message);
+        if let Some(status) = obj.status.as_mut() {
+            status.conditions.push(condition);
+        }
+        let ready = expected_of(
+            running.reason.meaning(),
+            format!(
+                "{}: {}",
+                running.reason.code().as_str(),
+                running.reason.message()
+            ),
+            false,
+        );
+        cases.push(Case {
+            name: name.into(),
+            object: yaml(&obj),
+            health: match health {
+                Some(status) => Health {
+                    status,
+                    message: explained,
+                },
+                None => ready,
+            },
+        });
+    }
     let mut fresh = deployment_object("fresh-without-status", 1);
     fresh.status = None;
     cases.push(Case {
@@ -297,6 +348,22 @@ fn cases() -> Vec<Case> {
         health: Health {
             status: "Suspended",
             message: format!("{}: {}", PAUSED.0, PAUSED.1),
+        },
+    });
+
+    // Succeeded, but the ConfigMap spec.outputs names is someone else's: Degraded.
+    let mut not_owned = object("outputs-not-owned", 1);
+    let mut status = model_import_status(&succeeded);
+    let condition = outputs_condition(&Export::Refuse { owner: None }, "ModelImport");
+    let message = format!("{}: {}", condition.reason, condition.message);
+    status.conditions.push(condition);
+    not_owned.status = Some(status);
+    cases.push(Case {
+        name: "outputs-not-owned".into(),
+        object: yaml(&not_owned),
+        health: Health {
+            status: "Degraded",
+            message,
         },
     });
     cases

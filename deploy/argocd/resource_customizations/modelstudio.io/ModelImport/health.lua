@@ -1,8 +1,9 @@
 -- Argo CD health of a modelstudio.io ModelImport or ModelDeployment, read in kstatus's order: being
 -- deleted, a generation the controller has not observed yet, Stalled, Ready, Reconciling; a
 -- resource paused by its annotation modelstudio.io/paused (Reconciling=False, reason Paused) is
--- Suspended whatever it showed before. It uses Lua's base and table libraries only, so it runs
--- from argocd-cm without useOpenLibs.
+-- Suspended whatever it showed before, and one whose outputs ConfigMap is someone else's
+-- (OutputsReady=False, reason ConfigMapNotOwned) is Degraded: a person must rename or remove one.
+-- It uses Lua's base and table libraries only, so it runs from argocd-cm without useOpenLibs.
 local metadata = obj.metadata or {}
 local status = obj.status or {}
 
@@ -58,6 +59,7 @@ local stale = generation ~= nil and observed ~= nil and observed ~= generation
 local stalled = condition("Stalled")
 local ready = condition("Ready")
 local reconciling = condition("Reconciling")
+local outputs = condition("OutputsReady")
 
 if metadata.deletionTimestamp ~= nil then
   -- kstatus says Terminating: the remote object is deleted first, so say what the deletion waits for.
@@ -80,6 +82,9 @@ if reconciling ~= nil and reconciling.status == "False" and reconciling.reason =
 end
 if holds(stalled) then
   return {status = "Degraded", message = explain(stalled)}
+end
+if outputs ~= nil and outputs.status == "False" and outputs.reason == "ConfigMapNotOwned" then
+  return {status = "Degraded", message = explain(outputs)}
 end
 if holds(ready) then
   return {status = "Healthy", message = explain(ready)}
