@@ -473,6 +473,7 @@ fn watch_outputs(
     let Some(writer) = ctx.take_outputs_writer() else {
         return;
     };
+    ctx.metrics.outputs.watch(ctx.outputs.clone());
     let config_maps: Api<ConfigMap> = scoped(&ctx.client, namespace);
     let own = ctx.clone();
     let watch = reflector(

@@ -8,7 +8,15 @@ use std::sync::Arc;
 use tower::util::MapRequestLayer;
 
 /// The resources the controller uses, as metric labels; anything else is `other`.
-const RESOURCES: &[&str] = &["modelimports", "secrets", "events", "leases", "namespaces"];
+const RESOURCES: &[&str] = &[
+    "modelimports",
+    "modeldeployments",
+    "secrets",
+    "configmaps",
+    "events",
+    "leases",
+    "namespaces",
+];
 
 /// The Kubernetes verb and resource of a request, from its method, path and query.
 pub fn classify(method: &Method, path: &str, query: Option<&str>) -> KubeLabels {
@@ -169,8 +177,12 @@ mod tests {
         );
         assert_eq!(labels(Method::GET, "/version", None), ("list", "other", ""));
         assert_eq!(
-            labels(Method::DELETE, "/api/v1/namespaces/a/configmaps", None),
+            labels(Method::DELETE, "/api/v1/namespaces/a/pods", None),
             ("deletecollection", "other", "")
+        );
+        assert_eq!(
+            labels(Method::POST, "/api/v1/namespaces/a/configmaps", None),
+            ("create", "configmaps", "")
         );
     }
 }

@@ -4,11 +4,13 @@
 mod cache_gauges;
 mod deployments;
 mod imports;
+mod outputs;
 mod secrets;
 
 pub use cache_gauges::CacheGauges;
 pub use deployments::{DeploymentGauges, DeploymentTally};
 pub use imports::{ImportGauges, Tally};
+pub use outputs::OutputsGauges;
 pub use secrets::SecretGauges;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -47,7 +49,7 @@ pub struct KindLabels {
 pub struct KubeLabels {
     /// get, list, watch, create, update, patch, delete or deletecollection.
     pub verb: &'static str,
-    /// modelimports, secrets, events, leases, namespaces or other.
+    /// modelimports, modeldeployments, secrets, configmaps, events, leases, namespaces or other.
     pub resource: &'static str,
     /// `status`, `other`, or empty for the object itself.
     pub subresource: &'static str,
@@ -112,6 +114,7 @@ pub struct Metrics {
     pub deployments: DeploymentGauges,
     /// The credentials Secrets of the watch cache, counted at each scrape.
     pub secrets: SecretGauges,
+    pub outputs: OutputsGauges,
 }
 
 impl Default for Metrics {
@@ -148,6 +151,7 @@ impl Default for Metrics {
         let imports = ImportGauges::default();
         let deployments = DeploymentGauges::default();
         let secrets = SecretGauges::default();
+        let outputs = OutputsGauges::default();
         registry.register(
             "kubernetes_requests",
             "Requests to the Kubernetes API, by verb and resource",
@@ -226,6 +230,7 @@ impl Default for Metrics {
         registry.register_collector(Box::new(imports.clone()));
         registry.register_collector(Box::new(deployments.clone()));
         registry.register_collector(Box::new(secrets.clone()));
+        registry.register_collector(Box::new(outputs.clone()));
         Metrics {
             registry,
             reconciliations,
@@ -245,6 +250,7 @@ impl Default for Metrics {
             imports,
             deployments,
             secrets,
+            outputs,
         }
     }
 }

@@ -828,6 +828,9 @@ fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
         .stdout;
     let uid = k.jsonpath("mdeploy/qwen3-lora", "{.metadata.uid}").stdout;
     assert_eq!(owner, uid, "the ConfigMap is owned by its ModelDeployment");
+    // The controller holds that one ConfigMap, none of the cluster's others.
+    let cached = sum(&c.metrics(), "modelstudio_outputs_config_maps_cached", &[]);
+    assert_eq!(cached, 1.0);
     let all = k.run(&["get", "configmap", "qwen3-lora", "-o", "yaml"]);
     assert!(
         !all.contains(EXAMPLE_KEY),
