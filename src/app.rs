@@ -13,10 +13,7 @@ use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::modelstudio::{layered, HttpClient, HttpClientConfig};
 use crate::pass::{report_unreadable, Context};
-use crate::watches::{
-    outputs_watch_config, secret_watch_config, trim_cached, trim_config_map, trim_secret,
-    typed_event,
-};
+use crate::watches::{labelled_watch_config, trim_cached, trim_metadata, typed_event};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -29,7 +26,9 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, Client};
+use modelstudio_core::credentials::CREDENTIALS_LABEL;
 use modelstudio_core::deployment::deployments::Deployments;
+use modelstudio_core::outputs::OUTPUTS_LABEL;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -456,7 +455,7 @@ fn watch_secrets(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace);
     let watch = reflector(
         writer,
-        watcher(secrets, secret_watch_config()).modify(trim_secret),
+        watcher(secrets, labelled_watch_config(CREDENTIALS_LABEL)).modify(trim_metadata),
     )
     .inspect_ok(ctx.wakes.on_secret_events());
     fill_cache(watch, "the credentials Secrets", stopped);
@@ -478,7 +477,7 @@ fn watch_outputs(
     let own = ctx.clone();
     let watch = reflector(
         writer,
-        watcher(config_maps, outputs_watch_config()).modify(trim_config_map),
+        watcher(config_maps, labelled_watch_config(OUTPUTS_LABEL)).modify(trim_metadata),
     )
     .inspect_ok(move |event| match event {
         watcher::Event::Apply(cm) if !own.is_own_write(&cm.metadata) => own.wakes.owner_of(cm),

@@ -8,11 +8,8 @@
 use crate::crd::{
     ModelDeployment, ModelDeploymentSpec, ModelImport, ModelImportSpec, Storage, WeightType,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
-use modelstudio_core::credentials::CREDENTIALS_LABEL;
-use modelstudio_core::outputs::OUTPUTS_LABEL;
 use tokio::sync::mpsc;
 
 /// Drops what the controller never reads of a cached ModelImport or ModelDeployment:
@@ -127,38 +124,26 @@ impl Watched for ModelDeployment {
     }
 }
 
-/// Drops a Secret's managedFields and annotations: the controller reads its data, labels and
-/// finalizers only.
-pub fn trim_secret(secret: &mut Secret) {
-    secret.metadata.managed_fields = None;
-    secret.metadata.annotations = None;
+/// Drops what the controller never reads of a Secret or an outputs ConfigMap it watches:
+/// managedFields and annotations (kubectl's last-applied copy of a Secret holds the key itself).
+/// It reads their data, labels, owners and finalizers.
+pub fn trim_metadata(obj: &mut impl kube::Resource) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
 }
 
-/// The watch of the Secrets the controller reads keys from: those it marked with its label (on
-/// first use, see `Context::key_secret`), never another Secret of the cluster.
-pub fn secret_watch_config() -> watcher::Config {
-    watcher::Config::default()
-        .any_semantic()
-        .labels(CREDENTIALS_LABEL)
-}
-
-/// Drops an outputs ConfigMap's managedFields and annotations: the controller reads its data,
-/// labels and owner.
-pub fn trim_config_map(cm: &mut ConfigMap) {
-    cm.metadata.managed_fields = None;
-    cm.metadata.annotations = None;
-}
-
-/// The watch of the ConfigMaps the controller writes for the apps (by their label).
-pub fn outputs_watch_config() -> watcher::Config {
-    watcher::Config::default()
-        .any_semantic()
-        .labels(OUTPUTS_LABEL)
+/// The watch of the objects that carry the controller's `label`: the Secrets it marked (on first
+/// use, see `Context::key_secret`, [`CREDENTIALS_LABEL`](modelstudio_core::credentials::CREDENTIALS_LABEL)) and the ConfigMaps it wrote for the
+/// apps ([`OUTPUTS_LABEL`](modelstudio_core::outputs::OUTPUTS_LABEL)), never another of the cluster.
+pub fn labelled_watch_config(label: &str) -> watcher::Config {
+    watcher::Config::default().any_semantic().labels(label)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Secret;
 
     /// kubectl's copy of the whole applied object; for a Secret it holds the key itself.
     const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -248,7 +233,7 @@ mod tests {
             "data": {"api-key": "c2stMQ=="},
         }))
         .unwrap();
-        trim_secret(&mut secret);
+        trim_metadata(&mut secret);
         assert_eq!(secret.metadata.annotations, None);
         assert_eq!(secret.metadata.managed_fields, None);
         assert_eq!(secret.metadata.finalizers, Some(vec!["f".to_string()]));

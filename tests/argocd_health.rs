@@ -9,7 +9,7 @@ mod samples;
 use jiff::Timestamp;
 use modelstudio_controller::crd::FINALIZER;
 use modelstudio_controller::import::resource::model_import_status;
-use modelstudio_controller::pass::{core_conditions, crd_conditions};
+use modelstudio_controller::pass::{core_conditions, crd_condition, crd_conditions};
 use modelstudio_core::conditions::{paused_conditions, Meaning, PAUSED};
 use modelstudio_core::credentials::CredentialProblem;
 use modelstudio_core::deployment::reason::{DeploymentCode, DeploymentReason};
@@ -145,7 +145,7 @@ fn outputs_condition(
     // A fixed time, so that the generated testdata does not change from run to run.
     let at = Timestamp::from_second(1_767_225_600).expect("a valid time");
     let core = outputs::condition(export, kind, "chat", None, Some(1), at);
-    crd_conditions(&[core]).remove(0)
+    crd_condition(&core)
 }
 
 /// Every ModelDeployment reason, and a deletion whose credentials are missing.

@@ -842,36 +842,31 @@ fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
     assert!(said.starts_with(&format!("{deployed}: ")), "{said}");
 
     // The key's Secret names another region and a workspace, edited in place: the ConfigMap
-    // follows.
-    k.run(&[
-        "patch",
-        "secret",
-        "dashscope",
-        "--type=merge",
-        "-p",
-        r#"{"stringData":{"region":"cn-beijing","workspace":"llm-elsewhere"}}"#,
-    ]);
-    let moved = format!("{beijing}/compatible-mode/v1");
-    k.poll_jsonpath(
-        "configmap/qwen3-lora",
-        "{.data.OPENAI_BASE_URL}/{.data.MODELSTUDIO_REGION}/{.data.MODELSTUDIO_WORKSPACE_ID}",
-        Duration::from_secs(30),
-        |v| v == format!("{moved}/cn-beijing/llm-elsewhere"),
-    );
-    k.run(&[
-        "patch",
-        "secret",
-        "dashscope",
-        "--type=json",
-        "-p",
-        r#"[{"op":"remove","path":"/data/region"},{"op":"remove","path":"/data/workspace"}]"#,
-    ]);
-    k.poll_jsonpath(
-        "configmap/qwen3-lora",
-        "{.data.OPENAI_BASE_URL}/{.data.MODELSTUDIO_REGION}",
-        Duration::from_secs(30),
-        |v| v == format!("{sim}/compatible-mode/v1/"),
-    );
+    // follows, and follows back when they are removed.
+    const WHERE: &str =
+        "{.data.OPENAI_BASE_URL} {.data.MODELSTUDIO_REGION} {.data.MODELSTUDIO_WORKSPACE_ID}";
+    let edits = [
+        (
+            "merge",
+            r#"{"stringData":{"region":"cn-beijing","workspace":"llm-elsewhere"}}"#,
+            format!("{beijing}/compatible-mode/v1 cn-beijing llm-elsewhere"),
+        ),
+        (
+            "json",
+            r#"[{"op":"remove","path":"/data/region"},{"op":"remove","path":"/data/workspace"}]"#,
+            format!("{sim}/compatible-mode/v1  "),
+        ),
+    ];
+    for (kind, patch, want) in edits {
+        let kind = format!("--type={kind}");
+        k.run(&["patch", "secret", "dashscope", &kind, "-p", patch]);
+        k.poll_jsonpath(
+            "configmap/qwen3-lora",
+            WHERE,
+            Duration::from_secs(30),
+            |v| v == want,
+        );
+    }
 
     // Recreated with a new suffix: a new deployed model, and the ConfigMap names it, owned by
     // the new resource.

@@ -4,6 +4,9 @@
 
 use kube::runtime::reflector::Store;
 use kube::Resource;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -45,5 +48,25 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> fmt::Debug for CacheGauges
             .field("kind", &K::kind(&()))
             .field("watching", &self.store.get().is_some())
             .finish()
+    }
+}
+
+/// A cache counted by one gauge (the Secrets', the outputs ConfigMaps'): its name and help.
+pub trait CountedCache {
+    const GAUGE: &'static str;
+    const HELP: &'static str;
+}
+
+impl<K> Collector for CacheGauges<K>
+where
+    K: CountedCache + Resource<DynamicType = ()> + Clone + fmt::Debug + Send + Sync + 'static,
+{
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(store) = self.store() else {
+            return Ok(());
+        };
+        let gauge = ConstGauge::new(store.state().len() as u64);
+        let family = encoder.encode_descriptor(K::GAUGE, K::HELP, None, gauge.metric_type())?;
+        gauge.encode(family)
     }
 }

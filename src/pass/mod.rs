@@ -15,7 +15,7 @@ mod outputs;
 mod requeue;
 mod status_apply;
 
-pub use conditions::{core_conditions, crd_conditions};
+pub use conditions::{core_conditions, crd_condition, crd_conditions};
 pub use context::Context;
 pub use credentials::fingerprint;
 pub use events::report_unreadable;

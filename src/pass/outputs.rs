@@ -2,15 +2,16 @@
 //! either kind, and its `OutputsReady` condition. What it holds and whether the controller may
 //! write it are the core's decisions ([`modelstudio_core::outputs`]); this file finds the
 //! ConfigMap (in the watch cache of the ConfigMaps the controller wrote, else on the server),
-//! creates or applies it owned by the resource, deletes the ones it wrote under an earlier name,
+//! creates or rewrites it owned by the resource, deletes the ones it wrote under an earlier name,
 //! and writes the condition as a field manager of its own.
 
+use super::conditions::{core_condition, crd_condition};
 use super::object::{Object, ObjectKind};
 use super::Error;
 use crate::config::MANAGER;
 use crate::crd::{ModelDeployment, ModelImport};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
@@ -18,6 +19,7 @@ use modelstudio_core::credentials::{SecretRef, REGION_FIELD};
 use modelstudio_core::outputs::{self, Export, Facts, Found, OUTPUTS_LABEL, OUTPUTS_READY};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The field manager of the `OutputsReady` condition: the status apply (as [`MANAGER`]) never
 /// holds it, so neither write undoes the other.
@@ -65,14 +67,7 @@ pub fn outputs_ready(obj: &impl Conditions) -> Option<modelstudio_core::conditio
     obj.conditions()
         .iter()
         .find(|c| c.type_ == OUTPUTS_READY)
-        .map(|c| modelstudio_core::conditions::Condition {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            observed_generation: c.observed_generation,
-            last_transition_time: c.last_transition_time.0,
-        })
+        .map(core_condition)
 }
 
 impl<K: ObjectKind> Object<'_, K> {
@@ -81,18 +76,18 @@ impl<K: ObjectKind> Object<'_, K> {
     pub async fn export(&self, wanted: Wanted) -> Result<(), Error> {
         let data = outputs::data(&self.facts(&wanted).await?);
         let name = wanted.config_map.as_str();
-        let found = self.find_config_map(name).await?;
-        let mut export = outputs::decide(data.clone(), found);
+        let mut existing = self.find_config_map(name);
+        let mut export = outputs::decide(data.clone(), self.classify(existing.as_deref()));
         if let Export::Create(data) = &export {
             // Absent from the cache: the one of that name, if any, is not one the controller
             // wrote, and is found on the server when the create is refused.
             if !self.create_config_map(name, data).await? {
-                let found = self.read_config_map(name).await?;
-                export = outputs::decide(Some(data.clone()), found);
+                existing = self.read_config_map(name).await?.map(Arc::new);
+                export = outputs::decide(Some(data.clone()), self.classify(existing.as_deref()));
             }
         }
-        if let Export::Write(data) = &export {
-            self.apply_config_map(name, data).await?;
+        if let (Export::Write(data), Some(existing)) = (&export, &existing) {
+            self.rewrite_config_map(existing, data).await?;
         }
         self.delete_former_config_maps(name).await?;
         self.record_outputs_condition(&export, name).await
@@ -138,30 +133,26 @@ impl<K: ObjectKind> Object<'_, K> {
     }
 
     /// The ConfigMap `name` as the watch cache holds it (the ones the controller wrote).
-    async fn find_config_map(&self, name: &str) -> Result<Found, Error> {
-        let cached = self
-            .ctx
+    fn find_config_map(&self, name: &str) -> Option<Arc<ConfigMap>> {
+        self.ctx
             .outputs
-            .get(&ObjectRef::new(name).within(&self.namespace()));
-        Ok(match cached {
-            Some(cm) => self.classify(&cm),
-            None => Found::Absent,
-        })
+            .get(&ObjectRef::new(name).within(&self.namespace()))
     }
 
     /// The ConfigMap `name` as the server holds it.
-    async fn read_config_map(&self, name: &str) -> Result<Found, Error> {
-        let cm = self
-            .config_maps()
+    async fn read_config_map(&self, name: &str) -> Result<Option<ConfigMap>, Error> {
+        self.config_maps()
             .get_opt(name)
             .await
-            .map_err(Error::ReadOutputs)?;
-        Ok(cm.map_or(Found::Absent, |cm| self.classify(&cm)))
+            .map_err(Error::ReadOutputs)
     }
 
-    /// Whose the ConfigMap is: this resource's, an earlier one's of the same kind and name (gone:
-    /// one name holds one object), or someone else's.
-    fn classify(&self, cm: &ConfigMap) -> Found {
+    /// Whose the ConfigMap is: none, this resource's, an earlier one's of the same kind and name
+    /// (gone: one name holds one object), or someone else's.
+    fn classify(&self, cm: Option<&ConfigMap>) -> Found {
+        let Some(cm) = cm else {
+            return Found::Absent;
+        };
         let controller = cm
             .owner_references()
             .iter()
@@ -239,24 +230,45 @@ impl<K: ObjectKind> Object<'_, K> {
         }
     }
 
-    /// Applies the ConfigMap (one the controller wrote, for this resource or an earlier one of
-    /// its name): its data, label and owner become the ones given.
-    async fn apply_config_map(
+    /// Rewrites `existing` (one the controller wrote, for this resource or an earlier one of its
+    /// name) to hold `data` under its label, owned by this resource. A merge patch, not an apply:
+    /// the create wrote those fields as an update, so an apply would leave the former owner
+    /// beside the new one; the resourceVersion makes it refused if the ConfigMap changed since
+    /// it was read. Other owners, labels and keys someone added stay.
+    async fn rewrite_config_map(
         &self,
-        name: &str,
+        existing: &ConfigMap,
         data: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let mut cm = serde_json::to_value(self.config_map(name, data))
-            .map_err(|e| Error::WriteOutputs(kube::Error::SerdeError(e)))?;
-        cm["apiVersion"] = json!("v1");
-        cm["kind"] = json!("ConfigMap");
+        let ours = self.config_map(existing.name_any().as_str(), data);
+        let mut owners: Vec<OwnerReference> = existing
+            .owner_references()
+            .iter()
+            .filter(|o| o.controller != Some(true))
+            .cloned()
+            .collect();
+        owners.extend(ours.metadata.owner_references.into_iter().flatten());
+        // The controller's keys it no longer writes are removed.
+        let mut values: serde_json::Map<String, serde_json::Value> = KEYS
+            .iter()
+            .map(|k| (k.to_string(), serde_json::Value::Null))
+            .collect();
+        values.extend(data.iter().map(|(k, v)| (k.clone(), json!(v))));
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": existing.resource_version(),
+                "labels": ours.metadata.labels,
+                "ownerReferences": owners,
+            },
+            "data": values,
+        });
+        let params = PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
         let written = self
             .config_maps()
-            .patch(
-                name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&cm),
-            )
+            .patch(&existing.name_any(), &params, &Patch::Merge(&patch))
             .await
             .map_err(Error::WriteOutputs)?;
         self.note_own_write(&written);
@@ -317,14 +329,7 @@ impl<K: ObjectKind> Object<'_, K> {
         if !outputs::condition_changed(current, &next) {
             return Ok(());
         }
-        let condition = Condition {
-            type_: next.type_,
-            status: next.status,
-            reason: next.reason,
-            message: next.message,
-            observed_generation: next.observed_generation,
-            last_transition_time: Time(next.last_transition_time),
-        };
+        let condition = crd_condition(&next);
         let apply = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
