@@ -5,9 +5,7 @@
 //! what the controller reads (no managedFields, annotations or labels): 10,000 imports fit in a
 //! small memory.
 
-use crate::crd::{
-    ModelDeployment, ModelDeploymentSpec, ModelImport, ModelImportSpec, Storage, WeightType,
-};
+use crate::crd::{ModelDeployment, ModelDeploymentSpec, ModelImport, ModelImportSpec};
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
@@ -76,17 +74,15 @@ pub fn typed_event<K: Watched>(
 impl Watched for ModelImport {
     fn tombstone(obj: &DynamicObject) -> Self {
         let spec = ModelImportSpec {
-            base_model: String::new(),
+            base_model: None,
             display_name: None,
-            weight_type: WeightType::Lora,
+            weight_type: None,
             source: Default::default(),
-            storage: Storage {
-                bucket_name: String::new(),
-                object_key: String::new(),
-            },
+            storage: None,
             api_key_secret_ref: None,
             deletion_policy: Default::default(),
             job_id: None,
+            management_policy: Default::default(),
             outputs: None,
         };
         ModelImport {
@@ -178,7 +174,9 @@ mod tests {
     fn an_unreadable_import_is_reported_and_kept_out_of_the_cache() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let good = typed_event::<ModelImport>(Event::Apply(import(good_spec())), &tx);
-        assert!(matches!(good, Some(Event::Apply(ref m)) if m.spec.base_model == "qwen3-32b"));
+        assert!(
+            matches!(good, Some(Event::Apply(ref m)) if m.spec.base_model.as_deref() == Some("qwen3-32b"))
+        );
         assert!(rx.try_recv().is_err());
         let bad = import(serde_json::json!({"baseModel": 7}));
         // A readable version may be cached: it goes.

@@ -295,6 +295,7 @@ async fn immutable_pairs(client: &Client, t: &mut Tally) {
                 for (k, v) in [
                     ("source", json!("oss")),
                     ("deletionPolicy", json!("Delete")),
+                    ("managementPolicy", json!("Manage")),
                 ] {
                     want.as_object_mut().unwrap().entry(k).or_insert(v);
                 }
@@ -395,6 +396,20 @@ async fn boundary_values_are_accepted(client: &Client, t: &mut Tally) {
                 s.code, s.reason, s.message
             )),
         }
+    }
+    // An observed import needs its job's ID only: nothing a create reads.
+    let observed = json!({
+        "apiVersion": "modelstudio.io/v1alpha1",
+        "kind": "ModelImport",
+        "metadata": {"name": "edge-observed"},
+        "spec": {"managementPolicy": "Observe", "jobId": "ft-202501-obsv"},
+    });
+    match create(client, &observed, "&dryRun=All").await {
+        Ok(_) => t.valid_accepted += 1,
+        Err(s) => t.failures.push(format!(
+            "an observed import with its jobId only was refused: {} {}: {}",
+            s.code, s.reason, s.message
+        )),
     }
 }
 

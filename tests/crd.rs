@@ -96,8 +96,29 @@ fn schema_validates_enums_lengths_and_patterns() {
         spec["properties"]["apiKeySecretRef"]["properties"]["key"]["default"],
         json!("api-key")
     );
-    let required: Vec<String> = serde_json::from_value(spec["required"].clone()).unwrap();
-    assert_eq!(required, ["baseModel", "storage", "weightType"]);
+    // What a create needs is required by CEL rules unless the job is only observed.
+    assert_eq!(spec.get("required"), None);
+    assert_eq!(
+        spec["properties"]["managementPolicy"]["enum"],
+        json!(["Manage", "Observe"])
+    );
+    assert_eq!(
+        spec["properties"]["managementPolicy"]["default"],
+        json!("Manage")
+    );
+    let observed = json!({"managementPolicy": "Observe", "jobId": "ft-1"});
+    assert!(ModelImportSpec::validate_cel(&observed, None).is_ok());
+    let managed = json!({"managementPolicy": "Manage", "jobId": "ft-1"});
+    let refused = format!(
+        "{:?}",
+        ModelImportSpec::validate_cel(&managed, None).unwrap_err()
+    );
+    for field in ["baseModel", "weightType", "storage"] {
+        assert!(
+            refused.contains(&format!("{field} is required")),
+            "{refused}"
+        );
+    }
     let conditions = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
         ["status"]["properties"]["conditions"];
     assert_eq!(conditions["x-kubernetes-list-type"], json!("map"));

@@ -913,3 +913,81 @@ fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
     }
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
 }
+
+#[test]
+fn an_observed_job_made_outside_kubernetes_is_mirrored_and_outlives_its_resource() {
+    let mut c = Cluster::quick("observe");
+    c.start_controller();
+    let k = &c.kubectl;
+    k.run(&["apply", "-f", &example("secret.yaml")]);
+    // A job someone made without Kubernetes: a plain API call with the same key.
+    let url = format!("{}/api/v1/custom_models/import", c.sim.base_url());
+    let body = serde_json::json!({
+        "model_name": "qwen3-32b",
+        "source": "oss",
+        "weight_type": "lora",
+        "storage_info": {"bucket_name": "team-models", "object_key": "models/made-by-hand/"},
+    });
+    let status = c
+        ._rt
+        .block_on(async {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(EXAMPLE_KEY)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+        .expect("the simulator answers");
+    assert!(status.is_success(), "{status}");
+    let jobs = c.sim.simulator.jobs();
+    let job = jobs.first().expect("the job made by hand");
+    let manifest = format!(
+        "apiVersion: modelstudio.io/v1alpha1\nkind: ModelImport\nmetadata:\n  name: observed\n  \
+         namespace: default\nspec:\n  managementPolicy: Observe\n  jobId: {}\n  \
+         apiKeySecretRef:\n    name: dashscope\n",
+        job.job_id
+    );
+    let file = c.write("observed.yaml", &manifest);
+    k.run(&["apply", "-f", &file]);
+    k.run(&[
+        "wait",
+        "mimport/observed",
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+    let mirrored = k
+        .jsonpath(
+            "mimport/observed",
+            r#"{.status.modelName}/{.status.conditions[?(@.type=="Reconciling")].reason}"#,
+        )
+        .stdout;
+    assert_eq!(mirrored, format!("{}/Observing", job.model_name));
+
+    // Deleting the resource lets go of the job: no DELETE, and an event says so.
+    k.run(&["delete", "-f", &file, "--timeout=30s"]);
+    let stats = c.stats();
+    assert_eq!(
+        stats.create.total, 1,
+        "only the one made by hand: {stats:?}"
+    );
+    assert_eq!(stats.delete.total, 0, "{stats:?}");
+    let after = c.sim.simulator.jobs();
+    assert!(
+        after.iter().any(|j| j.job_id == job.job_id && !j.deleted),
+        "{after:?}"
+    );
+    let note = k
+        .run(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=observed,reason=Orphaned",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .to_string();
+    assert!(note.contains("managementPolicy Observe"), "{note}");
+    assert!(!c.controller_log().contains(EXAMPLE_KEY));
+}

@@ -79,6 +79,28 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
+/// Whether the controller manages the remote object or only mirrors it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum ManagementPolicy {
+    /// Create, change and delete the remote object.
+    #[default]
+    Manage,
+    /// Mirror an existing remote object named by its id; never create, change or delete it.
+    Observe,
+}
+
+impl ManagementPolicy {
+    /// The policy in the core's terms.
+    pub fn core(self) -> modelstudio_core::management::ManagementPolicy {
+        match self {
+            ManagementPolicy::Manage => modelstudio_core::management::ManagementPolicy::Manage,
+            ManagementPolicy::Observe => modelstudio_core::management::ManagementPolicy::Observe,
+        }
+    }
+}
+
 /// The custom resources this controller defines, each with its CRD file under `crds/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

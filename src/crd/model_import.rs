@@ -4,7 +4,7 @@
 // kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use super::{DeletionPolicy, Outputs, SecretKeyRef};
+use super::{DeletionPolicy, ManagementPolicy, Outputs, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -39,31 +39,50 @@ use serde::{Deserialize, Serialize};
 )]
 #[x_kube(
     cel,
-    validation = Rule::new("self.baseModel == oldSelf.baseModel")
+    validation = Rule::new("has(self.baseModel) == has(oldSelf.baseModel) && (!has(self.baseModel) || self.baseModel == oldSelf.baseModel)")
         .message("baseModel is immutable: create a new ModelImport to import again")
         .field_path(".baseModel"),
     validation = Rule::new("has(self.displayName) == has(oldSelf.displayName) && (!has(self.displayName) || self.displayName == oldSelf.displayName)")
         .message("displayName is immutable: create a new ModelImport to import again")
         .field_path(".displayName"),
-    validation = Rule::new("self.weightType == oldSelf.weightType")
+    validation = Rule::new("has(self.weightType) == has(oldSelf.weightType) && (!has(self.weightType) || self.weightType == oldSelf.weightType)")
         .message("weightType is immutable: create a new ModelImport to import again")
         .field_path(".weightType"),
     validation = Rule::new("self.source == oldSelf.source")
         .message("source is immutable: create a new ModelImport to import again")
         .field_path(".source"),
-    validation = Rule::new("self.storage == oldSelf.storage")
+    validation = Rule::new("has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)")
         .message("storage is immutable: create a new ModelImport to import again")
         .field_path(".storage"),
     validation = Rule::new("!has(oldSelf.jobId) || (has(self.jobId) && self.jobId == oldSelf.jobId)")
         .message("jobId cannot be changed or removed once set")
-        .field_path(".jobId")
+        .field_path(".jobId"),
+    // What a create needs is required unless the job is only observed.
+    validation = Rule::new("(has(self.managementPolicy) && self.managementPolicy == 'Observe') || has(self.baseModel)")
+        .message("baseModel is required to create an import job (to mirror an existing job instead, set managementPolicy: Observe and jobId)")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".baseModel"),
+    validation = Rule::new("(has(self.managementPolicy) && self.managementPolicy == 'Observe') || has(self.weightType)")
+        .message("weightType is required to create an import job (to mirror an existing job instead, set managementPolicy: Observe and jobId)")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".weightType"),
+    validation = Rule::new("(has(self.managementPolicy) && self.managementPolicy == 'Observe') || has(self.storage)")
+        .message("storage is required to create an import job (to mirror an existing job instead, set managementPolicy: Observe and jobId)")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".storage"),
+    validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.jobId)")
+        .message("managementPolicy Observe mirrors an existing import job and never creates one: set jobId to its ID")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".jobId"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModelImportSpec {
     /// ID of the base model the weights were trained from, for example `qwen3-32b`. Sent to Model
     /// Studio as `model_name`; it must be a base model that supports import.
+    /// Required unless managementPolicy is Observe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
-    pub base_model: String,
+    pub base_model: Option<String>,
 
     /// Name shown in the Model Studio console, at most 50 characters; defaults to the resource's
     /// name. The controller appends `-` and 8 characters derived from the resource's UID (cutting
@@ -73,15 +92,17 @@ pub struct ModelImportSpec {
     #[schemars(length(min = 1, max = 50))]
     pub display_name: Option<String>,
 
-    /// Kind of weights: `lora` for a LoRA adapter, `full` for full-parameter weights.
-    pub weight_type: WeightType,
+    // Its description is WeightType's: an optional enum's schema is the enum's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_type: Option<WeightType>,
 
     /// Where the weights are read from. Only `oss` exists today.
     #[serde(default)]
     pub source: Source,
 
-    /// The OSS location of the model directory.
-    pub storage: Storage,
+    /// The OSS location of the model directory. Required unless managementPolicy is Observe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
 
     /// Secret in this namespace holding the DashScope API key. Optional only when the controller
     /// was started with a default key.
@@ -92,6 +113,13 @@ pub struct ModelImportSpec {
     /// the import job and its imported model files; `Orphan` leaves them in Model Studio.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Whether the controller manages the job or only mirrors it: `Manage` (the default) creates
+    /// and deletes it; `Observe` adopts the job `jobId` names and mirrors it, never creating,
+    /// changing or deleting it (deleting this resource only lets go of it), and needs neither
+    /// baseModel, weightType nor storage.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 
     /// Adopt an existing import job with this ID instead of creating one. Cannot be changed once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,7 +132,8 @@ pub struct ModelImportSpec {
     pub outputs: Option<Outputs>,
 }
 
-/// The kind of imported weights.
+/// Kind of weights: `lora` for a LoRA adapter, `full` for full-parameter weights. Required unless
+/// managementPolicy is Observe.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightType {

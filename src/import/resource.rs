@@ -19,25 +19,36 @@ pub fn resource(obj: &ModelImport) -> Resource {
         deleting: obj.metadata.deletion_timestamp.is_some(),
         has_finalizer: obj.finalizers().iter().any(|f| f == FINALIZER),
         control: control(obj),
+        // What only a create reads is absent from an observed import (the API server requires it
+        // otherwise): it reads as empty, and is never sent.
         spec: Spec {
-            base_model: spec.base_model.clone(),
+            base_model: spec.base_model.clone().unwrap_or_default(),
             display_name: spec.display_name.clone(),
             weight_type: match spec.weight_type {
-                crd::WeightType::Lora => WeightType::Lora,
-                crd::WeightType::Full => WeightType::Full,
+                Some(crd::WeightType::Full) => WeightType::Full,
+                Some(crd::WeightType::Lora) | None => WeightType::Lora,
             },
             source: match spec.source {
                 crd::Source::Oss => Source::Oss,
             },
             storage: Storage {
-                bucket_name: spec.storage.bucket_name.clone(),
-                object_key: spec.storage.object_key.clone(),
+                bucket_name: spec
+                    .storage
+                    .as_ref()
+                    .map(|s| s.bucket_name.clone())
+                    .unwrap_or_default(),
+                object_key: spec
+                    .storage
+                    .as_ref()
+                    .map(|s| s.object_key.clone())
+                    .unwrap_or_default(),
             },
             deletion_policy: match spec.deletion_policy {
                 crd::DeletionPolicy::Delete => DeletionPolicy::Delete,
                 crd::DeletionPolicy::Orphan => DeletionPolicy::Orphan,
             },
             job_id: spec.job_id.clone(),
+            management: spec.management_policy.core(),
             api_key_secret: spec.api_key_secret_ref.as_ref().map(SecretKeyRef::core),
         },
         status: import_status(obj.status.as_ref()),

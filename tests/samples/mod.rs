@@ -137,6 +137,7 @@ pub fn sample(code: Code) -> Sample {
             Call::Adopt,
             ApiError::NotFound(remote("NotFound", "Job not found.", 404)),
         )),
+        Code::ObservedWithoutJobId => Sample::of(Reason::ObservedWithoutJobId),
         Code::JobIdConflict => Sample {
             tracked: true,
             ..Sample::of(Reason::JobIdConflict {

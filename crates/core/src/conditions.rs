@@ -173,6 +173,29 @@ pub fn paused_conditions(
     merge_conditions(current, vec![paused], now)
 }
 
+/// Reason and message of Reconciling=False for a resource the controller only observes.
+pub const OBSERVING: (&str, &str) = (
+    "Observing",
+    "managementPolicy is Observe: the controller mirrors the remote object and never creates, \
+     changes or deletes it",
+);
+
+/// The conditions of an observed resource: Reconciling=False says so (reason `Observing`) where
+/// it would say `Idle`; a change under way (Reconciling=True) shows as it is.
+pub fn observed_conditions(current: &[Condition]) -> Vec<Condition> {
+    current
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            if c.type_ == RECONCILING && c.status == FALSE && c.reason == IDLE.0 {
+                c.reason = OBSERVING.0.to_string();
+                c.message = OBSERVING.1.to_string();
+            }
+            c
+        })
+        .collect()
+}
+
 /// Keeps `lastTransitionTime` of conditions whose status did not change; stamps `now` on the rest.
 pub fn merge_conditions(
     current: &[Condition],

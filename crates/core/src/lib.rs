@@ -17,7 +17,7 @@
 //! - [`deployment`]: the ModelDeployment (resource view, deployments API, reasons, step).
 //! - Shared: [`conditions`] (Ready, Reconciling, Stalled and what a reason means for them),
 //!   [`events`], [`control`] (what a person asks through annotations), [`requeue`] (and the timing), [`step`] (what a decision asks of the IO side), [`credentials`], [`api`] (the API key, the ways a
-//!   call fails, which call it is), [`deletion`] (the deletion policy), [`outputs`] (the ConfigMap an app reads) and [`correlation`] (the
+//!   call fails, which call it is), [`deletion`] (the deletion policy), [`management`] (manage or only observe), [`outputs`] (the ConfigMap an app reads) and [`correlation`] (the
 //!   token that finds the result of a lost create).
 
 pub mod api;
@@ -29,6 +29,7 @@ pub mod deletion;
 pub mod deployment;
 pub mod events;
 pub mod import;
+pub mod management;
 pub mod outputs;
 pub mod requeue;
 pub mod step;

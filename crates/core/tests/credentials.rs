@@ -32,6 +32,7 @@ fn spec(secret: Option<SecretRef>) -> Spec {
         },
         deletion_policy: DeletionPolicy::Delete,
         job_id: None,
+        management: Default::default(),
         api_key_secret: secret,
     }
 }

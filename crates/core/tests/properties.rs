@@ -120,7 +120,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         arb_job_id(),
         prop::option::of(0i64..4),
         any::<bool>(),
-        prop::bool::weighted(0.2),
+        (prop::bool::weighted(0.2), prop::bool::weighted(0.3)),
     )
         .prop_map(
             |(
@@ -132,7 +132,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 status,
                 stalled,
                 attempted,
-                paused,
+                (paused, observe),
             )| {
                 Snapshot {
                     generation,
@@ -144,6 +144,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                     stalled_generation: stalled,
                     create_attempted: attempted,
                     paused,
+                    observe,
                 }
             },
         )
@@ -333,7 +334,14 @@ proptest! {
         if !s.deleting && !s.has_finalizer {
             prop_assert_eq!(&p, &PassPlan::AddFinalizer);
         }
-        if s.deleting && s.has_finalizer && s.deletion_policy == DeletionPolicy::Orphan && !s.paused {
+        // Observed: never created, never deleted; a deletion only lets go.
+        if s.observe {
+            prop_assert!(!matches!(p, PassPlan::Create | PassPlan::Delete { .. }), "{p:?}");
+            if s.deleting && s.has_finalizer && !s.paused {
+                prop_assert_eq!(&p, &PassPlan::Release { reason: ReleaseReason::Observed });
+            }
+        }
+        if s.deleting && s.has_finalizer && s.deletion_policy == DeletionPolicy::Orphan && !s.paused && !s.observe {
             prop_assert_eq!(&p, &PassPlan::Release { reason: ReleaseReason::Orphan });
         }
         // Paused: nothing remote, and a deletion is never blocked by it.
@@ -396,6 +404,13 @@ proptest! {
                 prop_assert!(s.deleting && s.has_finalizer && s.paused);
             }
             PassPlan::Paused => prop_assert!(!s.deleting && s.has_finalizer && s.paused),
+            PassPlan::Release { reason: ReleaseReason::Observed } => {
+                prop_assert!(s.deleting && s.has_finalizer && s.observe && !s.paused);
+            }
+            PassPlan::ObservedWithoutJobId => {
+                prop_assert!(!s.deleting && s.has_finalizer && s.observe);
+                prop_assert!(s.spec_job_id.is_none() && s.status_job_id.is_none());
+            }
         }
         // A stall never blocks deletion, and a stall of another generation is no stall.
         if s.has_finalizer && !s.deleting && !s.paused && s.stalled_generation.is_some()
@@ -588,6 +603,7 @@ proptest! {
                 storage: Storage { bucket_name: "b-1".into(), object_key: "m/".into() },
                 deletion_policy: if orphan { DeletionPolicy::Orphan } else { DeletionPolicy::Delete },
                 job_id: None,
+                management: Default::default(),
                 api_key_secret: None,
             },
             status: recorded,
@@ -778,6 +794,7 @@ fn arb_reason() -> impl Strategy<Value = Reason> {
                     spec: id,
                     status: b,
                 },
+                Code::ObservedWithoutJobId => Reason::ObservedWithoutJobId,
                 Code::CreateAmbiguous => Reason::CreateAmbiguous {
                     display_name: a,
                     job_ids: ids,
@@ -841,6 +858,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
                     fingerprint,
                     handled_reconcile: None,
                     paused: false,
+                    observed: false,
                 }
             },
         )

@@ -19,6 +19,7 @@ use modelstudio_core::import::status::{condition_status, next_status, stalled_ge
 use modelstudio_core::import::step::{
     decide, deletes_remotely, next_need, Act, Answer, Need, Observation, Seen, Step, STALE_RETRY,
 };
+use modelstudio_core::management::ManagementPolicy;
 use modelstudio_core::requeue::{Requeue, Timing};
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ fn spec() -> Spec {
         storage: storage(),
         deletion_policy: DeletionPolicy::Delete,
         job_id: None,
+        management: ManagementPolicy::Manage,
         api_key_secret: None,
     }
 }
@@ -2775,4 +2777,84 @@ fn a_paused_import_makes_no_call_keeps_ready_and_lets_go_uncalled_when_deleted()
     assert_eq!(step.events.len(), 1);
     assert_eq!(step.events[0].type_, EventType::Warning);
     assert!(step.events[0].note.contains("job-1") && step.events[0].note.contains("paused"));
+}
+
+#[test]
+fn an_observed_import_adopts_and_mirrors_its_job_never_creates_or_deletes_it() {
+    let mut r = resource();
+    r.spec.management = ManagementPolicy::Observe;
+    r.spec.job_id = Some("job-9".into());
+    let mut o = obs(r.clone());
+    observe(&mut o, SECRET, Some(Seen::Job(Ok(job("job-9", "RUNNING")))));
+    let step = decide(&o);
+    assert_eq!(step.plan, "adopt");
+    assert!(
+        !matches!(step.act, Act::Create(_) | Act::Delete { .. }),
+        "{:?}",
+        step.act
+    );
+    assert!(
+        !step.protect_secret,
+        "an observed job never needs its key to be deleted"
+    );
+    r = record(&r, &step);
+    assert_eq!(r.status.job_id.as_deref(), Some("job-9"));
+    let reconciling = |r: &Resource| {
+        let c = r
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == RECONCILING)
+            .unwrap();
+        (c.status.clone(), c.reason.clone())
+    };
+    // Work under way in Model Studio still shows as such.
+    assert_eq!(reconciling(&r), ("True".into(), "JobRunning".into()));
+    let mut o = obs(r.clone());
+    observe(
+        &mut o,
+        SECRET,
+        Some(Seen::Job(Ok(job("job-9", "SUCCESSED")))),
+    );
+    r = record(&r, &decide(&o));
+    assert_eq!(condition_status(&r.status, READY), Some("True"));
+    assert_eq!(reconciling(&r), ("False".into(), "Observing".into()));
+
+    // Deleted: let go without a call, and an event says the job stays.
+    let mut o = obs(deleting(r));
+    let needs = observe(&mut o, SECRET, None);
+    assert!(needs.iter().all(|n| *n == Need::FreshCopy), "{needs:?}");
+    let step = decide(&o);
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(step.events.len(), 1);
+    assert_eq!(step.events[0].type_, EventType::Normal);
+    assert!(step.events[0].note.contains("job-9") && step.events[0].note.contains("Observe"));
+}
+
+#[test]
+fn an_observed_import_without_a_job_id_stalls_and_creates_nothing() {
+    let mut r = resource();
+    r.spec.management = ManagementPolicy::Observe;
+    let mut o = obs(r.clone());
+    observe(&mut o, SECRET, None);
+    let step = decide(&o);
+    assert_eq!(step.plan, "observed_without_job_id");
+    assert_eq!(step.act, Act::Nothing);
+    let r = record(&r, &step);
+    assert_eq!(condition_status(&r.status, STALLED), Some("True"));
+    let stalled = r
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == STALLED)
+        .unwrap();
+    assert_eq!(stalled.reason, "ObservedWithoutJobId");
+    assert!(
+        stalled.message.contains("spec.jobId"),
+        "{}",
+        stalled.message
+    );
+    // Once stalled, nothing is called until the spec changes.
+    let step = decide(&obs(r));
+    assert_eq!(step.act, Act::Nothing);
 }

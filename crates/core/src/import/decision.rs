@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub create_attempted: bool,
     /// `modelstudio.io/paused` is set: no call to Model Studio.
     pub paused: bool,
+    /// `managementPolicy: Observe`: the job is mirrored, never created or deleted.
+    pub observe: bool,
 }
 
 /// The next step for a resource.
@@ -53,6 +55,8 @@ pub enum PassPlan {
     Nothing,
     /// Paused by its annotation: no call to Model Studio; the conditions say so.
     Paused,
+    /// Observed without a job to observe: stalled until the spec names one.
+    ObservedWithoutJobId,
 }
 
 impl PassPlan {
@@ -70,6 +74,7 @@ impl PassPlan {
             PassPlan::Release { .. } => "release",
             PassPlan::Nothing => "nothing",
             PassPlan::Paused => "paused",
+            PassPlan::ObservedWithoutJobId => "observed_without_job_id",
         }
     }
 
@@ -105,6 +110,8 @@ pub enum ReleaseReason {
     NeverCreated,
     /// `modelstudio.io/paused` is set: whatever exists in Model Studio stays.
     Paused,
+    /// `managementPolicy: Observe`: the job was never the controller's to delete.
+    Observed,
 }
 
 /// Decides the next step.
@@ -118,6 +125,12 @@ pub fn plan(s: &Snapshot) -> PassPlan {
         if s.paused {
             return PassPlan::Release {
                 reason: ReleaseReason::Paused,
+            };
+        }
+        // An observed job is let go, never deleted.
+        if s.observe {
+            return PassPlan::Release {
+                reason: ReleaseReason::Observed,
             };
         }
         // A create may have made a job that is not recorded: find it before deleting or letting go.
@@ -154,6 +167,11 @@ pub fn plan(s: &Snapshot) -> PassPlan {
         (_, Some(status)) => PassPlan::Poll {
             job_id: status.clone(),
         },
+        // Observed: the job spec.jobId names is taken over; none is ever created.
+        (Some(spec), None) if s.observe => PassPlan::Adopt {
+            job_id: spec.clone(),
+        },
+        (None, None) if s.observe => PassPlan::ObservedWithoutJobId,
         // A create may have made a job: find it before taking another one over.
         (Some(_), None) if s.create_attempted => PassPlan::Recover,
         (Some(spec), None) => PassPlan::Adopt {

@@ -25,6 +25,7 @@ codes! {
     BaseModelNotFound => Stalled, true, "The base model does not support import; waits for a new spec.";
     JobNotFound => Stalled, true, "The job to adopt or mirror does not exist for this API key; waits for a new spec.";
     JobIdConflict => Stalled, true, "spec.jobId names another job than the one already tracked.";
+    ObservedWithoutJobId => Stalled, true, "managementPolicy Observe adopts a job by spec.jobId, which is not set; waits for a new spec.";
     CreateAmbiguous => Stalled, true, "Several jobs carry this resource's display name; a person chooses with spec.jobId.";
     DeletionBlocked => Reconciling, false, "The job cannot be deleted while it is pending or running; retried until it finishes.";
     DeletionRefused => Reconciling, false, "Model Studio refuses to delete a finished job; retried slowly.";
@@ -85,6 +86,8 @@ pub enum Reason {
         spec: String,
         status: String,
     },
+    /// Observed, with no job to observe.
+    ObservedWithoutJobId,
     CreateAmbiguous {
         display_name: String,
         job_ids: Vec<String>,
@@ -132,6 +135,7 @@ impl Reason {
             Reason::BaseModelNotFound { .. } => Code::BaseModelNotFound,
             Reason::JobNotFound { .. } => Code::JobNotFound,
             Reason::JobIdConflict { .. } => Code::JobIdConflict,
+            Reason::ObservedWithoutJobId => Code::ObservedWithoutJobId,
             Reason::CreateAmbiguous { .. } => Code::CreateAmbiguous,
             Reason::CredentialsMissing { .. } => Code::CredentialsMissing,
             Reason::Remote { failure, .. } => (*failure).into(),
@@ -198,6 +202,10 @@ impl Reason {
                 "spec.jobId {spec} names another job than the one this resource already tracks ({status}); \
                  create a new ModelImport to adopt {spec}"
             ),
+            Reason::ObservedWithoutJobId => "managementPolicy is Observe, which mirrors an existing \
+                job and never creates one, and spec.jobId is not set: set it to the job's ID, or set \
+                managementPolicy to Manage to create a job"
+                .into(),
             Reason::CreateAmbiguous { display_name, job_ids } => format!(
                 "{} import jobs carry this resource's display name {display_name:?}: {}. Keep one by setting \
                  spec.jobId to it, and delete the others in Model Studio",
@@ -268,6 +276,6 @@ mod tests {
             .filter(|c| c.waits_for_spec_change())
             .collect();
         assert!(spec_stalls.iter().all(|c| c.meaning() == Meaning::Stalled));
-        assert_eq!(spec_stalls.len(), 5);
+        assert_eq!(spec_stalls.len(), 6);
     }
 }

@@ -5,6 +5,7 @@ use crate::conditions::Condition;
 use crate::control::Control;
 use crate::credentials::SecretRef;
 use crate::deletion::DeletionPolicy;
+use crate::management::ManagementPolicy;
 
 /// Lifecycle summary of a ModelImport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Spec {
     pub deletion_policy: DeletionPolicy,
     /// A job to adopt instead of creating one.
     pub job_id: Option<String>,
+    /// Manage the job, or only observe the one `job_id` names.
+    pub management: ManagementPolicy,
     /// The Secret spec.apiKeySecretRef names, if any.
     pub api_key_secret: Option<SecretRef>,
 }

@@ -6,7 +6,8 @@ use super::decision::JobView;
 use super::reason::{Code, Reason};
 use super::resource::{ImportStatus, Phase};
 use crate::conditions::{
-    conditions_of, merge_conditions, paused_conditions, Condition, READY, STALLED, TRUE,
+    conditions_of, merge_conditions, observed_conditions, paused_conditions, Condition, READY,
+    STALLED, TRUE,
 };
 use jiff::Timestamp;
 
@@ -29,6 +30,8 @@ pub struct Update {
     pub handled_reconcile: Option<String>,
     /// Paused by its annotation: Reconciling says so, Ready and Stalled stay as they were.
     pub paused: bool,
+    /// `managementPolicy: Observe`: Reconciling=False says so where it would say Idle.
+    pub observed: bool,
 }
 
 /// The status after `update`, with `observedGeneration` set to `generation`.
@@ -79,6 +82,8 @@ pub fn next_status(
     }
     if update.paused {
         next.conditions = paused_conditions(&next.conditions, generation, now);
+    } else if update.observed {
+        next.conditions = observed_conditions(&next.conditions);
     }
     next.observed_generation = generation.or(current.observed_generation);
     next

@@ -20,6 +20,7 @@ use crate::correlation;
 use crate::credentials::{secret_choice, CredentialProblem, KeySource, SecretChoice};
 use crate::deletion::DeletionPolicy;
 use crate::events::{Action, Event, EventType, Happening};
+use crate::management::ManagementPolicy;
 use crate::requeue::{Requeue, Timing};
 use jiff::Timestamp;
 use std::time::Duration;
@@ -144,6 +145,7 @@ pub fn snapshot(r: &Resource) -> Snapshot {
         stalled_generation: stalled_generation(&r.status),
         create_attempted: r.status.create_attempted_at.is_some() && r.status.job_id.is_none(),
         paused: r.control.paused,
+        observe: r.spec.management == ManagementPolicy::Observe,
     }
 }
 
@@ -302,11 +304,18 @@ pub fn decide(obs: &Observation) -> Step {
         }
     }
     let r = obs.resource();
+    // An observed job's conditions say so, whatever the step wrote.
+    if r.spec.management == ManagementPolicy::Observe {
+        if let Some(update) = step.status.as_mut() {
+            update.observed = true;
+        }
+    }
     step.protect_secret = obs.answer.is_none()
         && obs.secret_protected == Some(false)
         && matches!(obs.credentials, Some(Ok(KeySource::Secret)))
         && !r.deleting
         && r.spec.deletion_policy == DeletionPolicy::Delete
+        && r.spec.management == ManagementPolicy::Manage
         && obs.plan().calls_remote();
     step
 }
@@ -416,6 +425,7 @@ fn decide_step(obs: &Observation) -> Step {
             paused: true,
             ..Default::default()
         }),
+        PassPlan::ObservedWithoutJobId => step.reason(Reason::ObservedWithoutJobId, None),
     }
 }
 
@@ -438,6 +448,13 @@ fn release(step: Step, r: &Resource, reason: ReleaseReason) -> Step {
             Happening::Orphaned,
             Action::DeleteImportJob,
             format!("Left import job {job} in Model Studio (deletionPolicy: Orphan)"),
+        )),
+        (ReleaseReason::Observed, Some(job)) => step.event(Event::normal(
+            Happening::Orphaned,
+            Action::DeleteImportJob,
+            format!(
+                "Left import job {job} in Model Studio: managementPolicy Observe never deletes it"
+            ),
         )),
         (ReleaseReason::Paused, Some(job)) => step.event(Event::of(
             EventType::Warning,
@@ -704,6 +721,7 @@ mod tests {
                 },
                 deletion_policy: DeletionPolicy::Delete,
                 job_id: None,
+                management: ManagementPolicy::Manage,
                 api_key_secret: secret.map(|name| SecretRef {
                     name: name.into(),
                     key: DEFAULT_SECRET_KEY.into(),
