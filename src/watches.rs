@@ -99,7 +99,7 @@ impl Watched for ModelDeployment {
             model_import_ref: None,
             model_name: None,
             plan: None,
-            capacity: 0,
+            capacity: None,
             deploy_spec: None,
             ptu_capacity: None,
             name: None,
@@ -110,6 +110,8 @@ impl Watched for ModelDeployment {
             tpm_limit: None,
             api_key_secret_ref: None,
             deletion_policy: Default::default(),
+            management_policy: Default::default(),
+            deployed_model: None,
             outputs: None,
         };
         ModelDeployment {
@@ -212,7 +214,7 @@ mod tests {
         let good = deployment(serde_json::json!({"modelName": "qwen-plus", "capacity": 8}));
         assert!(matches!(
             typed_event::<ModelDeployment>(Event::Apply(good), &tx),
-            Some(Event::Apply(ref d)) if d.spec.capacity == 8
+            Some(Event::Apply(ref d)) if d.spec.capacity == Some(8)
         ));
         let bad = deployment(serde_json::json!({"modelName": "qwen-plus", "capacity": "eight"}));
         match typed_event::<ModelDeployment>(Event::Apply(bad), &tx) {

@@ -560,6 +560,7 @@ fn stored_form(spec: &Value) -> Value {
     let mut want = spec.clone();
     let map = want.as_object_mut().unwrap();
     map.entry("deletionPolicy").or_insert(json!("Delete"));
+    map.entry("managementPolicy").or_insert(json!("Manage"));
     if let Some(r) = map
         .get_mut("apiKeySecretRef")
         .and_then(|r| r.as_object_mut())
@@ -614,6 +615,11 @@ async fn deployment_creates(client: &Client, t: &mut Tally) {
                        "modelImportRef": {"name": "m".repeat(253)}}),
                 &[],
             ),
+        ),
+        // Observed: the deployment's name only, nothing a deploy needs.
+        (
+            "observed",
+            json!({"managementPolicy": "Observe", "deployedModel": "qwen-plus-abc1"}),
         ),
         // `null` in an optional field reads as absent to the rules (`has()` is false).
         (
@@ -732,6 +738,18 @@ async fn deployment_creates(client: &Client, t: &mut Tally) {
             "modelimportref-without-name",
             with(mu_spec(), json!({"modelImportRef": {}}), &[]),
             "spec.modelImportRef.name: Required value",
+        ),
+        (
+            "observed-without-deployedmodel",
+            json!({"managementPolicy": "Observe"}),
+            "spec.deployedModel: Required value: managementPolicy Observe mirrors an existing \
+             deployment and never deploys: set deployedModel to its name",
+        ),
+        (
+            "deployedmodel-when-managed",
+            with(mu_spec(), json!({"deployedModel": "qwen-plus-abc1"}), &[]),
+            "spec.deployedModel: Invalid value: deployedModel names a deployment to observe: \
+             set managementPolicy: Observe, or remove deployedModel to deploy",
         ),
     ];
     for (name, spec, expect) in refused {
@@ -1135,8 +1153,8 @@ async fn model_deployments_are_checked_by_their_schema_and_rules_and_shown_by_ku
         t.failures.len(),
         t.failures.join("\n")
     );
-    assert_eq!(t.valid_accepted, 7);
-    assert_eq!(t.invalid_refused, 16);
+    assert_eq!(t.valid_accepted, 8);
+    assert_eq!(t.invalid_refused, 18);
     assert_eq!(t.immutable_refused, 15);
     assert_eq!(t.allowed_accepted, 4);
 }

@@ -282,8 +282,12 @@ fn deployment_schema_limits_and_shared_shapes() {
     assert_eq!(p["plan"]["enum"], json!(["ptu", "mu", "lora", "cu"]));
     assert_eq!(p["suffix"]["maxLength"], json!(8));
     assert_eq!(p["name"]["maxLength"], json!(50));
-    let required: Vec<String> = serde_json::from_value(spec["required"].clone()).unwrap();
-    assert_eq!(required, ["capacity"]);
+    // capacity is required by a CEL rule unless the deployment is only observed.
+    assert_eq!(spec.get("required"), None);
+    assert_eq!(
+        p["managementPolicy"],
+        json!({"default": "Manage", "description": p["managementPolicy"]["description"], "enum": ["Manage", "Observe"], "type": "string"})
+    );
     // apiKeySecretRef and deletionPolicy are ModelImport's, default included.
     let import = serde_json::to_value(Kind::ModelImport.definition()).unwrap();
     let import_spec =

@@ -915,8 +915,9 @@ fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
 }
 
 #[test]
-fn an_observed_job_made_outside_kubernetes_is_mirrored_and_outlives_its_resource() {
-    let mut c = Cluster::quick("observe");
+fn an_observed_job_and_deployment_made_outside_kubernetes_are_mirrored_and_outlive_their_resources()
+{
+    let mut c = Cluster::start("observe", deployment_timers());
     c.start_controller();
     let k = &c.kubectl;
     k.run(&["apply", "-f", &example("secret.yaml")]);
@@ -928,25 +929,37 @@ fn an_observed_job_made_outside_kubernetes_is_mirrored_and_outlives_its_resource
         "weight_type": "lora",
         "storage_info": {"bucket_name": "team-models", "object_key": "models/made-by-hand/"},
     });
-    let status = c
-        ._rt
-        .block_on(async {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(EXAMPLE_KEY)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status())
-        })
-        .expect("the simulator answers");
-    assert!(status.is_success(), "{status}");
+    let post = |url: String, body: serde_json::Value| {
+        let status = c
+            ._rt
+            .block_on(async {
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(EXAMPLE_KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+            .expect("the simulator answers");
+        assert!(status.is_success(), "{status}");
+    };
+    post(url, body);
+    // And a deployment made the same way.
+    let deployments_url = format!("{}/api/v1/deployments", c.sim.base_url());
+    post(
+        deployments_url,
+        serde_json::json!({"model_name": "qwen-turbo", "capacity": 2}),
+    );
     let jobs = c.sim.simulator.jobs();
     let job = jobs.first().expect("the job made by hand");
     let manifest = format!(
         "apiVersion: modelstudio.io/v1alpha1\nkind: ModelImport\nmetadata:\n  name: observed\n  \
          namespace: default\nspec:\n  managementPolicy: Observe\n  jobId: {}\n  \
-         apiKeySecretRef:\n    name: dashscope\n",
+         apiKeySecretRef:\n    name: dashscope\n---\napiVersion: modelstudio.io/v1alpha1\n\
+         kind: ModelDeployment\nmetadata:\n  name: observed\n  namespace: default\nspec:\n  \
+         managementPolicy: Observe\n  deployedModel: qwen-turbo\n  apiKeySecretRef:\n    \
+         name: dashscope\n",
         job.job_id
     );
     let file = c.write("observed.yaml", &manifest);
@@ -964,6 +977,19 @@ fn an_observed_job_made_outside_kubernetes_is_mirrored_and_outlives_its_resource
         )
         .stdout;
     assert_eq!(mirrored, format!("{}/Observing", job.model_name));
+    k.run(&[
+        "wait",
+        "mdeploy/observed",
+        "--for=condition=Ready",
+        "--timeout=60s",
+    ]);
+    let deployment = k
+        .jsonpath(
+            "mdeploy/observed",
+            r#"{.status.deployedModel}/{.status.capacity}/{.status.conditions[?(@.type=="Reconciling")].reason}"#,
+        )
+        .stdout;
+    assert_eq!(deployment, "qwen-turbo/2/Observing");
 
     // Deleting the resource lets go of the job: no DELETE, and an event says so.
     k.run(&["delete", "-f", &file, "--timeout=30s"]);
@@ -988,6 +1014,10 @@ fn an_observed_job_made_outside_kubernetes_is_mirrored_and_outlives_its_resource
             "jsonpath={.items[*].message}",
         ])
         .to_string();
-    assert!(note.contains("managementPolicy Observe"), "{note}");
+    assert!(
+        note.contains("import job") && note.contains("managementPolicy Observe"),
+        "{note}"
+    );
+    assert!(note.contains("deployment qwen-turbo"), "{note}");
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
 }

@@ -293,7 +293,7 @@ impl Kind for ModelImport {
 
 impl Kind for ModelDeployment {
     fn ready(&self) -> bool {
-        let asked = i64::from(self.spec.capacity);
+        let asked = i64::from(self.spec.capacity.unwrap_or_default());
         self.status.as_ref().is_some_and(|s| {
             ready_condition(&s.conditions)
                 && s.remote_status.as_deref() == Some("RUNNING")

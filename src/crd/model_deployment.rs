@@ -6,7 +6,7 @@
 // kube-derive repeats `printcolumn(type_ = ...)`, which this lint mistakes for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use super::{DeletionPolicy, Outputs, SecretKeyRef};
+use super::{DeletionPolicy, ManagementPolicy, Outputs, SecretKeyRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -57,8 +57,23 @@ use serde::{Deserialize, Serialize};
 // set before too), so adding or removing the field would slip past it.
 #[x_kube(
     cel,
-    validation = Rule::new("has(self.modelImportRef) != has(self.modelName)")
+    validation = Rule::new("(has(self.managementPolicy) && self.managementPolicy == 'Observe') ? !(has(self.modelImportRef) && has(self.modelName)) : has(self.modelImportRef) != has(self.modelName)")
         .message("set exactly one of modelImportRef (a ModelImport in this namespace) and modelName (a model that can already be deployed)"),
+    // What a deploy needs is required unless the deployment is only observed.
+    validation = Rule::new("(has(self.managementPolicy) && self.managementPolicy == 'Observe') || has(self.capacity)")
+        .message("capacity is required to deploy (to mirror an existing deployment instead, set managementPolicy: Observe and deployedModel)")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".capacity"),
+    validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || has(self.deployedModel)")
+        .message("managementPolicy Observe mirrors an existing deployment and never deploys: set deployedModel to its name")
+        .reason(Reason::FieldValueRequired)
+        .field_path(".deployedModel"),
+    validation = Rule::new("!has(self.deployedModel) || (has(self.managementPolicy) && self.managementPolicy == 'Observe')")
+        .message("deployedModel names a deployment to observe: set managementPolicy: Observe, or remove deployedModel to deploy")
+        .field_path(".deployedModel"),
+    validation = Rule::new("!has(oldSelf.deployedModel) || (has(self.deployedModel) && self.deployedModel == oldSelf.deployedModel)")
+        .message("deployedModel cannot be changed or removed once set")
+        .field_path(".deployedModel"),
     validation = Rule::new("!has(self.plan) || self.plan != 'mu' || has(self.deploySpec)")
         .message("deploySpec is required when plan is mu: set the model unit spec, for example MU1")
         .field_path(".deploySpec"),
@@ -120,9 +135,10 @@ pub struct ModelDeploymentSpec {
     /// Capacity units to deploy, from 1 to 999: a multiple of the model's base capacity
     /// (`status.baseCapacity`), which Model Studio checks. Changing it scales the deployment (not
     /// for plan lora, which Model Studio ignores the capacity of). Billing follows the capacity
-    /// deployed, whether or not the model is called.
+    /// deployed, whether or not the model is called. Required unless managementPolicy is Observe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 999))]
-    pub capacity: i32,
+    pub capacity: Option<i32>,
 
     /// Model unit spec for plan mu, for example `MU1`. Required when plan is mu, refused
     /// otherwise. Immutable.
@@ -186,6 +202,22 @@ pub struct ModelDeploymentSpec {
     /// billed) in Model Studio.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Whether the controller manages the deployment or only mirrors it: `Manage` (the default)
+    /// deploys, scales, updates and deletes it; `Observe` mirrors the deployment `deployedModel`
+    /// names, never deploying, scaling, changing or deleting it (deleting this resource only lets
+    /// go of it), and needs neither capacity nor a model.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// The deployment to observe (its `deployed_model`, the name the model is called by), with
+    /// managementPolicy Observe only. Cannot be changed once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub deployed_model: Option<String>,
 
     /// The ConfigMap for the apps that call the deployed model (its name, the base URL of the
     /// key's workspace and region); written for every ModelDeployment, named after it unless

@@ -46,7 +46,12 @@ pub fn resource(obj: &ModelDeployment) -> DeploymentResource {
                 DeploymentPlan::Lora => Plan::Lora,
                 DeploymentPlan::Cu => Plan::Cu,
             }),
-            capacity: u32::try_from(spec.capacity).unwrap_or(0),
+            // Absent only from an observed deployment (the API server requires it otherwise),
+            // whose capacity is never asked for.
+            capacity: spec
+                .capacity
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(0),
             deploy_spec: spec.deploy_spec.clone(),
             ptu_capacity: spec.ptu_capacity.as_ref().map(|p| PtuCapacity {
                 input_tpm: count(p.input_tpm),
@@ -63,6 +68,8 @@ pub fn resource(obj: &ModelDeployment) -> DeploymentResource {
                 CrdPolicy::Delete => DeletionPolicy::Delete,
                 CrdPolicy::Orphan => DeletionPolicy::Orphan,
             },
+            management: spec.management_policy.core(),
+            deployed_model: spec.deployed_model.clone(),
         },
         status: deployment_status(obj.status.as_ref()),
     }

@@ -97,6 +97,7 @@ pub fn deployment_sample(code: DeploymentCode) -> DeploymentSample {
             display_name: DISPLAY_NAME.into(),
             deployed_models: vec![dm(), format!("{DEPLOYED}-b")],
         }),
+        C::ObservedWithoutDeployedModel => of(R::ObservedWithoutDeployedModel),
         C::ScaleUnsupported => of(R::ScaleUnsupported {
             plan: "lora".into(),
             deployed: 1,

@@ -20,6 +20,7 @@ use modelstudio_core::deployment::step::{
     decide, display_name, next_need, Act, Answer, DeploymentStep, Need, Observation, Seen,
 };
 use modelstudio_core::events::{Action, EventType};
+use modelstudio_core::management::ManagementPolicy;
 use modelstudio_core::requeue::{Requeue, Timing};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,8 @@ fn spec(source: ModelSource) -> DeploymentSpec {
         tpm_limit: None,
         api_key_secret: None,
         deletion_policy: DeletionPolicy::Delete,
+        management: ManagementPolicy::Manage,
+        deployed_model: None,
     }
 }
 
@@ -1886,5 +1889,71 @@ fn a_paused_deployment_makes_no_call_keeps_ready_and_lets_go_uncalled_when_delet
         step.events[0].note.contains("paused"),
         "{}",
         step.events[0].note
+    );
+}
+
+#[test]
+fn an_observed_deployment_is_adopted_by_name_and_mirrored_never_created_scaled_or_deleted() {
+    // Observed: no model to deploy, no import to wait for; the spec names the deployment.
+    let mut r = new_resource(from_model());
+    r.spec.management = ManagementPolicy::Observe;
+    r.spec.deployed_model = Some(DM.into());
+    // Its spec asks for another capacity than the deployment has: nothing is scaled.
+    r.spec.capacity = 8;
+    let (needs, step, _) = pass(&r, &world().deployment(Ok(deployment("RUNNING", 2))));
+    assert_eq!(needs, vec![Need::Credentials, Need::Deployment(DM.into())]);
+    assert_eq!(step.plan, "observe");
+    assert_eq!(step.act, Act::Nothing, "never created, scaled or updated");
+    assert!(!step.protect_secret);
+    assert_eq!(event_reasons(&step), vec!["Adopted", "Running"]);
+    let s = written(&step);
+    assert_eq!(s.deployed_model.as_deref(), Some(DM));
+    assert_eq!(s.capacity, Some(2), "the deployment as it is");
+    assert_eq!(condition(s, READY).status, TRUE);
+    let reconciling = condition(s, RECONCILING);
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        (FALSE, "Observing")
+    );
+    // Next passes read the recorded deployment and announce nothing new.
+    let r = record(&r, &step);
+    let (needs, step, _) = pass(&r, &world().deployment(Ok(deployment("RUNNING", 2))));
+    assert_eq!(needs, vec![Need::Credentials, Need::Deployment(DM.into())]);
+    assert_eq!(step.act, Act::Nothing);
+    assert!(step.events.is_empty(), "{:?}", step.events);
+    // Deleted: let go without a call, and an event says the deployment stays.
+    let (needs, step, _) = pass(&deleting(r), &world());
+    assert!(needs.is_empty(), "{needs:?}");
+    assert_eq!(step.act, Act::RemoveFinalizer);
+    assert_eq!(event_reasons(&step), vec!["Orphaned"]);
+    assert_eq!(step.events[0].type_, EventType::Normal);
+    assert!(
+        step.events[0].note.contains("Observe"),
+        "{}",
+        step.events[0].note
+    );
+}
+
+#[test]
+fn an_observed_deployment_without_a_name_stalls_and_one_gone_is_not_found() {
+    let mut r = new_resource(from_model());
+    r.spec.management = ManagementPolicy::Observe;
+    let (needs, step, _) = pass(&r, &world());
+    assert!(needs.is_empty(), "{needs:?}");
+    assert_eq!(step.act, Act::Nothing);
+    let s = written(&step);
+    assert_eq!(condition(s, STALLED).reason, "ObservedWithoutDeployedModel");
+    r.spec.deployed_model = Some(DM.into());
+    let gone = ApiError::NotFound(RemoteError {
+        code: "NotFound".into(),
+        message: "Deployment not found.".into(),
+        request_id: None,
+        http_status: 404,
+    });
+    let (_, step, _) = pass(&r, &world().deployment(Err(gone)));
+    assert_eq!(step.act, Act::Nothing, "never created in its place");
+    assert_eq!(
+        condition(written(&step), STALLED).reason,
+        "DeploymentNotFound"
     );
 }

@@ -27,6 +27,7 @@ codes! {
         ModelNotFound => Stalled, true, "Model Studio has no model of that name to deploy for this API key; waits for a new spec.";
         DeployedModelConflict => Stalled, true, "A deployment of the same model and suffix already exists; a new spec with another suffix is needed.";
         CreateAmbiguous => Stalled, true, "Several deployments carry this resource's display name; a person deletes the extra ones.";
+        ObservedWithoutDeployedModel => Stalled, true, "managementPolicy Observe mirrors a deployment by spec.deployedModel, which is not set; waits for a new spec.";
         ScaleUnsupported => Stalled, true, "The plan cannot be scaled through the API; waits for spec.capacity to return to the deployed capacity.";
         CapacityRefused => Stalled, true, "Model Studio refused the new capacity; waits for a new spec.";
         LimitsUnsupported => Stalled, true, "The deployment's plan or model cannot change its limits through the API; waits for a new spec.";
@@ -104,6 +105,8 @@ pub enum DeploymentReason {
         display_name: String,
         deployed_models: Vec<String>,
     },
+    /// Observed, with no deployment to observe.
+    ObservedWithoutDeployedModel,
     ScaleUnsupported {
         plan: String,
         deployed: u32,
@@ -157,6 +160,7 @@ impl DeploymentReason {
             R::ModelNotFound { .. } => C::ModelNotFound,
             R::DeployedModelConflict { .. } => C::DeployedModelConflict,
             R::CreateAmbiguous { .. } => C::CreateAmbiguous,
+            R::ObservedWithoutDeployedModel => C::ObservedWithoutDeployedModel,
             R::ScaleUnsupported { .. } => C::ScaleUnsupported,
             R::CapacityRefused { .. } => C::CapacityRefused,
             R::LimitsUnsupported { .. } => C::LimitsUnsupported,
@@ -260,6 +264,10 @@ impl DeploymentReason {
                  ModelDeployment with a spec.suffix that no other deployment uses, and delete this one",
                 error.trim_end_matches('.')
             ),
+            R::ObservedWithoutDeployedModel => "managementPolicy is Observe, which mirrors an \
+                existing deployment and never creates one, and spec.deployedModel is not set: set it \
+                to the deployment's name, or set managementPolicy to Manage to deploy"
+                .into(),
             R::CreateAmbiguous {
                 display_name,
                 deployed_models,

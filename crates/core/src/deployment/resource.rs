@@ -6,6 +6,7 @@ use crate::conditions::Condition;
 use crate::control::Control;
 use crate::credentials::SecretRef;
 use crate::deletion::DeletionPolicy;
+use crate::management::ManagementPolicy;
 
 /// Where the model to deploy comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub struct DeploymentSpec {
     pub tpm_limit: Option<u64>,
     pub api_key_secret: Option<SecretRef>,
     pub deletion_policy: DeletionPolicy,
+    /// Manage the deployment, or only observe the one `deployed_model` names.
+    pub management: ManagementPolicy,
+    /// The deployment to observe (its `deployed_model`).
+    pub deployed_model: Option<String>,
 }
 
 /// A ModelDeployment's lifecycle summary.

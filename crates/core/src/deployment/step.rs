@@ -15,12 +15,14 @@ use super::resource::{
 };
 use crate::api::{ApiError, RemoteFailure};
 use crate::conditions::{
-    conditions_of, merge_conditions, paused_conditions, Meaning, READY, STALLED, TRUE,
+    conditions_of, merge_conditions, observed_conditions, paused_conditions, Meaning, READY,
+    STALLED, TRUE,
 };
 use crate::correlation;
 use crate::credentials::{secret_choice, CredentialProblem, KeySource};
 use crate::deletion::DeletionPolicy;
 use crate::events::{Action, Event, EventType, Happening};
+use crate::management::ManagementPolicy;
 use crate::requeue::{Requeue, Timing};
 use jiff::Timestamp;
 use std::time::Duration;
@@ -158,7 +160,10 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
         Some(Ok(_)) => Some(Need::Listing),
     };
     if r.deleting {
-        if !r.has_finalizer || r.spec.deletion_policy == DeletionPolicy::Orphan {
+        if !r.has_finalizer
+            || r.spec.deletion_policy == DeletionPolicy::Orphan
+            || r.spec.management == ManagementPolicy::Observe
+        {
             return None;
         }
         return match (&status.deployed_model, &status.create_attempted_at) {
@@ -173,6 +178,20 @@ pub fn next_need(obs: &Observation) -> Option<Need> {
     }
     if !r.has_finalizer {
         return None;
+    }
+    // Observed: the deployment recorded, else the one the spec names, is read; nothing else.
+    if r.spec.management == ManagementPolicy::Observe {
+        let dm = status
+            .deployed_model
+            .as_ref()
+            .or(r.spec.deployed_model.as_ref())?;
+        if obs.seen.is_some() {
+            return None;
+        }
+        return credentials().map(|n| match n {
+            Need::Listing => Need::Deployment(dm.clone()),
+            n => n,
+        });
     }
     if let Some(dm) = &status.deployed_model {
         if obs.seen.is_some() {
@@ -239,6 +258,8 @@ pub fn decide(obs: &Observation) -> DeploymentStep {
     } else if r.control.paused {
         s.plan = "paused";
         s.next.conditions = paused_conditions(&r.status.conditions, r.generation, obs.now);
+    } else if r.spec.management == ManagementPolicy::Observe {
+        on_observe(&mut s);
     } else if r.status.deployed_model.is_some() {
         on_mirror(&mut s);
     } else {
@@ -359,6 +380,10 @@ impl<'a> Builder<'a> {
                 ));
             }
             next.observed_generation = r.generation.or(current.observed_generation);
+        }
+        // An observed deployment's conditions say so, where they would say Idle.
+        if r.spec.management == ManagementPolicy::Observe && !r.control.paused {
+            next.conditions = observed_conditions(&next.conditions);
         }
         if let Some(asked) = obs.reconcile_asked().filter(|_| !r.control.paused) {
             next.last_handled_reconcile_at = Some(asked.to_string());
@@ -618,6 +643,49 @@ fn on_mirror(s: &mut Builder<'_>) {
             s.mirror(d);
             let d = d.clone();
             converge(s, &d);
+        }
+        Some(Seen::Deployment(Err(ApiError::NotFound(_)))) => {
+            if let Some(changed) = workspace_changed(s, &dm) {
+                s.reason(changed, Requeue::Resync);
+                return;
+            }
+            s.reason(
+                R::DeploymentNotFound { deployed_model: dm },
+                Requeue::Resync,
+            );
+        }
+        Some(Seen::Deployment(Err(e))) => s.api_error(e),
+        _ => {}
+    }
+}
+
+/// An observed deployment: adopted by the name the spec gives, then mirrored as it is; never
+/// created, scaled or changed.
+fn on_observe(s: &mut Builder<'_>) {
+    s.plan = "observe";
+    let r = s.r();
+    let recorded = r.status.deployed_model.clone();
+    let Some(dm) = recorded.clone().or_else(|| r.spec.deployed_model.clone()) else {
+        s.plan = "stalled";
+        s.reason(R::ObservedWithoutDeployedModel, Requeue::Never);
+        return;
+    };
+    if credentials_problem(s) {
+        return;
+    }
+    match &s.obs.seen {
+        Some(Seen::Deployment(Ok(d))) => {
+            s.mirror(d);
+            if recorded.is_none() {
+                s.event(
+                    EventType::Normal,
+                    Happening::Adopted,
+                    Action::PollDeployment,
+                    format!("Observing deployment {dm} (managementPolicy Observe)"),
+                );
+            }
+            let d = d.clone();
+            state_reason(s, &d);
         }
         Some(Seen::Deployment(Err(ApiError::NotFound(_)))) => {
             if let Some(changed) = workspace_changed(s, &dm) {
@@ -1130,6 +1198,20 @@ fn on_deleting(s: &mut Builder<'_>) {
                     "Left deployment {dm} in Model Studio undeleted: the resource is paused \
                      (modelstudio.io/paused), so its deletion makes no call; it is still billed"
                 ),
+            );
+        }
+        return;
+    }
+    // An observed deployment is let go, never deleted.
+    if r.spec.management == ManagementPolicy::Observe {
+        s.plan = "release";
+        s.act = Act::RemoveFinalizer;
+        if let Some(dm) = dm {
+            s.event(
+                EventType::Normal,
+                Happening::Orphaned,
+                Action::DeleteDeployment,
+                format!("Left deployment {dm} in Model Studio: managementPolicy Observe never deletes it"),
             );
         }
         return;
