@@ -94,26 +94,27 @@ impl Cluster {
         self.start_controller_with(&[]);
     }
 
-    /// Starts the controller binary against the servers, with `extra` flags.
+    /// Starts the controller binary against the servers, with `extra` flags (which replace the
+    /// test's defaults of the same name).
     fn start_controller_with(&mut self, extra: &[&str]) {
+        let url = self.sim.base_url();
+        let defaults = [
+            ("--endpoint", url.as_str()),
+            ("--poll-interval", "1s"),
+            ("--backoff-base", "500ms"),
+            ("--metrics-addr", "127.0.0.1:0"),
+        ];
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "run",
-            "--endpoint",
-            &self.sim.base_url(),
-            "--poll-interval",
-            "1s",
-            "--backoff-base",
-            "500ms",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("KUBECONFIG", self.kubectl.kubeconfig())
-        .env("RUST_LOG", "info")
-        .env_remove("DASHSCOPE_API_KEY")
-        .env_remove("MODELSTUDIO_NAMESPACE")
-        .env_remove("MODELSTUDIO_ENDPOINT");
+        cmd.arg("run");
+        for (flag, value) in defaults.iter().filter(|(f, _)| !extra.contains(f)) {
+            cmd.args([flag, value]);
+        }
+        cmd.args(extra)
+            .env("KUBECONFIG", self.kubectl.kubeconfig())
+            .env("RUST_LOG", "info")
+            .env_remove("DASHSCOPE_API_KEY")
+            .env_remove("MODELSTUDIO_NAMESPACE")
+            .env_remove("MODELSTUDIO_ENDPOINT");
         self.controller =
             Some(Proc::spawn("controller", cmd, &self.dir.0).expect("start the controller"));
     }
@@ -306,6 +307,24 @@ fn import_becomes_ready_shows_its_columns_and_delete_removes_the_job_once() {
 /// The example import applied with its Secret, its job running (for `running`) in a cluster
 /// whose controller runs; the job's ID.
 fn running_example(name: &str, running: Duration) -> (Cluster, String) {
+    let c = applied_example(name, running, &[]);
+    c.kubectl.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.phase}=Running",
+        "--timeout=60s",
+    ]);
+    let job = c
+        .kubectl
+        .jsonpath("mimport/qwen3-lora", "{.status.jobId}")
+        .stdout;
+    assert!(!job.is_empty());
+    (c, job)
+}
+
+/// examples/secret.yaml and examples/modelimport.yaml applied, the controller started with
+/// `flags`; jobs pending 0.5 s, then running for `running`.
+fn applied_example(name: &str, running: Duration, flags: &[&str]) -> Cluster {
     let mut c = Cluster::start(
         name,
         SimulatorConfig {
@@ -314,7 +333,7 @@ fn running_example(name: &str, running: Duration) -> (Cluster, String) {
             ..SimulatorConfig::default()
         },
     );
-    c.start_controller();
+    c.start_controller_with(flags);
     let k = &c.kubectl;
     k.run(&[
         "apply",
@@ -323,15 +342,7 @@ fn running_example(name: &str, running: Duration) -> (Cluster, String) {
         "-f",
         &example("modelimport.yaml"),
     ]);
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora",
-        "--for=jsonpath={.status.phase}=Running",
-        "--timeout=60s",
-    ]);
-    let job = k.jsonpath("mimport/qwen3-lora", "{.status.jobId}").stdout;
-    assert!(!job.is_empty());
-    (c, job)
+    c
 }
 
 #[test]
@@ -1020,4 +1031,123 @@ fn an_observed_job_and_deployment_made_outside_kubernetes_are_mirrored_and_outli
     );
     assert!(note.contains("deployment qwen-turbo"), "{note}");
     assert!(!c.controller_log().contains(EXAMPLE_KEY));
+}
+
+#[test]
+fn with_an_hour_between_polls_a_reconcile_request_shows_a_remote_change_within_seconds() {
+    let c = applied_example(
+        "reconcile-now",
+        Duration::from_secs(600),
+        &["--poll-interval", "1h"],
+    );
+    let k = &c.kubectl;
+    let job = k.poll_jsonpath(
+        "mimport/qwen3-lora",
+        "{.status.jobId}",
+        Duration::from_secs(30),
+        |v| !v.is_empty(),
+    );
+    // The job ends in Model Studio; with an hour between polls, the status does not follow.
+    std::thread::sleep(Duration::from_secs(2));
+    c.sim
+        .simulator
+        .set_outcome(
+            &job,
+            OutcomeRequest {
+                status: Some("SUCCESSED".into()),
+                finish_now: true,
+                ..Default::default()
+            },
+        )
+        .expect("the job ends");
+    std::thread::sleep(Duration::from_secs(3));
+    let before = k.jsonpath("mimport/qwen3-lora", "{.status.phase}").stdout;
+    assert_ne!(before, "Succeeded", "no poll for an hour");
+    let asked = std::time::Instant::now();
+    k.run(&[
+        "annotate",
+        "mimport",
+        "qwen3-lora",
+        "modelstudio.io/reconcile-requested-at=now",
+    ]);
+    k.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "--timeout=10s",
+    ]);
+    let took = asked.elapsed();
+    let handled = k
+        .jsonpath("mimport/qwen3-lora", "{.status.lastHandledReconcileAt}")
+        .stdout;
+    assert_eq!(handled, "now");
+    println!(
+        "reconcile now: the remote change shown {took:?} after the annotation (poll interval 1h)"
+    );
+}
+
+#[test]
+fn a_paused_import_calls_nothing_for_a_minute_while_its_unpaused_twin_is_read() {
+    use modelstudio_simulator::Endpoint;
+    let (c, job) = running_example("paused-twin", Duration::from_secs(600));
+    let k = &c.kubectl;
+    let twin = std::fs::read_to_string(example("modelimport.yaml"))
+        .unwrap()
+        .replace("name: qwen3-lora", "name: twin");
+    let twin = c.write("twin.yaml", &twin);
+    k.run(&["apply", "-f", &twin]);
+    let twin_job = k.poll_jsonpath(
+        "mimport/twin",
+        "{.status.jobId}",
+        Duration::from_secs(30),
+        |v| !v.is_empty(),
+    );
+    k.run(&[
+        "annotate",
+        "mimport",
+        "qwen3-lora",
+        "modelstudio.io/paused=true",
+    ]);
+    k.run(&[
+        "wait",
+        "mimport/qwen3-lora",
+        "--for=jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused",
+        "--timeout=30s",
+    ]);
+    // A pass in flight when the annotation came may still end: the window starts after it.
+    std::thread::sleep(Duration::from_secs(2));
+    let from = c.sim.simulator.requests().len();
+    std::thread::sleep(Duration::from_secs(60));
+    let requests = c.sim.simulator.requests();
+    let window = &requests[from..];
+    let about = |id: &str| {
+        window
+            .iter()
+            .filter(|r| r.job_id.as_deref() == Some(id))
+            .count()
+    };
+    assert_eq!(about(&job), 0, "a call about the paused import's job");
+    // The twin is followed: its workspace's listing (1 s poll) and reads of its job.
+    let listings = window
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::List)
+        .count();
+    assert!(
+        listings + about(&twin_job) >= 30,
+        "the twin is read: {listings} listings, {} reads of its job in a minute",
+        about(&twin_job)
+    );
+    let state = k.jsonpath("mimport/twin", "{.status.phase}").stdout;
+    assert_eq!(state, "Running");
+    // The paused one's deletion completes at once, its job left alone.
+    k.run(&["delete", "mimport", "qwen3-lora", "--timeout=30s"]);
+    let jobs = c.sim.simulator.jobs();
+    assert!(
+        jobs.iter().any(|j| j.job_id == job && !j.deleted),
+        "{jobs:?}"
+    );
+    println!(
+        "paused for 60 s: 0 calls about its job; the twin: {listings} listings and {} reads",
+        about(&twin_job)
+    );
 }
