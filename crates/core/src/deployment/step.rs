@@ -638,11 +638,17 @@ fn on_mirror(s: &mut Builder<'_>) {
     }
     let r = s.r();
     let dm = r.status.deployed_model.clone().unwrap_or_default();
+    on_read(s, dm, converge);
+}
+
+/// The deployment `dm` as read: mirrored, then `then` decides on it; a NotFound (under this
+/// key's workspace) or another failure says so.
+fn on_read(s: &mut Builder<'_>, dm: String, then: impl FnOnce(&mut Builder<'_>, &Deployment)) {
     match &s.obs.seen {
         Some(Seen::Deployment(Ok(d))) => {
             s.mirror(d);
             let d = d.clone();
-            converge(s, &d);
+            then(s, &d);
         }
         Some(Seen::Deployment(Err(ApiError::NotFound(_)))) => {
             if let Some(changed) = workspace_changed(s, &dm) {
@@ -673,33 +679,17 @@ fn on_observe(s: &mut Builder<'_>) {
     if credentials_problem(s) {
         return;
     }
-    match &s.obs.seen {
-        Some(Seen::Deployment(Ok(d))) => {
-            s.mirror(d);
-            if recorded.is_none() {
-                s.event(
-                    EventType::Normal,
-                    Happening::Adopted,
-                    Action::PollDeployment,
-                    format!("Observing deployment {dm} (managementPolicy Observe)"),
-                );
-            }
-            let d = d.clone();
-            state_reason(s, &d);
-        }
-        Some(Seen::Deployment(Err(ApiError::NotFound(_)))) => {
-            if let Some(changed) = workspace_changed(s, &dm) {
-                s.reason(changed, Requeue::Resync);
-                return;
-            }
-            s.reason(
-                R::DeploymentNotFound { deployed_model: dm },
-                Requeue::Resync,
+    on_read(s, dm.clone(), |s, d| {
+        if recorded.is_none() {
+            s.event(
+                EventType::Normal,
+                Happening::Adopted,
+                Action::PollDeployment,
+                format!("Observing deployment {dm} (managementPolicy Observe)"),
             );
         }
-        Some(Seen::Deployment(Err(e))) => s.api_error(e),
-        _ => {}
-    }
+        state_reason(s, d);
+    });
 }
 
 /// A NotFound with another workspace's key than the one the deployment was seen with.
