@@ -762,14 +762,14 @@ fn config_map_env(k: &Kubectl, name: &str) -> serde_json::Map<String, serde_json
     cm["data"].as_object().cloned().unwrap_or_default()
 }
 
-/// examples/chat-app.yaml's program, run here (python3) with the ConfigMap's values as `envFrom`
+/// examples/apps/chat-app.yaml's program, run here (python3) with the ConfigMap's values as `envFrom`
 /// gives them and the key as its `secretKeyRef` does: what the app printed, or its error.
 fn run_chat_app(k: &Kubectl, config_map: &str) -> Result<String, String> {
     let script = k.run(&[
         "create",
         "--dry-run=client",
         "-f",
-        &example("chat-app.yaml"),
+        &example("apps/chat-app.yaml"),
         "-o",
         "jsonpath={.spec.template.spec.containers[0].args[0]}",
     ]);
@@ -848,7 +848,12 @@ fn an_app_calls_the_deployed_model_with_what_its_configmap_says() {
         "the key is in the ConfigMap:\n{all}"
     );
     // The example app is admitted as written, and calls the model with what the ConfigMap says.
-    k.run(&["apply", "--dry-run=server", "-f", &example("chat-app.yaml")]);
+    k.run(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &example("apps/chat-app.yaml"),
+    ]);
     let said = run_chat_app(k, "qwen3-lora").expect("the app calls the deployed model");
     assert!(said.starts_with(&format!("{deployed}: ")), "{said}");
 
