@@ -258,7 +258,8 @@ fn a_resource_relies_on_its_secret_while_it_would_call_delete() {
     adopting.spec.job_id = Some("job-s".into());
     assert!(relies_on(&adopting, "team-key"));
 
-    // Without our finalizer, with Orphan, or with nothing remote: no DELETE, no key needed.
+    // Without our finalizer, with Orphan, or being deleted with nothing remote: no DELETE, no key
+    // needed. Live with nothing remote yet, it may create at any moment, so it still relies on it.
     let mut released = going.clone();
     released.has_finalizer = false;
     assert!(!relies_on(&released, "team-key"));
@@ -267,6 +268,8 @@ fn a_resource_relies_on_its_secret_while_it_would_call_delete() {
     assert!(!relies_on(&orphan, "team-key"));
     let mut nothing = live;
     nothing.status = ImportStatus::default();
+    assert!(relies_on(&nothing, "team-key"));
+    nothing.deleting = true;
     assert!(!relies_on(&nothing, "team-key"));
 
     // By default, the namespace's well-known Secret.
@@ -312,6 +315,17 @@ fn a_secret_stays_in_use_until_its_last_user_is_released() {
     );
     assert_eq!(secret_relied_on(&orphan), None);
     assert_eq!(secret_relied_on(&released), None);
+    // A live import with nothing remote yet may create at any moment: it relies on its Secret
+    // (the keeper's cache may not show the intent recorded right after the protection). Being
+    // deleted with nothing remote, or only observed, it does not.
+    let mut fresh = import("f", Some("team-key"));
+    fresh.status = Default::default();
+    assert_eq!(secret_relied_on(&fresh).as_deref(), Some("team-key"));
+    fresh.deleting = true;
+    assert_eq!(secret_relied_on(&fresh), None);
+    let mut observed = import("v", Some("team-key"));
+    observed.spec.management = modelstudio_core::management::ManagementPolicy::Observe;
+    assert_eq!(secret_relied_on(&observed), None);
 }
 
 #[test]

@@ -128,13 +128,16 @@ pub enum Act {
 /// What one decision asks of the IO side (see [`crate::step::Step`]).
 pub type DeploymentStep = crate::step::Step<DeploymentStatus, Act>;
 
-/// The Secret whose key `r` still needs to delete its deployment, if any.
+/// The Secret whose key `r` still needs to delete its deployment, if any: one is recorded or may
+/// have been made, or, not being deleted, one may be created at any moment (as for imports).
 pub fn secret_relied_on(r: &DeploymentResource) -> Option<String> {
     let status = &r.status;
+    let remote = status.deployed_model.is_some() || status.create_attempted_at.is_some();
     (r.has_finalizer
         && r.spec.deletion_policy == DeletionPolicy::Delete
-        && (status.deployed_model.is_some() || status.create_attempted_at.is_some()))
-    .then(|| secret_choice(r.spec.api_key_secret.as_ref()).secret.name)
+        && r.spec.management == ManagementPolicy::Manage
+        && (remote || !r.deleting))
+        .then(|| secret_choice(r.spec.api_key_secret.as_ref()).secret.name)
 }
 
 /// The display name a resource's create carries: the spec's name (or the resource's) and a token

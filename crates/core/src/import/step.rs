@@ -664,6 +664,7 @@ fn on_answer(obs: &Observation, plan: &PassPlan, step: Step, answer: &Answer) ->
 /// Whether deleting this resource would call DELETE (and so needs a key) rather than let go.
 pub fn deletes_remotely(r: &Resource) -> bool {
     r.spec.deletion_policy == DeletionPolicy::Delete
+        && r.spec.management == ManagementPolicy::Manage
         && (r.status.job_id.is_some()
             || r.spec.job_id.is_some()
             || r.status.create_attempted_at.is_some())
@@ -676,10 +677,16 @@ pub fn credentials_secret(spec: &Spec) -> SecretChoice {
 }
 
 /// The Secret whose key `r` still needs to delete its job, if any: it holds our finalizer and
-/// would call DELETE. What the credentials keeper asks of each import (`deployment::step` answers
-/// the same for each deployment).
+/// would call DELETE, or, not being deleted, may create a job at any moment (its pass protects
+/// the Secret just before it records the intent, which the keeper's caches may not show yet).
+/// What the credentials keeper asks of each import (`deployment::step` answers the same for each
+/// deployment).
 pub fn secret_relied_on(r: &Resource) -> Option<String> {
-    (r.has_finalizer && deletes_remotely(r)).then(|| credentials_secret(&r.spec).secret.name)
+    let may_create = !r.deleting
+        && r.spec.deletion_policy == DeletionPolicy::Delete
+        && r.spec.management == ManagementPolicy::Manage;
+    (r.has_finalizer && (deletes_remotely(r) || may_create))
+        .then(|| credentials_secret(&r.spec).secret.name)
 }
 
 /// Whether `r` still needs the key in Secret `secret` to delete its job.
@@ -766,8 +773,11 @@ mod tests {
         let mut released = a.clone();
         released.has_finalizer = false;
         assert!(!secret_in_use("s", &[released], None));
+        // Nothing remote yet: live, it may create at any moment; being deleted, it never will.
         let mut never_created = a.clone();
         never_created.status = ImportStatus::default();
+        assert!(secret_in_use("s", std::slice::from_ref(&never_created), None));
+        never_created.deleting = true;
         assert!(!secret_in_use("s", &[never_created], None));
         // Deleting, with the finalizer still on: it needs the key to call DELETE.
         let mut deleting = a.clone();
