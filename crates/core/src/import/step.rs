@@ -776,7 +776,11 @@ mod tests {
         // Nothing remote yet: live, it may create at any moment; being deleted, it never will.
         let mut never_created = a.clone();
         never_created.status = ImportStatus::default();
-        assert!(secret_in_use("s", std::slice::from_ref(&never_created), None));
+        assert!(secret_in_use(
+            "s",
+            std::slice::from_ref(&never_created),
+            None
+        ));
         never_created.deleting = true;
         assert!(!secret_in_use("s", &[never_created], None));
         // Deleting, with the finalizer still on: it needs the key to call DELETE.
