@@ -407,22 +407,22 @@ fn delete_of_a_running_import_waits_in_deleting_until_the_job_ends() {
         .any(|j| j.job_id == job && j.deleted));
 }
 
+/// Pauses ModelImport `name` with its annotation and waits until its conditions say so.
+fn pause(k: &Kubectl, name: &str) {
+    k.run(&["annotate", "mimport", name, "modelstudio.io/paused=true"]);
+    k.run(&[
+        "wait",
+        &format!("mimport/{name}"),
+        "--for=jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused",
+        "--timeout=30s",
+    ]);
+}
+
 #[test]
 fn a_paused_import_calls_nothing_and_its_deletion_keeps_the_job() {
     let (c, job) = running_example("paused", Duration::from_secs(600));
     let k = &c.kubectl;
-    k.run(&[
-        "annotate",
-        "mimport",
-        "qwen3-lora",
-        "modelstudio.io/paused=true",
-    ]);
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora",
-        "--for=jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused",
-        "--timeout=30s",
-    ]);
+    pause(k, "qwen3-lora");
     let calls = c.sim.simulator.requests().len();
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
@@ -1107,18 +1107,7 @@ fn a_paused_import_calls_nothing_for_a_minute_while_its_unpaused_twin_is_read() 
         Duration::from_secs(30),
         |v| !v.is_empty(),
     );
-    k.run(&[
-        "annotate",
-        "mimport",
-        "qwen3-lora",
-        "modelstudio.io/paused=true",
-    ]);
-    k.run(&[
-        "wait",
-        "mimport/qwen3-lora",
-        "--for=jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused",
-        "--timeout=30s",
-    ]);
+    pause(k, "qwen3-lora");
     // A pass in flight when the annotation came may still end: the window starts after it.
     std::thread::sleep(Duration::from_secs(2));
     let from = c.sim.simulator.requests().len();

@@ -88,9 +88,6 @@ impl KindPass for observe::Io<'_> {
     /// resource's name by default).
     fn outputs(&self) -> Option<Wanted> {
         let obj = &self.object.current;
-        if obj.metadata.deletion_timestamp.is_some() {
-            return None;
-        }
         let named = obj
             .spec
             .outputs

@@ -114,9 +114,6 @@ impl KindPass for observe::Io<'_> {
     /// The generated model's name, when `spec.outputs.configMapName` asks for it.
     fn outputs(&self) -> Option<Wanted> {
         let obj = &self.object.current;
-        if obj.metadata.deletion_timestamp.is_some() {
-            return None;
-        }
         Some(Wanted {
             config_map: obj.spec.outputs.as_ref()?.config_map_name.clone()?,
             model: obj.status.as_ref().and_then(|s| s.model_name.clone()),

@@ -21,7 +21,7 @@ pub use credentials::fingerprint;
 pub use events::report_unreadable;
 pub(crate) use finalizer::add_finalizer_to;
 pub use object::{Object, ObjectKind};
-pub use outputs::{Wanted, OUTPUTS_MANAGER};
+pub use outputs::Wanted;
 
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use async_trait::async_trait;
@@ -162,8 +162,7 @@ pub trait KindPass: Send {
 
     /// Where the pass is (the object's).
     fn progress(&mut self) -> &mut Progress;
-    /// The outputs ConfigMap to write at the end of the pass, if the resource has one (never
-    /// while it is being deleted: the ConfigMap goes with it).
+    /// The outputs ConfigMap to write at the end of the pass, if the resource has one.
     fn outputs(&self) -> Option<Wanted> {
         None
     }
@@ -231,8 +230,12 @@ async fn one_pass<K: KindPass>(io: &mut K) -> Result<Action, Error> {
         let answer = io.act(&step).await?;
         io.object().publish(&step.events);
         let Some(answer) = answer else {
-            // Export: the apps' ConfigMap follows what the pass recorded.
-            if let Some(wanted) = io.outputs() {
+            // Export: the apps' ConfigMap follows what the pass recorded (never while the
+            // resource is being deleted: the ConfigMap goes with it).
+            let deleting = kube::Resource::meta(&io.object().current)
+                .deletion_timestamp
+                .is_some();
+            if let Some(wanted) = io.outputs().filter(|_| !deleting) {
                 io.object().export(wanted).await?;
             }
             return Ok(io.requeue(step.requeue));

@@ -78,6 +78,13 @@ impl<K: ObjectKind> Object<'_, K> {
         let name = wanted.config_map.as_str();
         let mut existing = self.find_config_map(name);
         let mut export = outputs::decide(data.clone(), self.classify(existing.as_deref()));
+        // A new name (spec.outputs.configMapName changed) always leads to a create or a rewrite:
+        // only then are the ones written under a former name looked for (a scan of the cache,
+        // kept off the passes that change nothing). Before the write, so that a failed delete
+        // is tried again by the next pass, which still finds the new one to write.
+        if matches!(export, Export::Create(_) | Export::Write(_)) {
+            self.delete_former_config_maps(name).await?;
+        }
         if let Export::Create(data) = &export {
             // Absent from the cache: the one of that name, if any, is not one the controller
             // wrote, and is found on the server when the create is refused.
@@ -89,7 +96,6 @@ impl<K: ObjectKind> Object<'_, K> {
         if let (Export::Write(data), Some(existing)) = (&export, &existing) {
             self.rewrite_config_map(existing, data).await?;
         }
-        self.delete_former_config_maps(name).await?;
         self.record_outputs_condition(&export, name).await
     }
 

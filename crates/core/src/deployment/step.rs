@@ -1178,46 +1178,36 @@ fn on_deleting(s: &mut Builder<'_>) {
     }
     s.next.phase = Some(DeploymentPhase::Deleting);
     let dm = r.status.deployed_model.clone();
-    // A paused resource never blocks its deletion: it lets its deployment go, uncalled.
-    if r.control.paused {
+    // Paused (it never blocks its deletion), observed or orphaned: the deployment is let go,
+    // uncalled, and an event says what stays.
+    let let_go = if r.control.paused {
+        Some((
+            EventType::Warning,
+            " undeleted: the resource is paused (modelstudio.io/paused), so its deletion makes \
+             no call; it is still billed",
+        ))
+    } else if r.spec.management == ManagementPolicy::Observe {
+        Some((
+            EventType::Normal,
+            ": managementPolicy Observe never deletes it",
+        ))
+    } else if r.spec.deletion_policy == DeletionPolicy::Orphan {
+        Some((
+            EventType::Normal,
+            " (deletionPolicy Orphan): it is still billed",
+        ))
+    } else {
+        None
+    };
+    if let Some((type_, why)) = let_go {
         s.plan = "release";
         s.act = Act::RemoveFinalizer;
         if let Some(dm) = dm {
             s.event(
-                EventType::Warning,
+                type_,
                 Happening::Orphaned,
                 Action::DeleteDeployment,
-                format!(
-                    "Left deployment {dm} in Model Studio undeleted: the resource is paused \
-                     (modelstudio.io/paused), so its deletion makes no call; it is still billed"
-                ),
-            );
-        }
-        return;
-    }
-    // An observed deployment is let go, never deleted.
-    if r.spec.management == ManagementPolicy::Observe {
-        s.plan = "release";
-        s.act = Act::RemoveFinalizer;
-        if let Some(dm) = dm {
-            s.event(
-                EventType::Normal,
-                Happening::Orphaned,
-                Action::DeleteDeployment,
-                format!("Left deployment {dm} in Model Studio: managementPolicy Observe never deletes it"),
-            );
-        }
-        return;
-    }
-    if r.spec.deletion_policy == DeletionPolicy::Orphan {
-        s.plan = "release";
-        s.act = Act::RemoveFinalizer;
-        if let Some(dm) = dm {
-            s.event(
-                EventType::Normal,
-                Happening::Orphaned,
-                Action::DeleteDeployment,
-                format!("Left deployment {dm} in Model Studio (deletionPolicy Orphan): it is still billed"),
+                format!("Left deployment {dm} in Model Studio{why}"),
             );
         }
         return;
